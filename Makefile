@@ -1,0 +1,18 @@
+# The two commands: `make demo` (the two-zone demo, Envoy included) and `make test` (every
+# test). Both install what they need first.
+ENVOY_BIN ?= $(CURDIR)/.venv/bin/envoy
+export ENVOY_BIN
+
+.PHONY: demo test setup bench
+
+demo: setup
+	cargo run --release --bin meshfleet -- demo
+
+test: setup
+	cargo nextest run --workspace --no-fail-fast --profile ci
+
+setup:
+	@bash tests/setup.sh
+
+bench:
+	cargo bench -p meshfleet --bench fleet

@@ -1,0 +1,138 @@
+//! Builders for small meshes in tests: `service("echo").http(80).endpoint("10.0.0.1", "r/z/s")`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::model::{
+    ClientKey, Endpoint, GlobalService, Locality, LocalityLbSetting, LocalityPolicy, Mesh,
+    OutlierDetection, Protocol, ServicePort,
+};
+
+/// A global service `<name>.default.global` under construction.
+pub struct ServiceBuilder(GlobalService);
+
+pub fn service(name: &str) -> ServiceBuilder {
+    ServiceBuilder(GlobalService {
+        name: name.to_owned(),
+        namespace: "default".to_owned(),
+        host: host(name),
+        aliases: vec![format!("{name}.default.svc.clusterset.local")],
+        ports: Vec::new(),
+        locality: LocalityPolicy::default(),
+        outlier_detection: Some(OutlierDetection::default()),
+    })
+}
+
+/// The `.global` host of [`service`]`(name)`.
+pub fn host(name: &str) -> String {
+    format!("{name}.default.global")
+}
+
+/// The cluster (and load assignment) name of port `port` of [`service`]`(name)`.
+pub fn cluster(name: &str, port: u32) -> String {
+    format!("outbound|{port}||{}", host(name))
+}
+
+impl ServiceBuilder {
+    pub fn http(self, port: u32) -> Self {
+        self.port(port, Protocol::Http)
+    }
+
+    pub fn tcp(self, port: u32) -> Self {
+        self.port(port, Protocol::Tcp)
+    }
+
+    fn port(mut self, port: u32, protocol: Protocol) -> Self {
+        self.0.ports.push(ServicePort {
+            name: format!("p{port}"),
+            port,
+            protocol,
+            endpoints: Vec::new(),
+        });
+        self
+    }
+
+    /// Adds a ready endpoint in `locality` (`region/zone/subzone`) to every port.
+    pub fn endpoint(self, address: &str, locality: &str) -> Self {
+        self.endpoint_with(address, locality, true)
+    }
+
+    /// Adds an endpoint that is not ready (translation leaves it out).
+    pub fn not_ready(self, address: &str, locality: &str) -> Self {
+        self.endpoint_with(address, locality, false)
+    }
+
+    fn endpoint_with(mut self, address: &str, locality: &str, ready: bool) -> Self {
+        for port in &mut self.0.ports {
+            port.endpoints.push(Endpoint {
+                address: address.to_owned(),
+                port: 8080,
+                locality: Locality::parse(locality),
+                network: String::new(),
+                cluster: "c1".to_owned(),
+                weight: 1,
+                ready,
+                gateway: None,
+                labels: BTreeMap::new(),
+            });
+        }
+        self
+    }
+
+    /// An Istio `localityLbSetting` with `failoverPriority` over `labels`.
+    pub fn failover_priority(mut self, labels: &[&str]) -> Self {
+        self.0.locality = LocalityPolicy::Istio(LocalityLbSetting {
+            failover_priority: labels.iter().map(|l| (*l).to_owned()).collect(),
+            ..Default::default()
+        });
+        self
+    }
+
+    pub fn build(self) -> Arc<GlobalService> {
+        Arc::new(self.0)
+    }
+}
+
+pub fn mesh(services: impl IntoIterator<Item = Arc<GlobalService>>) -> Mesh {
+    Mesh {
+        services: services.into_iter().map(|s| (s.host.clone(), s)).collect(),
+    }
+}
+
+/// The mesh with `svc` added or replaced.
+pub fn with(mesh: &Mesh, svc: Arc<GlobalService>) -> Mesh {
+    let mut mesh = mesh.clone();
+    mesh.services.insert(svc.host.clone(), svc);
+    mesh
+}
+
+/// The mesh without `name`'s service.
+pub fn without(mesh: &Mesh, name: &str) -> Mesh {
+    let mut mesh = mesh.clone();
+    mesh.services.remove(&host(name));
+    mesh
+}
+
+/// A client key in `locality` with the default listener port.
+pub fn key(locality: &str) -> ClientKey {
+    ClientKey {
+        locality: Locality::parse(locality),
+        listener_port: 15001,
+        ..Default::default()
+    }
+}
+
+/// Two services in two zones, HTTP port 80 each (and a TCP port on `db`).
+pub fn two_services() -> Mesh {
+    mesh([
+        service("echo")
+            .http(80)
+            .endpoint("10.0.1.1", "us-east/us-east-1a/")
+            .endpoint("10.0.2.1", "us-west/us-west-2a/")
+            .build(),
+        service("db")
+            .tcp(5432)
+            .endpoint("10.0.1.2", "us-east/us-east-1a/")
+            .build(),
+    ])
+}

@@ -1,0 +1,249 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::fixtures::*;
+use super::*;
+use crate::resource::{CLUSTER, ENDPOINT, LISTENER, ROUTE, SNAPSHOT_TYPES};
+use crate::translate::OUTBOUND;
+
+fn names(snapshot: &Snapshot, ty: &str) -> BTreeSet<String> {
+    snapshot.iter(ty).map(|r| r.name.clone()).collect()
+}
+
+fn versions(snapshot: &Snapshot) -> Vec<String> {
+    SNAPSHOT_TYPES
+        .iter()
+        .map(|t| snapshot.version(t).to_owned())
+        .collect()
+}
+
+fn changed<'a>(now: &'a Snapshot, before: &'a Snapshot, ty: &str) -> Vec<(String, bool)> {
+    let mut out: Vec<(String, bool)> = now
+        .changes_since(before, ty)
+        .into_iter()
+        .map(|c| (c.name.to_string(), c.now.is_some()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn type_indexes_follow_snapshot_types() {
+    assert_eq!(type_index(LISTENER), Some(TYPE_LISTENER));
+    assert_eq!(type_index(ROUTE), Some(TYPE_ROUTE));
+    assert_eq!(type_index("istio.io/debug/syncz"), None);
+}
+
+#[test]
+fn first_watch_translates_the_whole_mesh() {
+    let cache = SnapshotCache::new();
+    cache.set_mesh(two_services());
+    let rx = cache.watch(&key("us-east/us-east-1a/"));
+    let snap = rx.borrow().clone();
+    let clusters = BTreeSet::from([cluster("echo", 80), cluster("db", 5432)]);
+    assert_eq!(names(&snap, CLUSTER), clusters);
+    assert_eq!(names(&snap, ENDPOINT), clusters);
+    assert!(names(&snap, LISTENER).contains(OUTBOUND));
+    assert!(names(&snap, ROUTE).contains(OUTBOUND));
+    assert_eq!(snap.generation(), 1);
+    assert!(versions(&snap).iter().all(|v| v.len() == 16));
+}
+
+#[test]
+fn equal_input_gives_equal_versions_on_every_instance() {
+    let (a, b) = (SnapshotCache::new(), SnapshotCache::new());
+    a.set_mesh(two_services());
+    let ra = a.watch(&key("us-east/us-east-1a/"));
+    // b reaches the same mesh another way: empty, one service, then both.
+    let rb = b.watch(&key("us-east/us-east-1a/"));
+    b.set_mesh(mesh([service("db").tcp(5432).build()]));
+    b.set_mesh(two_services());
+    assert_eq!(versions(&ra.borrow()), versions(&rb.borrow()));
+    let other = a.watch(&key("us-west/us-west-2a/"));
+    assert_ne!(
+        ra.borrow().version(ENDPOINT),
+        other.borrow().version(ENDPOINT)
+    );
+    assert_eq!(
+        ra.borrow().version(CLUSTER),
+        other.borrow().version(CLUSTER)
+    );
+}
+
+#[test]
+fn endpoint_change_touches_only_that_load_assignment() {
+    let cache = SnapshotCache::new();
+    let before_mesh = two_services();
+    cache.set_mesh(before_mesh.clone());
+    let mut rx = cache.watch(&key("us-east/us-east-1a/"));
+    let before = rx.borrow_and_update().clone();
+    let echo = service("echo")
+        .http(80)
+        .endpoint("10.0.1.1", "us-east/us-east-1a/")
+        .endpoint("10.0.1.9", "us-east/us-east-1a/")
+        .endpoint("10.0.2.1", "us-west/us-west-2a/")
+        .build();
+    assert!(cache.set_mesh(with(&before_mesh, echo)));
+    assert!(rx.has_changed().unwrap());
+    let after = rx.borrow_and_update().clone();
+    assert_eq!(after.generation(), before.generation() + 1);
+    assert_eq!(
+        changed(&after, &before, ENDPOINT),
+        [(cluster("echo", 80), true)]
+    );
+    for ty in [CLUSTER, LISTENER, ROUTE] {
+        assert_eq!(changed(&after, &before, ty), [], "{ty}");
+        assert_eq!(after.version(ty), before.version(ty));
+    }
+    assert_ne!(after.version(ENDPOINT), before.version(ENDPOINT));
+    let db = cluster("db", 5432);
+    assert!(Arc::ptr_eq(
+        after.get(ENDPOINT, &db).unwrap(),
+        before.get(ENDPOINT, &db).unwrap()
+    ));
+}
+
+#[test]
+fn unchanged_mesh_notifies_nobody() {
+    let cache = SnapshotCache::new();
+    let m = two_services();
+    cache.set_mesh(m.clone());
+    let mut rx = cache.watch(&key("us-east/us-east-1a/"));
+    rx.borrow_and_update();
+    assert!(!cache.set_mesh(m.clone()), "same Arcs");
+    assert!(!cache.set_mesh(two_services()), "equal values in new Arcs");
+    // A different service value that translates to the same resources.
+    let echo = service("echo")
+        .http(80)
+        .endpoint("10.0.1.1", "us-east/us-east-1a/")
+        .endpoint("10.0.2.1", "us-west/us-west-2a/")
+        .not_ready("10.0.3.1", "us-west/us-west-2a/")
+        .build();
+    assert!(cache.set_mesh(with(&m, echo)));
+    assert!(!rx.has_changed().unwrap());
+}
+
+#[test]
+fn removed_service_leaves_every_type_and_the_route() {
+    let cache = SnapshotCache::new();
+    let m = two_services();
+    cache.set_mesh(m.clone());
+    let mut rx = cache.watch(&key("us-east/us-east-1a/"));
+    let before = rx.borrow_and_update().clone();
+    cache.set_mesh(without(&m, "echo"));
+    let after = rx.borrow_and_update().clone();
+    let echo = cluster("echo", 80);
+    assert_eq!(changed(&after, &before, CLUSTER), [(echo.clone(), false)]);
+    assert_eq!(changed(&after, &before, ENDPOINT), [(echo, false)]);
+    assert_eq!(
+        changed(&after, &before, ROUTE).len(),
+        1 + before.len(ROUTE) - after.len(ROUTE)
+    );
+    assert!(changed(&after, &before, ROUTE).contains(&(OUTBOUND.to_owned(), true)));
+    assert_eq!(
+        names(&after, LISTENER),
+        BTreeSet::from([OUTBOUND.to_owned()])
+    );
+    assert_eq!(after.len(CLUSTER), 1);
+}
+
+#[test]
+fn only_keys_whose_snapshot_changed_are_notified() {
+    let cache = SnapshotCache::new();
+    let m = two_services();
+    cache.set_mesh(m.clone());
+    let mut east = cache.watch(&key("us-east/us-east-1a/"));
+    let mut other_port = cache.watch(&ClientKey {
+        listener_port: 18000,
+        ..key("us-east/us-east-1a/")
+    });
+    east.borrow_and_update();
+    other_port.borrow_and_update();
+    assert_eq!(cache.key_count(), 2);
+    let db = service("db")
+        .tcp(5432)
+        .endpoint("10.0.1.3", "us-east/us-east-1a/")
+        .build();
+    cache.set_mesh(with(&m, db));
+    assert!(east.has_changed().unwrap() && other_port.has_changed().unwrap());
+    assert_ne!(
+        east.borrow().version(LISTENER),
+        other_port.borrow().version(LISTENER)
+    );
+}
+
+#[test]
+fn keys_without_streams_are_dropped() {
+    let cache = SnapshotCache::new();
+    cache.set_mesh(two_services());
+    let a = cache.watch(&key("us-east/us-east-1a/"));
+    let a2 = cache.watch(&key("us-east/us-east-1a/"));
+    let b = cache.watch(&key("us-west/us-west-2a/"));
+    assert_eq!(cache.key_count(), 2);
+    drop(a);
+    drop(b);
+    cache.set_mesh(mesh([]));
+    assert_eq!(cache.key_count(), 1, "a2 still watches");
+    drop(a2);
+    let _c = cache.watch(&key("eu/eu-1a/"));
+    assert_eq!(cache.key_count(), 1);
+}
+
+#[test]
+fn subscriptions_select_by_type_rules() {
+    let cache = SnapshotCache::new();
+    cache.set_mesh(two_services());
+    let snap = cache.watch(&key("us-east/us-east-1a/")).borrow().clone();
+    let names_of = |ty: &str, sub: &Subscription| -> Vec<String> {
+        snap.resources(ty, sub)
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
+    };
+    let all = Subscription::wildcard();
+    assert_eq!(names_of(CLUSTER, &all).len(), 2);
+    assert_eq!(names_of(LISTENER, &all), [OUTBOUND]);
+    assert_eq!(names_of(ENDPOINT, &all), Vec::<String>::new());
+    let api = snap
+        .iter(LISTENER)
+        .find(|r| r.name != OUTBOUND)
+        .expect("an API listener")
+        .name
+        .clone();
+    let named = Subscription::from_names(LISTENER, &[api.as_str(), "nope:1"], &snap);
+    assert_eq!(names_of(LISTENER, &named), [api.as_str()]);
+    let both = Subscription::from_names(LISTENER, &["*", api.as_str()], &snap);
+    assert!(both.wildcard && both.matches(LISTENER, OUTBOUND) && both.matches(LISTENER, &api));
+    let eds = Subscription::from_names::<&str>(ENDPOINT, &[], &snap);
+    assert!(!eds.wildcard);
+    let interned = Subscription::from_names(ENDPOINT, &[cluster("db", 5432)], &snap);
+    let stored = snap.get(ENDPOINT, &cluster("db", 5432)).unwrap();
+    assert_eq!(
+        &**interned.names.iter().next().unwrap(),
+        stored.name.as_str()
+    );
+}
+
+#[test]
+fn failover_label_keys_follow_the_mesh() {
+    let cache = SnapshotCache::new();
+    let mut keys = cache.label_keys();
+    assert!(keys.borrow_and_update().is_empty());
+    let rule = service("echo")
+        .http(80)
+        .failover_priority(&["tier", "topology.istio.io/network=net1"]);
+    cache.set_mesh(mesh([rule.build()]));
+    assert!(keys.has_changed().unwrap());
+    let expected = BTreeSet::from(["tier".to_owned(), "topology.istio.io/network".to_owned()]);
+    assert_eq!(**keys.borrow_and_update(), expected);
+    let labels = BTreeMap::from([
+        ("tier".to_owned(), "gold".to_owned()),
+        ("app".to_owned(), "x".to_owned()),
+    ]);
+    assert_eq!(
+        restrict_labels(&labels, &expected),
+        BTreeMap::from([("tier".to_owned(), "gold".to_owned())])
+    );
+    cache.set_mesh(two_services());
+    assert!(keys.borrow_and_update().is_empty());
+}

@@ -1,0 +1,20 @@
+//! xDS for meshfleet: the mesh model in, Envoy resources out.
+//!
+//! ```text
+//!  Mesh (model) ──> SnapshotCache ──(per ClientKey: locality, network, port)──> Snapshot
+//!                     │  translate: clusters, endpoints (locality weights), listener, routes
+//!                     └──> watch ──> AdsServer streams (SotW, Delta): nonces, ACK/NACK, status
+//! ```
+//!
+//! The cache owns data and versions; a stream owns its nonces and subscriptions; they meet at
+//! [`cache::SnapshotCache::watch`]. Nothing here knows about Kubernetes.
+#![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod locality;
+pub mod model;
+pub mod resource;
+pub mod server;
+pub mod translate;
+
+pub use envoy_types::pb;

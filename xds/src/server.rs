@@ -1,0 +1,207 @@
+//! The ADS server: `StreamAggregatedResources` (SotW) and `DeltaAggregatedResources` (Delta).
+//!
+//! ```text
+//!  gRPC stream ──> stream::run (one task) ──select! (biased: requests first)──┐
+//!                    ├─ request  ──> Sotw / Delta::on_request  ─> responses ─┤──> client
+//!                    ├─ snapshot ──> Sotw / Delta::on_snapshot ─> responses ─┘
+//!                    └─ failover label keys changed ──> re-key, then on_snapshot
+//!  SnapshotCache ──watch(key)──> snapshot
+//!  registry (ClientStatus per stream) ──> status(), istio.io/debug/syncz
+//! ```
+//!
+//! As in go-control-plane, the cache owns data and versions and a stream owns nonces and
+//! subscriptions; they meet at [`SnapshotCache::watch`]. Unlike go-control-plane, a NACK is
+//! state: recorded, shown, and never answered by resending the rejected version.
+
+mod delta;
+mod metrics;
+mod node;
+mod sotw;
+mod state;
+mod status;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
+    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::cache::SnapshotCache;
+
+pub use metrics::{Metrics, SHORT_TYPES, short_type};
+pub use node::{
+    DEFAULT_LISTENER_PORT, META_LABELS, META_LISTENER_PORT, META_NETWORK, NodeError, NodeInfo,
+};
+pub use status::{ClientStatus, Nack, StreamKind, TypeStatus, format_rfc3339};
+pub use stream::StreamError;
+
+use delta::Delta;
+use sotw::Sotw;
+use stream::{Connected, Protocol, Registration};
+
+/// Largest gRPC message accepted or sent: a full CDS for 10,000 services is tens of MiB.
+pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
+
+/// Responses a stream may queue before it waits for the client to read.
+const STREAM_BUFFER: usize = 16;
+
+/// Where the server reads the time (NACKs, connections); tests pass a fixed clock.
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// A response stream as tonic takes it.
+pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// The ADS service; cheap to clone (all clones share streams, status and metrics).
+#[derive(Clone)]
+pub struct AdsServer {
+    /// Where streams get their snapshots.
+    cache: SnapshotCache,
+    /// Counters of all streams.
+    metrics: Arc<Metrics>,
+    /// Connected clients by stream id, for [`AdsServer::status`] and syncz.
+    clients: Arc<Mutex<BTreeMap<u64, Arc<Mutex<Connected>>>>>,
+    /// Source of stream ids.
+    next_stream: Arc<AtomicU64>,
+    /// `control_plane.identifier` of every response, naming this instance the way istioctl
+    /// reads it (its ISTIOD column).
+    control_plane_id: Arc<str>,
+    clock: Clock,
+}
+
+impl AdsServer {
+    pub fn new(cache: SnapshotCache) -> Self {
+        Self {
+            cache,
+            metrics: Arc::default(),
+            clients: Arc::default(),
+            next_stream: Arc::default(),
+            control_plane_id: control_plane_id("meshfleet"),
+            clock: Arc::new(SystemTime::now),
+        }
+    }
+
+    /// Names this instance in responses' `control_plane` (e.g. the pod name).
+    pub fn with_instance_id(mut self, id: impl Into<String>) -> Self {
+        self.control_plane_id = control_plane_id(&id.into());
+        self
+    }
+
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The tonic service, with message size limits of [`MAX_MESSAGE_SIZE`].
+    pub fn into_service(self) -> AggregatedDiscoveryServiceServer<AdsServer> {
+        AggregatedDiscoveryServiceServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE)
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Every connected client, in connection order.
+    pub fn status(&self) -> Vec<ClientStatus> {
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .values()
+            .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).status.clone())
+            .collect()
+    }
+
+    /// Serves a SotW stream from any request stream (the gRPC one, or a test's).
+    pub fn serve_sotw<S>(&self, requests: S) -> ReceiverStream<Result<DiscoveryResponse, Status>>
+    where
+        S: Stream<Item = Result<DiscoveryRequest, Status>> + Send + Unpin + 'static,
+    {
+        self.spawn(Sotw::default(), requests)
+    }
+
+    /// Serves a Delta stream from any request stream.
+    pub fn serve_delta<S>(
+        &self,
+        requests: S,
+    ) -> ReceiverStream<Result<DeltaDiscoveryResponse, Status>>
+    where
+        S: Stream<Item = Result<DeltaDiscoveryRequest, Status>> + Send + Unpin + 'static,
+    {
+        self.spawn(Delta::default(), requests)
+    }
+
+    fn spawn<P, S>(&self, proto: P, requests: S) -> ReceiverStream<Result<P::Response, Status>>
+    where
+        P: Protocol,
+        S: Stream<Item = Result<P::Request, Status>> + Send + Unpin + 'static,
+    {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(stream::run(self.clone(), proto, requests, tx));
+        ReceiverStream::new(rx)
+    }
+
+    /// Adds a client to the registry; it leaves when the returned guard drops.
+    fn register(&self, node: Node, info: &NodeInfo, kind: StreamKind) -> Registration {
+        let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let status = ClientStatus {
+            node_id: info.id.clone(),
+            locality: info.locality.clone(),
+            network: info.network.clone(),
+            kind,
+            connected_at: (self.clock)(),
+            types: BTreeMap::new(),
+        };
+        let client = Arc::new(Mutex::new(Connected { node, status }));
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients.insert(id, client.clone());
+        drop(clients);
+        Registration::new(self.clone(), id, client)
+    }
+}
+
+/// Istio's control plane identifier: `{"Component", "ID", "Info": {"version"}}` as JSON.
+fn control_plane_id(instance: &str) -> Arc<str> {
+    let id = serde_json::json!({
+        "Component": "meshfleet",
+        "ID": instance,
+        "Info": { "version": env!("CARGO_PKG_VERSION") },
+    });
+    Arc::from(id.to_string())
+}
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for AdsServer {
+    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
+    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let responses = self.serve_sotw(request.into_inner());
+        Ok(Response::new(Box::pin(responses)))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        let responses = self.serve_delta(request.into_inner());
+        Ok(Response::new(Box::pin(responses)))
+    }
+}

@@ -1,0 +1,209 @@
+//! What a client's `Node` says about it: its locality, network, listener port and labels.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+
+use crate::cache::restrict_labels;
+use crate::model::{ClientKey, Locality};
+
+/// Node metadata keys meshfleet reads.
+pub const META_NETWORK: &str = "NETWORK";
+pub const META_LISTENER_PORT: &str = "MESHFLEET_LISTENER_PORT";
+pub const META_LABELS: &str = "LABELS";
+
+/// `meshfleet_outbound` listens here unless the node says otherwise.
+pub const DEFAULT_LISTENER_PORT: u32 = 15001;
+
+/// Node metadata that cannot be used; the stream is refused with `invalid_argument`.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("node metadata {META_LISTENER_PORT}: {value} is not a port number")]
+    ParseListenerPort { value: String },
+    #[error("node metadata {META_NETWORK}: expected a string")]
+    ParseNetwork,
+    #[error("node metadata {META_LABELS}: expected a struct of strings")]
+    ParseLabels,
+}
+
+/// A client as its first request describes it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeInfo {
+    /// `node.id`; empty if the client sent none.
+    pub id: String,
+    pub locality: Locality,
+    pub network: String,
+    pub listener_port: u32,
+    /// All labels from `LABELS`; the key keeps only those some `failoverPriority` names.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl NodeInfo {
+    pub fn parse(node: &Node) -> Result<Self, NodeError> {
+        let empty = Struct::default();
+        let meta = node.metadata.as_ref().unwrap_or(&empty);
+        let locality = node.locality.as_ref().map_or_else(Locality::default, |l| {
+            Locality::new(&l.region, &l.zone, &l.sub_zone)
+        });
+        Ok(Self {
+            id: node.id.clone(),
+            locality,
+            network: network(meta.fields.get(META_NETWORK))?,
+            listener_port: listener_port(meta.fields.get(META_LISTENER_PORT))?,
+            labels: labels(meta.fields.get(META_LABELS))?,
+        })
+    }
+
+    /// The cache key of this client, given the label keys the mesh currently cares about.
+    pub fn key(&self, label_keys: &BTreeSet<String>) -> ClientKey {
+        ClientKey {
+            locality: self.locality.clone(),
+            network: self.network.clone(),
+            listener_port: self.listener_port,
+            labels: restrict_labels(&self.labels, label_keys),
+        }
+    }
+}
+
+fn network(value: Option<&Value>) -> Result<String, NodeError> {
+    match value.and_then(|v| v.kind.as_ref()) {
+        None | Some(Kind::NullValue(_)) => Ok(String::new()),
+        Some(Kind::StringValue(s)) => Ok(s.clone()),
+        Some(_) => Err(NodeError::ParseNetwork),
+    }
+}
+
+/// `MESHFLEET_LISTENER_PORT`: a string or a number in 1..=65535; absent = 15001.
+fn listener_port(value: Option<&Value>) -> Result<u32, NodeError> {
+    let invalid = |value: String| NodeError::ParseListenerPort { value };
+    let port = match value.and_then(|v| v.kind.as_ref()) {
+        None | Some(Kind::NullValue(_)) => return Ok(DEFAULT_LISTENER_PORT),
+        Some(Kind::StringValue(s)) => s
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| invalid(format!("{s:?}")))?,
+        Some(Kind::NumberValue(n)) if n.fract() == 0.0 && *n >= 0.0 && *n <= 65535.0 => *n as u32,
+        Some(Kind::NumberValue(n)) => return Err(invalid(n.to_string())),
+        Some(other) => return Err(invalid(format!("{other:?}"))),
+    };
+    if port == 0 || port > 65535 {
+        return Err(invalid(port.to_string()));
+    }
+    Ok(port)
+}
+
+fn labels(value: Option<&Value>) -> Result<BTreeMap<String, String>, NodeError> {
+    let fields = match value.and_then(|v| v.kind.as_ref()) {
+        None | Some(Kind::NullValue(_)) => return Ok(BTreeMap::new()),
+        Some(Kind::StructValue(s)) => &s.fields,
+        Some(_) => return Err(NodeError::ParseLabels),
+    };
+    fields
+        .iter()
+        .map(|(k, v)| match &v.kind {
+            Some(Kind::StringValue(s)) => Ok((k.clone(), s.clone())),
+            _ => Err(NodeError::ParseLabels),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::Locality as PbLocality;
+
+    fn value(kind: Kind) -> Value {
+        Value { kind: Some(kind) }
+    }
+
+    fn node(meta: &[(&str, Kind)]) -> Node {
+        Node {
+            id: "sidecar~10.0.0.1~a.ns~ns.svc.cluster.local".into(),
+            locality: Some(PbLocality {
+                region: "us-east".into(),
+                zone: "us-east-1a".into(),
+                sub_zone: "rack1".into(),
+            }),
+            metadata: Some(Struct {
+                fields: meta
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), value(v.clone())))
+                    .collect(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn labels_struct(pairs: &[(&str, &str)]) -> Kind {
+        Kind::StructValue(Struct {
+            fields: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), value(Kind::StringValue(v.to_string()))))
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn reads_locality_network_port_and_labels() {
+        let n = node(&[
+            (META_NETWORK, Kind::StringValue("net-a".into())),
+            (META_LISTENER_PORT, Kind::StringValue("18080".into())),
+            (
+                META_LABELS,
+                labels_struct(&[("app", "a"), ("tier", "gold")]),
+            ),
+        ]);
+        let info = NodeInfo::parse(&n).unwrap();
+        let keys = BTreeSet::from(["tier".to_owned()]);
+        assert_eq!(
+            info.key(&keys),
+            ClientKey {
+                locality: Locality::new("us-east", "us-east-1a", "rack1"),
+                network: "net-a".into(),
+                listener_port: 18080,
+                labels: BTreeMap::from([("tier".to_owned(), "gold".to_owned())]),
+            }
+        );
+        assert_eq!(info.id, n.id);
+    }
+
+    #[test]
+    fn defaults_without_metadata_or_node_id() {
+        let info = NodeInfo::parse(&Node::default()).unwrap();
+        assert_eq!(info.id, "");
+        assert_eq!(info.listener_port, DEFAULT_LISTENER_PORT);
+        assert_eq!(
+            info.key(&BTreeSet::new()),
+            ClientKey {
+                listener_port: 15001,
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn port_may_be_a_number() {
+        let n = node(&[(META_LISTENER_PORT, Kind::NumberValue(15002.0))]);
+        assert_eq!(NodeInfo::parse(&n).unwrap().listener_port, 15002);
+    }
+
+    #[test]
+    fn bad_metadata_names_the_field() {
+        for bad in [
+            Kind::StringValue("http".into()),
+            Kind::StringValue("0".into()),
+            Kind::NumberValue(70000.0),
+            Kind::NumberValue(1.5),
+            Kind::BoolValue(true),
+        ] {
+            let err = NodeInfo::parse(&node(&[(META_LISTENER_PORT, bad)])).unwrap_err();
+            assert!(err.to_string().contains(META_LISTENER_PORT), "{err}");
+        }
+        let err = NodeInfo::parse(&node(&[(META_NETWORK, Kind::NumberValue(1.0))])).unwrap_err();
+        assert!(err.to_string().contains(META_NETWORK));
+        let err =
+            NodeInfo::parse(&node(&[(META_LABELS, Kind::StringValue("a=b".into()))])).unwrap_err();
+        assert!(err.to_string().contains(META_LABELS));
+    }
+}

@@ -1,0 +1,253 @@
+//! One ADS stream: a task that reads requests, watches its key's snapshot, and sends what a
+//! [`Protocol`] (SotW or Delta) decides. Deciding is synchronous; only this loop does I/O.
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
+use envoy_types::pb::google::protobuf::Any;
+use futures::{Stream, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tonic::Status;
+
+use crate::cache::{Snapshot, SnapshotCache};
+use crate::model::ClientKey;
+use crate::server::node::{NodeError, NodeInfo};
+use crate::server::status::{
+    ClientStatus, StreamKind, TypeStatus, client_config, client_config_any,
+};
+use crate::server::{AdsServer, metrics::short_type};
+
+/// How SotW and Delta differ: their messages, and how they answer requests and new snapshots.
+pub trait Protocol: Send + 'static {
+    type Request: Send + 'static;
+    type Response: Send + 'static;
+    const KIND: StreamKind;
+
+    fn node(req: &Self::Request) -> Option<&Node>;
+    /// Responses to one request (none for an ACK, a NACK or a stale request).
+    fn on_request(&mut self, ctx: &mut StreamCtx, req: Self::Request) -> Vec<Self::Response>;
+    /// Responses after `ctx.current` changed, in [`crate::resource::SNAPSHOT_TYPES`] order.
+    fn on_snapshot(&mut self, ctx: &mut StreamCtx) -> Vec<Self::Response>;
+}
+
+/// Why a stream ended with an error; mapped to a gRPC status in [`StreamError::into_status`].
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("parse node")]
+    ParseNode(#[from] NodeError),
+    #[error("watch snapshot")]
+    WatchSnapshot(#[source] tokio::task::JoinError),
+    #[error("snapshot cache closed")]
+    CacheClosed,
+}
+
+impl StreamError {
+    /// The one place stream errors become gRPC statuses.
+    pub fn into_status(self) -> Status {
+        match self {
+            Self::ParseNode(e) => Status::invalid_argument(e.to_string()),
+            Self::WatchSnapshot(_) | Self::CacheClosed => Status::internal(self.to_string()),
+        }
+    }
+}
+
+/// What a protocol handler may read and use besides its own per-type state.
+pub struct StreamCtx {
+    pub server: AdsServer,
+    /// The client as its first request described it.
+    pub node: NodeInfo,
+    /// The cache key the stream watches.
+    pub key: ClientKey,
+    /// The key's latest snapshot.
+    pub current: Arc<Snapshot>,
+    /// This client's entry in the server's registry.
+    client: Arc<Mutex<Connected>>,
+    /// Last nonce sent on the stream: nonces strictly increase per stream.
+    nonce: u64,
+}
+
+/// A connected client in the server's registry.
+#[derive(Debug)]
+pub struct Connected {
+    /// The node of the client's first request: syncz echoes its id and metadata.
+    pub node: Node,
+    pub status: ClientStatus,
+}
+
+impl StreamCtx {
+    pub fn next_nonce(&mut self) -> String {
+        self.nonce += 1;
+        self.nonce.to_string()
+    }
+
+    pub fn now(&self) -> SystemTime {
+        (self.server.clock)()
+    }
+
+    /// Publishes the status of `ty` to the registry.
+    pub fn publish(&self, ty: &str, status: &TypeStatus) {
+        if let Some(short) = short_type(ty) {
+            let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
+            client.status.types.insert(short, status.clone());
+        }
+    }
+
+    /// Names this control plane instance in every response.
+    pub fn control_plane(&self) -> ControlPlane {
+        ControlPlane {
+            identifier: self.server.control_plane_id.to_string(),
+        }
+    }
+
+    /// One `ClientConfig` per connected client that subscribed to some snapshot type, keyed
+    /// by node id (clients that only ask for debug types, like istioctl, are left out).
+    pub fn syncz(&self) -> Vec<(String, Any)> {
+        self.server.metrics.syncz();
+        let clients = self
+            .server
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        clients
+            .values()
+            .filter_map(|c| {
+                let c = c.lock().unwrap_or_else(|e| e.into_inner());
+                let config = client_config(&c.node, &c.status);
+                (!c.status.types.is_empty())
+                    .then(|| (c.node.id.clone(), client_config_any(&config)))
+            })
+            .collect()
+    }
+}
+
+/// Runs one stream to its end. Errors are sent to the client as a gRPC status.
+pub async fn run<P, S>(
+    server: AdsServer,
+    proto: P,
+    input: S,
+    out: mpsc::Sender<Result<P::Response, Status>>,
+) where
+    P: Protocol,
+    S: Stream<Item = Result<P::Request, Status>> + Send + Unpin + 'static,
+{
+    if let Err(err) = serve(server, proto, input, &out).await {
+        tracing::info!(error = %err, "ads stream failed");
+        let _ = out.send(Err(err.into_status())).await;
+    }
+}
+
+async fn serve<P, S>(
+    server: AdsServer,
+    mut proto: P,
+    mut input: S,
+    out: &mpsc::Sender<Result<P::Response, Status>>,
+) -> Result<(), StreamError>
+where
+    P: Protocol,
+    S: Stream<Item = Result<P::Request, Status>> + Send + Unpin + 'static,
+{
+    let Some(Ok(first)) = input.next().await else {
+        return Ok(());
+    };
+    let node = P::node(&first).cloned().unwrap_or_default();
+    let info = NodeInfo::parse(&node)?;
+    let mut label_keys = server.cache.label_keys();
+    let key = info.key(&label_keys.borrow_and_update());
+    let mut snapshots = watch_blocking(&server.cache, key.clone()).await?;
+    let registration = server.register(node, &info, P::KIND);
+    let mut ctx = StreamCtx {
+        server,
+        node: info,
+        key,
+        current: snapshots.borrow_and_update().clone(),
+        client: registration.client.clone(),
+        nonce: 0,
+    };
+    tracing::info!(node = %ctx.node.id, kind = ?P::KIND, "ads stream opened");
+    let mut responses = proto.on_request(&mut ctx, first);
+    loop {
+        for r in responses.drain(..) {
+            if out.send(Ok(r)).await.is_err() {
+                return Ok(());
+            }
+        }
+        // Requests first: an ACK or a subscription change must be applied before the next
+        // push is computed, and a fast-changing mesh must not starve the client's requests.
+        responses = tokio::select! {
+            biased;
+            req = input.next() => match req {
+                Some(Ok(req)) => proto.on_request(&mut ctx, req),
+                Some(Err(status)) => {
+                    tracing::debug!(node = %ctx.node.id, %status, "ads stream ended by client");
+                    return Ok(());
+                }
+                None => return Ok(()),
+            },
+            res = snapshots.changed() => {
+                res.map_err(|_| StreamError::CacheClosed)?;
+                ctx.current = snapshots.borrow_and_update().clone();
+                proto.on_snapshot(&mut ctx)
+            }
+            res = label_keys.changed() => {
+                res.map_err(|_| StreamError::CacheClosed)?;
+                let key = ctx.node.key(&label_keys.borrow_and_update());
+                rekey(&mut ctx, &mut proto, &mut snapshots, key).await?
+            }
+        };
+    }
+}
+
+/// Moves the stream to `key` (the mesh's failover label keys changed) and pushes what differs.
+async fn rekey<P: Protocol>(
+    ctx: &mut StreamCtx,
+    proto: &mut P,
+    snapshots: &mut watch::Receiver<Arc<Snapshot>>,
+    key: ClientKey,
+) -> Result<Vec<P::Response>, StreamError> {
+    if key == ctx.key {
+        return Ok(Vec::new());
+    }
+    *snapshots = watch_blocking(&ctx.server.cache, key.clone()).await?;
+    ctx.key = key;
+    ctx.current = snapshots.borrow_and_update().clone();
+    Ok(proto.on_snapshot(ctx))
+}
+
+/// Watches `key`; the first watcher of a key translates the whole mesh, so off the runtime.
+async fn watch_blocking(
+    cache: &SnapshotCache,
+    key: ClientKey,
+) -> Result<watch::Receiver<Arc<Snapshot>>, StreamError> {
+    let cache = cache.clone();
+    tokio::task::spawn_blocking(move || cache.watch(&key))
+        .await
+        .map_err(StreamError::WatchSnapshot)
+}
+
+/// Removes the client from the registry when its stream ends, however it ends.
+pub struct Registration {
+    server: AdsServer,
+    id: u64,
+    pub client: Arc<Mutex<Connected>>,
+}
+
+impl Registration {
+    pub fn new(server: AdsServer, id: u64, client: Arc<Mutex<Connected>>) -> Self {
+        server.metrics.stream_opened();
+        Self { server, id, client }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut clients = self
+            .server
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        clients.remove(&self.id);
+        self.server.metrics.stream_closed();
+        tracing::info!(stream = self.id, "ads stream closed");
+    }
+}

@@ -1,0 +1,253 @@
+use super::*;
+use crate::translate::OUTBOUND;
+
+/// Connects a SotW client in us-east and walks it through CDS, EDS, LDS, RDS with ACKs.
+/// Returns the client and the last response per type.
+async fn synced(server: &AdsServer) -> (SotwClient, BTreeMap<&'static str, DiscoveryResponse>) {
+    let mut c = SotwClient::connect(server, east("envoy-1"));
+    let mut last = BTreeMap::new();
+    c.request(CLUSTER, &[]);
+    let (cds, clusters) = c.recv_type(CLUSTER).await;
+    c.ack(&cds, &[]);
+    let names: Vec<&str> = clusters.iter().map(String::as_str).collect();
+    c.request(ENDPOINT, &names);
+    let (eds, _) = c.recv_type(ENDPOINT).await;
+    c.ack(&eds, &names);
+    c.request(LISTENER, &[]);
+    let (lds, _) = c.recv_type(LISTENER).await;
+    c.ack(&lds, &[]);
+    c.request(ROUTE, &[OUTBOUND]);
+    let (rds, _) = c.recv_type(ROUTE).await;
+    c.ack(&rds, &[OUTBOUND]);
+    last.extend([
+        (CLUSTER, cds),
+        (ENDPOINT, eds),
+        (LISTENER, lds),
+        (ROUTE, rds),
+    ]);
+    (c, last)
+}
+
+fn echo_with(extra: &str) -> Arc<crate::model::GlobalService> {
+    service("echo")
+        .http(80)
+        .endpoint("10.0.1.1", "us-east/us-east-1a/")
+        .endpoint(extra, "us-east/us-east-1a/")
+        .endpoint("10.0.2.1", "us-west/us-west-2a/")
+        .build()
+}
+
+#[tokio::test]
+async fn new_client_gets_cds_then_eds_then_lds_then_rds() {
+    let (_cache, server) = server(two_services());
+    let mut c = SotwClient::connect(&server, east("envoy-1"));
+    c.request(CLUSTER, &[]);
+    let (cds, mut clusters) = c.recv_type(CLUSTER).await;
+    clusters.sort();
+    assert_eq!(clusters, [cluster("db", 5432), cluster("echo", 80)]);
+    c.ack(&cds, &[]);
+    let names: Vec<&str> = clusters.iter().map(String::as_str).collect();
+    c.request(ENDPOINT, &names);
+    let (_, endpoints) = c.recv_type(ENDPOINT).await;
+    assert_eq!(endpoints, clusters, "named EDS, sorted by name");
+    c.request(LISTENER, &[]);
+    let (_, listeners) = c.recv_type(LISTENER).await;
+    assert_eq!(
+        listeners,
+        [OUTBOUND],
+        "wildcard LDS is the outbound listener only"
+    );
+    c.request(ROUTE, &[OUTBOUND]);
+    let (_, routes) = c.recv_type(ROUTE).await;
+    assert_eq!(routes, [OUTBOUND]);
+    c.expect_silence().await;
+}
+
+#[tokio::test]
+async fn ack_advances_the_acked_version() {
+    let (_cache, server) = server(two_services());
+    let (mut c, last) = synced(&server).await;
+    c.expect_silence().await;
+    let status = server.status();
+    assert_eq!(status.len(), 1);
+    let s = &status[0];
+    assert_eq!((s.node_id.as_str(), s.kind), ("envoy-1", StreamKind::Sotw));
+    for (ty, resp) in &last {
+        let t = &s.types[short_type(ty).unwrap()];
+        assert_eq!(t.version_sent, resp.version_info);
+        assert_eq!(t.version_acked, resp.version_info);
+        assert_eq!(
+            (t.nonce_sent.as_str(), t.nonce_acked.as_str()),
+            (resp.nonce.as_str(), resp.nonce.as_str())
+        );
+        assert_eq!(t.last_nack, None);
+    }
+}
+
+#[tokio::test]
+async fn endpoint_change_pushes_one_load_assignment() {
+    let (cache, server) = server(two_services());
+    let (mut c, _) = synced(&server).await;
+    cache.set_mesh(with(&two_services(), echo_with("10.0.1.7")));
+    let (eds, names) = c.recv_type(ENDPOINT).await;
+    assert_eq!(names, [cluster("echo", 80)]);
+    let eds_names = [cluster("db", 5432), cluster("echo", 80)];
+    c.ack(
+        &eds,
+        &eds_names.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    c.expect_silence().await;
+    assert_eq!(server.metrics().pushes(ENDPOINT), 2);
+}
+
+#[tokio::test]
+async fn snapshot_changes_push_cds_before_eds_and_lds_before_rds() {
+    let (cache, server) = server(two_services());
+    let mut c = SotwClient::connect(&server, east("envoy-1"));
+    c.request(CLUSTER, &[]);
+    let (cds, _) = c.recv_type(CLUSTER).await;
+    c.ack(&cds, &[]);
+    // The client already watches endpoints of a cluster that does not exist yet.
+    let new = cluster("new", 80);
+    c.request(ENDPOINT, &[&new]);
+    let (eds, names) = c.recv_type(ENDPOINT).await;
+    assert!(names.is_empty());
+    c.ack(&eds, &[&new]);
+    c.request(LISTENER, &[]);
+    let (lds, _) = c.recv_type(LISTENER).await;
+    c.ack(&lds, &[]);
+    c.request(ROUTE, &[OUTBOUND]);
+    let (rds, _) = c.recv_type(ROUTE).await;
+    c.ack(&rds, &[OUTBOUND]);
+    let added = service("new")
+        .http(80)
+        .endpoint("10.0.9.1", "us-east/us-east-1a/")
+        .build();
+    cache.set_mesh(with(&two_services(), added));
+    let (_, clusters) = c.recv_type(CLUSTER).await;
+    assert!(clusters.contains(&new));
+    let (_, endpoints) = c.recv_type(ENDPOINT).await;
+    assert_eq!(endpoints, [new]);
+    c.recv_type(ROUTE).await;
+    c.expect_silence().await;
+}
+
+#[tokio::test]
+async fn nack_is_recorded_and_the_rejected_version_is_not_resent() {
+    let (cache, server) = server(two_services());
+    let mut c = SotwClient::connect(&server, east("envoy-1"));
+    c.request(CLUSTER, &[]);
+    let (cds, _) = c.recv_type(CLUSTER).await;
+    c.nack(&cds, &[], "", "cluster rejected: bad config");
+    c.expect_silence().await;
+    assert_eq!(server.metrics().nacks(), 1);
+    let t = server.status()[0].types["cds"].clone();
+    let nack = t.last_nack.expect("nack recorded");
+    assert_eq!(
+        (nack.version, nack.nonce),
+        (cds.version_info.clone(), cds.nonce.clone())
+    );
+    assert_eq!(nack.message, "cluster rejected: bad config");
+    assert_eq!(t.version_acked, "");
+    // An endpoint change does not touch clusters: still nothing.
+    cache.set_mesh(with(&two_services(), echo_with("10.0.1.7")));
+    c.expect_silence().await;
+    // A cluster change is new content: sent.
+    let added = service("new").http(80).build();
+    cache.set_mesh(with(&two_services(), added));
+    let (next, clusters) = c.recv_type(CLUSTER).await;
+    assert_ne!(next.version_info, cds.version_info);
+    assert_eq!(clusters.len(), 3);
+    c.ack(&next, &[]);
+    c.expect_silence().await;
+    let t = server.status()[0].types["cds"].clone();
+    assert_eq!(t.version_acked, next.version_info);
+    assert!(t.last_nack.is_some(), "the last NACK stays visible");
+}
+
+#[tokio::test]
+async fn stale_nonce_is_ignored() {
+    let (cache, server) = server(two_services());
+    let (mut c, last) = synced(&server).await;
+    let old_eds = &last[ENDPOINT];
+    cache.set_mesh(with(&two_services(), echo_with("10.0.1.7")));
+    let (eds, _) = c.recv_type(ENDPOINT).await;
+    // A request answering the older response, even one that changes the subscription.
+    c.ack(old_eds, &[&cluster("db", 5432)]);
+    c.expect_silence().await;
+    assert_eq!(server.metrics().stale_nonces(), 1);
+    let t = server.status()[0].types["eds"].clone();
+    assert_eq!(t.nonce_sent, eds.nonce);
+    assert_eq!(t.version_acked, old_eds.version_info);
+}
+
+#[tokio::test]
+async fn unsubscribed_resources_are_not_pushed() {
+    let (cache, server) = server(two_services());
+    let (mut c, last) = synced(&server).await;
+    let db = cluster("db", 5432);
+    c.ack(&last[ENDPOINT], &[&db]);
+    c.expect_silence().await;
+    cache.set_mesh(with(&two_services(), echo_with("10.0.1.7")));
+    c.expect_silence().await;
+    // A change of a subscribed one still goes out, alone.
+    let db_svc = service("db")
+        .tcp(5432)
+        .endpoint("10.0.1.3", "us-east/us-east-1a/")
+        .build();
+    let m = with(&with(&two_services(), echo_with("10.0.1.7")), db_svc);
+    cache.set_mesh(m);
+    let (_, names) = c.recv_type(ENDPOINT).await;
+    assert_eq!(names, [db]);
+    c.expect_silence().await;
+}
+
+#[tokio::test]
+async fn resubscribing_sends_only_the_new_name() {
+    let (_cache, server) = server(two_services());
+    let (mut c, last) = synced(&server).await;
+    let (db, echo) = (cluster("db", 5432), cluster("echo", 80));
+    c.ack(&last[ENDPOINT], &[&db]);
+    c.expect_silence().await;
+    c.ack(&last[ENDPOINT], &[&db, &echo]);
+    let (eds, names) = c.recv_type(ENDPOINT).await;
+    assert_eq!(names, [echo.as_str()]);
+    c.ack(&eds, &[&db, &echo]);
+    c.expect_silence().await;
+}
+
+#[tokio::test]
+async fn reconnecting_client_gets_the_current_state() {
+    let (cache, server) = server(two_services());
+    let (c, last) = synced(&server).await;
+    let held_before = c.held.clone();
+    drop(c);
+    let m = with(&two_services(), echo_with("10.0.1.7"));
+    cache.set_mesh(m);
+    let mut c = SotwClient::connect(&server, east("envoy-1"));
+    // Envoy reconnects with the versions it has and an empty nonce.
+    c.send(DiscoveryRequest {
+        version_info: last[CLUSTER].version_info.clone(),
+        type_url: CLUSTER.to_owned(),
+        ..Default::default()
+    });
+    let (cds, clusters) = c.recv_type(CLUSTER).await;
+    assert_eq!(
+        cds.version_info, last[CLUSTER].version_info,
+        "clusters did not change"
+    );
+    c.ack(&cds, &[]);
+    let names: Vec<&str> = clusters.iter().map(String::as_str).collect();
+    c.send(DiscoveryRequest {
+        version_info: last[ENDPOINT].version_info.clone(),
+        type_url: ENDPOINT.to_owned(),
+        resource_names: names.iter().map(|n| (*n).to_owned()).collect(),
+        ..Default::default()
+    });
+    let (_, endpoints) = c.recv_type(ENDPOINT).await;
+    assert_eq!(endpoints.len(), 2, "all subscribed load assignments");
+    let echo = cluster("echo", 80);
+    assert_ne!(c.held[ENDPOINT][&echo], held_before[ENDPOINT][&echo]);
+    let db = cluster("db", 5432);
+    assert_eq!(c.held[ENDPOINT][&db], held_before[ENDPOINT][&db]);
+}

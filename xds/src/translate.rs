@@ -1,0 +1,205 @@
+//! Translation: one global service, seen from one client, into Envoy resources.
+//!
+//! ```text
+//!  GlobalService ──┬─> per port: Cluster (CDS) ─────────── outbound|<port>||<host>
+//!  + ClientKey     ├─> per port: ClusterLoadAssignment ─── grouped by locality, cross-network
+//!                  │             (EDS)                      endpoints merged at their gateway,
+//!                  │                                        weights from `locality::assign`
+//!                  ├─> per HTTP port: VirtualHost ────────> outbound_route: RDS meshfleet_outbound
+//!                  └─> per HTTP port and name: api Listener + RouteConfiguration (proxyless gRPC)
+//!  ClientKey ────────> outbound_listener: LDS meshfleet_outbound (HTTP on 0.0.0.0:<port>)
+//! ```
+//!
+//! Translation is pure and deterministic: equal inputs give byte-identical resources, so every
+//! instance computes the same versions. It iterates the model's vectors in order and sorted
+//! maps only; protobuf maps hold at most one entry.
+
+mod cluster;
+mod endpoints;
+mod listener;
+mod route;
+
+use std::collections::{BTreeMap, HashSet};
+
+use envoy_types::pb::envoy::config::core::v3::{
+    AggregatedConfigSource, ApiVersion, ConfigSource, config_source,
+};
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+use envoy_types::pb::google::protobuf::Any;
+use prost::{Message, Name};
+
+use crate::model::{ClientKey, GlobalService, Protocol, ServicePort};
+use crate::resource::{self, Resource};
+
+/// Name of every client's HTTP listener and of the route configuration it uses.
+pub const OUTBOUND: &str = "meshfleet_outbound";
+
+/// Everything one global service contributes to one client's snapshot.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServiceResources {
+    /// CDS: one per port, named `outbound|<port>||<host>`.
+    pub clusters: Vec<Resource>,
+    /// EDS: one `ClusterLoadAssignment` per port (named like its cluster), computed for the
+    /// client's locality and network.
+    pub load_assignments: Vec<Resource>,
+    /// To be merged into the route configuration [`OUTBOUND`] (see [`outbound_route`]).
+    pub virtual_hosts: Vec<VirtualHost>,
+    /// LDS for proxyless gRPC: `<host>:<port>` and `<alias>:<port>` per HTTP port.
+    pub api_listeners: Vec<Resource>,
+    /// RDS for those API listeners, named like them.
+    pub api_routes: Vec<Resource>,
+}
+
+/// Translates `svc` for the clients that share `key`.
+///
+/// Ports are taken in port order (a repeated port number counts once). TCP ports get a cluster
+/// and endpoints only; HTTP, HTTP/2 and gRPC ports also get a virtual host and API listeners.
+pub fn translate_service(svc: &GlobalService, key: &ClientKey) -> ServiceResources {
+    let ports: BTreeMap<u32, &ServicePort> = svc.ports.iter().rev().map(|p| (p.port, p)).collect();
+    let default_port = default_http_port(ports.values().copied());
+    let mut out = ServiceResources::default();
+    for port in ports.values() {
+        let cluster = svc.cluster_name(port.port);
+        out.add_cluster(svc, port, &cluster, key);
+        if port.protocol != Protocol::Tcp {
+            out.add_http_routing(svc, port.port, Some(port.port) == default_port, &cluster);
+        }
+    }
+    out
+}
+
+impl ServiceResources {
+    /// CDS and EDS for one port.
+    fn add_cluster(
+        &mut self,
+        svc: &GlobalService,
+        port: &ServicePort,
+        name: &str,
+        key: &ClientKey,
+    ) {
+        let load_assignment = ClusterLoadAssignment {
+            cluster_name: name.to_owned(),
+            endpoints: endpoints::assign(svc, &port.endpoints, key),
+            ..Default::default()
+        };
+        let cluster = cluster::build(svc, port, name);
+        self.clusters
+            .push(Resource::new(name, resource::CLUSTER, &cluster));
+        self.load_assignments
+            .push(Resource::new(name, resource::ENDPOINT, &load_assignment));
+    }
+
+    /// The virtual host and the API listeners (with their routes) of one HTTP port.
+    fn add_http_routing(
+        &mut self,
+        svc: &GlobalService,
+        port: u32,
+        with_bare_names: bool,
+        cluster: &str,
+    ) {
+        let names = service_names(svc);
+        self.virtual_hosts.push(route::service_virtual_host(
+            &names,
+            port,
+            with_bare_names,
+            cluster,
+        ));
+        for name in names {
+            let (listener, routes) = listener::api_listener(name, port, cluster);
+            self.api_listeners.push(listener);
+            self.api_routes.push(routes);
+        }
+    }
+}
+
+/// LDS [`OUTBOUND`]: an HTTP listener on `0.0.0.0:<key.listener_port>` whose connection manager
+/// takes RDS [`OUTBOUND`] over ADS and ends with the router filter.
+pub fn outbound_listener(key: &ClientKey) -> Resource {
+    Resource::new(
+        OUTBOUND,
+        resource::LISTENER,
+        &listener::outbound(key.listener_port),
+    )
+}
+
+/// RDS [`OUTBOUND`] from all services' virtual hosts, sorted by name.
+///
+/// Envoy rejects a whole route configuration in which two virtual hosts share a domain, so a
+/// domain already claimed by a virtual host earlier in name order is dropped from later ones,
+/// and a virtual host left without domains is dropped: one bad service cannot take routing
+/// down for the rest.
+pub fn outbound_route<'a>(vhosts: impl IntoIterator<Item = &'a VirtualHost>) -> Resource {
+    let mut sorted: Vec<&VirtualHost> = vhosts.into_iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut claimed: HashSet<&str> = HashSet::new();
+    let mut virtual_hosts = Vec::with_capacity(sorted.len());
+    for vhost in sorted {
+        let domains: Vec<String> = vhost
+            .domains
+            .iter()
+            .filter(|d| claimed.insert(d.as_str()))
+            .cloned()
+            .collect();
+        if !domains.is_empty() {
+            virtual_hosts.push(VirtualHost {
+                domains,
+                ..vhost.clone()
+            });
+        }
+    }
+    let config = RouteConfiguration {
+        name: OUTBOUND.to_owned(),
+        virtual_hosts,
+        ..Default::default()
+    };
+    Resource::new(OUTBOUND, resource::ROUTE, &config)
+}
+
+/// The one HTTP port that also answers to the port-less names: 80 if the service has it, else
+/// the lowest. `None` when no port speaks HTTP.
+fn default_http_port<'a>(ports: impl Iterator<Item = &'a ServicePort>) -> Option<u32> {
+    const HTTP_DEFAULT: u32 = 80;
+    let http: Vec<u32> = ports
+        .filter(|p| p.protocol != Protocol::Tcp)
+        .map(|p| p.port)
+        .collect();
+    if http.contains(&HTTP_DEFAULT) {
+        Some(HTTP_DEFAULT)
+    } else {
+        http.into_iter().min()
+    }
+}
+
+/// The service's host, then its aliases, each once (an alias may repeat the host).
+fn service_names(svc: &GlobalService) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::with_capacity(1 + svc.aliases.len());
+    for name in std::iter::once(&svc.host).chain(&svc.aliases) {
+        if !names.contains(&name.as_str()) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// Resources of all kinds come from the ADS stream, in xDS v3.
+fn ads() -> ConfigSource {
+    ConfigSource {
+        resource_api_version: ApiVersion::V3.into(),
+        config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+            AggregatedConfigSource {},
+        )),
+        ..Default::default()
+    }
+}
+
+/// `msg` packed into an `Any` with its `type.googleapis.com/<full name>` type URL.
+fn to_any<M: Message + Name>(msg: &M) -> Any {
+    Any {
+        type_url: M::type_url(),
+        value: msg.encode_to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,306 @@
+//! EDS: a port's endpoints as one client sees them, grouped by locality.
+//!
+//! Only ready endpoints are sent. Endpoints on the client's network are reached directly.
+//! Endpoints on another network are reached through their network's east-west gateway: as
+//! Istio's `EndpointsByNetworkFilter` does, all of one locality that use the same gateway
+//! become a single endpoint at the gateway, weighted by the sum of their weights. Endpoints on
+//! another network without a gateway cannot be reached and are dropped, and so is a locality
+//! left without endpoints.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address, socket_address};
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    Endpoint as EnvoyEndpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
+};
+use envoy_types::pb::google::protobuf::UInt32Value;
+
+use crate::locality::{self, Labels, LocalityGroup};
+use crate::model::{ClientKey, Endpoint, Gateway, GlobalService, Locality};
+
+/// The `ClusterLoadAssignment` endpoints of one port of `svc` for the clients of `key`.
+pub(super) fn assign(
+    svc: &GlobalService,
+    endpoints: &[Endpoint],
+    key: &ClientKey,
+) -> Vec<LocalityLbEndpoints> {
+    let outlier = svc.outlier_detection.is_some();
+    let with_labels = locality::needs_labels(&svc.locality, outlier);
+    locality::assign(
+        &svc.locality,
+        outlier,
+        groups(endpoints, key, with_labels),
+        key,
+    )
+}
+
+/// Ready endpoints reachable from `key.network`, grouped by locality in locality order;
+/// endpoint order within a locality is the model's, then the gateways in gateway order.
+/// Labels are collected only `with_labels`.
+pub(super) fn groups<'a>(
+    endpoints: &'a [Endpoint],
+    key: &ClientKey,
+    with_labels: bool,
+) -> Vec<LocalityGroup<'a>> {
+    let mut pending: BTreeMap<&'a Locality, Pending<'a>> = BTreeMap::new();
+    for ep in endpoints.iter().filter(|ep| ep.ready) {
+        let group = pending.entry(&ep.locality).or_default();
+        if ep.network == key.network {
+            group
+                .direct
+                .push(lb_endpoint(&ep.address, ep.port, ep.weight.max(1)));
+            if with_labels {
+                group.direct_labels.push(Cow::Borrowed(&ep.labels));
+            }
+        } else if let Some(gateway) = &ep.gateway {
+            group
+                .gateways
+                .entry(gateway)
+                .and_modify(|merged| merged.add(ep))
+                .or_insert_with(|| Merged::new(ep, with_labels));
+        }
+    }
+    pending
+        .into_iter()
+        .filter_map(|(locality, p)| p.finish(locality, with_labels))
+        .collect()
+}
+
+/// One locality's endpoints while grouping.
+#[derive(Default)]
+struct Pending<'a> {
+    /// Endpoints on the client's network, in model order.
+    direct: Vec<LbEndpoint>,
+    /// Their labels, when wanted.
+    direct_labels: Vec<Cow<'a, Labels>>,
+    /// Endpoints on other networks, merged per gateway.
+    gateways: BTreeMap<&'a Gateway, Merged>,
+}
+
+impl<'a> Pending<'a> {
+    fn finish(self, locality: &'a Locality, with_labels: bool) -> Option<LocalityGroup<'a>> {
+        let mut endpoints = self.direct;
+        let mut labels = self.direct_labels;
+        for (gateway, merged) in self.gateways {
+            endpoints.push(lb_endpoint(&gateway.address, gateway.port, merged.weight));
+            if with_labels {
+                labels.push(Cow::Owned(merged.labels));
+            }
+        }
+        (!endpoints.is_empty()).then_some(LocalityGroup {
+            locality,
+            endpoints,
+            labels,
+        })
+    }
+}
+
+/// Endpoints of one locality behind one gateway.
+struct Merged {
+    /// Sum of their weights (saturating): the gateway endpoint's weight.
+    weight: u32,
+    /// The labels they all share, for `failoverPriority` (empty unless labels are wanted).
+    labels: Labels,
+}
+
+impl Merged {
+    fn new(ep: &Endpoint, with_labels: bool) -> Self {
+        Self {
+            weight: ep.weight.max(1),
+            labels: if with_labels {
+                ep.labels.clone()
+            } else {
+                Labels::new()
+            },
+        }
+    }
+
+    fn add(&mut self, ep: &Endpoint) {
+        self.weight = self.weight.saturating_add(ep.weight.max(1));
+        self.labels.retain(|k, v| ep.labels.get(k) == Some(v));
+    }
+}
+
+/// An endpoint at `address:port` with load-balancing `weight`.
+fn lb_endpoint(address: &str, port: u32, weight: u32) -> LbEndpoint {
+    let socket = SocketAddress {
+        address: address.to_owned(),
+        port_specifier: Some(socket_address::PortSpecifier::PortValue(port)),
+        ..Default::default()
+    };
+    LbEndpoint {
+        host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(EnvoyEndpoint {
+            address: Some(Address {
+                address: Some(address::Address::SocketAddress(socket)),
+            }),
+            ..Default::default()
+        })),
+        load_balancing_weight: Some(UInt32Value { value: weight }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(ip: &str, locality: &str, network: &str) -> Endpoint {
+        Endpoint {
+            address: ip.to_owned(),
+            port: 8080,
+            locality: Locality::parse(locality),
+            network: network.to_owned(),
+            cluster: format!("{network}-cluster"),
+            weight: 1,
+            ready: true,
+            gateway: None,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    fn via(mut ep: Endpoint, gateway: &str, weight: u32) -> Endpoint {
+        ep.gateway = Some(Gateway {
+            address: gateway.to_owned(),
+            port: 15443,
+        });
+        ep.weight = weight;
+        ep
+    }
+
+    fn labelled(mut ep: Endpoint, pairs: &[(&str, &str)]) -> Endpoint {
+        ep.labels = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        ep
+    }
+
+    fn key(network: &str) -> ClientKey {
+        ClientKey {
+            network: network.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn groups_ready_endpoints_by_locality_in_order() {
+        let mut not_ready = endpoint("10.0.0.9", "r1/z1", "");
+        not_ready.ready = false;
+        let mut heavy = endpoint("10.0.0.2", "r1/z1", "");
+        heavy.weight = 5;
+        let eps = vec![
+            endpoint("10.1.0.1", "r2/z1", ""),
+            endpoint("10.0.0.1", "r1/z1", ""),
+            not_ready,
+            heavy,
+            endpoint("10.0.0.3", "r1/z1", ""),
+        ];
+        let groups = groups(&eps, &key(""), false);
+        let expected = vec![
+            LocalityGroup {
+                locality: &eps[1].locality,
+                endpoints: vec![
+                    lb_endpoint("10.0.0.1", 8080, 1),
+                    lb_endpoint("10.0.0.2", 8080, 5),
+                    lb_endpoint("10.0.0.3", 8080, 1),
+                ],
+                labels: vec![],
+            },
+            LocalityGroup {
+                locality: &eps[0].locality,
+                endpoints: vec![lb_endpoint("10.1.0.1", 8080, 1)],
+                labels: vec![],
+            },
+        ];
+        assert_eq!(groups, expected);
+    }
+
+    #[test]
+    fn cross_network_endpoints_merge_per_locality_and_gateway() {
+        let eps = vec![
+            endpoint("10.0.0.1", "r1/z1", "net-a"),
+            via(endpoint("10.9.0.1", "r1/z1", "net-b"), "192.0.2.1", 2),
+            via(endpoint("10.9.0.2", "r1/z1", "net-b"), "192.0.2.1", 3),
+            via(endpoint("10.8.0.1", "r1/z1", "net-c"), "192.0.2.3", 1),
+            via(endpoint("10.9.1.1", "r2/z1", "net-b"), "192.0.2.1", 4),
+            // Another network and no gateway: unreachable, and its locality disappears.
+            endpoint("10.7.0.1", "r3/z1", "net-d"),
+        ];
+        let groups = groups(&eps, &key("net-a"), false);
+        let expected = vec![
+            LocalityGroup {
+                locality: &eps[0].locality,
+                endpoints: vec![
+                    lb_endpoint("10.0.0.1", 8080, 1),
+                    lb_endpoint("192.0.2.1", 15443, 5),
+                    lb_endpoint("192.0.2.3", 15443, 1),
+                ],
+                labels: vec![],
+            },
+            LocalityGroup {
+                locality: &eps[4].locality,
+                endpoints: vec![lb_endpoint("192.0.2.1", 15443, 4)],
+                labels: vec![],
+            },
+        ];
+        assert_eq!(groups, expected);
+    }
+
+    #[test]
+    fn default_network_is_its_own_network() {
+        let eps = vec![
+            endpoint("10.0.0.1", "r1/z1", ""),
+            endpoint("10.0.0.2", "r1/z1", "net-a"),
+        ];
+        let from_default = groups(&eps, &key(""), false);
+        assert_eq!(from_default.len(), 1);
+        assert_eq!(
+            from_default[0].endpoints,
+            vec![lb_endpoint("10.0.0.1", 8080, 1)]
+        );
+    }
+
+    #[test]
+    fn merged_endpoint_keeps_the_labels_its_members_share() {
+        let net = "topology.istio.io/network";
+        let eps = vec![
+            labelled(
+                endpoint("10.0.0.1", "r1/z1", ""),
+                &[(net, "local"), ("app", "a")],
+            ),
+            labelled(
+                via(endpoint("10.9.0.1", "r1/z1", "net-b"), "192.0.2.1", 1),
+                &[(net, "net-b"), ("v", "1")],
+            ),
+            labelled(
+                via(endpoint("10.9.0.2", "r1/z1", "net-b"), "192.0.2.1", 1),
+                &[(net, "net-b"), ("v", "2")],
+            ),
+        ];
+        let groups = groups(&eps, &key(""), true);
+        let labels: Vec<Labels> = groups[0]
+            .labels
+            .iter()
+            .map(|l| l.clone().into_owned())
+            .collect();
+        assert_eq!(
+            labels,
+            vec![
+                eps[0].labels.clone(),
+                BTreeMap::from([(net.to_owned(), "net-b".to_owned())])
+            ]
+        );
+    }
+
+    #[test]
+    fn zero_weight_counts_as_one() {
+        let mut ep = endpoint("10.0.0.1", "r1/z1", "");
+        ep.weight = 0;
+        let eps = [ep];
+        assert_eq!(
+            groups(&eps, &key(""), false)[0].endpoints,
+            vec![lb_endpoint("10.0.0.1", 8080, 1)]
+        );
+    }
+}
