@@ -19,10 +19,16 @@ async fn ten_thousand_requests_keep_99_percent_in_zone() {
     assert_eq!(tally.failed, 0, "{tally:?}");
     assert_eq!(tally.total(), 10_000);
     let local = tally.share(EAST);
-    assert!((98.5..=99.5).contains(&local), "local share {local:.2}%: {tally:?}");
+    assert!(
+        (98.5..=99.5).contains(&local),
+        "local share {local:.2}%: {tally:?}"
+    );
     assert_eq!(tally.zones.keys().collect::<Vec<_>>(), [EAST, WEST]);
     // Both clusters of the zone take their part.
-    assert!(tally.clusters["east-1"] > 4_000 && tally.clusters["east-2"] > 4_000, "{tally:?}");
+    assert!(
+        tally.clusters["east-1"] > 4_000 && tally.clusters["east-2"] > 4_000,
+        "{tally:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,7 +59,10 @@ async fn zone_outage_moves_traffic_to_the_other_zone() {
     let during = send(&envoy, 2_000).await;
     let after = send(&envoy, 2_000).await;
 
-    assert!(during.failed <= 20, "too many failures while failing over: {during:?}");
+    assert!(
+        during.failed <= 20,
+        "too many failures while failing over: {during:?}"
+    );
     assert_eq!(after.failed, 0, "{after:?}");
     assert_eq!(after.share(WEST), 100.0, "{after:?}");
 
@@ -61,7 +70,11 @@ async fn zone_outage_moves_traffic_to_the_other_zone() {
     mesh.fleet.set_zone_ready(EAST, false).unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let not_ready = send(&envoy, 1_000).await;
-    assert_eq!((not_ready.failed, not_ready.share(WEST)), (0, 100.0), "{not_ready:?}");
+    assert_eq!(
+        (not_ready.failed, not_ready.share(WEST)),
+        (0, 100.0),
+        "{not_ready:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +119,10 @@ async fn malformed_annotation_keeps_default_weights_and_is_reported() {
         .annotate("meshfleet.io/locality-weights", Some("local=90,remote=9"))
         .unwrap();
     let problems = support_wait_problem(&mesh.admin_addr).await;
-    assert!(problems.contains("meshfleet.io/locality-weights"), "{problems}");
+    assert!(
+        problems.contains("meshfleet.io/locality-weights"),
+        "{problems}"
+    );
     assert!(problems.contains("demo/echo"), "{problems}");
 
     let tally = send(&envoy, 2_000).await;
@@ -117,7 +133,8 @@ async fn malformed_annotation_keeps_default_weights_and_is_reported() {
 async fn support_wait_problem(admin: &std::net::SocketAddr) -> String {
     let admin = *admin;
     meshfleet::demo::envoy::eventually(Duration::from_secs(10), || async move {
-        let (_, body) = meshfleet::demo::traffic::get(admin, "localhost", "/debug/problems").await?;
+        let (_, body) =
+            meshfleet::demo::traffic::get(admin, "localhost", "/debug/problems").await?;
         anyhow::ensure!(body.contains("locality-weights"), "no problem yet: {body}");
         Ok(body)
     })
@@ -142,9 +159,7 @@ async fn delta_and_sotw_envoys_converge_to_the_same_config() {
             for host in cluster["host_statuses"].as_array().into_iter().flatten() {
                 seen.push(format!(
                     "{name} {} w={} {}",
-                    host["address"]["socket_address"]["address"],
-                    host["weight"],
-                    host["locality"]
+                    host["address"]["socket_address"]["address"], host["weight"], host["locality"]
                 ));
             }
         }
@@ -162,7 +177,8 @@ async fn delta_and_sotw_envoys_converge_to_the_same_config() {
     }
 
     // The controller sees both clients, everything sent has been acknowledged.
-    let syncz: serde_json::Value = serde_json::from_str(&mesh.admin("/debug/syncz").await.unwrap()).unwrap();
+    let syncz: serde_json::Value =
+        serde_json::from_str(&mesh.admin("/debug/syncz").await.unwrap()).unwrap();
     let clients = syncz.as_array().expect("syncz is a list");
     assert_eq!(clients.len(), 2, "{syncz:#}");
 }

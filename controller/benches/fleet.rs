@@ -25,8 +25,8 @@ use meshfleet::source::ConfigDir;
 use meshfleet_xds::cache::SnapshotCache;
 use meshfleet_xds::model::{ClientKey, Locality, Mesh};
 use meshfleet_xds::pb::envoy::config::core::v3::{Locality as PbLocality, Node};
-use meshfleet_xds::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use meshfleet_xds::pb::envoy::service::discovery::v3::DiscoveryRequest;
+use meshfleet_xds::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use meshfleet_xds::resource::ENDPOINT;
 use meshfleet_xds::server::AdsServer;
 use tokio::sync::mpsc;
@@ -43,8 +43,12 @@ fn main() -> anyhow::Result<()> {
         Some(size) => vec![size],
         None => vec![10_000, 100_000, 1_000_000],
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    println!("meshfleet fleet bench: {CLUSTERS} clusters, {SERVICES} services, {LOCALITIES} localities, {STREAMS} ADS streams");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    println!(
+        "meshfleet fleet bench: {CLUSTERS} clusters, {SERVICES} services, {LOCALITIES} localities, {STREAMS} ADS streams"
+    );
     for endpoints in sizes {
         rt.block_on(bench(endpoints))?;
     }
@@ -54,7 +58,11 @@ fn main() -> anyhow::Result<()> {
 /// Cluster `c` lives in locality `c % 20`: regions r0..r3, five zones each.
 fn locality(c: usize) -> Locality {
     let l = c % LOCALITIES;
-    Locality::new(&format!("r{}", l / 5), &format!("r{}-z{}", l / 5, l % 5), "")
+    Locality::new(
+        &format!("r{}", l / 5),
+        &format!("r{}-z{}", l / 5, l % 5),
+        "",
+    )
 }
 
 /// Writes the fleet: 100 Clusters, 10k Service templates, and for each service EndpointSlices in
@@ -66,18 +74,34 @@ fn write_fleet(dir: &Path, endpoints: usize) -> anyhow::Result<()> {
     let mut out = String::new();
     for c in 0..CLUSTERS {
         let l = locality(c);
-        let _ = write!(out, "---\napiVersion: meshfleet.io/v1alpha1\nkind: Cluster\nmetadata: {{name: c{c}}}\nspec: {{region: {}, zone: {}}}\n", l.region, l.zone);
+        let _ = write!(
+            out,
+            "---\napiVersion: meshfleet.io/v1alpha1\nkind: Cluster\nmetadata: {{name: c{c}}}\nspec: {{region: {}, zone: {}}}\n",
+            l.region, l.zone
+        );
     }
     std::fs::write(dir.join("clusters.yaml"), &out)?;
     for chunk in 0..10 {
         out.clear();
         for s in (chunk * SERVICES / 10)..((chunk + 1) * SERVICES / 10) {
-            let _ = write!(out, "---\napiVersion: v1\nkind: Service\nmetadata: {{name: s{s}, namespace: bench, annotations: {{meshfleet.io/global: \"true\"}}}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n");
+            let _ = write!(
+                out,
+                "---\napiVersion: v1\nkind: Service\nmetadata: {{name: s{s}, namespace: bench, annotations: {{meshfleet.io/global: \"true\"}}}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n"
+            );
             for k in 0..spread {
                 let c = (s * 7 + k * 10) % CLUSTERS;
-                let _ = write!(out, "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: s{s}-c{c}, namespace: bench, labels: {{kubernetes.io/service-name: s{s}, multicluster.kubernetes.io/source-cluster: c{c}}}}}\naddressType: IPv4\nports: [{{name: http, port: 8080}}]\nendpoints:\n");
+                let _ = write!(
+                    out,
+                    "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: s{s}-c{c}, namespace: bench, labels: {{kubernetes.io/service-name: s{s}, multicluster.kubernetes.io/source-cluster: c{c}}}}}\naddressType: IPv4\nports: [{{name: http, port: 8080}}]\nendpoints:\n"
+                );
                 for e in 0..per_slice {
-                    let _ = writeln!(out, "- addresses: [\"10.{}.{}.{}\"]", c, (s * per_slice + e) / 250 % 250, e % 250 + 1);
+                    let _ = writeln!(
+                        out,
+                        "- addresses: [\"10.{}.{}.{}\"]",
+                        c,
+                        (s * per_slice + e) / 250 % 250,
+                        e % 250 + 1
+                    );
                 }
             }
         }
@@ -106,8 +130,16 @@ async fn bench(endpoints: usize) -> anyhow::Result<()> {
     let catalog = Catalog::build(&index);
     let built = start.elapsed();
     let mesh = catalog.mesh();
-    let served: usize = mesh.services.values().flat_map(|s| &s.ports).map(|p| p.endpoints.len()).sum();
-    anyhow::ensure!(served == endpoints, "catalog has {served} endpoints, expected {endpoints}");
+    let served: usize = mesh
+        .services
+        .values()
+        .flat_map(|s| &s.ports)
+        .map(|p| p.endpoints.len())
+        .sum();
+    anyhow::ensure!(
+        served == endpoints,
+        "catalog has {served} endpoints, expected {endpoints}"
+    );
     let cache = SnapshotCache::default();
     cache.set_mesh(mesh.clone());
     let first = cache.watch(&key(0));
@@ -144,21 +176,38 @@ async fn streams(cache: &SnapshotCache, mut mesh: Mesh) -> anyhow::Result<()> {
     );
     let hot = mesh.services.keys().next().cloned().expect("a service");
     let hot_cluster = format!("outbound|80||{hot}");
-    let names: Vec<String> = mesh.services.keys().skip(1).take(SUBSCRIBED - 1).map(|h| format!("outbound|80||{h}")).chain([hot_cluster.clone()]).collect();
+    let names: Vec<String> = mesh
+        .services
+        .keys()
+        .skip(1)
+        .take(SUBSCRIBED - 1)
+        .map(|h| format!("outbound|80||{h}"))
+        .chain([hot_cluster.clone()])
+        .collect();
 
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<(usize, Instant)>();
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect().await?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
     let started = Instant::now();
     for s in 0..STREAMS {
         let client = AggregatedDiscoveryServiceClient::new(channel.clone())
             .max_decoding_message_size(64 << 20);
-        tokio::spawn(run_stream(client, s % LOCALITIES, names.clone(), seen_tx.clone()));
+        tokio::spawn(run_stream(
+            client,
+            s % LOCALITIES,
+            names.clone(),
+            seen_tx.clone(),
+        ));
     }
     // Every stream's first response.
     for _ in 0..STREAMS {
         seen_rx.recv().await;
     }
-    println!("{STREAMS} streams subscribed and served in {:.2} s", started.elapsed().as_secs_f64());
+    println!(
+        "{STREAMS} streams subscribed and served in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
 
     let mut per_stream = Vec::new();
     let mut all_streams = Vec::new();
@@ -204,7 +253,11 @@ async fn run_stream(
     let loc = locality(l);
     let node = Node {
         id: format!("bench-{l}"),
-        locality: Some(PbLocality { region: loc.region, zone: loc.zone, sub_zone: String::new() }),
+        locality: Some(PbLocality {
+            region: loc.region,
+            zone: loc.zone,
+            sub_zone: String::new(),
+        }),
         ..Node::default()
     };
     let _ = tx.send(DiscoveryRequest {

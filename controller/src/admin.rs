@@ -61,11 +61,7 @@ async fn problems(Extract(admin): Extract<Admin>) -> Response {
 
 async fn metrics(Extract(admin): Extract<Admin>) -> Response {
     let body = render_metrics(&admin);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 fn render_metrics(admin: &Admin) -> String {
@@ -73,12 +69,27 @@ fn render_metrics(admin: &Admin) -> String {
     let endpoints: usize = catalog.services.iter().map(|s| s.endpoint_count()).sum();
     let mut out = String::new();
     let gauges = [
-        ("meshfleet_catalog_services", "Exported global services in the catalog.", catalog.services.len() as u64),
-        ("meshfleet_catalog_endpoints", "Endpoints over all global services and ports.", endpoints as u64),
-        ("meshfleet_config_problems", "Documents or objects reported as invalid by the last reconcile.", admin.state.problems().len() as u64),
+        (
+            "meshfleet_catalog_services",
+            "Exported global services in the catalog.",
+            catalog.services.len() as u64,
+        ),
+        (
+            "meshfleet_catalog_endpoints",
+            "Endpoints over all global services and ports.",
+            endpoints as u64,
+        ),
+        (
+            "meshfleet_config_problems",
+            "Documents or objects reported as invalid by the last reconcile.",
+            admin.state.problems().len() as u64,
+        ),
     ];
     for (name, help, value) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
     }
     let name = "meshfleet_reconciles_total";
     let _ = writeln!(

@@ -12,7 +12,11 @@ use crate::index::Index;
 use crate::source::ConfigDir;
 
 #[derive(Debug, Parser)]
-#[command(name = "meshfleet", version, about = "Runs a fleet of Kubernetes clusters as one Istio mesh")]
+#[command(
+    name = "meshfleet",
+    version,
+    about = "Runs a fleet of Kubernetes clusters as one Istio mesh"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

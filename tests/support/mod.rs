@@ -37,8 +37,12 @@ impl Mesh {
         let dir = tempfile::tempdir().expect("tempdir");
         let fleet = Fleet::start(dir.path(), clusters).await.expect("fleet");
         prepare(&fleet);
-        let xds_addr: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap()).parse().unwrap();
-        let admin_addr: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap()).parse().unwrap();
+        let xds_addr: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
+            .parse()
+            .unwrap();
+        let admin_addr: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
+            .parse()
+            .unwrap();
         let controller = Command::new(env!("CARGO_BIN_EXE_meshfleet"))
             .arg("run")
             .arg("--config")
@@ -92,7 +96,8 @@ impl Mesh {
             admin_port: free_port().unwrap(),
             api,
         };
-        let log = std::env::temp_dir().join(format!("{}-{}.log", config.node_id, config.admin_port));
+        let log =
+            std::env::temp_dir().join(format!("{}-{}.log", config.node_id, config.admin_port));
         let envoy = Envoy::start(config, Some(&log))
             .await
             .expect("envoy not found: run `make setup` (tests/setup.sh) or set ENVOY_BIN");
@@ -103,7 +108,12 @@ impl Mesh {
             }
         })
         .await
-        .unwrap_or_else(|e| panic!("envoy never routed to {HOST} (log: {}): {e:#}", log.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "envoy never routed to {HOST} (log: {}): {e:#}",
+                log.display()
+            )
+        });
         envoy
     }
 }

@@ -109,10 +109,11 @@ impl SnapshotCache {
     /// a key pays for a full translation; the key is dropped once no receiver is left.
     pub fn watch(&self, key: &ClientKey) -> watch::Receiver<Arc<Snapshot>> {
         let mut state = self.lock();
-        state.keys.retain(|_, k| k.tx.receiver_count() > 0);
+        // A key whose last stream just left is revived, not translated again.
         if let Some(ks) = state.keys.get(key) {
             return ks.tx.subscribe();
         }
+        state.keys.retain(|_, k| k.tx.receiver_count() > 0);
         let (ks, rx) = KeyState::build(key, &state.mesh);
         state.keys.insert(key.clone(), ks);
         rx

@@ -17,4 +17,6 @@ pub mod resource;
 pub mod server;
 pub mod translate;
 
+pub use cache::{Snapshot, SnapshotCache};
 pub use envoy_types::pb;
+pub use server::AdsServer;

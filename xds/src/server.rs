@@ -12,6 +12,16 @@
 //! As in go-control-plane, the cache owns data and versions and a stream owns nonces and
 //! subscriptions; they meet at [`SnapshotCache::watch`]. Unlike go-control-plane, a NACK is
 //! state: recorded, shown, and never answered by resending the rejected version.
+//!
+//! # Choices
+//! - A request for a type meshfleet does not serve is logged and counted
+//!   (`meshfleet_xds_unknown_type_total`) and not answered; the stream stays up.
+//! - A first request whose node metadata cannot be used ends the stream with
+//!   `invalid_argument` naming the field. A missing node or node id is accepted (id `""`).
+//! - When a cluster (listener) changes, its load assignment (route configuration) is sent
+//!   again after it, if subscribed, so that Envoy can finish warming the new cluster.
+//! - Clients whose labels matter to some `failoverPriority` move to a new cache key when the
+//!   mesh's set of such label keys changes.
 
 mod delta;
 mod metrics;

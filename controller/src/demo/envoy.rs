@@ -45,16 +45,48 @@ impl EnvoyConfig {
         };
         let locality = &self.locality;
         set(&mut doc, "node.id", self.node_id.as_str().into())?;
-        set(&mut doc, "node.locality.region", locality.region.as_str().into())?;
-        set(&mut doc, "node.locality.zone", locality.zone.as_str().into())?;
-        set(&mut doc, "node.locality.sub_zone", locality.subzone.as_str().into())?;
+        set(
+            &mut doc,
+            "node.locality.region",
+            locality.region.as_str().into(),
+        )?;
+        set(
+            &mut doc,
+            "node.locality.zone",
+            locality.zone.as_str().into(),
+        )?;
+        set(
+            &mut doc,
+            "node.locality.sub_zone",
+            locality.subzone.as_str().into(),
+        )?;
         let port = self.listener_port.to_string();
-        set(&mut doc, "node.metadata.MESHFLEET_LISTENER_PORT", port.into())?;
-        set(&mut doc, "admin.address.socket_address.port_value", self.admin_port.into())?;
-        set(&mut doc, "dynamic_resources.ads_config.api_type", api_type.into())?;
+        set(
+            &mut doc,
+            "node.metadata.MESHFLEET_LISTENER_PORT",
+            port.into(),
+        )?;
+        set(
+            &mut doc,
+            "admin.address.socket_address.port_value",
+            self.admin_port.into(),
+        )?;
+        set(
+            &mut doc,
+            "dynamic_resources.ads_config.api_type",
+            api_type.into(),
+        )?;
         let xds = "static_resources.clusters.0.load_assignment.endpoints.0.lb_endpoints.0.endpoint.address.socket_address";
-        set(&mut doc, &format!("{xds}.address"), self.xds_addr.ip().to_string().into())?;
-        set(&mut doc, &format!("{xds}.port_value"), self.xds_addr.port().into())?;
+        set(
+            &mut doc,
+            &format!("{xds}.address"),
+            self.xds_addr.ip().to_string().into(),
+        )?;
+        set(
+            &mut doc,
+            &format!("{xds}.port_value"),
+            self.xds_addr.port().into(),
+        )?;
         Ok(serde_yaml::to_string(&doc)?)
     }
 }
@@ -64,9 +96,13 @@ fn set(doc: &mut Value, path: &str, value: Value) -> anyhow::Result<()> {
     let mut node = doc;
     for key in path.split('.') {
         node = match key.parse::<usize>() {
-            Ok(i) => node.get_mut(i).with_context(|| format!("bootstrap has no {path}"))?,
+            Ok(i) => node
+                .get_mut(i)
+                .with_context(|| format!("bootstrap has no {path}"))?,
             Err(_) => {
-                let map = node.as_mapping_mut().with_context(|| format!("bootstrap: {path}"))?;
+                let map = node
+                    .as_mapping_mut()
+                    .with_context(|| format!("bootstrap: {path}"))?;
                 map.entry(key.into()).or_insert(Value::Null)
             }
         };
@@ -97,7 +133,13 @@ impl Envoy {
         let child = Command::new(&bin)
             .arg("-c")
             .arg(&bootstrap)
-            .args(["--concurrency", "1", "--disable-hot-restart", "-l", "warning"])
+            .args([
+                "--concurrency",
+                "1",
+                "--disable-hot-restart",
+                "-l",
+                "warning",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -157,9 +199,7 @@ pub fn find_envoy() -> anyhow::Result<PathBuf> {
             .map(|dir| dir.join("envoy"))
             .find(|path| path.is_file())
     });
-    on_path.context(
-        "envoy not found: set ENVOY_BIN, or run `make setup` to install it into .venv",
-    )
+    on_path.context("envoy not found: set ENVOY_BIN, or run `make setup` to install it into .venv")
 }
 
 /// A free TCP port on loopback (bound and released; good enough for a demo or a test).

@@ -173,7 +173,10 @@ impl Fleet {
                 backend.addr.ip()
             );
         }
-        write_atomic(&self.dir.join(format!("endpoints-{}.yaml", cluster.name)), &yaml)
+        write_atomic(
+            &self.dir.join(format!("endpoints-{}.yaml", cluster.name)),
+            &yaml,
+        )
     }
 }
 

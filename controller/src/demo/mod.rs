@@ -60,7 +60,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 async fn start_envoys(fleet: &Fleet, controller: &Controller) -> anyhow::Result<Vec<Envoy>> {
     let mut envoys = Vec::new();
-    for spec in fleet.zones().iter().filter_map(|z| fleet.clusters.iter().find(|c| &c.zone == z)) {
+    for spec in fleet
+        .zones()
+        .iter()
+        .filter_map(|z| fleet.clusters.iter().find(|c| &c.zone == z))
+    {
         let config = EnvoyConfig {
             node_id: format!("envoy-{}", spec.zone),
             locality: Locality::new(&spec.region, &spec.zone, ""),
@@ -97,9 +101,23 @@ async fn phases(args: &DemoArgs, fleet: &mut Fleet, envoys: &[Envoy]) -> anyhow:
     println!("\n== zone {failed_zone} goes down: its backends die, then turn not-ready");
     fleet.stop_zone(&failed_zone);
     let half = args.phase_seconds / 2;
-    traffic_for(&DemoArgs { phase_seconds: half, ..args.clone() }, envoys).await;
+    traffic_for(
+        &DemoArgs {
+            phase_seconds: half,
+            ..args.clone()
+        },
+        envoys,
+    )
+    .await;
     fleet.set_zone_ready(&failed_zone, false)?;
-    traffic_for(&DemoArgs { phase_seconds: args.phase_seconds - half, ..args.clone() }, envoys).await;
+    traffic_for(
+        &DemoArgs {
+            phase_seconds: args.phase_seconds - half,
+            ..args.clone()
+        },
+        envoys,
+    )
+    .await;
 
     println!("\n== zone {failed_zone} is restored");
     fleet.restart_zone(&failed_zone).await?;
@@ -126,7 +144,11 @@ async fn traffic_for(args: &DemoArgs, envoys: &[Envoy]) -> Vec<traffic::Tally> {
             .iter()
             .map(|e| traffic::send(e.listener(), HOST, args.requests_per_tick));
         last = futures::future::join_all(sends).await;
-        let line: Vec<String> = envoys.iter().zip(&last).map(|(e, t)| describe(e, t)).collect();
+        let line: Vec<String> = envoys
+            .iter()
+            .zip(&last)
+            .map(|(e, t)| describe(e, t))
+            .collect();
         println!("  {}", line.join("  |  "));
     }
     last

@@ -77,7 +77,9 @@ impl Protocol for Delta {
                 .cloned()
                 .unwrap_or_default();
             let plan = state.plan(ty, &ctx.current, &forced);
-            changed.insert(ty, plan.names());
+            if parent_type(ty).is_none() {
+                changed.insert(ty, plan.names());
+            }
             out.extend(send(ctx, ty, state, plan));
         }
         out

@@ -168,7 +168,8 @@ impl SotwType {
 
 /// The response for `ty` after a change: for CDS and LDS every subscribed resource if any of
 /// them changed, for EDS and RDS the changed ones. `always` answers even if nothing changed (a
-/// request must be answered). Returns the response, if any, and the names that changed.
+/// request must be answered). Returns the response, if any, and for CDS and LDS the names
+/// that changed.
 fn respond(
     ctx: &mut StreamCtx,
     ty: &'static str,
@@ -177,7 +178,12 @@ fn respond(
     always: bool,
 ) -> (Option<DiscoveryResponse>, Vec<Arc<str>>) {
     let plan = state.plan(ty, &ctx.current, forced);
-    let names = plan.names();
+    // Only parents' changes are read (to force their children's resources).
+    let names = if is_full_state(ty) {
+        plan.names()
+    } else {
+        Vec::new()
+    };
     if plan.is_empty() && !always {
         state.sent = Some(ctx.current.clone());
         return (None, names);

@@ -54,6 +54,7 @@ impl StreamError {
 
 /// What a protocol handler may read and use besides its own per-type state.
 pub struct StreamCtx {
+    /// Metrics, registry, clock and the cache.
     pub server: AdsServer,
     /// The client as its first request described it.
     pub node: NodeInfo,
@@ -72,6 +73,7 @@ pub struct StreamCtx {
 pub struct Connected {
     /// The node of the client's first request: syncz echoes its id and metadata.
     pub node: Node,
+    /// What the admin page shows; updated per type by [`StreamCtx::publish`].
     pub status: ClientStatus,
 }
 
@@ -227,8 +229,11 @@ async fn watch_blocking(
 
 /// Removes the client from the registry when its stream ends, however it ends.
 pub struct Registration {
+    /// The server whose registry and metrics hold the client.
     server: AdsServer,
+    /// The stream's key in the registry.
     id: u64,
+    /// The registry entry, which the stream updates as it sends and is acknowledged.
     pub client: Arc<Mutex<Connected>>,
 }
 

@@ -225,18 +225,21 @@ async fn serves_over_grpc() {
     handle.abort();
 }
 
-/// Scale smoke test (run with `--ignored`): one endpoint change reaches every stream.
+/// One endpoint change reaches every stream, as exactly one ClusterLoadAssignment, whatever
+/// the stream's key. (Its speed at fleet scale is measured by the `fleet` bench.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
 async fn one_endpoint_change_reaches_every_stream() {
-    const SERVICES: usize = 2_000;
-    const ENDPOINTS: usize = 50;
+    const SERVICES: usize = 100;
+    const ENDPOINTS: usize = 20;
     const KEYS: usize = 20;
-    const STREAMS: usize = 400;
+    const STREAMS: usize = 60;
     let svc = |i: usize, extra: bool| {
         let mut b = service(&format!("svc-{i}")).http(80);
         for e in 0..ENDPOINTS {
-            b = b.endpoint(&format!("10.{}.{}.{}", i / 250, i % 250, e), &format!("r{}/z{}/", e % 4, e % 8));
+            b = b.endpoint(
+                &format!("10.{}.{}.{}", i / 250, i % 250, e),
+                &format!("r{}/z{}/", e % 4, e % 8),
+            );
         }
         if extra {
             b = b.endpoint("10.255.0.1", "r0/z0/");
@@ -244,33 +247,31 @@ async fn one_endpoint_change_reaches_every_stream() {
         b.build()
     };
     let m = crate::cache::fixtures::mesh((0..SERVICES).map(|i| svc(i, false)));
-    let t = std::time::Instant::now();
     let (cache, server) = server(m.clone());
-    let names: Vec<String> = (0..SERVICES).map(|i| cluster(&format!("svc-{i}"), 80)).collect();
+    let names: Vec<String> = (0..SERVICES)
+        .map(|i| cluster(&format!("svc-{i}"), 80))
+        .collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut clients = Vec::new();
     for s in 0..STREAMS {
         let k = s % KEYS;
-        let mut c = SotwClient::connect(&server, node(&format!("envoy-{s}"), &format!("r{}/z{k}/", k % 4), &[]));
+        let mut c = SotwClient::connect(
+            &server,
+            node(&format!("envoy-{s}"), &format!("r{}/z{k}/", k % 4), &[]),
+        );
         c.request(ENDPOINT, &names);
         let (eds, _) = c.recv_type(ENDPOINT).await;
         c.ack(&eds, &names);
         clients.push(c);
     }
-    eprintln!("setup {:?}, keys {}", t.elapsed(), cache.key_count());
+    assert_eq!(cache.key_count(), KEYS);
     settle().await;
     let target = cluster("svc-7", 80);
     for round in 0..3 {
-        let t = std::time::Instant::now();
-        cache.set_mesh(crate::cache::fixtures::with(&m, svc(7, round % 2 == 0)));
-        let set = t.elapsed();
-        let mut lat = Vec::new();
+        assert!(cache.set_mesh(crate::cache::fixtures::with(&m, svc(7, round % 2 == 0))));
         for c in &mut clients {
             let (_, got) = c.recv_type(ENDPOINT).await;
             assert_eq!(got, [target.as_str()]);
-            lat.push(t.elapsed());
         }
-        lat.sort();
-        eprintln!("round {round}: set_mesh {set:?}, p50 {:?}, p99 {:?}, max {:?}", lat[lat.len() / 2], lat[lat.len() * 99 / 100], lat[lat.len() - 1]);
     }
 }

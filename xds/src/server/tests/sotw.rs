@@ -251,3 +251,17 @@ async fn reconnecting_client_gets_the_current_state() {
     let db = cluster("db", 5432);
     assert_eq!(c.held[ENDPOINT][&db], held_before[ENDPOINT][&db]);
 }
+
+#[tokio::test]
+async fn changed_cluster_is_followed_by_its_load_assignment() {
+    let (cache, server) = server(two_services());
+    let (mut c, _) = synced(&server).await;
+    let mut echo = (*two_services().services[&host("echo")]).clone();
+    echo.outlier_detection = None;
+    cache.set_mesh(with(&two_services(), Arc::new(echo)));
+    let (_, clusters) = c.recv_type(CLUSTER).await;
+    assert_eq!(clusters.len(), 2, "CDS is the state of the world");
+    let (_, endpoints) = c.recv_type(ENDPOINT).await;
+    assert_eq!(endpoints, [cluster("echo", 80)]);
+    c.expect_silence().await;
+}

@@ -1,0 +1,210 @@
+//! `Cluster` (`meshfleet.io/v1alpha1`, and Karmada's `cluster.karmada.io/v1alpha1`): a member
+//! cluster, its locality, network and east-west gateway, health and capacity.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ANNOTATION_EAST_WEST_GATEWAY, ObjectMeta, nullable};
+
+/// Istio's port for east-west (cross-network) traffic.
+pub const EAST_WEST_PORT: u32 = 15443;
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cluster {
+    pub api_version: String,
+    pub metadata: ObjectMeta,
+    #[serde(default, deserialize_with = "nullable")]
+    pub spec: ClusterSpec,
+    #[serde(default, deserialize_with = "nullable")]
+    pub status: ClusterStatus,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSpec {
+    pub region: Option<String>,
+    /// Karmada's single zone (deprecated there in favour of `zones`).
+    pub zone: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub zones: Vec<String>,
+    /// meshfleet's: Istio's third locality level.
+    pub subzone: Option<String>,
+    pub provider: Option<String>,
+    /// Istio network; endpoints on another network are reached through its east-west gateway.
+    pub network: Option<String>,
+    /// meshfleet's: where other networks reach this cluster.
+    pub east_west_gateway: Option<EastWestGateway>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub taints: Vec<Taint>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EastWestGateway {
+    pub address: String,
+    #[serde(default = "east_west_port")]
+    pub port: u32,
+}
+
+fn east_west_port() -> u32 {
+    EAST_WEST_PORT
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Taint {
+    pub key: String,
+    pub value: Option<String>,
+    pub effect: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStatus {
+    #[serde(default, deserialize_with = "nullable")]
+    pub conditions: Vec<Condition>,
+    pub resource_summary: Option<ResourceSummary>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+}
+
+/// Karmada's `status.resourceSummary`, kept free-form (quantities are strings or numbers)
+/// until the scheduler reads it.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceSummary {
+    #[serde(default, deserialize_with = "nullable")]
+    pub allocatable: BTreeMap<String, serde_json::Value>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub allocated: BTreeMap<String, serde_json::Value>,
+}
+
+impl Cluster {
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    /// `spec.zone`, else the first of `spec.zones`.
+    pub fn zone(&self) -> Option<&str> {
+        self.spec
+            .zone
+            .as_deref()
+            .or(self.spec.zones.first().map(String::as_str))
+            .filter(|z| !z.is_empty())
+    }
+
+    pub fn region(&self) -> Option<&str> {
+        self.spec.region.as_deref().filter(|r| !r.is_empty())
+    }
+
+    pub fn subzone(&self) -> Option<&str> {
+        self.spec.subzone.as_deref().filter(|s| !s.is_empty())
+    }
+
+    /// The Istio network; empty = the default network.
+    pub fn network(&self) -> &str {
+        self.spec.network.as_deref().unwrap_or_default()
+    }
+
+    /// Whether the `Ready` condition is `True`.
+    pub fn ready(&self) -> bool {
+        self.status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    }
+
+    /// The east-west gateway: `spec.eastWestGateway`, else the `meshfleet.io/east-west-gateway`
+    /// annotation (`host[:port]`, port 15443 by default).
+    ///
+    /// # Errors
+    /// The annotation does not parse; the message says why.
+    pub fn east_west_gateway(&self) -> Result<Option<EastWestGateway>, String> {
+        if let Some(gateway) = &self.spec.east_west_gateway {
+            return Ok(Some(gateway.clone()));
+        }
+        self.metadata
+            .annotation(ANNOTATION_EAST_WEST_GATEWAY)
+            .map(parse_host_port)
+            .transpose()
+    }
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`.
+fn parse_host_port(value: &str) -> Result<EastWestGateway, String> {
+    let value = value.trim();
+    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("{value:?}: missing ']'"))?;
+        match after {
+            "" => (host, None),
+            _ => (
+                host,
+                Some(
+                    after
+                        .strip_prefix(':')
+                        .ok_or_else(|| format!("{value:?}: expected ':' after ']'"))?,
+                ),
+            ),
+        }
+    } else if value.matches(':').count() == 1 {
+        let (host, port) = value.split_once(':').expect("one ':'");
+        (host, Some(port))
+    } else {
+        (value, None)
+    };
+    if host.is_empty() {
+        return Err(format!("{value:?}: empty host"));
+    }
+    let port = match port {
+        None => EAST_WEST_PORT,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p > 0 => u32::from(p),
+            _ => return Err(format!("{value:?}: port {p:?} is not in 1..=65535")),
+        },
+    };
+    Ok(EastWestGateway {
+        address: host.to_owned(),
+        port,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gw(address: &str, port: u32) -> EastWestGateway {
+        EastWestGateway {
+            address: address.to_owned(),
+            port,
+        }
+    }
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(parse_host_port("10.0.0.1"), Ok(gw("10.0.0.1", 15443)));
+        assert_eq!(parse_host_port("gw.east:8443"), Ok(gw("gw.east", 8443)));
+        assert_eq!(parse_host_port("[fd00::1]:15443"), Ok(gw("fd00::1", 15443)));
+        assert_eq!(parse_host_port("[fd00::1]"), Ok(gw("fd00::1", 15443)));
+        assert_eq!(parse_host_port("fd00::1"), Ok(gw("fd00::1", 15443)));
+        assert_eq!(
+            parse_host_port("gw:x"),
+            Err("\"gw:x\": port \"x\" is not in 1..=65535".to_owned())
+        );
+        assert_eq!(
+            parse_host_port(":80"),
+            Err("\":80\": empty host".to_owned())
+        );
+    }
+}

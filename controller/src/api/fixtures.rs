@@ -1,0 +1,272 @@
+//! Test builders: `cluster("east-1").region("us-east").zone("us-east-1a").into()`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::*;
+
+fn meta(namespace: Option<&str>, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: name.to_owned(),
+        namespace: namespace.map(str::to_owned),
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+    }
+}
+
+pub struct ClusterFixture(pub Cluster);
+
+pub fn cluster(name: &str) -> ClusterFixture {
+    ClusterFixture(Cluster {
+        api_version: "meshfleet.io/v1alpha1".to_owned(),
+        metadata: meta(None, name),
+        spec: ClusterSpec::default(),
+        status: ClusterStatus::default(),
+    })
+}
+
+impl ClusterFixture {
+    pub fn region(mut self, region: &str) -> Self {
+        self.0.spec.region = Some(region.to_owned());
+        self
+    }
+    pub fn zone(mut self, zone: &str) -> Self {
+        self.0.spec.zone = Some(zone.to_owned());
+        self
+    }
+    pub fn subzone(mut self, subzone: &str) -> Self {
+        self.0.spec.subzone = Some(subzone.to_owned());
+        self
+    }
+    pub fn network(mut self, network: &str) -> Self {
+        self.0.spec.network = Some(network.to_owned());
+        self
+    }
+    pub fn gateway(mut self, address: &str, port: u32) -> Self {
+        self.0.spec.east_west_gateway = Some(EastWestGateway {
+            address: address.to_owned(),
+            port,
+        });
+        self
+    }
+    pub fn annotate(mut self, key: &str, value: &str) -> Self {
+        self.0
+            .metadata
+            .annotations
+            .insert(key.to_owned(), value.to_owned());
+        self
+    }
+    pub fn ready(mut self) -> Self {
+        self.0.status.conditions.push(Condition {
+            type_: "Ready".to_owned(),
+            status: "True".to_owned(),
+            reason: None,
+            message: None,
+        });
+        self
+    }
+}
+
+impl From<ClusterFixture> for Object {
+    fn from(f: ClusterFixture) -> Self {
+        Object::Cluster(Arc::new(f.0))
+    }
+}
+
+pub struct ServiceFixture(pub Service);
+
+/// A Service template (`namespace` "" = none written); `.observed_in(cluster)` makes it a member
+/// cluster's copy.
+pub fn service(namespace: &str, name: &str) -> ServiceFixture {
+    ServiceFixture(Service {
+        api_version: "v1".to_owned(),
+        metadata: meta(Some(namespace).filter(|ns| !ns.is_empty()), name),
+        spec: ServiceSpec::default(),
+    })
+}
+
+impl ServiceFixture {
+    pub fn port(mut self, name: &str, port: u32) -> Self {
+        self.0.spec.ports.push(ServicePortSpec {
+            name: (!name.is_empty()).then(|| name.to_owned()),
+            port,
+            target_port: None,
+            protocol: None,
+            app_protocol: None,
+        });
+        self
+    }
+    pub fn app_protocol(mut self, app_protocol: &str) -> Self {
+        let last = self.0.spec.ports.last_mut().expect("a port first");
+        last.app_protocol = Some(app_protocol.to_owned());
+        self
+    }
+    pub fn udp(mut self) -> Self {
+        let last = self.0.spec.ports.last_mut().expect("a port first");
+        last.protocol = Some("UDP".to_owned());
+        self
+    }
+    pub fn global(self) -> Self {
+        self.annotate(ANNOTATION_GLOBAL, "true")
+    }
+    pub fn annotate(mut self, key: &str, value: &str) -> Self {
+        self.0
+            .metadata
+            .annotations
+            .insert(key.to_owned(), value.to_owned());
+        self
+    }
+    pub fn observed_in(mut self, cluster: &str) -> Self {
+        self.0
+            .metadata
+            .labels
+            .insert(LABEL_SOURCE_CLUSTER.to_owned(), cluster.to_owned());
+        self
+    }
+}
+
+impl From<ServiceFixture> for Object {
+    fn from(f: ServiceFixture) -> Self {
+        Object::Service(Arc::new(f.0))
+    }
+}
+
+pub struct SliceFixture(pub EndpointSlice);
+
+/// An IPv4 EndpointSlice of `service` observed in `cluster`.
+pub fn slice(namespace: &str, name: &str, service: &str, cluster: &str) -> SliceFixture {
+    let mut metadata = meta(Some(namespace), name);
+    metadata
+        .labels
+        .insert(LABEL_SERVICE_NAME.to_owned(), service.to_owned());
+    if !cluster.is_empty() {
+        metadata
+            .labels
+            .insert(LABEL_SOURCE_CLUSTER.to_owned(), cluster.to_owned());
+    }
+    SliceFixture(EndpointSlice {
+        api_version: "discovery.k8s.io/v1".to_owned(),
+        metadata,
+        address_type: "IPv4".to_owned(),
+        endpoints: Vec::new(),
+        ports: Vec::new(),
+    })
+}
+
+impl SliceFixture {
+    pub fn address_type(mut self, address_type: &str) -> Self {
+        self.0.address_type = address_type.to_owned();
+        self
+    }
+    /// An endpoint with `conditions.ready` absent (= ready).
+    pub fn endpoint(mut self, address: &str) -> Self {
+        self.0.endpoints.push(SliceEndpoint {
+            addresses: vec![address.to_owned()],
+            ..Default::default()
+        });
+        self
+    }
+    pub fn endpoint_ready(mut self, address: &str, ready: bool) -> Self {
+        self.0.endpoints.push(SliceEndpoint {
+            addresses: vec![address.to_owned()],
+            conditions: EndpointConditions {
+                ready: Some(ready),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        self
+    }
+    pub fn endpoint_without_address(mut self) -> Self {
+        self.0.endpoints.push(SliceEndpoint::default());
+        self
+    }
+    pub fn port(mut self, name: &str, port: u32) -> Self {
+        self.0.ports.push(EndpointPort {
+            name: (!name.is_empty()).then(|| name.to_owned()),
+            port: Some(port),
+            ..Default::default()
+        });
+        self
+    }
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.0
+            .metadata
+            .labels
+            .insert(key.to_owned(), value.to_owned());
+        self
+    }
+    pub fn annotate(mut self, key: &str, value: &str) -> Self {
+        self.0
+            .metadata
+            .annotations
+            .insert(key.to_owned(), value.to_owned());
+        self
+    }
+}
+
+impl From<SliceFixture> for Object {
+    fn from(f: SliceFixture) -> Self {
+        Object::EndpointSlice(Arc::new(f.0))
+    }
+}
+
+pub fn service_export(namespace: &str, name: &str) -> Object {
+    Object::ServiceExport(Arc::new(ServiceExport {
+        api_version: "multicluster.x-k8s.io/v1alpha1".to_owned(),
+        metadata: meta(Some(namespace), name),
+    }))
+}
+
+pub struct RuleFixture(pub DestinationRule);
+
+pub fn rule(namespace: &str, name: &str, host: &str) -> RuleFixture {
+    RuleFixture(DestinationRule {
+        api_version: "networking.istio.io/v1".to_owned(),
+        metadata: meta(Some(namespace), name),
+        spec: DestinationRuleSpec {
+            host: host.to_owned(),
+            traffic_policy: None,
+        },
+    })
+}
+
+impl RuleFixture {
+    fn policy(&mut self) -> &mut TrafficPolicy {
+        self.0
+            .spec
+            .traffic_policy
+            .get_or_insert_with(Default::default)
+    }
+    pub fn locality_lb(mut self, setting: LocalityLbSetting) -> Self {
+        self.policy().load_balancer = Some(LoadBalancer {
+            locality_lb_setting: Some(setting),
+        });
+        self
+    }
+    pub fn outlier(mut self, outlier: OutlierDetection) -> Self {
+        self.policy().outlier_detection = Some(outlier);
+        self
+    }
+}
+
+impl From<RuleFixture> for Object {
+    fn from(f: RuleFixture) -> Self {
+        Object::DestinationRule(Arc::new(f.0))
+    }
+}
+
+/// `distribute: [{from, to}]`.
+pub fn distribute(from: &str, to: &[(&str, u32)]) -> Distribute {
+    Distribute {
+        from: from.to_owned(),
+        to: to.iter().map(|(l, w)| ((*l).to_owned(), *w)).collect(),
+    }
+}
+
+pub fn failover(from: &str, to: &str) -> Failover {
+    Failover {
+        from: from.to_owned(),
+        to: to.to_owned(),
+    }
+}

@@ -1,0 +1,325 @@
+//! The Kubernetes objects meshfleet reads, as typed serde structs with only the fields it uses
+//! (unknown fields are ignored), and the rule that turns one YAML document into one [`Object`].
+//!
+//! ```text
+//!  YAML document ──> TypeMeta (apiVersion, kind) ──> known kind? ──> typed: Cluster, Service,
+//!                                                     │               EndpointSlice, ServiceExport,
+//!                                                     │               DestinationRule
+//!                                                     ├─ template/policy kind ──> Generic (raw value)
+//!                                                     └─ other ──> UnknownKind (a warning)
+//! ```
+//!
+//! Field errors carry their path (`spec.ports[0].port`) through `serde_path_to_error`.
+
+mod cluster;
+mod istio;
+mod meta;
+mod service;
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+pub use cluster::{
+    Cluster, ClusterSpec, ClusterStatus, Condition, EastWestGateway, ResourceSummary, Taint,
+};
+pub use istio::{
+    DestinationRule, DestinationRuleSpec, Distribute, Duration, Failover, LoadBalancer,
+    LocalityLbSetting, OutlierDetection, TrafficPolicy,
+};
+pub use meta::{Generic, ObjectKey, ObjectMeta};
+pub use service::{
+    EndpointConditions, EndpointPort, EndpointSlice, IntOrString, Service, ServiceExport,
+    ServicePortSpec, ServiceSpec, SliceEndpoint,
+};
+
+/// Annotation that exports a Service: `"true"`.
+pub const ANNOTATION_GLOBAL: &str = "meshfleet.io/global";
+/// Annotation with a Service's locality tier weights: `local=99,remote=1`.
+pub const ANNOTATION_LOCALITY_WEIGHTS: &str = "meshfleet.io/locality-weights";
+/// Annotation with an EndpointSlice's load-balancing weight (default 1).
+pub const ANNOTATION_WEIGHT: &str = "meshfleet.io/weight";
+/// Annotation with a Cluster's east-west gateway, `host[:port]`, when its spec has none.
+pub const ANNOTATION_EAST_WEST_GATEWAY: &str = "meshfleet.io/east-west-gateway";
+/// Label naming the member cluster an observed object comes from (MCS API).
+pub const LABEL_SOURCE_CLUSTER: &str = "multicluster.kubernetes.io/source-cluster";
+/// Label naming the Service of an EndpointSlice.
+pub const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
+
+/// One object read from a source, typed when meshfleet reads its fields.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Object {
+    Cluster(Arc<Cluster>),
+    Service(Arc<Service>),
+    EndpointSlice(Arc<EndpointSlice>),
+    ServiceExport(Arc<ServiceExport>),
+    DestinationRule(Arc<DestinationRule>),
+    /// Resource templates and policies, kept whole until their consumers type them.
+    Generic(Arc<Generic>),
+}
+
+impl Object {
+    pub fn meta(&self) -> &ObjectMeta {
+        match self {
+            Self::Cluster(o) => &o.metadata,
+            Self::Service(o) => &o.metadata,
+            Self::EndpointSlice(o) => &o.metadata,
+            Self::ServiceExport(o) => &o.metadata,
+            Self::DestinationRule(o) => &o.metadata,
+            Self::Generic(o) => &o.metadata,
+        }
+    }
+
+    pub fn api_version(&self) -> &str {
+        match self {
+            Self::Cluster(o) => &o.api_version,
+            Self::Service(o) => &o.api_version,
+            Self::EndpointSlice(o) => &o.api_version,
+            Self::ServiceExport(o) => &o.api_version,
+            Self::DestinationRule(o) => &o.api_version,
+            Self::Generic(o) => &o.api_version,
+        }
+    }
+
+    /// The kind as written (`Deployment`), without its group.
+    pub fn kind(&self) -> &str {
+        match self {
+            Self::Cluster(_) => "Cluster",
+            Self::Service(_) => "Service",
+            Self::EndpointSlice(_) => "EndpointSlice",
+            Self::ServiceExport(_) => "ServiceExport",
+            Self::DestinationRule(_) => "DestinationRule",
+            Self::Generic(o) => &o.kind,
+        }
+    }
+
+    /// Where this object lives in the index: see [`ObjectKey`].
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey::of(self.api_version(), self.kind(), self.meta())
+    }
+}
+
+/// Why a document did not become an object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DocumentError {
+    /// It does not parse as its kind: missing `apiVersion`, `kind` or `metadata.name`, or a field
+    /// of the wrong type. `field` is the path of the field at fault, if one is.
+    Invalid {
+        field: Option<String>,
+        message: String,
+    },
+    /// A kind meshfleet does not read; skipped with a warning.
+    UnknownKind { api_version: String, kind: String },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TypeMeta {
+    api_version: String,
+    kind: String,
+}
+
+/// What meshfleet does with a kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Known {
+    Cluster,
+    Service,
+    EndpointSlice,
+    ServiceExport,
+    DestinationRule,
+    Generic,
+}
+
+/// Turns one parsed YAML document into an object.
+///
+/// # Errors
+/// [`DocumentError::Invalid`] with the field path when the document does not fit its kind;
+/// [`DocumentError::UnknownKind`] when meshfleet does not read that kind. Errors of a `Secret`
+/// never quote values from the document.
+pub fn parse_document(value: &serde_yaml::Value) -> Result<Object, DocumentError> {
+    let meta: TypeMeta = typed(value)?;
+    let Some(known) = classify(&meta.api_version, &meta.kind) else {
+        return Err(DocumentError::UnknownKind {
+            api_version: meta.api_version,
+            kind: meta.kind,
+        });
+    };
+    let object = match known {
+        Known::Cluster => Object::Cluster(Arc::new(typed(value)?)),
+        Known::Service => Object::Service(Arc::new(typed(value)?)),
+        Known::EndpointSlice => Object::EndpointSlice(Arc::new(typed(value)?)),
+        Known::ServiceExport => Object::ServiceExport(Arc::new(typed(value)?)),
+        Known::DestinationRule => Object::DestinationRule(Arc::new(typed(value)?)),
+        Known::Generic => {
+            let generic = Generic::from_value(value).map_err(|error| match error {
+                DocumentError::Invalid { field, message } if meta.kind == "Secret" => {
+                    DocumentError::Invalid {
+                        field,
+                        message: redact(&message),
+                    }
+                }
+                other => other,
+            })?;
+            Object::Generic(Arc::new(generic))
+        }
+    };
+    if object.meta().name.is_empty() {
+        return Err(DocumentError::Invalid {
+            field: Some("metadata.name".to_owned()),
+            message: "must not be empty".to_owned(),
+        });
+    }
+    Ok(object)
+}
+
+/// Deserializes `value` as `T`, keeping the path of the field that failed.
+fn typed<T: DeserializeOwned>(value: &serde_yaml::Value) -> Result<T, DocumentError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        DocumentError::Invalid {
+            field: (path != ".").then_some(path),
+            message: error.into_inner().to_string(),
+        }
+    })
+}
+
+/// Replaces every quoted part of a message (serde quotes values in `"..."` and `` `...` ``).
+fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quote = None;
+    for c in message.chars() {
+        match quote {
+            Some(q) if c == q => {
+                out.push_str("<redacted>");
+                out.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    quote = Some(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Groups whose kinds are meshfleet's own (Karmada's groups are read as aliases of it).
+fn is_meshfleet_group(group: &str) -> bool {
+    group == "meshfleet.io" || group.ends_with(".karmada.io")
+}
+
+/// Kubernetes and Istio groups any of whose kinds can be a resource template.
+const TEMPLATE_GROUPS: &[&str] = &[
+    "apps",
+    "batch",
+    "autoscaling",
+    "policy",
+    "networking.k8s.io",
+    "rbac.authorization.k8s.io",
+    "storage.k8s.io",
+    "scheduling.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "apiextensions.k8s.io",
+    "admissionregistration.k8s.io",
+    "gateway.networking.k8s.io",
+    "multicluster.x-k8s.io",
+    "networking.istio.io",
+    "security.istio.io",
+    "telemetry.istio.io",
+];
+
+/// Kinds of the core group (`apiVersion: v1`) that can be resource templates.
+const CORE_KINDS: &[&str] = &[
+    "ConfigMap",
+    "Endpoints",
+    "LimitRange",
+    "Namespace",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "Pod",
+    "ResourceQuota",
+    "Secret",
+    "Service",
+    "ServiceAccount",
+];
+
+/// Karmada's policy and scheduling kinds, read as generic documents for now.
+const POLICY_KINDS: &[&str] = &[
+    "PropagationPolicy",
+    "ClusterPropagationPolicy",
+    "OverridePolicy",
+    "ClusterOverridePolicy",
+    "ResourceBinding",
+    "ClusterResourceBinding",
+];
+
+fn classify(api_version: &str, kind: &str) -> Option<Known> {
+    let (group, version) = split_api_version(api_version);
+    let known = match (group, version, kind) {
+        ("meshfleet.io", "v1alpha1", "Cluster") | ("cluster.karmada.io", "v1alpha1", "Cluster") => {
+            Known::Cluster
+        }
+        ("", "v1", "Service") => Known::Service,
+        ("discovery.k8s.io", "v1", "EndpointSlice") => Known::EndpointSlice,
+        ("multicluster.x-k8s.io", "v1alpha1", "ServiceExport") => Known::ServiceExport,
+        ("networking.istio.io", "v1" | "v1beta1" | "v1alpha3", "DestinationRule") => {
+            Known::DestinationRule
+        }
+        ("", "v1", kind) if CORE_KINDS.contains(&kind) => Known::Generic,
+        (group, _, kind) if is_meshfleet_group(group) && POLICY_KINDS.contains(&kind) => {
+            Known::Generic
+        }
+        (group, _, _) if TEMPLATE_GROUPS.contains(&group) => Known::Generic,
+        _ => return None,
+    };
+    Some(known)
+}
+
+/// `apps/v1` → (`apps`, `v1`); `v1` → (``, `v1`).
+pub fn split_api_version(api_version: &str) -> (&str, &str) {
+    api_version.rsplit_once('/').unwrap_or(("", api_version))
+}
+
+/// Kinds that have no namespace. Namespaced objects written without one are in `default`, as
+/// `kubectl apply` would put them.
+const CLUSTER_SCOPED_KINDS: &[&str] = &[
+    "Cluster",
+    "ClusterPropagationPolicy",
+    "ClusterOverridePolicy",
+    "ClusterResourceBinding",
+    "Namespace",
+    "PersistentVolume",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "StorageClass",
+    "PriorityClass",
+    "IngressClass",
+    "GatewayClass",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+];
+
+fn is_cluster_scoped(kind: &str) -> bool {
+    CLUSTER_SCOPED_KINDS.contains(&kind)
+}
+
+/// Deserializes a collection that may be written as `null` (or left empty) as its default, as
+/// Kubernetes' own YAML decoding does.
+fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
+mod tests;

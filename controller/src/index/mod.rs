@@ -1,0 +1,231 @@
+//! The in-memory index of typed objects, fed by sources one file at a time.
+//!
+//! ```text
+//!  source ──apply_file(file, contents)──> files: file → documents, problems
+//!         ──remove_file(file)──────────>   │
+//!                                          └─> objects: key → definitions by (file, document)
+//!                                                         the last one wins ──> typed getters
+//! ```
+//!
+//! A source hands over everything one file holds; the index replaces that file's objects and says
+//! whether anything changed. The same [`ObjectKey`] in two places is reported, and the definition
+//! last in (file path, document index) order wins, so the result does not depend on load order.
+//! Nothing here does I/O.
+
+pub(crate) mod parallel;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::api::{
+    Cluster, DestinationRule, EndpointSlice, Generic, Object, ObjectKey, Service, ServiceExport,
+};
+use crate::problem::Problem;
+
+/// Index keys of the typed kinds (see [`ObjectKey`] for the qualification rule).
+pub mod kinds {
+    pub const CLUSTER: &str = "Cluster";
+    pub const SERVICE: &str = "Service";
+    pub const ENDPOINT_SLICE: &str = "EndpointSlice.discovery.k8s.io";
+    pub const SERVICE_EXPORT: &str = "ServiceExport.multicluster.x-k8s.io";
+    pub const DESTINATION_RULE: &str = "DestinationRule.networking.istio.io";
+}
+
+/// One document's object.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Document {
+    /// 0-based index of the document in its file.
+    pub index: usize,
+    pub object: Object,
+}
+
+/// Everything one source file holds: its objects and what was wrong with the rest of it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FileContents {
+    pub documents: Vec<Document>,
+    pub problems: Vec<Problem>,
+}
+
+/// Where a definition comes from: file, then document index. Its order decides who wins.
+type Origin = (String, usize);
+
+/// Typed objects from every source file. See the module docs.
+#[derive(Debug, Default)]
+pub struct Index {
+    /// What each file holds, by path relative to its source: replaced whole when it reloads.
+    files: BTreeMap<String, FileContents>,
+    /// Every definition of each key: the last by [`Origin`] is the object.
+    objects: BTreeMap<ObjectKey, BTreeMap<Origin, Object>>,
+    /// Keys defined more than once, reported by [`Index::problems`].
+    duplicates: BTreeSet<ObjectKey>,
+}
+
+impl Index {
+    /// Replaces what `file` holds with `contents`.
+    ///
+    /// Returns whether anything changed: `false` when the file held exactly this before.
+    pub fn apply_file(&mut self, file: &str, contents: FileContents) -> bool {
+        if self.files.get(file) == Some(&contents) {
+            return false;
+        }
+        self.remove_file(file);
+        for document in &contents.documents {
+            let key = document.object.key();
+            let origin = (file.to_owned(), document.index);
+            let definitions = self.objects.entry(key.clone()).or_default();
+            definitions.insert(origin, document.object.clone());
+            if definitions.len() > 1 {
+                self.duplicates.insert(key);
+            }
+        }
+        self.files.insert(file.to_owned(), contents);
+        true
+    }
+
+    /// Removes everything `file` held. Returns whether it held anything (a file that was never
+    /// applied is not an error).
+    pub fn remove_file(&mut self, file: &str) -> bool {
+        let Some(old) = self.files.remove(file) else {
+            return false;
+        };
+        for document in &old.documents {
+            let key = document.object.key();
+            let Some(definitions) = self.objects.get_mut(&key) else {
+                continue;
+            };
+            definitions.remove(&(file.to_owned(), document.index));
+            match definitions.len() {
+                0 => {
+                    self.objects.remove(&key);
+                    self.duplicates.remove(&key);
+                }
+                1 => {
+                    self.duplicates.remove(&key);
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// The files the index holds, in path order.
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        self.files.keys().map(String::as_str)
+    }
+
+    /// Current problems: each file's parse problems (in path order, replaced when the file
+    /// reloads), then one per shadowed definition of a key defined more than once.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems: Vec<Problem> = self
+            .files
+            .values()
+            .flat_map(|contents| contents.problems.iter().cloned())
+            .collect();
+        for key in &self.duplicates {
+            let definitions = &self.objects[key];
+            let Some(((winner_file, winner_index), _)) = definitions.last_key_value() else {
+                continue;
+            };
+            let winner = Problem::document(winner_file, *winner_index);
+            for (file, index) in definitions.keys().take(definitions.len() - 1) {
+                problems.push(Problem::new(
+                    Problem::document(file, *index),
+                    format!("{key} is defined again in {winner}, which wins; this one is ignored"),
+                ));
+            }
+        }
+        problems
+    }
+
+    /// The object under `key`, if any.
+    pub fn get(&self, key: &ObjectKey) -> Option<&Object> {
+        self.objects.get(key).and_then(|d| d.values().next_back())
+    }
+
+    /// Every object, in key order.
+    pub fn objects(&self) -> impl Iterator<Item = (&ObjectKey, &Object)> {
+        self.objects
+            .iter()
+            .filter_map(|(key, d)| Some((key, d.values().next_back()?)))
+    }
+
+    /// Objects of one (qualified) kind, in key order: namespace, name, source cluster.
+    pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Object> + 'a {
+        self.objects
+            .range(ObjectKey::first_of(kind)..)
+            .take_while(move |(key, _)| key.kind == kind)
+            .filter_map(|(_, d)| d.values().next_back())
+    }
+
+    /// Member clusters, by name.
+    pub fn clusters(&self) -> impl Iterator<Item = &Arc<Cluster>> {
+        self.of_kind(kinds::CLUSTER).filter_map(|o| match o {
+            Object::Cluster(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    pub fn cluster(&self, name: &str) -> Option<&Arc<Cluster>> {
+        let key = ObjectKey {
+            name: name.to_owned(),
+            ..ObjectKey::first_of(kinds::CLUSTER)
+        };
+        match self.get(&key)? {
+            Object::Cluster(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Every Service, templates and observed copies, by namespace, name, then source cluster
+    /// (a template, with no source cluster, comes before its copies).
+    pub fn services(&self) -> impl Iterator<Item = &Arc<Service>> {
+        self.of_kind(kinds::SERVICE).filter_map(|o| match o {
+            Object::Service(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    /// Services without the `multicluster.kubernetes.io/source-cluster` label.
+    pub fn service_templates(&self) -> impl Iterator<Item = &Arc<Service>> {
+        self.services().filter(|s| s.source_cluster().is_none())
+    }
+
+    /// Services with the `multicluster.kubernetes.io/source-cluster` label.
+    pub fn observed_services(&self) -> impl Iterator<Item = &Arc<Service>> {
+        self.services().filter(|s| s.source_cluster().is_some())
+    }
+
+    pub fn endpoint_slices(&self) -> impl Iterator<Item = &Arc<EndpointSlice>> {
+        self.of_kind(kinds::ENDPOINT_SLICE).filter_map(|o| match o {
+            Object::EndpointSlice(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    pub fn service_exports(&self) -> impl Iterator<Item = &Arc<ServiceExport>> {
+        self.of_kind(kinds::SERVICE_EXPORT).filter_map(|o| match o {
+            Object::ServiceExport(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    /// DestinationRules, by namespace and name.
+    pub fn destination_rules(&self) -> impl Iterator<Item = &Arc<DestinationRule>> {
+        self.of_kind(kinds::DESTINATION_RULE)
+            .filter_map(|o| match o {
+                Object::DestinationRule(r) => Some(r),
+                _ => None,
+            })
+    }
+
+    /// Documents of kinds not typed yet (templates, policies), in key order.
+    pub fn generic(&self) -> impl Iterator<Item = &Arc<Generic>> {
+        self.objects().filter_map(|(_, o)| match o {
+            Object::Generic(g) => Some(g),
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,163 @@
+use super::*;
+use crate::api::fixtures::*;
+
+fn contents(objects: Vec<Object>) -> FileContents {
+    FileContents {
+        documents: objects
+            .into_iter()
+            .enumerate()
+            .map(|(index, object)| Document { index, object })
+            .collect(),
+        problems: Vec::new(),
+    }
+}
+
+fn names<'a, T: 'a>(
+    items: impl Iterator<Item = &'a Arc<T>>,
+    name: impl Fn(&T) -> String,
+) -> Vec<String> {
+    items.map(|item| name(item)).collect()
+}
+
+#[test]
+fn apply_file_says_whether_anything_changed() {
+    let mut index = Index::default();
+    let file = || {
+        contents(vec![
+            cluster("east-1").region("us-east").into(),
+            service("team-a", "api").into(),
+        ])
+    };
+    assert!(index.apply_file("a.yaml", file()));
+    assert!(!index.apply_file("a.yaml", file()), "same contents again");
+    assert!(index.apply_file(
+        "a.yaml",
+        contents(vec![cluster("east-1").region("us-west").into()])
+    ));
+    assert_eq!(index.cluster("east-1").unwrap().region(), Some("us-west"));
+    assert_eq!(
+        index.services().count(),
+        0,
+        "the file's Service is gone with its old contents"
+    );
+    assert!(index.remove_file("a.yaml"));
+    assert!(!index.remove_file("a.yaml"), "already gone");
+    assert!(!index.remove_file("never.yaml"));
+    assert_eq!(index.objects().count(), 0);
+    assert_eq!(index.files().count(), 0);
+}
+
+#[test]
+fn typed_getters_split_templates_from_observed_copies() {
+    let mut index = Index::default();
+    index.apply_file(
+        "all.yaml",
+        contents(vec![
+            service("team-a", "api").observed_in("west-1").into(),
+            service("team-a", "api").into(),
+            service("team-a", "api").observed_in("east-1").into(),
+            slice("team-a", "api-1", "api", "east-1").into(),
+            service_export("team-a", "api"),
+            rule("team-a", "api", "api").into(),
+            cluster("east-1").into(),
+        ]),
+    );
+    let cluster_of = |s: &Service| s.source_cluster().unwrap_or("-").to_owned();
+    assert_eq!(
+        names(index.services(), cluster_of),
+        ["-", "east-1", "west-1"]
+    );
+    assert_eq!(names(index.service_templates(), cluster_of), ["-"]);
+    assert_eq!(
+        names(index.observed_services(), cluster_of),
+        ["east-1", "west-1"]
+    );
+    assert_eq!(
+        names(index.endpoint_slices(), |s| s.metadata.name.clone()),
+        ["api-1"]
+    );
+    assert_eq!(
+        names(index.service_exports(), |s| s.metadata.name.clone()),
+        ["api"]
+    );
+    assert_eq!(
+        names(index.destination_rules(), |s| s.metadata.name.clone()),
+        ["api"]
+    );
+    assert_eq!(names(index.clusters(), |c| c.name().to_owned()), ["east-1"]);
+    assert_eq!(index.generic().count(), 0);
+    assert_eq!(index.problems(), vec![]);
+}
+
+#[test]
+fn the_same_key_twice_is_reported_and_the_last_file_wins() {
+    let mut index = Index::default();
+    assert!(index.apply_file(
+        "b.yaml",
+        contents(vec![cluster("east-1").region("from-b").into()])
+    ));
+    assert!(index.apply_file(
+        "a.yaml",
+        contents(vec![cluster("east-1").region("from-a").into()])
+    ));
+    // Path order, not load order, decides.
+    assert_eq!(index.cluster("east-1").unwrap().region(), Some("from-b"));
+    assert_eq!(
+        index.problems(),
+        vec![Problem::new(
+            "a.yaml#0",
+            "Cluster east-1 is defined again in b.yaml#0, which wins; this one is ignored"
+        )]
+    );
+    assert!(index.remove_file("b.yaml"));
+    assert_eq!(index.cluster("east-1").unwrap().region(), Some("from-a"));
+    assert_eq!(index.problems(), vec![]);
+}
+
+#[test]
+fn the_same_key_twice_in_one_file_keeps_the_later_document() {
+    let mut index = Index::default();
+    index.apply_file(
+        "a.yaml",
+        contents(vec![
+            cluster("c").region("first").into(),
+            cluster("c").region("second").into(),
+        ]),
+    );
+    assert_eq!(index.cluster("c").unwrap().region(), Some("second"));
+    assert_eq!(
+        index.problems(),
+        vec![Problem::new(
+            "a.yaml#0",
+            "Cluster c is defined again in a.yaml#1, which wins; this one is ignored"
+        )]
+    );
+    index.apply_file("a.yaml", contents(vec![cluster("c").region("only").into()]));
+    assert_eq!(index.problems(), vec![]);
+}
+
+#[test]
+fn parse_problems_are_replaced_when_the_file_reloads() {
+    let mut index = Index::default();
+    let bad = FileContents {
+        documents: vec![],
+        problems: vec![Problem::new("a.yaml#0", "bad")],
+    };
+    index.apply_file(
+        "b.yaml",
+        FileContents {
+            problems: vec![Problem::new("b.yaml#3", "worse")],
+            ..Default::default()
+        },
+    );
+    index.apply_file("a.yaml", bad);
+    assert_eq!(
+        index.problems(),
+        vec![
+            Problem::new("a.yaml#0", "bad"),
+            Problem::new("b.yaml#3", "worse")
+        ]
+    );
+    index.apply_file("a.yaml", contents(vec![cluster("c").into()]));
+    assert_eq!(index.problems(), vec![Problem::new("b.yaml#3", "worse")]);
+}

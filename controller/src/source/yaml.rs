@@ -1,0 +1,142 @@
+//! One multi-document YAML file → [`FileContents`]: every document that parses becomes an object;
+//! every one that does not becomes a [`Problem`] naming the file, the document and the field.
+//!
+//! The file is split into documents at `---` / `...` lines before parsing, so a syntax error
+//! costs only the document it is in (a YAML parser stops at the first one). The YAML spec forbids
+//! these markers inside a document's content, so the split is exact.
+
+use serde_yaml::Value;
+
+use crate::api::{self, DocumentError};
+use crate::index::{Document, FileContents, parallel};
+use crate::problem::Problem;
+
+/// Below this many documents per core a file is parsed on one thread.
+const DOCUMENTS_PER_THREAD: usize = 256;
+
+/// Parses every document of `text`, the contents of `file` (a path relative to the source root).
+pub fn parse_file(file: &str, text: &str) -> FileContents {
+    let chunks = split_documents(text);
+    // Parsing YAML is most of a load: big files use every core.
+    let parsed = parallel::map_ordered(&chunks, DOCUMENTS_PER_THREAD, parse_chunk);
+    let mut contents = FileContents::default();
+    for (index, result) in parsed.into_iter().enumerate() {
+        let source = Problem::document(file, index);
+        match result {
+            Ok(None) => {}
+            Ok(Some(object)) => contents.documents.push(Document { index, object }),
+            Err(DocumentError::Invalid { field, message }) => contents.problems.push(Problem {
+                source,
+                field,
+                message,
+            }),
+            Err(DocumentError::UnknownKind { api_version, kind }) => {
+                let problem = Problem::new(
+                    source,
+                    format!("unknown kind {kind} ({api_version}); skipped"),
+                );
+                tracing::warn!(%problem, "unknown kind in the config directory");
+                contents.problems.push(problem);
+            }
+        }
+    }
+    contents
+}
+
+/// One document's text and the 0-based line of the file it starts on.
+#[derive(Debug, PartialEq)]
+struct Chunk<'a> {
+    text: &'a str,
+    first_line: usize,
+}
+
+/// Splits a YAML stream into its documents. A document is counted (given an index) when it was
+/// started by `---` or has content; blank or comment-only text around markers is not a document.
+fn split_documents(text: &str) -> Vec<Chunk<'_>> {
+    let mut chunks = Vec::new();
+    let (mut start, mut first_line, mut explicit) = (0, 0, false);
+    let mut offset = 0;
+    for (line_no, line) in text.split_inclusive('\n').enumerate() {
+        let marker = marker(line);
+        if marker.is_some() {
+            push_chunk(&mut chunks, &text[start..offset], first_line, explicit);
+        }
+        match marker {
+            Some(Marker::Start) => (start, first_line, explicit) = (offset, line_no, true),
+            Some(Marker::End) => {
+                (start, first_line, explicit) = (offset + line.len(), line_no + 1, false);
+            }
+            None => {}
+        }
+        offset += line.len();
+    }
+    push_chunk(&mut chunks, &text[start..], first_line, explicit);
+    chunks
+}
+
+enum Marker {
+    Start,
+    End,
+}
+
+fn marker(line: &str) -> Option<Marker> {
+    let is = |m: &str| {
+        line.strip_prefix(m)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
+    };
+    if is("---") {
+        Some(Marker::Start)
+    } else if is("...") {
+        Some(Marker::End)
+    } else {
+        None
+    }
+}
+
+fn push_chunk<'a>(chunks: &mut Vec<Chunk<'a>>, text: &'a str, first_line: usize, explicit: bool) {
+    let has_content = text.lines().any(|line| {
+        let line = line.trim();
+        !(line.is_empty() || line.starts_with('#') || line.starts_with('%'))
+    });
+    if explicit || has_content {
+        chunks.push(Chunk { text, first_line });
+    }
+}
+
+/// `Ok(None)` for an empty document.
+fn parse_chunk(chunk: &Chunk<'_>) -> Result<Option<api::Object>, DocumentError> {
+    let mut value: Value = serde_yaml::from_str(chunk.text).map_err(|_| syntax_error(chunk))?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    value
+        .apply_merge()
+        .map_err(|error| DocumentError::Invalid {
+            field: None,
+            message: format!("invalid YAML: {error}"),
+        })?;
+    api::parse_document(&value).map(Some)
+}
+
+/// The syntax error of a chunk, with line numbers of the whole file: the chunk is parsed again
+/// behind as many empty lines as precede it (only on error, so only errors pay for it).
+fn syntax_error(chunk: &Chunk<'_>) -> DocumentError {
+    let padded = format!("{}{}", "\n".repeat(chunk.first_line), chunk.text);
+    let message = match serde_yaml::from_str::<Value>(&padded) {
+        Err(error) => {
+            let mut message = error.to_string();
+            if let (false, Some(at)) = (message.contains(" at line "), error.location()) {
+                message.push_str(&format!(" at line {} column {}", at.line(), at.column()));
+            }
+            message
+        }
+        Ok(_) => "invalid YAML".to_owned(),
+    };
+    DocumentError::Invalid {
+        field: None,
+        message: format!("invalid YAML: {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;
