@@ -92,9 +92,18 @@ fn catalog(args: &CatalogArgs) -> anyhow::Result<()> {
     for problem in index.problems().iter().chain(&catalog.problems) {
         eprintln!("warning: {problem}");
     }
-    match args.output {
-        Output::Table => print!("{}", catalog.to_table()),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&catalog)?),
+    let text = match args.output {
+        Output::Table => catalog.to_table(),
+        Output::Json => serde_json::to_string_pretty(&catalog)? + "\n",
+    };
+    write_stdout(&text)
+}
+
+/// Prints `text`; a closed pipe (`| head`) is not an error.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => Ok(result?),
     }
-    Ok(())
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -37,46 +38,19 @@ impl Mesh {
         let dir = tempfile::tempdir().expect("tempdir");
         let fleet = Fleet::start(dir.path(), clusters).await.expect("fleet");
         prepare(&fleet);
-        let xds_addr: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
-            .parse()
-            .unwrap();
-        let admin_addr: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
-            .parse()
-            .unwrap();
-        let controller = Command::new(env!("CARGO_BIN_EXE_meshfleet"))
-            .arg("run")
-            .arg("--config")
-            .arg(dir.path())
-            .args(["--xds-addr", &xds_addr.to_string()])
-            .args(["--admin-addr", &admin_addr.to_string()])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("starting meshfleet");
-        let mesh = Self {
+        let (controller, xds_addr, admin_addr) = serve(dir.path()).await;
+        Self {
             fleet,
             xds_addr,
             admin_addr,
             controller,
             _dir: dir,
-        };
-        eventually(Duration::from_secs(30), || mesh.admin_ok("/readyz"))
-            .await
-            .expect("meshfleet never became ready");
-        mesh
+        }
     }
 
     /// GET on the controller's admin port; fails unless 200.
     pub async fn admin(&self, path: &str) -> anyhow::Result<String> {
-        match traffic::get(self.admin_addr, "localhost", path).await? {
-            (200, body) => Ok(body),
-            (status, body) => anyhow::bail!("{path}: {status} {body}"),
-        }
-    }
-
-    async fn admin_ok(&self, path: &str) -> anyhow::Result<()> {
-        self.admin(path).await.map(drop)
+        admin(self.admin_addr, path).await
     }
 
     /// Starts an Envoy in `zone` (region taken from the fleet) and waits until it routes.
@@ -91,6 +65,7 @@ impl Mesh {
         let config = EnvoyConfig {
             node_id: format!("envoy-{zone}-{api:?}").to_lowercase(),
             locality: Locality::new(&region, zone, ""),
+            network: String::new(),
             xds_addr: self.xds_addr,
             listener_port: free_port().unwrap(),
             admin_port: free_port().unwrap(),
@@ -115,6 +90,35 @@ impl Mesh {
             )
         });
         envoy
+    }
+}
+
+/// Starts `meshfleet run --config dir` on free loopback ports and waits until it is ready.
+pub async fn serve(dir: &Path) -> (Child, SocketAddr, SocketAddr) {
+    let addr = || -> SocketAddr { SocketAddr::from(([127, 0, 0, 1], free_port().unwrap())) };
+    let (xds_addr, admin_addr) = (addr(), addr());
+    let controller = Command::new(env!("CARGO_BIN_EXE_meshfleet"))
+        .arg("run")
+        .arg("--config")
+        .arg(dir)
+        .args(["--xds-addr", &xds_addr.to_string()])
+        .args(["--admin-addr", &admin_addr.to_string()])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting meshfleet");
+    eventually(Duration::from_secs(30), || admin(admin_addr, "/readyz"))
+        .await
+        .expect("meshfleet never became ready");
+    (controller, xds_addr, admin_addr)
+}
+
+/// GET on a controller's admin port; fails unless 200.
+pub async fn admin(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+    match traffic::get(addr, "localhost", path).await? {
+        (200, body) => Ok(body),
+        (status, body) => anyhow::bail!("{path}: {status} {body}"),
     }
 }
 

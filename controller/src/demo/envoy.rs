@@ -24,6 +24,8 @@ pub enum AdsApi {
 pub struct EnvoyConfig {
     pub node_id: String,
     pub locality: Locality,
+    /// Istio's `NETWORK` node metadata; empty for the default network.
+    pub network: String,
     pub xds_addr: SocketAddr,
     /// Port of the `meshfleet_outbound` listener, sent as `MESHFLEET_LISTENER_PORT`.
     pub listener_port: u16,
@@ -59,6 +61,11 @@ impl EnvoyConfig {
             &mut doc,
             "node.locality.sub_zone",
             locality.subzone.as_str().into(),
+        )?;
+        set(
+            &mut doc,
+            "node.metadata.NETWORK",
+            self.network.as_str().into(),
         )?;
         let port = self.listener_port.to_string();
         set(

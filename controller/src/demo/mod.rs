@@ -68,6 +68,7 @@ async fn start_envoys(fleet: &Fleet, controller: &Controller) -> anyhow::Result<
         let config = EnvoyConfig {
             node_id: format!("envoy-{}", spec.zone),
             locality: Locality::new(&spec.region, &spec.zone, ""),
+            network: String::new(),
             xds_addr: controller.xds_addr,
             listener_port: free_port()?,
             admin_port: free_port()?,
