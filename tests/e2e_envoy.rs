@@ -57,6 +57,7 @@ async fn zone_outage_moves_traffic_to_the_other_zone() {
     // carry the traffic to the other zone.
     mesh.fleet.stop_zone(EAST);
     let during = send(&envoy, 2_000).await;
+    eprintln!("while failing over: {during:?}");
     let after = send(&envoy, 2_000).await;
 
     assert!(

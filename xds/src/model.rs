@@ -199,13 +199,14 @@ pub struct OutlierDetection {
 }
 
 impl Default for OutlierDetection {
-    /// What every exported service gets without a DestinationRule: dead backends are ejected
-    /// within a second, so a failed zone's share moves to the next tier.
+    /// What every exported service gets without a DestinationRule. A backend that refuses or
+    /// drops a connection is ejected at once (local-origin errors, counted apart from HTTP
+    /// 5xx), so when a zone dies its share moves to the next tier within a request or two.
     fn default() -> Self {
         Self {
             consecutive_5xx: Some(5),
             consecutive_gateway_errors: None,
-            consecutive_local_origin_failures: None,
+            consecutive_local_origin_failures: Some(1),
             interval_ms: 1_000,
             base_ejection_time_ms: 15_000,
             max_ejection_percent: 100,

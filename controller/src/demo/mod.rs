@@ -3,6 +3,14 @@
 //! traffic through both Envoys and prints, live, which zone answers; then it fails a zone,
 //! shows traffic moving, and restores it.
 
+/// Prints a line; a closed stdout (`| head`) does not stop the demo.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod echo;
 pub mod envoy;
 pub mod fleet;
@@ -23,9 +31,6 @@ pub struct DemoArgs {
     /// Seconds each phase (steady, zone down, restored) lasts.
     #[arg(long, default_value_t = 6)]
     pub phase_seconds: u64,
-    /// Requests each Envoy gets per printed line.
-    #[arg(long, default_value_t = 400)]
-    pub requests_per_tick: u64,
     /// Where the demo writes its config directory (default: a temporary directory).
     #[arg(long, value_name = "DIR")]
     pub config: Option<std::path::PathBuf>,
@@ -43,7 +48,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         admin_addr: "127.0.0.1:0".parse()?,
     })
     .await?;
-    println!(
+    say!(
         "meshfleet: xDS on {}, admin on http://{}/debug/syncz, config in {}",
         controller.xds_addr,
         controller.admin_addr,
@@ -83,7 +88,7 @@ async fn start_envoys(fleet: &Fleet, controller: &Controller) -> anyhow::Result<
         })
         .await
         .with_context(|| format!("envoy {} never routed to {HOST}", envoy.config.node_id))?;
-        println!(
+        say!(
             "envoy {} ({}) listening on {}",
             envoy.config.node_id,
             envoy.config.locality,
@@ -96,10 +101,10 @@ async fn start_envoys(fleet: &Fleet, controller: &Controller) -> anyhow::Result<
 
 async fn phases(args: &DemoArgs, fleet: &mut Fleet, envoys: &[Envoy]) -> anyhow::Result<()> {
     let failed_zone = fleet.zones()[0].clone();
-    println!("\n== steady: every Envoy keeps ~99% of its traffic in its own zone");
+    say!("\n== steady: every Envoy keeps ~99% of its traffic in its own zone");
     traffic_for(args, envoys).await;
 
-    println!("\n== zone {failed_zone} goes down: its backends die, then turn not-ready");
+    say!("\n== zone {failed_zone} goes down: its backends die, then turn not-ready");
     fleet.stop_zone(&failed_zone);
     let half = args.phase_seconds / 2;
     traffic_for(
@@ -120,7 +125,7 @@ async fn phases(args: &DemoArgs, fleet: &mut Fleet, envoys: &[Envoy]) -> anyhow:
     )
     .await;
 
-    println!("\n== zone {failed_zone} is restored");
+    say!("\n== zone {failed_zone} is restored");
     fleet.restart_zone(&failed_zone).await?;
     fleet.set_zone_ready(&failed_zone, true)?;
     let last = traffic_for(args, envoys).await;
@@ -131,26 +136,26 @@ async fn phases(args: &DemoArgs, fleet: &mut Fleet, envoys: &[Envoy]) -> anyhow:
         "after the restore {} kept only {share:.1}% in its zone",
         home.config.node_id
     );
-    println!("\ndone: traffic is back in its zones");
+    say!("\ndone: traffic is back in its zones");
     Ok(())
 }
 
-/// Sends traffic through every Envoy for the phase, one printed line per tick; returns the
-/// last tick's tallies.
+/// Sends traffic through every Envoy for the phase, one printed line per second; returns the
+/// last second's tallies.
 async fn traffic_for(args: &DemoArgs, envoys: &[Envoy]) -> Vec<traffic::Tally> {
     let started = tokio::time::Instant::now();
     let mut last = Vec::new();
     while started.elapsed() < Duration::from_secs(args.phase_seconds.max(1)) {
         let sends = envoys
             .iter()
-            .map(|e| traffic::send(e.listener(), HOST, args.requests_per_tick));
+            .map(|e| traffic::send_for(e.listener(), HOST, Duration::from_secs(1)));
         last = futures::future::join_all(sends).await;
         let line: Vec<String> = envoys
             .iter()
             .zip(&last)
             .map(|(e, t)| describe(e, t))
             .collect();
-        println!("  {}", line.join("  |  "));
+        say!("  {}", line.join("  |  "));
     }
     last
 }

@@ -62,20 +62,26 @@ pub struct Tally {
     pub clusters: BTreeMap<String, u64>,
     /// Requests that failed (no connection, non-200, or an unknown body).
     pub failed: u64,
+    /// Why they failed: the status and the first line of the body, or the error.
+    pub failures: BTreeMap<String, u64>,
 }
 
 impl Tally {
     pub fn record(&mut self, answer: anyhow::Result<(u16, String)>) {
-        match answer {
+        let why = match answer {
             Ok((200, body)) => match Identity::parse(&body) {
                 Some(id) => {
                     *self.zones.entry(id.zone).or_default() += 1;
                     *self.clusters.entry(id.cluster).or_default() += 1;
+                    return;
                 }
-                None => self.failed += 1,
+                None => format!("200 {}", body.lines().next().unwrap_or_default()),
             },
-            _ => self.failed += 1,
-        }
+            Ok((status, body)) => format!("{status} {}", body.lines().next().unwrap_or_default()),
+            Err(error) => format!("{error:#}"),
+        };
+        self.failed += 1;
+        *self.failures.entry(why).or_default() += 1;
     }
 
     pub fn ok(&self) -> u64 {
@@ -98,9 +104,19 @@ impl Tally {
 
 /// Sends `count` requests on one connection (reconnecting after a failure) and tallies them.
 pub async fn send(addr: SocketAddr, host: &str, count: u64) -> Tally {
+    send_while(addr, host, |tally| tally.total() < count).await
+}
+
+/// Sends requests for `duration` and tallies them.
+pub async fn send_for(addr: SocketAddr, host: &str, duration: std::time::Duration) -> Tally {
+    let deadline = tokio::time::Instant::now() + duration;
+    send_while(addr, host, |_| tokio::time::Instant::now() < deadline).await
+}
+
+async fn send_while(addr: SocketAddr, host: &str, more: impl Fn(&Tally) -> bool) -> Tally {
     let mut tally = Tally::default();
     let mut client = None;
-    for _ in 0..count {
+    while more(&tally) {
         if client.is_none() {
             client = Client::connect(addr, host).await.ok();
         }
