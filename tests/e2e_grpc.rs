@@ -4,8 +4,8 @@
 //! answered, as a user of the service would.
 //!
 //! ```text
-//!  tests/grpc/client.py ──ADS (node us-east/us-east-1a)──> meshfleet run --config DIR
-//!        │                                                    ▲ Cluster, Service, EndpointSlices
+//!  tests/grpc/client.py ──ADS, node in us-east-1a──> meshfleet run --config DIR
+//!        │                                               (Clusters, Service, EndpointSlices)
 //!        └──gRPC──> tests/grpc/backend.py: 4 clusters × 3 backends on 127.0.2x.y
 //! ```
 //!
@@ -97,7 +97,7 @@ fn find_python() -> PathBuf {
     let out = std::process::Command::new(&python)
         .args(["-c", "import grpc; print(grpc.__version__)"])
         .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", python.display()));
+        .unwrap_or_else(|e| panic!("{}: {e}: run `make setup`", python.display()));
     assert!(
         out.status.success(),
         "{} cannot import grpc: run `make setup` (installs tests/requirements.txt)\n{}",

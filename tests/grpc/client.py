@@ -29,7 +29,8 @@ def send(call, count):
     tally = {"ok": 0, "failed": 0, "zones": {}, "clusters": {}, "errors": []}
     done = 0
     while done < count:
-        batch = [call.future(b"", timeout=CALL_TIMEOUT_S) for _ in range(min(WINDOW, count - done))]
+        size = min(WINDOW, count - done)
+        batch = [call.future(b"", timeout=CALL_TIMEOUT_S) for _ in range(size)]
         for pending in batch:
             try:
                 cluster, zone = identity(pending.result())
@@ -53,7 +54,8 @@ def main(target):
         # Resolution over xDS, then a connection: the first call may wait for both.
         call(b"", timeout=READY_TIMEOUT_S, wait_for_ready=True)
     except grpc.RpcError as error:
-        print(json.dumps({"ready": False, "error": f"{error.code().name}: {error.details()}"}), flush=True)
+        failure = f"{error.code().name}: {error.details()}"
+        print(json.dumps({"ready": False, "error": failure}), flush=True)
         return 1
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:

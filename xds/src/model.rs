@@ -146,6 +146,22 @@ pub struct TierWeights {
     pub remote: Option<u32>,
 }
 
+impl TierWeights {
+    pub const fn new(
+        subzone: Option<u32>,
+        zone: Option<u32>,
+        region: Option<u32>,
+        remote: Option<u32>,
+    ) -> Self {
+        Self {
+            subzone,
+            zone,
+            region,
+            remote,
+        }
+    }
+}
+
 impl Default for TierWeights {
     /// `local=99,remote=1`.
     fn default() -> Self {

@@ -74,18 +74,8 @@ pub fn format_tier_weights(tiers: &TierWeights) -> String {
 mod tests {
     use super::*;
 
-    fn tiers(
-        subzone: Option<u32>,
-        zone: Option<u32>,
-        region: Option<u32>,
-        remote: Option<u32>,
-    ) -> TierWeights {
-        TierWeights {
-            subzone,
-            zone,
-            region,
-            remote,
-        }
+    fn tiers(a: Option<u32>, b: Option<u32>, c: Option<u32>, d: Option<u32>) -> TierWeights {
+        TierWeights::new(a, b, c, d)
     }
 
     #[test]

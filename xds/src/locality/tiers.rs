@@ -123,18 +123,8 @@ mod tests {
     use super::super::test_support::{Row, group, row, rows, weighted};
     use super::*;
 
-    fn tiers(
-        subzone: Option<u32>,
-        zone: Option<u32>,
-        region: Option<u32>,
-        remote: Option<u32>,
-    ) -> TierWeights {
-        TierWeights {
-            subzone,
-            zone,
-            region,
-            remote,
-        }
+    fn tiers(a: Option<u32>, b: Option<u32>, c: Option<u32>, d: Option<u32>) -> TierWeights {
+        TierWeights::new(a, b, c, d)
     }
 
     fn run(weights: TierWeights, client: &str, groups: Vec<LocalityGroup<'static>>) -> Vec<Row> {
