@@ -156,6 +156,10 @@ mod tests {
                 nanos: 0,
             }),
             max_ejection_percent: u(100),
+            split_external_local_origin_errors: true,
+            consecutive_local_origin_failure: u(1),
+            enforcing_consecutive_local_origin_failure: u(100),
+            enforcing_local_origin_success_rate: u(0),
             ..Default::default()
         };
         assert_eq!(
