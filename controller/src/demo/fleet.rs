@@ -129,17 +129,10 @@ impl Fleet {
     }
 
     fn write_clusters(&self) -> anyhow::Result<()> {
-        let mut yaml = String::new();
-        for c in &self.clusters {
-            let _ = write!(
-                yaml,
-                "---\napiVersion: meshfleet.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: {}\n\
-                 spec:\n  region: {}\n  zone: {}\n  provider: loopback\n\
-                 status:\n  conditions:\n    - type: Ready\n      status: \"True\"\n",
-                c.name, c.region, c.zone
-            );
-        }
-        write_atomic(&self.dir.join("clusters.yaml"), &yaml)
+        write_atomic(
+            &self.dir.join("clusters.yaml"),
+            &clusters_yaml(&self.clusters),
+        )
     }
 
     fn write_service(&self) -> anyhow::Result<()> {
@@ -178,6 +171,21 @@ impl Fleet {
             &yaml,
         )
     }
+}
+
+/// The `Cluster` documents of `clusters`, Ready, as a user would write them.
+pub fn clusters_yaml(clusters: &[ClusterSpec]) -> String {
+    let mut yaml = String::new();
+    for c in clusters {
+        let _ = write!(
+            yaml,
+            "---\napiVersion: meshfleet.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: {}\n\
+             spec:\n  region: {}\n  zone: {}\n  provider: loopback\n\
+             status:\n  conditions:\n    - type: Ready\n      status: \"True\"\n",
+            c.name, c.region, c.zone
+        );
+    }
+    yaml
 }
 
 /// Backends of cluster `i` share one port on distinct loopback addresses.
