@@ -73,8 +73,9 @@ pub struct Endpoint {
     pub ready: bool,
     /// East-west gateway (`host`, port 15443) of the endpoint's network, if it has one.
     pub gateway: Option<Gateway>,
-    /// Labels Istio's `failoverPriority` matches on (pod labels plus the topology labels).
-    pub labels: BTreeMap<String, String>,
+    /// Labels Istio's `failoverPriority` matches on (pod labels plus the topology labels);
+    /// shared by every endpoint of one EndpointSlice.
+    pub labels: Arc<BTreeMap<String, String>>,
 }
 
 /// An east-west gateway: where traffic for another network enters it.

@@ -1,6 +1,5 @@
 //! Builders for small meshes in tests: `service("echo").http(80).endpoint("10.0.0.1", "r/z/s")`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::model::{
@@ -73,7 +72,7 @@ impl ServiceBuilder {
                 weight: 1,
                 ready,
                 gateway: None,
-                labels: BTreeMap::new(),
+                labels: Default::default(),
             });
         }
         self

@@ -109,7 +109,7 @@ impl Merged {
         Self {
             weight: ep.weight.max(1),
             labels: if with_labels {
-                ep.labels.clone()
+                (*ep.labels).clone()
             } else {
                 Labels::new()
             },
@@ -155,7 +155,7 @@ mod tests {
             weight: 1,
             ready: true,
             gateway: None,
-            labels: BTreeMap::new(),
+            labels: Default::default(),
         }
     }
 
@@ -169,10 +169,12 @@ mod tests {
     }
 
     fn labelled(mut ep: Endpoint, pairs: &[(&str, &str)]) -> Endpoint {
-        ep.labels = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        ep.labels = std::sync::Arc::new(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
         ep
     }
 
@@ -287,7 +289,7 @@ mod tests {
         assert_eq!(
             labels,
             vec![
-                eps[0].labels.clone(),
+                (*eps[0].labels).clone(),
                 BTreeMap::from([(net.to_owned(), "net-b".to_owned())])
             ]
         );

@@ -1,7 +1,5 @@
 //! Whole-resource tests of translation: each resource is decoded back and compared in full.
 
-use std::collections::BTreeMap;
-
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{
     ClusterDiscoveryType, CommonLbConfig, DiscoveryType, EdsClusterConfig, LbPolicy,
@@ -63,7 +61,7 @@ fn endpoint(ip: &str, locality: &str, network: &str) -> Endpoint {
             address: format!("gw-{network}"),
             port: 15443,
         }),
-        labels: BTreeMap::new(),
+        labels: Default::default(),
     }
 }
 

@@ -104,10 +104,12 @@ fn ep(cluster: &str, address: &str, port: u32) -> Endpoint {
         weight: 1,
         ready: true,
         gateway,
-        labels: labels
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
+        labels: std::sync::Arc::new(
+            labels
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        ),
     }
 }
 

@@ -340,11 +340,16 @@ fn without_a_template_ports_are_the_union_of_the_observed_copies() {
     assert_eq!(
         catalog.services[1].service.ports[0].endpoints,
         vec![Endpoint {
-            labels: ep("east-1", "", 0)
-                .labels
-                .into_iter()
-                .map(|(k, v)| (k, if v == "api" { "solo".to_owned() } else { v }))
-                .collect(),
+            labels: std::sync::Arc::new(
+                ep("east-1", "", 0)
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (
+                        k.clone(),
+                        if v == "api" { "solo".into() } else { v.clone() }
+                    ))
+                    .collect()
+            ),
             ..ep("east-1", "10.1.0.1", 8080)
         }]
     );
