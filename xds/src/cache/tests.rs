@@ -29,6 +29,8 @@ fn changed<'a>(now: &'a Snapshot, before: &'a Snapshot, ty: &str) -> Vec<(String
 
 #[test]
 fn type_indexes_follow_snapshot_types() {
+    assert_eq!(type_index(CLUSTER), Some(TYPE_CLUSTER));
+    assert_eq!(type_index(ENDPOINT), Some(TYPE_ENDPOINT));
     assert_eq!(type_index(LISTENER), Some(TYPE_LISTENER));
     assert_eq!(type_index(ROUTE), Some(TYPE_ROUTE));
     assert_eq!(type_index("istio.io/debug/syncz"), None);
@@ -68,6 +70,33 @@ fn equal_input_gives_equal_versions_on_every_instance() {
         ra.borrow().version(CLUSTER),
         other.borrow().version(CLUSTER)
     );
+}
+
+#[test]
+fn keys_share_every_resource_but_load_assignments_and_the_outbound_listener() {
+    let cache = SnapshotCache::new();
+    cache.set_mesh(two_services());
+    let east = cache.watch(&key("us-east/us-east-1a/")).borrow().clone();
+    let other = ClientKey {
+        listener_port: 18000,
+        ..key("us-west/us-west-2a/")
+    };
+    let west = cache.watch(&other).borrow().clone();
+    for ty in [CLUSTER, LISTENER, ROUTE] {
+        for r in east
+            .iter(ty)
+            .filter(|r| !(ty == LISTENER && r.name == OUTBOUND))
+        {
+            assert!(
+                Arc::ptr_eq(r, west.get(ty, &r.name).unwrap()),
+                "{ty} {}",
+                r.name
+            );
+        }
+    }
+    let echo = cluster("echo", 80);
+    assert_ne!(east.get(ENDPOINT, &echo), west.get(ENDPOINT, &echo));
+    assert_ne!(east.get(LISTENER, OUTBOUND), west.get(LISTENER, OUTBOUND));
 }
 
 #[test]
