@@ -136,11 +136,19 @@ impl SnapshotCache {
         let keys: Vec<(&ClientKey, &KeyState)> = keys.iter().collect();
         // Worth a few threads only when there are many load assignments to compute.
         let parallel = update.services.len() >= PARALLEL_MIN_SERVICES;
-        for_each(keys, parallel, |(key, ks)| {
-            if let Some(snapshot) = ks.apply(key, shared, &update) {
+        let eds: Vec<Vec<Resource>> = par_map(&keys, parallel, |(key, _)| {
+            let services = update.services.iter();
+            services
+                .flat_map(|svc| load_assignments(svc, key))
+                .collect()
+        });
+        let mut interner = Interner::default();
+        for ((_, ks), eds) in keys.iter().zip(eds) {
+            let eds = eds.into_iter().map(|r| interner.intern(r));
+            if let Some(snapshot) = ks.apply(shared, &update, eds) {
                 ks.tx.send_replace(Arc::new(snapshot));
             }
-        });
+        }
         true
     }
 
@@ -153,7 +161,8 @@ impl SnapshotCache {
             return ks.tx.subscribe();
         }
         state.keys.retain(|_, k| k.tx.receiver_count() > 0);
-        let (ks, rx) = KeyState::build(key, &state.mesh, &state.shared);
+        let others: Vec<Arc<Snapshot>> = state.keys.values().map(|k| k.current()).collect();
+        let (ks, rx) = KeyState::build(key, &state.mesh, &state.shared, &others);
         state.keys.insert(key.clone(), ks);
         rx
     }
@@ -227,7 +236,7 @@ const TYPE_ENDPOINT: usize = 1;
 const TYPE_LISTENER: usize = 2;
 const TYPE_ROUTE: usize = 3;
 
-/// Changed services from which per-key translation is spread over threads.
+/// Services to translate from which the work is spread over threads.
 const PARALLEL_MIN_SERVICES: usize = 16;
 
 impl Default for Shared {
@@ -326,11 +335,12 @@ impl Shared {
 
 impl KeyState {
     /// A key's state and first snapshot: the shared resources, the key's outbound listener
-    /// and the whole mesh's load assignments for `key`.
+    /// and the whole mesh's load assignments for `key`, sharing those equal to one in `others`.
     fn build(
         key: &ClientKey,
         mesh: &Mesh,
         shared: &Shared,
+        others: &[Arc<Snapshot>],
     ) -> (Self, watch::Receiver<Arc<Snapshot>>) {
         let listener = Arc::new(outbound_listener(key));
         let mut snapshot = Snapshot {
@@ -341,27 +351,38 @@ impl KeyState {
         snapshot.types[TYPE_ROUTE] = shared.types[TYPE_ROUTE].clone();
         snapshot.types[TYPE_LISTENER] = shared.listeners(&listener);
         let services: Vec<&Arc<GlobalService>> = mesh.services.values().collect();
-        let eds = &mut snapshot.types[TYPE_ENDPOINT];
-        for r in translate_all(&services, key) {
-            eds.insert(r);
+        let parallel = services.len() >= PARALLEL_MIN_SERVICES;
+        let eds = par_map(&services, parallel, |svc| load_assignments(svc, key));
+        let resources = &mut snapshot.types[TYPE_ENDPOINT];
+        for r in eds.into_iter().flatten() {
+            resources.insert(shared_with(others, r));
         }
         snapshot.finish();
         let (tx, rx) = watch::channel(Arc::new(snapshot));
         (Self { tx, listener }, rx)
     }
 
-    /// The next snapshot after `update`, or `None` if the key's resources did not change.
-    fn apply(&self, key: &ClientKey, shared: &Shared, update: &Update) -> Option<Snapshot> {
-        let mut snapshot = Snapshot::clone(&self.tx.borrow());
+    /// The snapshot last published.
+    fn current(&self) -> Arc<Snapshot> {
+        self.tx.borrow().clone()
+    }
+
+    /// The next snapshot after `update`, given the key's load assignments of the services it
+    /// changed; `None` if the key's resources did not change.
+    fn apply(
+        &self,
+        shared: &Shared,
+        update: &Update,
+        eds: impl IntoIterator<Item = Arc<Resource>>,
+    ) -> Option<Snapshot> {
+        let mut snapshot = Snapshot::clone(&self.current());
         let mut changed = false;
-        let eds = &mut snapshot.types[TYPE_ENDPOINT];
+        let resources = &mut snapshot.types[TYPE_ENDPOINT];
         for name in &update.stale {
-            changed |= eds.remove(name);
+            changed |= resources.remove(name);
         }
-        for svc in &update.services {
-            for r in load_assignments(svc, key) {
-                changed |= eds.insert(Arc::new(r)).1;
-            }
+        for r in eds {
+            changed |= resources.insert(r).1;
         }
         for ty in [TYPE_CLUSTER, TYPE_ROUTE] {
             if update.changed[ty] {
@@ -380,64 +401,61 @@ impl KeyState {
     }
 }
 
-/// The load assignments of all `services` for `key`, over a few threads when there are many.
-fn translate_all(services: &[&Arc<GlobalService>], key: &ClientKey) -> Vec<Arc<Resource>> {
-    let translate = |chunk: &[&Arc<GlobalService>]| -> Vec<Arc<Resource>> {
-        chunk
-            .iter()
-            .flat_map(|svc| load_assignments(svc, key))
-            .map(Arc::new)
-            .collect()
-    };
-    let threads = threads(services.len());
-    if threads == 1 {
-        return translate(services);
-    }
-    let chunk = services.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = services
-            .chunks(chunk)
-            .map(|c| s.spawn(move || translate(c)))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
+/// Load assignments of one update, each kept once however many keys computed it: clients in
+/// localities that see a service alike (often most of them) share one allocation.
+#[derive(Default)]
+struct Interner {
+    /// By version (the body's hash); equal versions are checked by name and body.
+    seen: HashMap<String, Vec<Arc<Resource>>>,
 }
 
-/// Runs `f` on every item, spread over a few threads when `parallel`.
-fn for_each<T: Send>(items: Vec<T>, parallel: bool, f: impl Fn(T) + Sync) {
+impl Interner {
+    fn intern(&mut self, r: Resource) -> Arc<Resource> {
+        let same = self.seen.entry(r.version.clone()).or_default();
+        if let Some(found) = same.iter().find(|e| ***e == r) {
+            return found.clone();
+        }
+        let r = Arc::new(r);
+        same.push(r.clone());
+        r
+    }
+}
+
+/// `r`, or the equal load assignment one of `others` already holds.
+fn shared_with(others: &[Arc<Snapshot>], r: Resource) -> Arc<Resource> {
+    others
+        .iter()
+        .find_map(|o| {
+            o.types[TYPE_ENDPOINT]
+                .get(&r.name)
+                .filter(|e| e.version == r.version && ***e == r)
+        })
+        .cloned()
+        .unwrap_or_else(|| Arc::new(r))
+}
+
+/// `f` over `items`, in order, spread over one thread per core when `parallel`.
+fn par_map<T: Sync, R: Send>(items: &[T], parallel: bool, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = if parallel {
         cores().min(items.len())
     } else {
         1
     };
     if threads <= 1 {
-        items.into_iter().for_each(f);
-        return;
+        return items.iter().map(f).collect();
     }
     let chunk = items.len().div_ceil(threads);
-    let mut items = items.into_iter();
     std::thread::scope(|s| {
         let f = &f;
-        loop {
-            let part: Vec<T> = items.by_ref().take(chunk).collect();
-            if part.is_empty() {
-                break;
-            }
-            s.spawn(move || part.into_iter().for_each(f));
-        }
-    });
-}
-
-/// Threads worth using for `items` services to translate: one below [`PARALLEL_MIN_SERVICES`],
-/// else one per core.
-fn threads(items: usize) -> usize {
-    if items < PARALLEL_MIN_SERVICES {
-        return 1;
-    }
-    cores().min(items)
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        let results = handles.into_iter().map(|h| h.join());
+        results
+            .flat_map(|r| r.unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 fn cores() -> usize {

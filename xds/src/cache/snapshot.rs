@@ -60,7 +60,7 @@ fn pair_hash(name: &str, version: &str) -> u128 {
 }
 
 impl Resources {
-    fn get(&self, name: &str) -> Option<&Arc<Resource>> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<Resource>> {
         self.shards[shard_of(name)].get(name)
     }
 

@@ -100,6 +100,39 @@ fn keys_share_every_resource_but_load_assignments_and_the_outbound_listener() {
 }
 
 #[test]
+fn keys_that_see_a_service_alike_share_its_load_assignment() {
+    let cache = SnapshotCache::new();
+    let m = two_services();
+    cache.set_mesh(m.clone());
+    let mut eu = cache.watch(&key("eu/eu-1a/"));
+    let mut ap = cache.watch(&key("ap/ap-1a/"));
+    let east = cache.watch(&key("us-east/us-east-1a/"));
+    let (db, echo) = (cluster("db", 5432), cluster("echo", 80));
+    let shared = |a: &Snapshot, b: &Snapshot, name: &str| {
+        Arc::ptr_eq(
+            a.get(ENDPOINT, name).unwrap(),
+            b.get(ENDPOINT, name).unwrap(),
+        )
+    };
+    let same = |a: &Snapshot, b: &Snapshot| shared(a, b, &db) && shared(a, b, &echo);
+    assert!(same(&eu.borrow(), &ap.borrow()), "first watch");
+    assert!(
+        !shared(&eu.borrow(), &east.borrow(), &echo),
+        "zone weights differ"
+    );
+    let moved = service("db")
+        .tcp(5432)
+        .endpoint("10.0.1.3", "us-east/us-east-1a/")
+        .build();
+    cache.set_mesh(with(&m, moved));
+    assert!(eu.has_changed().unwrap() && ap.has_changed().unwrap());
+    assert!(
+        same(&eu.borrow_and_update(), &ap.borrow_and_update()),
+        "after a change"
+    );
+}
+
+#[test]
 fn endpoint_change_touches_only_that_load_assignment() {
     let cache = SnapshotCache::new();
     let before_mesh = two_services();
