@@ -133,22 +133,7 @@ impl SnapshotCache {
         });
         let State { shared, keys, .. } = &mut *state;
         let update = shared.apply(changed);
-        let keys: Vec<(&ClientKey, &KeyState)> = keys.iter().collect();
-        // Worth a few threads only when there are many load assignments to compute.
-        let parallel = update.services.len() >= PARALLEL_MIN_SERVICES;
-        let eds: Vec<Vec<Resource>> = par_map(&keys, parallel, |(key, _)| {
-            let services = update.services.iter();
-            services
-                .flat_map(|svc| load_assignments(svc, key))
-                .collect()
-        });
-        let mut interner = Interner::default();
-        for ((_, ks), eds) in keys.iter().zip(eds) {
-            let eds = eds.into_iter().map(|r| interner.intern(r));
-            if let Some(snapshot) = ks.apply(shared, &update, eds) {
-                ks.tx.send_replace(Arc::new(snapshot));
-            }
-        }
+        publish(keys, shared, &update);
         true
     }
 
@@ -210,6 +195,30 @@ pub fn restrict_labels(
         .collect()
 }
 
+/// Applies `update` to every key's snapshot, computing each key's load assignments of the
+/// changed services, and publishes the snapshots that changed.
+fn publish(keys: &HashMap<ClientKey, KeyState>, shared: &Shared, update: &Update) {
+    let keys: Vec<(&ClientKey, &KeyState)> = keys.iter().collect();
+    // Worth a few threads only when there are many load assignments to compute.
+    let parallel = update.services.len() >= PARALLEL_MIN_SERVICES;
+    let mut interner = Interner::default();
+    // A batch at a time, so that at most one batch's load assignments wait to be interned.
+    for batch in keys.chunks(cores()) {
+        let eds: Vec<Vec<Resource>> = par_map(batch, parallel, |(key, _)| {
+            let services = update.services.iter();
+            services
+                .flat_map(|svc| load_assignments(svc, key))
+                .collect()
+        });
+        for ((_, ks), eds) in batch.iter().zip(eds) {
+            let eds = eds.into_iter().map(|r| interner.intern(r));
+            if let Some(snapshot) = ks.apply(shared, update, eds) {
+                ks.tx.send_replace(Arc::new(snapshot));
+            }
+        }
+    }
+}
+
 /// A host whose service was added (`Some`), changed (`Some`) or removed (`None`).
 type HostChange = (String, Option<Arc<GlobalService>>);
 
@@ -258,8 +267,11 @@ impl Shared {
     fn apply(&mut self, changes: Vec<HostChange>) -> Update {
         let mut update = Update::default();
         let mut routes_changed = false;
-        for (host, svc) in changes {
-            let res = svc.as_deref().map(translate_shared).unwrap_or_default();
+        let parallel = changes.len() >= PARALLEL_MIN_SERVICES;
+        let translated = par_map(&changes, parallel, |(_, svc)| {
+            svc.as_deref().map(translate_shared).unwrap_or_default()
+        });
+        for ((host, svc), res) in changes.into_iter().zip(translated) {
             routes_changed |= self.replace_service(&mut update, &host, svc.is_some(), res);
             update.services.extend(svc);
         }
