@@ -1,14 +1,19 @@
 //! The snapshot cache: the mesh in, one [`Snapshot`] per client key out.
 //!
 //! ```text
-//!  set_mesh(Mesh) ──> changed hosts ──> per key in use: translate only those services
-//!                                        └─> Snapshot (shares untouched shards) ──> watch::Sender
-//!  watch(key) ──> watch::Receiver<Arc<Snapshot>>   (first watcher of a key: full translation)
+//!  set_mesh(Mesh) ──> changed hosts ──> Shared: translate_shared once per changed service
+//!                                        │  (CDS, API listeners, RDS incl. meshfleet_outbound)
+//!                                        └─> per key in use: only its load assignments (EDS)
+//!                                             └─> Snapshot (shares shards) ──> watch::Sender
+//!  watch(key) ──> watch::Receiver<Arc<Snapshot>>   (first watcher of a key: its EDS in full)
 //! ```
 //!
 //! The cache owns data and versions; streams own nonces and subscriptions (see
-//! [`crate::server`]). Clients with equal [`ClientKey`]s share one snapshot, so per-update work
-//! is O(changed services × keys); nothing is encoded per stream.
+//! [`crate::server`]). Clients with equal [`ClientKey`]s share one snapshot. Only the load
+//! assignments and the outbound listener depend on the key: everything else is translated once
+//! per changed service and shared, shard by shard, by every key's snapshot. Per-update work is
+//! O(changed services) for the shared part plus O(changed services × keys) for EDS; nothing is
+//! encoded per stream.
 
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -24,8 +29,11 @@ use tokio::sync::watch;
 
 use crate::model::{ClientKey, GlobalService, LocalityPolicy, Mesh};
 use crate::resource::Resource;
-use crate::translate::{ServiceResources, outbound_listener, outbound_route, translate_service};
+use crate::translate::{
+    SharedResources, load_assignments, outbound_listener, outbound_route, translate_shared,
+};
 
+use snapshot::Resources;
 pub use snapshot::{Change, SHARDS, Snapshot, Subscription, type_index};
 
 /// Shared, cheap to clone; see the module docs.
@@ -47,25 +55,50 @@ struct Inner {
 struct State {
     /// The mesh as last set; new keys are translated from it.
     mesh: Mesh,
+    /// The key-independent resources of `mesh`, kept up to date even while no key is watched.
+    shared: Shared,
     /// Keys some stream watches. A key whose sender has no receiver left is dropped.
     keys: HashMap<ClientKey, KeyState>,
 }
 
-/// What the cache keeps per client key besides the published snapshot.
+/// What the cache keeps per client key: its snapshots' publisher and its outbound listener.
+/// Its load assignments live in the published snapshot itself.
 struct KeyState {
     /// Publishes the key's snapshots; its receiver count is the number of streams on the key.
     tx: watch::Sender<Arc<Snapshot>>,
-    /// Per host, the resource names its service contributed, so a change can remove the
-    /// names the service no longer has.
+    /// LDS `meshfleet_outbound` for the key's port, added to the shared API listeners.
+    listener: Arc<Resource>,
+}
+
+/// The resources every key is served alike, maintained once per mesh change.
+struct Shared {
+    /// CDS, LDS without the outbound listener, RDS (API routes and `meshfleet_outbound`);
+    /// indexed like [`crate::resource::SNAPSHOT_TYPES`], the EDS slot stays empty. Keys'
+    /// snapshots clone these, so they share every shard.
+    types: [Resources; 4],
+    /// Per host, the resource names its service contributed, so a change can remove the names
+    /// the service no longer has. Its load assignments are named like its clusters.
     contributions: HashMap<String, Contribution>,
     /// Per host, its virtual hosts, sorted by host so the outbound route is deterministic.
     virtual_hosts: BTreeMap<String, Vec<VirtualHost>>,
 }
 
-/// Names one service contributed, per type in [`crate::resource::SNAPSHOT_TYPES`] order.
+/// Names one service contributed, per type in [`crate::resource::SNAPSHOT_TYPES`] order (the
+/// EDS slot is unused: load assignments are named like the clusters).
 #[derive(Default)]
 struct Contribution {
     names: [Vec<Arc<str>>; 4],
+}
+
+/// What a mesh change did to [`Shared`], and what every key still has to do for EDS.
+#[derive(Default)]
+struct Update {
+    /// Per type, whether the shared resources changed.
+    changed: [bool; 4],
+    /// Load assignments to remove: names of clusters their service no longer has.
+    stale: Vec<Arc<str>>,
+    /// Services added or changed, whose load assignments every key recomputes.
+    services: Vec<Arc<GlobalService>>,
 }
 
 impl SnapshotCache {
@@ -73,14 +106,15 @@ impl SnapshotCache {
         Self::default()
     }
 
-    /// Replaces the mesh. Recomputes, for every key in use, only the services whose host was
-    /// added, removed or changed, and publishes a new snapshot only to keys whose resources
-    /// actually changed. Returns whether any service changed.
+    /// Replaces the mesh. Translates the key-independent resources of the services whose host
+    /// was added, removed or changed once, recomputes those services' load assignments for
+    /// every key in use, and publishes a new snapshot only to keys whose resources actually
+    /// changed. Returns whether any service changed.
     ///
     /// # Caveats
-    /// CPU-bound (translation happens here, under the cache lock): call it from a blocking
-    /// context for big meshes. Pass unchanged services as the same `Arc` to skip comparing
-    /// them by value.
+    /// CPU-bound (translation happens here, under the cache lock, over a few threads when many
+    /// services changed): call it from a blocking context for big meshes. Pass unchanged
+    /// services as the same `Arc` to skip comparing them by value.
     pub fn set_mesh(&self, mesh: Mesh) -> bool {
         let mut state = self.lock();
         let changed = changed_hosts(&state.mesh, &mesh);
@@ -97,16 +131,14 @@ impl SnapshotCache {
             }
             modified
         });
-        for (key, ks) in &mut state.keys {
-            if let Some(snapshot) = ks.apply(key, &changed) {
-                ks.tx.send_replace(Arc::new(snapshot));
-            }
-        }
+        let State { shared, keys, .. } = &mut *state;
+        let update = shared.apply(changed);
+        publish(keys, shared, &update);
         true
     }
 
     /// The key's snapshots: the current one at once, then each new one. The first watcher of
-    /// a key pays for a full translation; the key is dropped once no receiver is left.
+    /// a key pays for the key's load assignments; the key is dropped once no receiver is left.
     pub fn watch(&self, key: &ClientKey) -> watch::Receiver<Arc<Snapshot>> {
         let mut state = self.lock();
         // A key whose last stream just left is revived, not translated again.
@@ -114,7 +146,8 @@ impl SnapshotCache {
             return ks.tx.subscribe();
         }
         state.keys.retain(|_, k| k.tx.receiver_count() > 0);
-        let (ks, rx) = KeyState::build(key, &state.mesh);
+        let others: Vec<Arc<Snapshot>> = state.keys.values().map(|k| k.current()).collect();
+        let (ks, rx) = KeyState::build(key, &state.mesh, &state.shared, &others);
         state.keys.insert(key.clone(), ks);
         rx
     }
@@ -162,6 +195,30 @@ pub fn restrict_labels(
         .collect()
 }
 
+/// Applies `update` to every key's snapshot, computing each key's load assignments of the
+/// changed services, and publishes the snapshots that changed.
+fn publish(keys: &HashMap<ClientKey, KeyState>, shared: &Shared, update: &Update) {
+    let keys: Vec<(&ClientKey, &KeyState)> = keys.iter().collect();
+    // Worth a few threads only when there are many load assignments to compute.
+    let parallel = update.services.len() >= PARALLEL_MIN_SERVICES;
+    let mut interner = Interner::default();
+    // A batch at a time, so that at most one batch's load assignments wait to be interned.
+    for batch in keys.chunks(cores()) {
+        let eds: Vec<Vec<Resource>> = par_map(batch, parallel, |(key, _)| {
+            let services = update.services.iter();
+            services
+                .flat_map(|svc| load_assignments(svc, key))
+                .collect()
+        });
+        for ((_, ks), eds) in batch.iter().zip(eds) {
+            let eds = eds.into_iter().map(|r| interner.intern(r));
+            if let Some(snapshot) = ks.apply(shared, update, eds) {
+                ks.tx.send_replace(Arc::new(snapshot));
+            }
+        }
+    }
+}
+
 /// A host whose service was added (`Some`), changed (`Some`) or removed (`None`).
 type HostChange = (String, Option<Arc<GlobalService>>);
 
@@ -182,114 +239,88 @@ fn changed_hosts(old: &Mesh, new: &Mesh) -> Vec<HostChange> {
     out
 }
 
-/// A snapshot being derived from the previous one.
-struct Builder {
-    snapshot: Snapshot,
-    /// Whether anything differs from the previous snapshot.
-    changed: bool,
-}
-
-impl Builder {
-    fn upsert(&mut self, ty: usize, res: Resource) -> Arc<str> {
-        let (name, changed) = self.snapshot.types[ty].insert(res);
-        self.changed |= changed;
-        name
-    }
-
-    fn remove(&mut self, ty: usize, name: &str) {
-        self.changed |= self.snapshot.types[ty].remove(name);
-    }
-
-    /// The next snapshot, or `None` if nothing changed.
-    fn finish(mut self) -> Option<Snapshot> {
-        if !self.changed {
-            return None;
-        }
-        self.snapshot.generation += 1;
-        self.snapshot.finish();
-        Some(self.snapshot)
-    }
-}
-
 /// Indexes into [`crate::resource::SNAPSHOT_TYPES`] (checked by a test).
+const TYPE_CLUSTER: usize = 0;
+const TYPE_ENDPOINT: usize = 1;
 const TYPE_LISTENER: usize = 2;
 const TYPE_ROUTE: usize = 3;
 
-impl KeyState {
-    /// A key's state and first snapshot: the whole mesh translated for `key`.
-    fn build(key: &ClientKey, mesh: &Mesh) -> (Self, watch::Receiver<Arc<Snapshot>>) {
-        let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
-        let mut ks = Self {
-            tx,
+/// Services to translate from which the work is spread over threads.
+const PARALLEL_MIN_SERVICES: usize = 16;
+
+impl Default for Shared {
+    /// The empty mesh's: no services, and a `meshfleet_outbound` route without virtual hosts.
+    fn default() -> Self {
+        let mut shared = Self {
+            types: Default::default(),
             contributions: HashMap::new(),
             virtual_hosts: BTreeMap::new(),
         };
-        let mut b = Builder {
-            snapshot: Snapshot::default(),
-            changed: true,
-        };
-        b.upsert(TYPE_LISTENER, outbound_listener(key));
-        for (host, svc) in &mesh.services {
-            ks.replace_service(&mut b, key, host, Some(svc));
-        }
-        b.upsert(
-            TYPE_ROUTE,
-            outbound_route(ks.virtual_hosts.values().flatten()),
-        );
-        if let Some(snapshot) = b.finish() {
-            ks.tx.send_replace(Arc::new(snapshot));
-        }
-        (ks, rx)
+        shared.types[TYPE_ROUTE].insert(Arc::new(outbound_route([])));
+        shared
     }
+}
 
-    /// The next snapshot after `changes`, or `None` if the key's resources did not change.
-    fn apply(&mut self, key: &ClientKey, changes: &[HostChange]) -> Option<Snapshot> {
-        let mut b = Builder {
-            snapshot: Snapshot::clone(&self.tx.borrow()),
-            changed: false,
-        };
+impl Shared {
+    /// Applies `changes`: the shared resources of each changed service replace what its host
+    /// contributed before, and the outbound route is rebuilt once if any virtual host changed.
+    fn apply(&mut self, changes: Vec<HostChange>) -> Update {
+        let mut update = Update::default();
         let mut routes_changed = false;
-        for (host, svc) in changes {
-            routes_changed |= self.replace_service(&mut b, key, host, svc.as_ref());
+        let parallel = changes.len() >= PARALLEL_MIN_SERVICES;
+        let translated = par_map(&changes, parallel, |(_, svc)| {
+            svc.as_deref().map(translate_shared).unwrap_or_default()
+        });
+        for ((host, svc), res) in changes.into_iter().zip(translated) {
+            routes_changed |= self.replace_service(&mut update, &host, svc.is_some(), res);
+            update.services.extend(svc);
         }
         if routes_changed {
-            b.upsert(
-                TYPE_ROUTE,
-                outbound_route(self.virtual_hosts.values().flatten()),
-            );
+            let route = outbound_route(self.virtual_hosts.values().flatten());
+            update.changed[TYPE_ROUTE] |= self.types[TYPE_ROUTE].insert(Arc::new(route)).1;
         }
-        b.finish()
+        update
     }
 
-    /// Puts the resources of `svc` (none if removed) in place of what `host` contributed
-    /// before. Returns whether its virtual hosts changed.
+    /// Puts `res` in place of what `host` contributed before (`present` = the service still
+    /// exists). Returns whether its virtual hosts changed.
     fn replace_service(
         &mut self,
-        b: &mut Builder,
-        key: &ClientKey,
+        update: &mut Update,
         host: &str,
-        svc: Option<&Arc<GlobalService>>,
+        present: bool,
+        res: SharedResources,
     ) -> bool {
         let old = self.contributions.remove(host).unwrap_or_default();
-        let res = svc.map(|s| translate_service(s, key)).unwrap_or_default();
-        let ServiceResources {
+        let SharedResources {
             clusters,
-            load_assignments,
             virtual_hosts,
             api_listeners,
             api_routes,
         } = res;
         let mut new = Contribution::default();
-        let lists = [clusters, load_assignments, api_listeners, api_routes];
-        for (ty, list) in lists.into_iter().enumerate() {
-            new.names[ty] = list.into_iter().map(|r| b.upsert(ty, r)).collect();
+        let lists = [
+            (TYPE_CLUSTER, clusters),
+            (TYPE_LISTENER, api_listeners),
+            (TYPE_ROUTE, api_routes),
+        ];
+        for (ty, list) in lists {
+            let resources = &mut self.types[ty];
+            for r in list {
+                let (name, changed) = resources.insert(Arc::new(r));
+                update.changed[ty] |= changed;
+                new.names[ty].push(name);
+            }
             for name in &old.names[ty] {
                 if !new.names[ty].contains(name) {
-                    b.remove(ty, name);
+                    update.changed[ty] |= resources.remove(name);
+                    if ty == TYPE_CLUSTER {
+                        update.stale.push(name.clone());
+                    }
                 }
             }
         }
-        if svc.is_some() {
+        if present {
             self.contributions.insert(host.to_owned(), new);
         }
         self.replace_virtual_hosts(host, virtual_hosts)
@@ -305,4 +336,140 @@ impl KeyState {
         self.virtual_hosts.insert(host.to_owned(), vhosts);
         true
     }
+
+    /// The shared listeners plus `outbound`: copies only the shard `outbound` lands in.
+    fn listeners(&self, outbound: &Arc<Resource>) -> Resources {
+        let mut listeners = self.types[TYPE_LISTENER].clone();
+        listeners.insert(outbound.clone());
+        listeners
+    }
+}
+
+impl KeyState {
+    /// A key's state and first snapshot: the shared resources, the key's outbound listener
+    /// and the whole mesh's load assignments for `key`, sharing those equal to one in `others`.
+    fn build(
+        key: &ClientKey,
+        mesh: &Mesh,
+        shared: &Shared,
+        others: &[Arc<Snapshot>],
+    ) -> (Self, watch::Receiver<Arc<Snapshot>>) {
+        let listener = Arc::new(outbound_listener(key));
+        let mut snapshot = Snapshot {
+            generation: 1,
+            ..Snapshot::default()
+        };
+        snapshot.types[TYPE_CLUSTER] = shared.types[TYPE_CLUSTER].clone();
+        snapshot.types[TYPE_ROUTE] = shared.types[TYPE_ROUTE].clone();
+        snapshot.types[TYPE_LISTENER] = shared.listeners(&listener);
+        let services: Vec<&Arc<GlobalService>> = mesh.services.values().collect();
+        let parallel = services.len() >= PARALLEL_MIN_SERVICES;
+        let eds = par_map(&services, parallel, |svc| load_assignments(svc, key));
+        let resources = &mut snapshot.types[TYPE_ENDPOINT];
+        for r in eds.into_iter().flatten() {
+            resources.insert(shared_with(others, r));
+        }
+        snapshot.finish();
+        let (tx, rx) = watch::channel(Arc::new(snapshot));
+        (Self { tx, listener }, rx)
+    }
+
+    /// The snapshot last published.
+    fn current(&self) -> Arc<Snapshot> {
+        self.tx.borrow().clone()
+    }
+
+    /// The next snapshot after `update`, given the key's load assignments of the services it
+    /// changed; `None` if the key's resources did not change.
+    fn apply(
+        &self,
+        shared: &Shared,
+        update: &Update,
+        eds: impl IntoIterator<Item = Arc<Resource>>,
+    ) -> Option<Snapshot> {
+        let mut snapshot = Snapshot::clone(&self.current());
+        let mut changed = false;
+        let resources = &mut snapshot.types[TYPE_ENDPOINT];
+        for name in &update.stale {
+            changed |= resources.remove(name);
+        }
+        for r in eds {
+            changed |= resources.insert(r).1;
+        }
+        for ty in [TYPE_CLUSTER, TYPE_ROUTE] {
+            if update.changed[ty] {
+                snapshot.types[ty] = shared.types[ty].clone();
+            }
+        }
+        if update.changed[TYPE_LISTENER] {
+            snapshot.types[TYPE_LISTENER] = shared.listeners(&self.listener);
+        }
+        if !changed && !update.changed.contains(&true) {
+            return None;
+        }
+        snapshot.generation += 1;
+        snapshot.finish();
+        Some(snapshot)
+    }
+}
+
+/// Load assignments of one update, each kept once however many keys computed it: clients in
+/// localities that see a service alike (often most of them) share one allocation.
+#[derive(Default)]
+struct Interner {
+    /// By version (the body's hash); equal versions are checked by name and body.
+    seen: HashMap<String, Vec<Arc<Resource>>>,
+}
+
+impl Interner {
+    fn intern(&mut self, r: Resource) -> Arc<Resource> {
+        let same = self.seen.entry(r.version.clone()).or_default();
+        if let Some(found) = same.iter().find(|e| ***e == r) {
+            return found.clone();
+        }
+        let r = Arc::new(r);
+        same.push(r.clone());
+        r
+    }
+}
+
+/// `r`, or the equal load assignment one of `others` already holds.
+fn shared_with(others: &[Arc<Snapshot>], r: Resource) -> Arc<Resource> {
+    others
+        .iter()
+        .find_map(|o| {
+            o.types[TYPE_ENDPOINT]
+                .get(&r.name)
+                .filter(|e| e.version == r.version && ***e == r)
+        })
+        .cloned()
+        .unwrap_or_else(|| Arc::new(r))
+}
+
+/// `f` over `items`, in order, spread over one thread per core when `parallel`.
+fn par_map<T: Sync, R: Send>(items: &[T], parallel: bool, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = if parallel {
+        cores().min(items.len())
+    } else {
+        1
+    };
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        let results = handles.into_iter().map(|h| h.join());
+        results
+            .flat_map(|r| r.unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //!  Mesh (model) ──> SnapshotCache ──(per ClientKey: locality, network, port)──> Snapshot
-//!                     │  translate: clusters, endpoints (locality weights), listener, routes
+//!                     │  translate once per changed service: clusters, API listeners, routes
+//!                     │  (shared by every key); per key: endpoints (locality weights) and the
+//!                     │  outbound listener
 //!                     └──> watch ──> AdsServer streams (SotW, Delta): nonces, ACK/NACK, status
 //! ```
 //!

@@ -3,12 +3,15 @@
 //! ```text
 //!  GlobalService ──┬─> per port: Cluster (CDS) ─────────── outbound|<port>||<host>
 //!  + ClientKey     ├─> per port: ClusterLoadAssignment ─── grouped by locality, cross-network
-//!                  │             (EDS)                      endpoints merged at their gateway,
+//!  (for EDS only)  │             (EDS)                      endpoints merged at their gateway,
 //!                  │                                        weights from `locality::assign`
 //!                  ├─> per HTTP port: VirtualHost ────────> outbound_route: RDS meshfleet_outbound
 //!                  └─> per HTTP port and name: api Listener + RouteConfiguration (proxyless gRPC)
 //!  ClientKey ────────> outbound_listener: LDS meshfleet_outbound (HTTP on 0.0.0.0:<port>)
 //! ```
+//!
+//! Only the load assignments ([`load_assignments`]) and the outbound listener depend on the
+//! client; the rest ([`translate_shared`], [`outbound_route`]) is the same for every client.
 //!
 //! Translation is pure and deterministic: equal inputs give byte-identical resources, so every
 //! instance computes the same versions. It iterates the model's vectors in order and sorted
@@ -35,7 +38,22 @@ use crate::resource::{self, Resource};
 /// Name of every client's HTTP listener and of the route configuration it uses.
 pub const OUTBOUND: &str = "meshfleet_outbound";
 
-/// Everything one global service contributes to one client's snapshot.
+/// What one global service contributes to every client's snapshot alike: nothing here depends
+/// on the [`ClientKey`], so the cache computes it once per service change and shares it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SharedResources {
+    /// CDS: one per port, named `outbound|<port>||<host>`.
+    pub clusters: Vec<Resource>,
+    /// To be merged into the route configuration [`OUTBOUND`] (see [`outbound_route`]).
+    pub virtual_hosts: Vec<VirtualHost>,
+    /// LDS for proxyless gRPC: `<host>:<port>` and `<alias>:<port>` per HTTP port.
+    pub api_listeners: Vec<Resource>,
+    /// RDS for those API listeners, named like them.
+    pub api_routes: Vec<Resource>,
+}
+
+/// Everything one global service contributes to one client's snapshot: [`translate_shared`]
+/// and [`load_assignments`] together.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ServiceResources {
     /// CDS: one per port, named `outbound|<port>||<host>`.
@@ -56,40 +74,63 @@ pub struct ServiceResources {
 /// Ports are taken in port order (a repeated port number counts once). TCP ports get a cluster
 /// and endpoints only; HTTP, HTTP/2 and gRPC ports also get a virtual host and API listeners.
 pub fn translate_service(svc: &GlobalService, key: &ClientKey) -> ServiceResources {
-    let ports: BTreeMap<u32, &ServicePort> = svc.ports.iter().rev().map(|p| (p.port, p)).collect();
+    let SharedResources {
+        clusters,
+        virtual_hosts,
+        api_listeners,
+        api_routes,
+    } = translate_shared(svc);
+    ServiceResources {
+        clusters,
+        load_assignments: load_assignments(svc, key),
+        virtual_hosts,
+        api_listeners,
+        api_routes,
+    }
+}
+
+/// The key-independent part of [`translate_service`]: clusters, virtual hosts, API listeners
+/// and their routes.
+pub fn translate_shared(svc: &GlobalService) -> SharedResources {
+    let ports = unique_ports(svc);
     let default_port = default_http_port(ports.values().copied());
-    let mut out = ServiceResources::default();
+    let mut out = SharedResources::default();
     for port in ports.values() {
-        let cluster = svc.cluster_name(port.port);
-        out.add_cluster(svc, port, &cluster, key);
+        let name = svc.cluster_name(port.port);
+        let cluster = cluster::build(svc, port, &name);
+        out.clusters
+            .push(Resource::new(&name, resource::CLUSTER, &cluster));
         if port.protocol != Protocol::Tcp {
-            out.add_http_routing(svc, port.port, Some(port.port) == default_port, &cluster);
+            out.add_http_routing(svc, port.port, Some(port.port) == default_port, &name);
         }
     }
     out
 }
 
-impl ServiceResources {
-    /// CDS and EDS for one port.
-    fn add_cluster(
-        &mut self,
-        svc: &GlobalService,
-        port: &ServicePort,
-        name: &str,
-        key: &ClientKey,
-    ) {
-        let load_assignment = ClusterLoadAssignment {
-            cluster_name: name.to_owned(),
-            endpoints: endpoints::assign(svc, &port.endpoints, key),
-            ..Default::default()
-        };
-        let cluster = cluster::build(svc, port, name);
-        self.clusters
-            .push(Resource::new(name, resource::CLUSTER, &cluster));
-        self.load_assignments
-            .push(Resource::new(name, resource::ENDPOINT, &load_assignment));
-    }
+/// EDS for the clients of `key`: one `ClusterLoadAssignment` per port of `svc`, in port order,
+/// each named like the port's cluster (so a service's load assignments and clusters always
+/// have the same names).
+pub fn load_assignments(svc: &GlobalService, key: &ClientKey) -> Vec<Resource> {
+    unique_ports(svc)
+        .into_values()
+        .map(|port| {
+            let name = svc.cluster_name(port.port);
+            let load_assignment = ClusterLoadAssignment {
+                cluster_name: name.clone(),
+                endpoints: endpoints::assign(svc, &port.endpoints, key),
+                ..Default::default()
+            };
+            Resource::new(name, resource::ENDPOINT, &load_assignment)
+        })
+        .collect()
+}
 
+/// The ports of `svc` by number; of a repeated number, the first one the model lists.
+fn unique_ports(svc: &GlobalService) -> BTreeMap<u32, &ServicePort> {
+    svc.ports.iter().rev().map(|p| (p.port, p)).collect()
+}
+
+impl SharedResources {
     /// The virtual host and the API listeners (with their routes) of one HTTP port.
     fn add_http_routing(
         &mut self,

@@ -60,7 +60,7 @@ fn pair_hash(name: &str, version: &str) -> u128 {
 }
 
 impl Resources {
-    fn get(&self, name: &str) -> Option<&Arc<Resource>> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<Resource>> {
         self.shards[shard_of(name)].get(name)
     }
 
@@ -72,7 +72,7 @@ impl Resources {
 
     /// Inserts `res` unless a resource of that name and version is already there. Returns the
     /// stored name and whether anything changed.
-    pub(crate) fn insert(&mut self, res: Resource) -> (Arc<str>, bool) {
+    pub(crate) fn insert(&mut self, res: Arc<Resource>) -> (Arc<str>, bool) {
         let i = shard_of(&res.name);
         if let Some((name, old)) = self.shards[i].get_key_value(res.name.as_str())
             && old.version == res.version
@@ -91,7 +91,7 @@ impl Resources {
             }
         };
         self.digest = self.digest.wrapping_add(pair_hash(&name, &res.version));
-        shard.insert(name.clone(), Arc::new(res));
+        shard.insert(name.clone(), res);
         (name, true)
     }
 

@@ -29,6 +29,8 @@ fn changed<'a>(now: &'a Snapshot, before: &'a Snapshot, ty: &str) -> Vec<(String
 
 #[test]
 fn type_indexes_follow_snapshot_types() {
+    assert_eq!(type_index(CLUSTER), Some(TYPE_CLUSTER));
+    assert_eq!(type_index(ENDPOINT), Some(TYPE_ENDPOINT));
     assert_eq!(type_index(LISTENER), Some(TYPE_LISTENER));
     assert_eq!(type_index(ROUTE), Some(TYPE_ROUTE));
     assert_eq!(type_index("istio.io/debug/syncz"), None);
@@ -67,6 +69,66 @@ fn equal_input_gives_equal_versions_on_every_instance() {
     assert_eq!(
         ra.borrow().version(CLUSTER),
         other.borrow().version(CLUSTER)
+    );
+}
+
+#[test]
+fn keys_share_every_resource_but_load_assignments_and_the_outbound_listener() {
+    let cache = SnapshotCache::new();
+    cache.set_mesh(two_services());
+    let east = cache.watch(&key("us-east/us-east-1a/")).borrow().clone();
+    let other = ClientKey {
+        listener_port: 18000,
+        ..key("us-west/us-west-2a/")
+    };
+    let west = cache.watch(&other).borrow().clone();
+    for ty in [CLUSTER, LISTENER, ROUTE] {
+        for r in east
+            .iter(ty)
+            .filter(|r| !(ty == LISTENER && r.name == OUTBOUND))
+        {
+            assert!(
+                Arc::ptr_eq(r, west.get(ty, &r.name).unwrap()),
+                "{ty} {}",
+                r.name
+            );
+        }
+    }
+    let echo = cluster("echo", 80);
+    assert_ne!(east.get(ENDPOINT, &echo), west.get(ENDPOINT, &echo));
+    assert_ne!(east.get(LISTENER, OUTBOUND), west.get(LISTENER, OUTBOUND));
+}
+
+#[test]
+fn keys_that_see_a_service_alike_share_its_load_assignment() {
+    let cache = SnapshotCache::new();
+    let m = two_services();
+    cache.set_mesh(m.clone());
+    let mut eu = cache.watch(&key("eu/eu-1a/"));
+    let mut ap = cache.watch(&key("ap/ap-1a/"));
+    let east = cache.watch(&key("us-east/us-east-1a/"));
+    let (db, echo) = (cluster("db", 5432), cluster("echo", 80));
+    let shared = |a: &Snapshot, b: &Snapshot, name: &str| {
+        Arc::ptr_eq(
+            a.get(ENDPOINT, name).unwrap(),
+            b.get(ENDPOINT, name).unwrap(),
+        )
+    };
+    let same = |a: &Snapshot, b: &Snapshot| shared(a, b, &db) && shared(a, b, &echo);
+    assert!(same(&eu.borrow(), &ap.borrow()), "first watch");
+    assert!(
+        !shared(&eu.borrow(), &east.borrow(), &echo),
+        "zone weights differ"
+    );
+    let moved = service("db")
+        .tcp(5432)
+        .endpoint("10.0.1.3", "us-east/us-east-1a/")
+        .build();
+    cache.set_mesh(with(&m, moved));
+    assert!(eu.has_changed().unwrap() && ap.has_changed().unwrap());
+    assert!(
+        same(&eu.borrow_and_update(), &ap.borrow_and_update()),
+        "after a change"
     );
 }
 
