@@ -63,7 +63,12 @@ pub enum Output {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::run::init_tracing();
+    // The demo's own lines are its output; the controller inside it speaks only of trouble.
+    let default_level = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "info",
+    };
+    crate::run::init_tracing(default_level);
     let result = match cli.command {
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(crate::run::run(args))),
         Command::Catalog(args) => catalog(&args),

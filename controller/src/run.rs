@@ -184,10 +184,11 @@ async fn serve_xds(listener: TcpListener, ads: AdsServer) {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` filters (default `info`), `MESHFLEET_LOG_FORMAT=json` for JSON.
-pub fn init_tracing() {
+/// Logs to stderr; `RUST_LOG` filters (default `default_level`), `MESHFLEET_LOG_FORMAT=json`
+/// for JSON.
+pub fn init_tracing(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
