@@ -14,12 +14,7 @@ pub const DEFAULT_TIERS: &str = "local=99,remote=1";
 /// # Errors
 /// A message saying what is wrong (unknown tier, duplicate, non-integer, sum).
 pub fn parse_tier_weights(value: &str) -> Result<TierWeights, String> {
-    let mut tiers = TierWeights {
-        subzone: None,
-        zone: None,
-        region: None,
-        remote: None,
-    };
+    let mut tiers = TierWeights::new(None, None, None, None);
     let mut sum: u64 = 0;
     for entry in value.split(',') {
         let entry = entry.trim();

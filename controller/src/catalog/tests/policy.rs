@@ -15,12 +15,7 @@ fn locality_weights_annotation() {
     let service = only_service(&catalog);
     assert_eq!(
         service.service.locality,
-        LocalityPolicy::Tiers(TierWeights {
-            subzone: Some(80),
-            zone: Some(15),
-            region: Some(4),
-            remote: Some(1)
-        })
+        LocalityPolicy::Tiers(TierWeights::new(Some(80), Some(15), Some(4), Some(1)))
     );
     assert_eq!(
         service.policy_source,
@@ -73,12 +68,7 @@ fn locality_weights_from_an_observed_copy_when_the_template_has_none() {
     let service = only_service(&catalog);
     assert_eq!(
         service.service.locality,
-        LocalityPolicy::Tiers(TierWeights {
-            subzone: None,
-            zone: Some(100),
-            region: None,
-            remote: None
-        })
+        LocalityPolicy::Tiers(TierWeights::new(None, Some(100), None, None))
     );
     assert_eq!(
         service.policy_source,
@@ -202,12 +192,7 @@ fn an_invalid_locality_setting_is_reported_and_ignored() {
     let service = only_service(&catalog);
     assert_eq!(
         service.service.locality,
-        LocalityPolicy::Tiers(TierWeights {
-            subzone: None,
-            zone: Some(100),
-            region: None,
-            remote: None
-        })
+        LocalityPolicy::Tiers(TierWeights::new(None, Some(100), None, None))
     );
     assert_eq!(
         service.service.outlier_detection,
