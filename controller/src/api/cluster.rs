@@ -128,15 +128,32 @@ impl Cluster {
     /// annotation (`host[:port]`, port 15443 by default).
     ///
     /// # Errors
-    /// The annotation does not parse; the message says why.
+    /// The annotation does not parse, the address is not an IP (Envoy takes only IPs in
+    /// endpoints), or the port is out of range; the message says why.
     pub fn east_west_gateway(&self) -> Result<Option<EastWestGateway>, String> {
-        if let Some(gateway) = &self.spec.east_west_gateway {
-            return Ok(Some(gateway.clone()));
+        let gateway = match &self.spec.east_west_gateway {
+            Some(gateway) => Some(gateway.clone()),
+            None => self
+                .metadata
+                .annotation(ANNOTATION_EAST_WEST_GATEWAY)
+                .map(parse_host_port)
+                .transpose()?,
+        };
+        if let Some(gateway) = &gateway {
+            if gateway.address.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!(
+                    "east-west gateway {:?} is not an IP address (hostnames are not resolved)",
+                    gateway.address
+                ));
+            }
+            if !(1..=65535).contains(&gateway.port) {
+                return Err(format!(
+                    "east-west gateway port {} is not in 1..=65535",
+                    gateway.port
+                ));
+            }
         }
-        self.metadata
-            .annotation(ANNOTATION_EAST_WEST_GATEWAY)
-            .map(parse_host_port)
-            .transpose()
+        Ok(gateway)
     }
 }
 

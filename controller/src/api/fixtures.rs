@@ -177,6 +177,15 @@ impl SliceFixture {
         });
         self
     }
+    /// An endpoint on a node in `zone` (the slice's `endpoints[].zone`).
+    pub fn endpoint_in_zone(mut self, address: &str, zone: &str) -> Self {
+        self.0.endpoints.push(SliceEndpoint {
+            addresses: vec![address.to_owned()],
+            zone: Some(zone.to_owned()),
+            ..Default::default()
+        });
+        self
+    }
     pub fn endpoint_without_address(mut self) -> Self {
         self.0.endpoints.push(SliceEndpoint::default());
         self

@@ -92,7 +92,7 @@ fn cluster_fixture_east() -> Cluster {
 #[test]
 fn east_west_gateway_from_annotation() {
     let object = parse(
-        "apiVersion: meshfleet.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: west-1\n  annotations:\n    meshfleet.io/east-west-gateway: gw.west:8443\n",
+        "apiVersion: meshfleet.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: west-1\n  annotations:\n    meshfleet.io/east-west-gateway: 192.0.2.10:8443\n",
     )
     .unwrap();
     let Object::Cluster(cluster) = object else {
@@ -101,11 +101,39 @@ fn east_west_gateway_from_annotation() {
     assert_eq!(
         cluster.east_west_gateway(),
         Ok(Some(EastWestGateway {
-            address: "gw.west".to_owned(),
+            address: "192.0.2.10".to_owned(),
             port: 8443
         }))
     );
     assert!(!cluster.ready());
+}
+
+#[test]
+fn east_west_gateway_must_be_an_ip_with_a_port_in_range() {
+    let gateway = |spec: &str| {
+        let yaml = format!(
+            "apiVersion: meshfleet.io/v1alpha1\nkind: Cluster\nmetadata: {{name: west-1}}\nspec:\n  eastWestGateway: {spec}\n"
+        );
+        let Object::Cluster(cluster) = parse(&yaml).unwrap() else {
+            panic!()
+        };
+        cluster.east_west_gateway()
+    };
+    assert_eq!(
+        gateway("{address: a1b2.elb.amazonaws.com}"),
+        Err("east-west gateway \"a1b2.elb.amazonaws.com\" is not an IP address (hostnames are not resolved)".to_owned())
+    );
+    assert_eq!(
+        gateway("{address: 10.9.9.9, port: 0}"),
+        Err("east-west gateway port 0 is not in 1..=65535".to_owned())
+    );
+    assert_eq!(
+        gateway("{address: \"2001:db8::1\"}"),
+        Ok(Some(EastWestGateway {
+            address: "2001:db8::1".to_owned(),
+            port: 15443
+        }))
+    );
 }
 
 #[test]

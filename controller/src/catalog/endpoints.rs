@@ -65,13 +65,21 @@ pub(super) fn endpoints(
                 );
                 continue;
             }
+            let located = in_zone(&template, endpoint.zone.as_deref());
             for address in &endpoint.addresses {
+                if let Err(message) = check_address(address, &slice.address_type) {
+                    problems.push(
+                        Problem::new(source(slice), format!("{message}; endpoint skipped"))
+                            .at(format!("endpoints[{i}].addresses")),
+                    );
+                    continue;
+                }
                 for &(port_index, target) in &matched {
                     out.per_port[port_index].push(Endpoint {
                         address: address.clone(),
                         port: target,
                         ready: endpoint.ready(),
-                        ..template.clone()
+                        ..located.as_ref().clone()
                     });
                 }
             }
@@ -139,6 +147,32 @@ fn match_ports(ports: &[PortSpec], slice: &EndpointSlice) -> Vec<(usize, u32)> {
         }
     }
     matched
+}
+
+/// The endpoint as placed in `zone` (the zone of its node, from the slice), when that differs
+/// from its cluster's first zone: clusters can span zones, and Istio places each endpoint by
+/// its own node.
+fn in_zone<'a>(template: &'a Endpoint, zone: Option<&str>) -> std::borrow::Cow<'a, Endpoint> {
+    match zone {
+        Some(zone) if !zone.is_empty() && zone != template.locality.zone => {
+            let mut endpoint = template.clone();
+            endpoint.locality.zone = zone.to_owned();
+            let mut labels = (*endpoint.labels).clone();
+            labels.insert("topology.kubernetes.io/zone".to_owned(), zone.to_owned());
+            endpoint.labels = Arc::new(labels);
+            std::borrow::Cow::Owned(endpoint)
+        }
+        _ => std::borrow::Cow::Borrowed(template),
+    }
+}
+
+/// An address Envoy can connect to, of the slice's address type.
+fn check_address(address: &str, address_type: &str) -> Result<(), String> {
+    match (address.parse::<std::net::IpAddr>(), address_type) {
+        (Ok(std::net::IpAddr::V4(_)), "IPv4") | (Ok(std::net::IpAddr::V6(_)), "IPv6") => Ok(()),
+        (Ok(_), _) => Err(format!("address {address:?} is not {address_type}")),
+        (Err(_), _) => Err(format!("address {address:?} is not an IP address")),
+    }
 }
 
 /// `meshfleet.io/weight`, default 1; Envoy wants at least 1.

@@ -49,9 +49,11 @@ impl Topology {
                         format!("Cluster {}", cluster.name()),
                         format!("{message}; no east-west gateway"),
                     )
-                    .at(format!(
-                        "metadata.annotations[\"{ANNOTATION_EAST_WEST_GATEWAY}\"]"
-                    )),
+                    .at(if cluster.spec.east_west_gateway.is_some() {
+                        "spec.eastWestGateway".to_owned()
+                    } else {
+                        format!("metadata.annotations[\"{ANNOTATION_EAST_WEST_GATEWAY}\"]")
+                    }),
                 ),
             }
             topology.sites.insert(cluster.name().to_owned(), site);

@@ -16,6 +16,8 @@ const DOCUMENTS_PER_THREAD: usize = 256;
 
 /// Parses every document of `text`, the contents of `file` (a path relative to the source root).
 pub fn parse_file(file: &str, text: &str) -> FileContents {
+    // Editors on Windows start files with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let chunks = split_documents(text);
     // Parsing YAML is most of a load: big files use every core.
     let parsed = parallel::map_ordered(&chunks, DOCUMENTS_PER_THREAD, parse_chunk);

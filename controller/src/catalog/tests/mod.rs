@@ -46,7 +46,7 @@ fn fleet() -> Vec<Object> {
             .zone("us-west-2a")
             .subzone("rack-7")
             .network("net-west")
-            .annotate(api::ANNOTATION_EAST_WEST_GATEWAY, "gw.west")
+            .annotate(api::ANNOTATION_EAST_WEST_GATEWAY, "192.0.2.10")
             .into(),
     ]
 }
@@ -78,7 +78,7 @@ fn ep(cluster: &str, address: &str, port: u32) -> Endpoint {
             "rack-7",
             "net-west",
             Some(Gateway {
-                address: "gw.west".to_owned(),
+                address: "192.0.2.10".to_owned(),
                 port: 15443,
             }),
         ),

@@ -247,6 +247,66 @@ fn endpoints_carry_the_gateway_of_their_network() {
 }
 
 #[test]
+fn addresses_envoy_cannot_use_are_reported_and_skipped() {
+    let index = with_fleet(vec![
+        service("team-a", "api").global().port("http", 80).into(),
+        slice("team-a", "api-e1", "api", "east-1")
+            .endpoint("not-an-ip")
+            .endpoint("2001:db8::1")
+            .endpoint("10.1.0.1")
+            .port("http", 8080)
+            .into(),
+    ]);
+    let catalog = Catalog::build(&index);
+    assert_eq!(
+        only_service(&catalog).service.ports[0].endpoints,
+        vec![ep("east-1", "10.1.0.1", 8080)]
+    );
+    let source = "EndpointSlice team-a/api-e1 (cluster east-1)";
+    assert_eq!(
+        catalog.problems,
+        vec![
+            problem(
+                source,
+                Some("endpoints[0].addresses"),
+                "address \"not-an-ip\" is not an IP address; endpoint skipped"
+            ),
+            problem(
+                source,
+                Some("endpoints[1].addresses"),
+                "address \"2001:db8::1\" is not IPv4; endpoint skipped"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn an_endpoint_is_placed_in_the_zone_of_its_node() {
+    let index = with_fleet(vec![
+        service("team-a", "api").global().port("http", 80).into(),
+        slice("team-a", "api-e1", "api", "east-1")
+            .endpoint_in_zone("10.1.0.1", "us-east-1c")
+            .endpoint_in_zone("10.1.0.2", "us-east-1a")
+            .port("http", 8080)
+            .into(),
+    ]);
+    let catalog = Catalog::build(&index);
+    let mut moved = ep("east-1", "10.1.0.1", 8080);
+    moved.locality.zone = "us-east-1c".to_owned();
+    let mut labels = (*moved.labels).clone();
+    labels.insert(
+        "topology.kubernetes.io/zone".to_owned(),
+        "us-east-1c".to_owned(),
+    );
+    moved.labels = std::sync::Arc::new(labels);
+    assert_eq!(
+        only_service(&catalog).service.ports[0].endpoints,
+        vec![ep("east-1", "10.1.0.2", 8080), moved]
+    );
+    assert_eq!(catalog.problems, vec![]);
+}
+
+#[test]
 fn slices_that_cannot_be_placed_are_reported_and_skipped() {
     let index = with_fleet(vec![
         cluster("nowhere-1").into(),

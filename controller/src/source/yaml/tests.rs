@@ -178,3 +178,11 @@ fn split_documents_on_marker_lines_only() {
         ]
     );
 }
+
+#[test]
+fn a_byte_order_mark_is_not_part_of_the_first_document() {
+    let text = "\u{feff}apiVersion: meshfleet.io/v1alpha1\nkind: Cluster\nmetadata: {name: east-1}\nspec: {region: us-east}\n---\napiVersion: meshfleet.io/v1alpha1\nkind: Cluster\nmetadata: {name: east-2}\nspec: {region: us-east}\n";
+    let contents = parse_file("bom.yaml", text);
+    assert_eq!(contents.problems, vec![]);
+    assert_eq!(contents.documents.len(), 2);
+}
