@@ -22,11 +22,14 @@ pub fn parse_file(file: &str, text: &str) -> FileContents {
     // Parsing YAML is most of a load: big files use every core.
     let parsed = parallel::map_ordered(&chunks, DOCUMENTS_PER_THREAD, parse_chunk);
     let mut contents = FileContents::default();
-    for (index, result) in parsed.into_iter().enumerate() {
+    let results = parsed
+        .into_iter()
+        .enumerate()
+        .flat_map(|(index, results)| results.into_iter().map(move |result| (index, result)));
+    for (index, result) in results {
         let source = Problem::document(file, index);
         match result {
-            Ok(None) => {}
-            Ok(Some(object)) => contents.documents.push(Document { index, object }),
+            Ok(object) => contents.documents.push(Document { index, object }),
             Err(DocumentError::Invalid { field, message }) => contents.problems.push(Problem {
                 source,
                 field,
@@ -105,19 +108,49 @@ fn push_chunk<'a>(chunks: &mut Vec<Chunk<'a>>, text: &'a str, first_line: usize,
     }
 }
 
-/// `Ok(None)` for an empty document.
-fn parse_chunk(chunk: &Chunk<'_>) -> Result<Option<api::Object>, DocumentError> {
-    let mut value: Value = serde_yaml::from_str(chunk.text).map_err(|_| syntax_error(chunk))?;
+/// The objects of one document: none when it is empty, one, or the items of a `v1 List` (what
+/// `kubectl get ... -o yaml` prints), each item's problem with its `items[i]` field.
+fn parse_chunk(chunk: &Chunk<'_>) -> Vec<Result<api::Object, DocumentError>> {
+    let mut value: Value = match serde_yaml::from_str(chunk.text) {
+        Ok(value) => value,
+        Err(_) => return vec![Err(syntax_error(chunk))],
+    };
     if value.is_null() {
-        return Ok(None);
+        return Vec::new();
     }
-    value
-        .apply_merge()
-        .map_err(|error| DocumentError::Invalid {
+    if let Err(error) = value.apply_merge() {
+        return vec![Err(DocumentError::Invalid {
             field: None,
             message: format!("invalid YAML: {error}"),
-        })?;
-    api::parse_document(&value).map(Some)
+        })];
+    }
+    match list_items(&value) {
+        Some(items) => items.iter().enumerate().map(list_item).collect(),
+        None => vec![api::parse_document(&value)],
+    }
+}
+
+/// The `items` of a document of kind `List` (apiVersion `v1`).
+fn list_items(value: &Value) -> Option<&Vec<Value>> {
+    let is_list = value.get("kind").and_then(Value::as_str) == Some("List")
+        && value.get("apiVersion").and_then(Value::as_str) == Some("v1");
+    if !is_list {
+        return None;
+    }
+    value.get("items").and_then(Value::as_sequence)
+}
+
+fn list_item((i, item): (usize, &Value)) -> Result<api::Object, DocumentError> {
+    api::parse_document(item).map_err(|error| match error {
+        DocumentError::Invalid { field, message } => DocumentError::Invalid {
+            field: Some(match field {
+                Some(field) => format!("items[{i}].{field}"),
+                None => format!("items[{i}]"),
+            }),
+            message,
+        },
+        other => other,
+    })
 }
 
 /// The syntax error of a chunk, with line numbers of the whole file: the chunk is parsed again

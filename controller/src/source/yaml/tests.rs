@@ -186,3 +186,39 @@ fn a_byte_order_mark_is_not_part_of_the_first_document() {
     assert_eq!(contents.problems, vec![]);
     assert_eq!(contents.documents.len(), 2);
 }
+
+#[test]
+fn a_kubectl_list_loads_its_items() {
+    let text = "\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: meshfleet.io/v1alpha1
+  kind: Cluster
+  metadata: {name: east-1}
+  spec: {region: us-east}
+- apiVersion: v1
+  kind: Service
+  metadata: {name: api, namespace: team-a}
+  spec:
+    ports: [{name: http, port: eighty}]
+- apiVersion: meshfleet.io/v1alpha1
+  kind: Cluster
+  metadata: {name: east-2}
+  spec: {region: us-east}
+";
+    let contents = parse_file("list.yaml", text);
+    let names: Vec<String> = contents
+        .documents
+        .iter()
+        .map(|d| format!("{}#{}", d.object.key(), d.index))
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(contents.problems.len(), 1, "{:?}", contents.problems);
+    let problem = &contents.problems[0];
+    assert_eq!(problem.source, "list.yaml#0");
+    assert_eq!(
+        problem.field.as_deref(),
+        Some("items[1].spec.ports[0].port")
+    );
+}
