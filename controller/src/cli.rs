@@ -93,14 +93,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn catalog(args: &CatalogArgs) -> anyhow::Result<()> {
     let mut index = Index::default();
     ConfigDir::new(args.config.clone()).load(&mut index);
-    let mut catalog = Catalog::build(&index);
-    // What `/debug/problems` lists: the sources' problems, then the catalog's.
-    let mut problems = index.problems();
-    problems.append(&mut catalog.problems);
-    for problem in &problems {
+    let catalog = Catalog::build_reporting(&index);
+    for problem in &catalog.problems {
         eprintln!("warning: {problem}");
     }
-    catalog.problems = problems;
     let text = match args.output {
         Output::Table => catalog.to_table(),
         Output::Json => serde_json::to_string_pretty(&catalog)? + "\n",

@@ -6,6 +6,7 @@
 //!                                          └──> State (admin: /debug/catalog, /debug/problems)
 //! ```
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -149,15 +150,10 @@ async fn reconcile_loop(
 /// One pass: index → catalog → xDS cache and admin state. Problems new since the last pass
 /// are logged once.
 fn reconcile(index: &Mutex<Index>, cache: &SnapshotCache, state: &State) {
-    let (catalog, load_problems) = {
-        let index = index.lock().expect("index lock");
-        (Catalog::build(&index), index.problems())
-    };
-    let problems: Vec<Problem> = load_problems
-        .into_iter()
-        .chain(catalog.problems.iter().cloned())
-        .collect();
-    let before = state.problems();
+    let state_problems = state.problems();
+    let catalog = Catalog::build_reporting(&index.lock().expect("index lock"));
+    let problems = catalog.problems.clone();
+    let before: HashSet<&Problem> = state_problems.iter().collect();
     for problem in problems.iter().filter(|p| !before.contains(p)) {
         tracing::warn!(%problem, "config problem");
     }

@@ -107,6 +107,16 @@ impl CatalogService {
 }
 
 impl Catalog {
+    /// Builds the catalog, its `problems` led by the index's own (parse errors, duplicates):
+    /// everything a user has to fix, as `/debug/problems` and `meshfleet catalog` show it.
+    pub fn build_reporting(index: &Index) -> Self {
+        let mut catalog = Self::build(index);
+        let mut problems = index.problems();
+        problems.append(&mut catalog.problems);
+        catalog.problems = problems;
+        catalog
+    }
+
     /// Builds the catalog from the index. Deterministic: the same index gives the same catalog.
     pub fn build(index: &Index) -> Self {
         let mut problems = Vec::new();
