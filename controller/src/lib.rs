@@ -17,5 +17,6 @@ pub mod cli;
 pub mod demo;
 pub mod index;
 pub mod problem;
+pub mod propagation;
 pub mod run;
 pub mod source;

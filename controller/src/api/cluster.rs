@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{ANNOTATION_EAST_WEST_GATEWAY, ObjectMeta, nullable};
@@ -10,7 +11,7 @@ use super::{ANNOTATION_EAST_WEST_GATEWAY, ObjectMeta, nullable};
 /// Istio's port for east-west (cross-network) traffic.
 pub const EAST_WEST_PORT: u32 = 15443;
 
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Cluster {
     pub api_version: String,
@@ -21,7 +22,7 @@ pub struct Cluster {
     pub status: ClusterStatus,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterSpec {
     pub region: Option<String>,
@@ -40,7 +41,7 @@ pub struct ClusterSpec {
     pub taints: Vec<Taint>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EastWestGateway {
     pub address: String,
@@ -52,15 +53,20 @@ fn east_west_port() -> u32 {
     EAST_WEST_PORT
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Taint {
     pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
     pub effect: String,
+    /// RFC 3339; when a `NoExecute` taint's toleration period starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_added: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterStatus {
     #[serde(default, deserialize_with = "nullable")]
@@ -68,25 +74,33 @@ pub struct ClusterStatus {
     pub resource_summary: Option<ResourceSummary>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     #[serde(rename = "type")]
     pub type_: String,
     pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// RFC 3339; when the status last changed (a not-ready cluster's taint dates from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
 }
 
 /// Karmada's `status.resourceSummary`, kept free-form (quantities are strings or numbers)
 /// until the scheduler reads it.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceSummary {
     #[serde(default, deserialize_with = "nullable")]
     pub allocatable: BTreeMap<String, serde_json::Value>,
     #[serde(default, deserialize_with = "nullable")]
     pub allocated: BTreeMap<String, serde_json::Value>,
+    /// Requested by pods not yet running.
+    #[serde(default, deserialize_with = "nullable")]
+    pub allocating: BTreeMap<String, serde_json::Value>,
 }
 
 impl Cluster {

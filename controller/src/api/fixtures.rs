@@ -62,8 +62,66 @@ impl ClusterFixture {
             status: "True".to_owned(),
             reason: None,
             message: None,
+            last_transition_time: None,
         });
         self
+    }
+    /// Ready condition `False` since `since` (RFC 3339).
+    pub fn not_ready_since(mut self, since: &str) -> Self {
+        self.0.status.conditions.push(Condition {
+            type_: "Ready".to_owned(),
+            status: "False".to_owned(),
+            reason: Some("ClusterNotReachable".to_owned()),
+            message: None,
+            last_transition_time: Some(since.to_owned()),
+        });
+        self
+    }
+    pub fn zones(mut self, zones: &[&str]) -> Self {
+        self.0.spec.zones = zones.iter().map(|z| (*z).to_owned()).collect();
+        self
+    }
+    pub fn provider(mut self, provider: &str) -> Self {
+        self.0.spec.provider = Some(provider.to_owned());
+        self
+    }
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.0
+            .metadata
+            .labels
+            .insert(key.to_owned(), value.to_owned());
+        self
+    }
+    pub fn taint(mut self, key: &str, value: Option<&str>, effect: &str) -> Self {
+        self.0.spec.taints.push(Taint {
+            key: key.to_owned(),
+            value: value.map(str::to_owned),
+            effect: effect.to_owned(),
+            time_added: None,
+        });
+        self
+    }
+    /// `status.resourceSummary`: allocatable and allocated, as Kubernetes quantities
+    /// (`[("cpu", "8"), ("memory", "32Gi"), ("pods", "110")]`).
+    pub fn capacity(mut self, allocatable: &[(&str, &str)], allocated: &[(&str, &str)]) -> Self {
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+                .collect()
+        };
+        self.0.status.resource_summary = Some(ResourceSummary {
+            allocatable: map(allocatable),
+            allocated: map(allocated),
+            allocating: BTreeMap::new(),
+        });
+        self
+    }
+    pub fn build(self) -> Cluster {
+        self.0
+    }
+    pub fn arc(self) -> Arc<Cluster> {
+        Arc::new(self.0)
     }
 }
 
@@ -82,6 +140,7 @@ pub fn service(namespace: &str, name: &str) -> ServiceFixture {
         api_version: "v1".to_owned(),
         metadata: meta(Some(namespace).filter(|ns| !ns.is_empty()), name),
         spec: ServiceSpec::default(),
+        raw: None,
     })
 }
 
@@ -277,5 +336,17 @@ pub fn failover(from: &str, to: &str) -> Failover {
     Failover {
         from: from.to_owned(),
         to: to.to_owned(),
+    }
+}
+
+/// The object without a Service template's copy of its document, to compare with fixtures.
+pub fn without_raw(object: Object) -> Object {
+    match object {
+        Object::Service(service) if service.raw.is_some() => {
+            let mut service = (*service).clone();
+            service.raw = None;
+            Object::Service(Arc::new(service))
+        }
+        other => other,
     }
 }

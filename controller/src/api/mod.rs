@@ -11,9 +11,11 @@
 //!
 //! Field errors carry their path (`spec.ports[0].port`) through `serde_path_to_error`.
 
+mod binding;
 mod cluster;
 mod istio;
 mod meta;
+mod policy;
 mod service;
 
 use std::sync::Arc;
@@ -21,6 +23,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+pub use binding::{
+    BindingCondition, GracefulEvictionTask, ObjectReference, ReplicaRequirements, ResourceBinding,
+    ResourceBindingSpec, ResourceBindingStatus, TargetCluster,
+};
 pub use cluster::{
     Cluster, ClusterSpec, ClusterStatus, Condition, EastWestGateway, ResourceSummary, Taint,
 };
@@ -28,7 +34,15 @@ pub use istio::{
     DestinationRule, DestinationRuleSpec, Distribute, Duration, Failover, LoadBalancer,
     LocalityLbSetting, OutlierDetection, TrafficPolicy,
 };
-pub use meta::{Generic, ObjectKey, ObjectMeta};
+pub use meta::{Generic, ObjectKey, ObjectMeta, qualified_kind};
+pub use policy::{
+    ApplicationFailoverBehavior, ClusterAffinity, ClusterAffinityTerm, ClusterPreferences,
+    CommandArgsOverrider, DecisionConditions, FailoverBehavior, FieldOverrider, FieldSelector,
+    ImageOverrider, ImagePredicate, LabelAnnotationOverrider, LabelSelector, OverridePolicy,
+    OverrideSpec, Overriders, PatchOperation, Placement, PlaintextOverrider, PropagationPolicy,
+    PropagationSpec, ReplicaSchedulingStrategy, ResourceSelector, RuleWithCluster,
+    SelectorRequirement, SpreadConstraint, StaticClusterWeight, Toleration,
+};
 pub use service::{
     EndpointConditions, EndpointPort, EndpointSlice, IntOrString, Service, ServiceExport,
     ServicePortSpec, ServiceSpec, SliceEndpoint,
@@ -55,7 +69,13 @@ pub enum Object {
     EndpointSlice(Arc<EndpointSlice>),
     ServiceExport(Arc<ServiceExport>),
     DestinationRule(Arc<DestinationRule>),
-    /// Resource templates and policies, kept whole until their consumers type them.
+    /// PropagationPolicy and ClusterPropagationPolicy.
+    PropagationPolicy(Arc<PropagationPolicy>),
+    /// OverridePolicy and ClusterOverridePolicy.
+    OverridePolicy(Arc<OverridePolicy>),
+    /// A previous scheduling result.
+    ResourceBinding(Arc<ResourceBinding>),
+    /// Resource templates, kept whole: propagation copies them as written.
     Generic(Arc<Generic>),
 }
 
@@ -67,6 +87,9 @@ impl Object {
             Self::EndpointSlice(o) => &o.metadata,
             Self::ServiceExport(o) => &o.metadata,
             Self::DestinationRule(o) => &o.metadata,
+            Self::PropagationPolicy(o) => &o.metadata,
+            Self::OverridePolicy(o) => &o.metadata,
+            Self::ResourceBinding(o) => &o.metadata,
             Self::Generic(o) => &o.metadata,
         }
     }
@@ -78,6 +101,9 @@ impl Object {
             Self::EndpointSlice(o) => &o.api_version,
             Self::ServiceExport(o) => &o.api_version,
             Self::DestinationRule(o) => &o.api_version,
+            Self::PropagationPolicy(o) => &o.api_version,
+            Self::OverridePolicy(o) => &o.api_version,
+            Self::ResourceBinding(o) => &o.api_version,
             Self::Generic(o) => &o.api_version,
         }
     }
@@ -90,6 +116,9 @@ impl Object {
             Self::EndpointSlice(_) => "EndpointSlice",
             Self::ServiceExport(_) => "ServiceExport",
             Self::DestinationRule(_) => "DestinationRule",
+            Self::PropagationPolicy(o) => &o.kind,
+            Self::OverridePolicy(o) => &o.kind,
+            Self::ResourceBinding(o) => &o.kind,
             Self::Generic(o) => &o.kind,
         }
     }
@@ -128,6 +157,9 @@ enum Known {
     EndpointSlice,
     ServiceExport,
     DestinationRule,
+    PropagationPolicy,
+    OverridePolicy,
+    ResourceBinding,
     Generic,
 }
 
@@ -147,10 +179,19 @@ pub fn parse_document(value: &serde_yaml::Value) -> Result<Object, DocumentError
     };
     let object = match known {
         Known::Cluster => Object::Cluster(Arc::new(typed(value)?)),
-        Known::Service => Object::Service(Arc::new(typed(value)?)),
+        Known::Service => {
+            let mut service: Service = typed(value)?;
+            if service.source_cluster().is_none() {
+                service.raw = Some(Arc::new(value.clone()));
+            }
+            Object::Service(Arc::new(service))
+        }
         Known::EndpointSlice => Object::EndpointSlice(Arc::new(typed(value)?)),
         Known::ServiceExport => Object::ServiceExport(Arc::new(typed(value)?)),
         Known::DestinationRule => Object::DestinationRule(Arc::new(typed(value)?)),
+        Known::PropagationPolicy => Object::PropagationPolicy(Arc::new(typed(value)?)),
+        Known::OverridePolicy => Object::OverridePolicy(Arc::new(typed(value)?)),
+        Known::ResourceBinding => Object::ResourceBinding(Arc::new(typed(value)?)),
         Known::Generic => {
             let generic = Generic::from_value(value).map_err(|error| match error {
                 DocumentError::Invalid { field, message } if meta.kind == "Secret" => {
@@ -248,16 +289,6 @@ const CORE_KINDS: &[&str] = &[
     "ServiceAccount",
 ];
 
-/// Karmada's policy and scheduling kinds, read as generic documents for now.
-const POLICY_KINDS: &[&str] = &[
-    "PropagationPolicy",
-    "ClusterPropagationPolicy",
-    "OverridePolicy",
-    "ClusterOverridePolicy",
-    "ResourceBinding",
-    "ClusterResourceBinding",
-];
-
 fn classify(api_version: &str, kind: &str) -> Option<Known> {
     let (group, version) = split_api_version(api_version);
     let known = match (group, version, kind) {
@@ -271,8 +302,19 @@ fn classify(api_version: &str, kind: &str) -> Option<Known> {
             Known::DestinationRule
         }
         ("", "v1", kind) if CORE_KINDS.contains(&kind) => Known::Generic,
-        (group, _, kind) if is_meshfleet_group(group) && POLICY_KINDS.contains(&kind) => {
-            Known::Generic
+        (
+            "meshfleet.io" | "policy.karmada.io",
+            "v1alpha1",
+            "PropagationPolicy" | "ClusterPropagationPolicy",
+        ) => Known::PropagationPolicy,
+        (
+            "meshfleet.io" | "policy.karmada.io",
+            "v1alpha1",
+            "OverridePolicy" | "ClusterOverridePolicy",
+        ) => Known::OverridePolicy,
+        ("meshfleet.io", "v1alpha1", "ResourceBinding" | "ClusterResourceBinding")
+        | ("work.karmada.io", "v1alpha2", "ResourceBinding" | "ClusterResourceBinding") => {
+            Known::ResourceBinding
         }
         (group, _, _) if TEMPLATE_GROUPS.contains(&group) => Known::Generic,
         _ => return None,

@@ -16,6 +16,10 @@ pub struct Service {
     pub metadata: ObjectMeta,
     #[serde(default, deserialize_with = "nullable")]
     pub spec: ServiceSpec,
+    /// A template's whole document, as written: what propagation copies to member clusters.
+    /// `None` for observed copies.
+    #[serde(skip)]
+    pub raw: Option<std::sync::Arc<serde_yaml::Value>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]

@@ -4,7 +4,7 @@ use super::fixtures::*;
 use super::*;
 
 fn parse(yaml: &str) -> Result<Object, DocumentError> {
-    parse_document(&serde_yaml::from_str(yaml).expect("test YAML parses"))
+    parse_document(&serde_yaml::from_str(yaml).expect("test YAML parses")).map(without_raw)
 }
 
 fn invalid(field: Option<&str>, message: &str) -> Result<Object, DocumentError> {
@@ -71,12 +71,14 @@ fn cluster_fixture_east() -> Cluster {
         key: "dedicated".to_owned(),
         value: None,
         effect: "NoSchedule".to_owned(),
+        time_added: None,
     }];
     c.status.conditions = vec![Condition {
         type_: "Ready".to_owned(),
         status: "True".to_owned(),
         reason: Some("ClusterReady".to_owned()),
         message: None,
+        last_transition_time: None,
     }];
     c.status.resource_summary = Some(ResourceSummary {
         allocatable: BTreeMap::from([
@@ -85,6 +87,7 @@ fn cluster_fixture_east() -> Cluster {
             ("pods".to_owned(), serde_json::json!(110)),
         ]),
         allocated: BTreeMap::new(),
+        allocating: BTreeMap::new(),
     });
     c
 }
@@ -296,12 +299,17 @@ fn unknown_kinds_and_generic_documents() {
         })
     );
     let yaml = "apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata: {name: p, namespace: team-a}\nspec: {placement: {}}\n";
-    let Ok(Object::Generic(policy)) = parse(yaml) else {
+    let Ok(Object::PropagationPolicy(policy)) = parse(yaml) else {
         panic!()
     };
     assert_eq!(policy.kind, "PropagationPolicy");
+    assert!(!policy.is_cluster_scoped());
+    let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: team-a}\nspec: {replicas: 2}\n";
+    let Ok(Object::Generic(template)) = parse(yaml) else {
+        panic!()
+    };
     assert_eq!(
-        policy.raw,
+        template.raw,
         serde_yaml::from_str::<serde_yaml::Value>(yaml).unwrap()
     );
     assert!(matches!(

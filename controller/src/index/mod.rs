@@ -18,7 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::api::{
-    Cluster, DestinationRule, EndpointSlice, Generic, Object, ObjectKey, Service, ServiceExport,
+    Cluster, DestinationRule, EndpointSlice, Generic, Object, ObjectKey, OverridePolicy,
+    PropagationPolicy, ResourceBinding, Service, ServiceExport,
 };
 use crate::problem::Problem;
 
@@ -29,6 +30,12 @@ pub mod kinds {
     pub const ENDPOINT_SLICE: &str = "EndpointSlice.discovery.k8s.io";
     pub const SERVICE_EXPORT: &str = "ServiceExport.multicluster.x-k8s.io";
     pub const DESTINATION_RULE: &str = "DestinationRule.networking.istio.io";
+    pub const PROPAGATION_POLICY: &str = "PropagationPolicy";
+    pub const CLUSTER_PROPAGATION_POLICY: &str = "ClusterPropagationPolicy";
+    pub const OVERRIDE_POLICY: &str = "OverridePolicy";
+    pub const CLUSTER_OVERRIDE_POLICY: &str = "ClusterOverridePolicy";
+    pub const RESOURCE_BINDING: &str = "ResourceBinding";
+    pub const CLUSTER_RESOURCE_BINDING: &str = "ClusterResourceBinding";
 }
 
 /// One document's object.
@@ -218,7 +225,37 @@ impl Index {
             })
     }
 
-    /// Documents of kinds not typed yet (templates, policies), in key order.
+    /// PropagationPolicies, then ClusterPropagationPolicies, each by namespace and name.
+    pub fn propagation_policies(&self) -> impl Iterator<Item = &Arc<PropagationPolicy>> {
+        self.of_kind(kinds::PROPAGATION_POLICY)
+            .chain(self.of_kind(kinds::CLUSTER_PROPAGATION_POLICY))
+            .filter_map(|o| match o {
+                Object::PropagationPolicy(p) => Some(p),
+                _ => None,
+            })
+    }
+
+    /// OverridePolicies, then ClusterOverridePolicies, each by namespace and name.
+    pub fn override_policies(&self) -> impl Iterator<Item = &Arc<OverridePolicy>> {
+        self.of_kind(kinds::OVERRIDE_POLICY)
+            .chain(self.of_kind(kinds::CLUSTER_OVERRIDE_POLICY))
+            .filter_map(|o| match o {
+                Object::OverridePolicy(p) => Some(p),
+                _ => None,
+            })
+    }
+
+    /// Previous scheduling results: ResourceBindings, then ClusterResourceBindings.
+    pub fn resource_bindings(&self) -> impl Iterator<Item = &Arc<ResourceBinding>> {
+        self.of_kind(kinds::RESOURCE_BINDING)
+            .chain(self.of_kind(kinds::CLUSTER_RESOURCE_BINDING))
+            .filter_map(|o| match o {
+                Object::ResourceBinding(b) => Some(b),
+                _ => None,
+            })
+    }
+
+    /// Documents of kinds not typed (resource templates), in key order.
     pub fn generic(&self) -> impl Iterator<Item = &Arc<Generic>> {
         self.objects().filter_map(|(_, o)| match o {
             Object::Generic(g) => Some(g),

@@ -10,6 +10,15 @@ fn problem(source: &str, field: Option<&str>, message: &str) -> Problem {
     }
 }
 
+/// Parses like the source, without Service templates' copies of their documents.
+fn parse_file(file: &str, text: &str) -> FileContents {
+    let mut contents = super::parse_file(file, text);
+    for document in &mut contents.documents {
+        document.object = without_raw(document.object.clone());
+    }
+    contents
+}
+
 fn document(index: usize, object: impl Into<Object>) -> Document {
     Document {
         index,
