@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod api;
 pub mod catalog;
+pub mod crd;
 pub mod cli;
 pub mod demo;
 pub mod index;

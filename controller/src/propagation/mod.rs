@@ -10,6 +10,8 @@
 //! Everything here but the sinks is pure: the same index and the same clock give the same
 //! bindings and the same manifests, so instances in different zones agree without talking.
 
+pub mod quantity;
 pub mod render;
 pub mod scheduler;
 pub mod selector;
+pub mod workload;

@@ -1,0 +1,1 @@
+//! CRDs generated from the API types (being written).

@@ -1,0 +1,1 @@
+//! Kubernetes quantities (being written).

@@ -1,0 +1,1 @@
+//! Replicas and per-replica resource requests of a workload template (being written).
