@@ -13,8 +13,8 @@
 pub mod admin;
 pub mod api;
 pub mod catalog;
-pub mod crd;
 pub mod cli;
+pub mod crd;
 pub mod demo;
 pub mod index;
 pub mod problem;

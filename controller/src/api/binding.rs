@@ -77,6 +77,7 @@ pub struct ReplicaRequirements {
         deserialize_with = "nullable",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
+    #[schemars(extend("additionalProperties" = { "x-kubernetes-int-or-string": true }))]
     pub resource_request: BTreeMap<String, serde_json::Value>,
 }
 

@@ -89,17 +89,21 @@ pub struct Condition {
     pub last_transition_time: Option<String>,
 }
 
-/// Karmada's `status.resourceSummary`, kept free-form (quantities are strings or numbers)
-/// until the scheduler reads it.
+/// Karmada's `status.resourceSummary`: resource names (`cpu`, `memory`, `pods`) to Kubernetes
+/// quantities, integers or strings (`8`, `500m`, `16Gi`), kept as written until the scheduler
+/// reads them.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceSummary {
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(extend("additionalProperties" = { "x-kubernetes-int-or-string": true }))]
     pub allocatable: BTreeMap<String, serde_json::Value>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(extend("additionalProperties" = { "x-kubernetes-int-or-string": true }))]
     pub allocated: BTreeMap<String, serde_json::Value>,
     /// Requested by pods not yet running.
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(extend("additionalProperties" = { "x-kubernetes-int-or-string": true }))]
     pub allocating: BTreeMap<String, serde_json::Value>,
 }
 

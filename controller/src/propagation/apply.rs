@@ -1,0 +1,154 @@
+//! Doing: hands a plan's manifests to a sink, cluster by cluster, and nothing else.
+//!
+//! With a zone (`meshfleet run --zone`), only that zone's clusters are written: each zone's
+//! instance writes to its own clusters, and all of them plan alike.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::api::Cluster;
+
+use super::selector::zones;
+use super::sink::{Applied, ApplyManifests, ManifestKey, Manifests, SinkError};
+
+/// Why some clusters were not brought up to date; the others were.
+#[derive(Debug, thiserror::Error)]
+#[error("applying to {failed} cluster(s) failed; first, cluster {cluster}")]
+pub struct ApplyError {
+    pub failed: usize,
+    pub cluster: String,
+    #[source]
+    pub source: SinkError,
+}
+
+/// Makes every cluster of `clusters` (in `zone`, when given) hold its `manifests`, keeping the
+/// `keep` keys as they are. Without a zone, clusters the sink holds manifests for but that
+/// are no longer in the fleet are emptied.
+///
+/// # Errors
+/// The first cluster that failed, and how many did; every other cluster is still applied.
+pub fn apply(
+    sink: &mut dyn ApplyManifests,
+    manifests: &BTreeMap<String, Manifests>,
+    keep: &BTreeMap<String, BTreeSet<ManifestKey>>,
+    clusters: &[Arc<Cluster>],
+    zone: Option<&str>,
+) -> Result<Applied, ApplyError> {
+    let empty_manifests = Manifests::new();
+    let empty_keep = BTreeSet::new();
+    let mut targets: Vec<&str> = clusters
+        .iter()
+        .filter(|c| zone.is_none_or(|z| zones(c).contains(&z)))
+        .map(|c| c.name())
+        .collect();
+    let mut gone = Vec::new();
+    if zone.is_none() {
+        let known: BTreeSet<&str> = clusters.iter().map(|c| c.name()).collect();
+        match sink.clusters() {
+            Ok(held) => {
+                gone = held
+                    .into_iter()
+                    .filter(|c| !known.contains(c.as_str()))
+                    .collect()
+            }
+            Err(error) => tracing::warn!(%error, "cannot list the clusters the sink holds"),
+        }
+    }
+    let in_fleet = targets.len();
+    targets.extend(gone.iter().map(String::as_str));
+    let mut total = Applied::default();
+    let mut failure: Option<ApplyError> = None;
+    for (i, cluster) in targets.into_iter().enumerate() {
+        let (desired, keep) = if i < in_fleet {
+            (
+                manifests.get(cluster).unwrap_or(&empty_manifests),
+                keep.get(cluster).unwrap_or(&empty_keep),
+            )
+        } else {
+            (&empty_manifests, &empty_keep)
+        };
+        match sink.apply(cluster, desired, keep) {
+            Ok(applied) => {
+                total.written += applied.written;
+                total.removed += applied.removed;
+                total.unchanged += applied.unchanged;
+            }
+            Err(source) => match &mut failure {
+                Some(f) => f.failed += 1,
+                None => {
+                    failure = Some(ApplyError {
+                        failed: 1,
+                        cluster: cluster.to_owned(),
+                        source,
+                    });
+                }
+            },
+        }
+    }
+    match failure {
+        Some(failure) => Err(failure),
+        None => Ok(total),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::fixtures::cluster;
+    use crate::propagation::sink::DirSink;
+
+    fn key(name: &str) -> ManifestKey {
+        ManifestKey {
+            group: String::new(),
+            kind: "ConfigMap".to_owned(),
+            namespace: "web".to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    fn one(name: &str) -> Manifests {
+        Manifests::from([(
+            key(name),
+            Arc::new(serde_json::json!({"kind": "ConfigMap"})),
+        )])
+    }
+
+    #[test]
+    fn a_zone_writes_only_its_clusters_and_departed_clusters_are_emptied() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = DirSink::new(dir.path());
+        let east = cluster("east-1").region("us-east").zone("us-east-1a").arc();
+        let west = cluster("west-1").region("us-west").zone("us-west-2a").arc();
+        let manifests = BTreeMap::from([
+            ("east-1".to_owned(), one("a")),
+            ("west-1".to_owned(), one("b")),
+        ]);
+        let fleet = [east.clone(), west];
+        let applied = apply(
+            &mut sink,
+            &manifests,
+            &BTreeMap::new(),
+            &fleet,
+            Some("us-east-1a"),
+        )
+        .unwrap();
+        assert_eq!(applied.written, 1);
+        assert!(
+            dir.path()
+                .join("clusters/east-1/web/configmap-a.yaml")
+                .exists()
+        );
+        assert!(!dir.path().join("clusters/west-1").exists());
+
+        let applied = apply(&mut sink, &manifests, &BTreeMap::new(), &fleet, None).unwrap();
+        assert_eq!((applied.written, applied.unchanged), (1, 1));
+        // west-1 leaves the fleet: its manifests go.
+        let applied = apply(&mut sink, &manifests, &BTreeMap::new(), &[east], None).unwrap();
+        assert_eq!(applied.removed, 1);
+        assert!(
+            !dir.path()
+                .join("clusters/west-1/web/configmap-b.yaml")
+                .exists()
+        );
+    }
+}

@@ -1,0 +1,545 @@
+//! Sinks: where rendered manifests go. Every sink makes a member cluster hold exactly what
+//! propagation wants there, through one trait, [`ApplyManifests`]; the directory sink writes
+//! files, the Kubernetes sink (server-side apply) implements the same trait.
+//!
+//! ```text
+//!  <state-dir>/clusters/<cluster>/<namespace>/<kind>-<name>.yaml
+//!                                 _cluster/   (cluster-scoped kinds)
+//! ```
+//!
+//! # Guarantees
+//! - A file is written to a temporary file in its directory, flushed, then renamed over the old
+//!   one: a reader (or a crash) sees the old file or the new one, never half of one.
+//! - Unchanged manifests are not rewritten; what is no longer desired is removed, except the
+//!   keys the caller asks to keep (their new rendering failed: the last good copy stays).
+//! - Removing a file that is already gone is success.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+/// A manifest's address within its cluster.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ManifestKey {
+    /// The API group (`apps`; empty for the core group).
+    pub group: String,
+    pub kind: String,
+    /// Empty for cluster-scoped kinds.
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for ManifestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.group.is_empty() {
+            self.kind.clone()
+        } else {
+            format!("{}.{}", self.kind, self.group)
+        };
+        if self.namespace.is_empty() {
+            write!(f, "{kind} {}", self.name)
+        } else {
+            write!(f, "{kind} {}/{}", self.namespace, self.name)
+        }
+    }
+}
+
+/// What one cluster should hold: every manifest meshfleet propagates there.
+pub type Manifests = BTreeMap<ManifestKey, Arc<Value>>;
+
+/// What an apply did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub written: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{what} {name:?} cannot be used as a path component")]
+    InvalidName { what: &'static str, name: String },
+    #[error("writing {path}")]
+    WriteManifest {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("removing {path}")]
+    RemoveManifest {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading {path}")]
+    ReadState {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("encoding {key} as YAML")]
+    EncodeManifest {
+        key: String,
+        #[source]
+        source: serde_yaml::Error,
+    },
+}
+
+/// Makes member clusters hold what propagation wants there.
+pub trait ApplyManifests {
+    /// Makes `cluster` hold `desired`: creates and updates what differs, removes what this sink
+    /// put there before and is neither desired nor in `keep`.
+    ///
+    /// # Errors
+    /// The first manifest that could not be written or removed; the others are still applied.
+    fn apply(
+        &mut self,
+        cluster: &str,
+        desired: &Manifests,
+        keep: &BTreeSet<ManifestKey>,
+    ) -> Result<Applied, SinkError>;
+
+    /// The clusters this sink holds manifests in (to empty those no longer in the fleet).
+    fn clusters(&mut self) -> Result<Vec<String>, SinkError>;
+}
+
+/// Writes each cluster's manifests under `<root>/clusters/<cluster>/`.
+#[derive(Debug)]
+pub struct DirSink {
+    root: PathBuf,
+    /// What each cluster's directory holds, by file path relative to it. Loaded from disk the
+    /// first time a cluster is applied, then kept up to date, so an apply reads no files.
+    written: HashMap<String, BTreeMap<PathBuf, Written>>,
+}
+
+/// One file as this sink knows it.
+#[derive(Clone, Debug)]
+struct Written {
+    /// Hash of the bytes.
+    hash: u64,
+    /// The manifest last written there: the same `Arc` again is known unchanged without
+    /// encoding it. `None` for files found on disk.
+    manifest: Option<Arc<Value>>,
+}
+
+/// Writes `manifest` at `dir/path` unless the file already holds it. Returns what the file
+/// holds now when it was written.
+fn write_one(
+    dir: &Path,
+    path: &Path,
+    manifest: &Arc<Value>,
+    before: Option<&Written>,
+) -> Result<Option<Written>, SinkError> {
+    if before
+        .and_then(|w| w.manifest.as_ref())
+        .is_some_and(|m| Arc::ptr_eq(m, manifest))
+    {
+        return Ok(None);
+    }
+    let text =
+        serde_yaml::to_string(manifest.as_ref()).map_err(|source| SinkError::EncodeManifest {
+            key: path.display().to_string(),
+            source,
+        })?;
+    let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
+    if before.is_some_and(|w| w.hash == hash) {
+        return Ok(None);
+    }
+    write_atomic(&dir.join(path), text.as_bytes())?;
+    Ok(Some(Written {
+        hash,
+        manifest: Some(manifest.clone()),
+    }))
+}
+
+/// The directory of cluster-scoped manifests (a namespace cannot contain `_`).
+pub const CLUSTER_SCOPED_DIR: &str = "_cluster";
+
+impl DirSink {
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            root: state_dir.into().join("clusters"),
+            written: HashMap::new(),
+        }
+    }
+
+    /// `<cluster>/<namespace>/<kind>-<name>.yaml`, relative to `<state-dir>/clusters`.
+    ///
+    /// # Errors
+    /// A name that would leave its directory (`..`, `/`, empty).
+    pub fn relative_path(cluster: &str, key: &ManifestKey) -> Result<PathBuf, SinkError> {
+        let namespace = if key.namespace.is_empty() {
+            CLUSTER_SCOPED_DIR
+        } else {
+            component("namespace", &key.namespace)?
+        };
+        let file = format!(
+            "{}-{}.yaml",
+            component("kind", &key.kind)?.to_ascii_lowercase(),
+            component("name", &key.name)?
+        );
+        Ok(Path::new(component("cluster", cluster)?)
+            .join(namespace)
+            .join(file))
+    }
+
+    fn load(&mut self, cluster: &str) -> Result<&mut BTreeMap<PathBuf, Written>, SinkError> {
+        if !self.written.contains_key(cluster) {
+            let dir = self.root.join(cluster);
+            let mut files = BTreeMap::new();
+            scan(&dir, Path::new(""), &mut files)?;
+            self.written.insert(cluster.to_owned(), files);
+        }
+        Ok(self.written.get_mut(cluster).expect("loaded above"))
+    }
+}
+
+impl ApplyManifests for DirSink {
+    fn apply(
+        &mut self,
+        cluster: &str,
+        desired: &Manifests,
+        keep: &BTreeSet<ManifestKey>,
+    ) -> Result<Applied, SinkError> {
+        let dir = self.root.join(component("cluster", cluster)?);
+        let mut kept: BTreeSet<PathBuf> = BTreeSet::new();
+        for key in keep {
+            kept.insert(file_of(cluster, key)?);
+        }
+        let files = self.load(cluster)?;
+        let mut wanted: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut applied = Applied::default();
+        let mut first_error = None;
+        for (key, manifest) in desired {
+            let path = file_of(cluster, key)?;
+            let outcome = write_one(&dir, &path, manifest, files.get(&path));
+            match outcome {
+                Ok(Some(file)) => {
+                    files.insert(path.clone(), file);
+                    applied.written += 1;
+                }
+                Ok(None) => applied.unchanged += 1,
+                Err(error) => {
+                    // Keep the last good copy of a manifest that could not be written.
+                    kept.insert(path.clone());
+                    first_error.get_or_insert(error);
+                }
+            }
+            wanted.insert(path);
+        }
+        let stale: Vec<PathBuf> = files
+            .keys()
+            .filter(|p| !wanted.contains(*p) && !kept.contains(*p))
+            .cloned()
+            .collect();
+        for path in stale {
+            match remove(&dir.join(&path)) {
+                Ok(()) => {
+                    files.remove(&path);
+                    applied.removed += 1;
+                }
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(applied),
+        }
+    }
+
+    fn clusters(&mut self) -> Result<Vec<String>, SinkError> {
+        let mut clusters: BTreeSet<String> = self.written.keys().cloned().collect();
+        match std::fs::read_dir(&self.root) {
+            Ok(entries) => {
+                for entry in entries.flatten() {
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        clusters.insert(entry.file_name().to_string_lossy().into_owned());
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(SinkError::ReadState {
+                    path: self.root.clone(),
+                    source,
+                });
+            }
+        }
+        Ok(clusters.into_iter().collect())
+    }
+}
+
+fn file_of(cluster: &str, key: &ManifestKey) -> Result<PathBuf, SinkError> {
+    let path = DirSink::relative_path(cluster, key)?;
+    Ok(path
+        .strip_prefix(cluster)
+        .map(Path::to_path_buf)
+        .unwrap_or(path))
+}
+
+/// A name usable as one path component.
+fn component<'a>(what: &'static str, name: &'a str) -> Result<&'a str, SinkError> {
+    let bad = name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains(['/', '\\', '\0'])
+        || name.starts_with('.');
+    if bad {
+        return Err(SinkError::InvalidName {
+            what,
+            name: name.to_owned(),
+        });
+    }
+    Ok(name)
+}
+
+/// Every `*.yaml` file below `dir`, with the hash of its bytes.
+fn scan(
+    dir: &Path,
+    relative: &Path,
+    files: &mut BTreeMap<PathBuf, Written>,
+) -> Result<(), SinkError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(SinkError::ReadState {
+                path: dir.to_owned(),
+                source,
+            });
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = relative.join(entry.file_name());
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            scan(&path, &name, files)?;
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            let bytes = std::fs::read(&path).map_err(|source| SinkError::ReadState {
+                path: path.clone(),
+                source,
+            })?;
+            let hash = xxhash_rust::xxh3::xxh3_64(&bytes);
+            files.insert(
+                name,
+                Written {
+                    hash,
+                    manifest: None,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
+    let error = |source| SinkError::WriteManifest {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(error)?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".meshfleet-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(error)?;
+    file.write_all(bytes).map_err(error)?;
+    file.as_file().sync_data().map_err(error)?;
+    file.persist(path).map_err(|e| error(e.error))?;
+    Ok(())
+}
+
+fn remove(path: &Path) -> Result<(), SinkError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(SinkError::RemoveManifest {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    }
+    // An emptied namespace directory goes too; one that is not empty stays.
+    if let Some(dir) = path.parent() {
+        drop(std::fs::remove_dir(dir));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(kind: &str, namespace: &str, name: &str) -> ManifestKey {
+        ManifestKey {
+            group: if kind == "Deployment" { "apps" } else { "" }.to_owned(),
+            kind: kind.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    fn manifests(items: &[(ManifestKey, Value)]) -> Manifests {
+        items
+            .iter()
+            .map(|(k, v)| (k.clone(), Arc::new(v.clone())))
+            .collect()
+    }
+
+    fn files(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_owned()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                if entry.file_type().unwrap().is_dir() {
+                    stack.push(entry.path());
+                } else {
+                    let rel = entry.path().strip_prefix(root).unwrap().to_owned();
+                    out.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn writes_paths_and_removes_what_is_no_longer_desired() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = DirSink::new(dir.path());
+        let deploy = key("Deployment", "web", "nginx");
+        let ns = key("Namespace", "", "web");
+        let desired = manifests(&[
+            (
+                deploy.clone(),
+                serde_json::json!({"kind": "Deployment", "spec": {"replicas": 2}}),
+            ),
+            (ns.clone(), serde_json::json!({"kind": "Namespace"})),
+        ]);
+        let applied = sink.apply("east-1", &desired, &BTreeSet::new()).unwrap();
+        assert_eq!(
+            applied,
+            Applied {
+                written: 2,
+                removed: 0,
+                unchanged: 0
+            }
+        );
+        assert_eq!(
+            files(dir.path()),
+            [
+                "clusters/east-1/_cluster/namespace-web.yaml",
+                "clusters/east-1/web/deployment-nginx.yaml"
+            ]
+        );
+        let text =
+            std::fs::read_to_string(dir.path().join("clusters/east-1/web/deployment-nginx.yaml"))
+                .unwrap();
+        assert_eq!(text, "kind: Deployment\nspec:\n  replicas: 2\n");
+
+        // Same again: nothing written. Then the Deployment goes away.
+        let applied = sink.apply("east-1", &desired, &BTreeSet::new()).unwrap();
+        assert_eq!(
+            applied,
+            Applied {
+                written: 0,
+                removed: 0,
+                unchanged: 2
+            }
+        );
+        let only_ns = manifests(&[(ns, serde_json::json!({"kind": "Namespace"}))]);
+        let applied = sink.apply("east-1", &only_ns, &BTreeSet::new()).unwrap();
+        assert_eq!(
+            applied,
+            Applied {
+                written: 0,
+                removed: 1,
+                unchanged: 1
+            }
+        );
+        assert_eq!(
+            files(dir.path()),
+            ["clusters/east-1/_cluster/namespace-web.yaml"]
+        );
+    }
+
+    #[test]
+    fn a_new_sink_finds_what_an_earlier_one_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let deploy = key("Deployment", "web", "nginx");
+        let desired = manifests(&[(deploy, serde_json::json!({"kind": "Deployment"}))]);
+        DirSink::new(dir.path())
+            .apply("east-1", &desired, &BTreeSet::new())
+            .unwrap();
+
+        let mut restarted = DirSink::new(dir.path());
+        assert_eq!(restarted.clusters().unwrap(), ["east-1"]);
+        let applied = restarted
+            .apply("east-1", &desired, &BTreeSet::new())
+            .unwrap();
+        assert_eq!(
+            applied,
+            Applied {
+                written: 0,
+                removed: 0,
+                unchanged: 1
+            }
+        );
+        let applied = restarted
+            .apply("east-1", &Manifests::new(), &BTreeSet::new())
+            .unwrap();
+        assert_eq!(applied.removed, 1);
+        assert_eq!(files(dir.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn kept_keys_stay_as_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = DirSink::new(dir.path());
+        let deploy = key("Deployment", "web", "nginx");
+        let desired = manifests(&[(deploy.clone(), serde_json::json!({"kind": "Deployment"}))]);
+        sink.apply("east-1", &desired, &BTreeSet::new()).unwrap();
+        let applied = sink
+            .apply("east-1", &Manifests::new(), &BTreeSet::from([deploy]))
+            .unwrap();
+        assert_eq!(applied, Applied::default());
+        assert_eq!(
+            files(dir.path()),
+            ["clusters/east-1/web/deployment-nginx.yaml"]
+        );
+    }
+
+    #[test]
+    fn names_that_would_leave_the_directory_are_refused() {
+        for (cluster, name) in [
+            ("..", "x"),
+            ("east-1", "../x"),
+            ("east-1", ""),
+            ("a/b", "x"),
+        ] {
+            let result = DirSink::relative_path(cluster, &key("ConfigMap", "web", name));
+            assert!(
+                matches!(result, Err(SinkError::InvalidName { .. })),
+                "{cluster} {name}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_temporary_file_is_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b.yaml");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
+        assert_eq!(files(dir.path()), ["a/b.yaml"]);
+    }
+}
