@@ -1,5 +1,5 @@
 //! The admin port (Istio's 15014): `/metrics` (Prometheus text), `/healthz`, `/readyz`, and
-//! `/debug/syncz`, `/debug/catalog`, `/debug/problems` (JSON).
+//! `/debug/syncz`, `/debug/catalog`, `/debug/problems`, `/debug/bindings` (JSON).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -35,6 +35,7 @@ fn router(state: Arc<State>, ads: AdsServer) -> Router {
         .route("/debug/syncz", get(syncz))
         .route("/debug/catalog", get(catalog))
         .route("/debug/problems", get(problems))
+        .route("/debug/bindings", get(bindings))
         .with_state(Admin { state, ads })
 }
 
@@ -59,6 +60,12 @@ async fn problems(Extract(admin): Extract<Admin>) -> Response {
     Json(problems.as_slice()).into_response()
 }
 
+async fn bindings(Extract(admin): Extract<Admin>) -> Response {
+    let bindings = admin.state.bindings();
+    let items: Vec<_> = bindings.values().collect();
+    Json(serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})).into_response()
+}
+
 async fn metrics(Extract(admin): Extract<Admin>) -> Response {
     let body = render_metrics(&admin);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
@@ -78,6 +85,11 @@ fn render_metrics(admin: &Admin) -> String {
             "meshfleet_catalog_endpoints",
             "Endpoints over all global services and ports.",
             endpoints as u64,
+        ),
+        (
+            "meshfleet_propagation_bindings",
+            "ResourceBindings of the last propagation plan.",
+            admin.state.bindings().len() as u64,
         ),
         (
             "meshfleet_config_problems",

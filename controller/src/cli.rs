@@ -1,14 +1,19 @@
-//! The command line: `meshfleet run | catalog | demo`. Parsing only; the work lives in
-//! [`crate::run`], [`crate::catalog`] and [`crate::demo`].
+//! The command line: `meshfleet run | schedule | render | catalog | demo`. Parsing and printing
+//! only; the work lives in [`crate::run`], [`crate::propagation`], [`crate::catalog`] and
+//! [`crate::demo`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::catalog::Catalog;
 use crate::index::Index;
+use crate::problem::Problem;
+use crate::propagation::plan::plan;
+use crate::propagation::sink::DirSink;
 use crate::source::ConfigDir;
 
 #[derive(Debug, Parser)]
@@ -26,6 +31,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve the mesh: xDS to Envoy and proxyless gRPC, admin and metrics.
     Run(RunArgs),
+    /// Dry run of propagation: one ResourceBinding per propagated resource.
+    Schedule(ScheduleArgs),
+    /// Write what propagation would apply, per member cluster, under `<out>/clusters/`.
+    Render(RenderArgs),
     /// Print the NameService catalog: every exported service with its endpoints.
     Catalog(CatalogArgs),
     /// The two-zone demo: backends, the controller and one Envoy per zone, live.
@@ -43,6 +52,37 @@ pub struct RunArgs {
     /// `/metrics`, `/healthz`, `/readyz`, `/debug/...`.
     #[arg(long, default_value = "0.0.0.0:15014")]
     pub admin_addr: SocketAddr,
+    /// Propagate: write each member cluster's manifests under `DIR/clusters/`, kept up to date.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Propagate only to the clusters of this zone (every zone's instance plans alike).
+    #[arg(long, value_name = "ZONE", requires = "state_dir")]
+    pub zone: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScheduleArgs {
+    /// Directory of YAML manifests.
+    #[arg(long, value_name = "DIR")]
+    pub config: PathBuf,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = BindingOutput::Yaml)]
+    pub output: BindingOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BindingOutput {
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RenderArgs {
+    /// Directory of YAML manifests.
+    #[arg(long, value_name = "DIR")]
+    pub config: PathBuf,
+    /// Where to write: `<out>/clusters/<cluster>/<namespace>/<kind>-<name>.yaml`.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -71,6 +111,8 @@ pub fn main() -> ExitCode {
     crate::run::init_tracing(default_level);
     let result = match cli.command {
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(crate::run::run(args))),
+        Command::Schedule(args) => schedule(&args),
+        Command::Render(args) => render(&args),
         Command::Catalog(args) => catalog(&args),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(crate::demo::run(args))),
     };
@@ -91,8 +133,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// `meshfleet catalog`: load once, print, report problems on stderr.
 fn catalog(args: &CatalogArgs) -> anyhow::Result<()> {
-    let mut index = Index::default();
-    ConfigDir::new(args.config.clone()).load(&mut index);
+    let index = load(&args.config);
     let catalog = Catalog::build_reporting(&index);
     for problem in &catalog.problems {
         eprintln!("warning: {problem}");
@@ -102,6 +143,64 @@ fn catalog(args: &CatalogArgs) -> anyhow::Result<()> {
         Output::Json => serde_json::to_string_pretty(&catalog)? + "\n",
     };
     write_stdout(&text)
+}
+
+/// Loads a config directory once.
+fn load(config: &std::path::Path) -> Index {
+    let mut index = Index::default();
+    ConfigDir::new(config.to_owned()).load(&mut index);
+    index
+}
+
+/// Prints the problems of the index and of a plan on stderr.
+fn report(index: &Index, problems: &[Problem]) {
+    for problem in index.problems().iter().chain(problems) {
+        eprintln!("warning: {problem}");
+    }
+}
+
+/// `meshfleet schedule`: one ResourceBinding per propagated resource.
+fn schedule(args: &ScheduleArgs) -> anyhow::Result<()> {
+    let index = load(&args.config);
+    let plan = plan(&index, &Default::default(), SystemTime::now());
+    report(&index, &plan.problems);
+    let bindings: Vec<&crate::api::ResourceBinding> = plan.bindings.values().collect();
+    let text = match args.output {
+        BindingOutput::Yaml => {
+            let mut text = String::new();
+            for binding in bindings {
+                text.push_str("---\n");
+                text.push_str(&serde_yaml::to_string(binding)?);
+            }
+            text
+        }
+        BindingOutput::Json => {
+            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": bindings});
+            serde_json::to_string_pretty(&list)? + "\n"
+        }
+    };
+    write_stdout(&text)
+}
+
+/// `meshfleet render`: every cluster's manifests under `<out>/clusters/<cluster>/`.
+fn render(args: &RenderArgs) -> anyhow::Result<()> {
+    let index = load(&args.config);
+    let plan = plan(&index, &Default::default(), SystemTime::now());
+    report(&index, &plan.problems);
+    let clusters: Vec<_> = index.clusters().cloned().collect();
+    let mut sink = DirSink::new(&args.out);
+    let applied =
+        crate::propagation::apply::apply(&mut sink, &plan.manifests, &plan.keep, &clusters, None)?;
+    eprintln!(
+        "{} manifests for {} clusters in {} ({} written, {} unchanged, {} removed)",
+        applied.written + applied.unchanged,
+        plan.manifests.len(),
+        args.out.join("clusters").display(),
+        applied.written,
+        applied.unchanged,
+        applied.removed
+    );
+    Ok(())
 }
 
 /// Prints `text`; a closed pipe (`| head`) is not an error.

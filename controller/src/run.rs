@@ -1,16 +1,21 @@
-//! `meshfleet run`: wires the config-directory source, the index, the catalog, the xDS cache and
-//! the servers (ADS, admin) together.
+//! `meshfleet run`: wires the config-directory source, the index, the catalog, the xDS cache,
+//! propagation and the servers (ADS, admin) together.
 //!
 //! ```text
 //!  ConfigDir::watch ──changed──> reconcile: Catalog::build ──> SnapshotCache::set_mesh ──> ADS streams
-//!                                          └──> State (admin: /debug/catalog, /debug/problems)
+//!                                   │      └──> State (admin: /debug/catalog, /debug/problems)
+//!                    tick (5 s) ──> └─> Planner::plan ──> apply ──> DirSink (--state-dir, --zone)
+//!                                              └──> State (admin: /debug/bindings)
 //! ```
+//!
+//! Propagation also runs on a tick: failover is a matter of time (a toleration runs out, a grace
+//! period ends) as well as of change.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use meshfleet_xds::cache::SnapshotCache;
@@ -23,15 +28,28 @@ use crate::catalog::Catalog;
 use crate::cli::RunArgs;
 use crate::index::Index;
 use crate::problem::Problem;
+use crate::propagation::apply::apply;
+use crate::propagation::plan::{Bindings, Planner};
+use crate::propagation::sink::{ApplyManifests, DirSink};
 use crate::source::ConfigDir;
+
+/// How often propagation is planned again without a change (failover runs on the clock).
+const PROPAGATION_TICK: Duration = Duration::from_secs(5);
 
 /// What the admin endpoints read; written only by the reconcile loop.
 #[derive(Default)]
 pub struct State {
     /// The catalog currently served.
     catalog: RwLock<Arc<Catalog>>,
-    /// Problems of the last reconcile: parse errors of the sources, then catalog problems.
+    /// Problems of the last reconcile: parse errors of the sources, catalog problems, then
+    /// propagation problems.
     problems: RwLock<Arc<Vec<Problem>>>,
+    /// Catalog problems alone, to merge with the propagation problems of a tick.
+    catalog_problems: RwLock<Arc<Vec<Problem>>>,
+    /// Propagation problems of the last plan.
+    propagation_problems: RwLock<Arc<Vec<Problem>>>,
+    /// The bindings of the last plan (empty without `--state-dir`).
+    bindings: RwLock<Arc<Bindings>>,
     /// Set once the first catalog is served and the xDS port is bound.
     ready: AtomicBool,
     /// How many times the catalog was rebuilt.
@@ -45,6 +63,34 @@ impl State {
 
     pub fn problems(&self) -> Arc<Vec<Problem>> {
         self.problems.read().expect("state lock").clone()
+    }
+
+    pub fn bindings(&self) -> Arc<Bindings> {
+        self.bindings.read().expect("state lock").clone()
+    }
+
+    /// Sets the problems of one half and publishes the merged list, logging new problems once.
+    fn publish_problems(&self, catalog: Option<Vec<Problem>>, propagation: Option<Vec<Problem>>) {
+        if let Some(problems) = catalog {
+            *self.catalog_problems.write().expect("state lock") = Arc::new(problems);
+        }
+        if let Some(problems) = propagation {
+            *self.propagation_problems.write().expect("state lock") = Arc::new(problems);
+        }
+        let merged: Vec<Problem> = self
+            .catalog_problems
+            .read()
+            .expect("state lock")
+            .iter()
+            .chain(self.propagation_problems.read().expect("state lock").iter())
+            .cloned()
+            .collect();
+        let before = self.problems();
+        let before: HashSet<&Problem> = before.iter().collect();
+        for problem in merged.iter().filter(|p| !before.contains(p)) {
+            tracing::warn!(%problem, "config problem");
+        }
+        *self.problems.write().expect("state lock") = Arc::new(merged);
     }
 
     pub fn is_ready(&self) -> bool {
@@ -74,7 +120,17 @@ impl Controller {
         source.load(&mut index.lock().expect("index lock"));
         let cache = SnapshotCache::default();
         let state = Arc::new(State::default());
+        let propagation = args.state_dir.as_ref().map(|dir| {
+            Arc::new(Mutex::new(Propagation {
+                planner: Planner::default(),
+                sink: Box::new(DirSink::new(dir)),
+                zone: args.zone.clone(),
+            }))
+        });
         reconcile(&index, &cache, &state);
+        if let Some(propagation) = &propagation {
+            propagate(&index, propagation, &state);
+        }
 
         let ads = AdsServer::new(cache.clone());
         let xds = TcpListener::bind(args.xds_addr)
@@ -88,7 +144,13 @@ impl Controller {
         let (changed_tx, changed_rx) = watch::channel(0);
         let tasks = vec![
             tokio::spawn(source.watch(index.clone(), changed_tx)),
-            tokio::spawn(reconcile_loop(changed_rx, index, cache, state.clone())),
+            tokio::spawn(reconcile_loop(
+                changed_rx,
+                index,
+                cache,
+                state.clone(),
+                propagation,
+            )),
             tokio::spawn(serve_xds(xds, ads.clone())),
             tokio::spawn(crate::admin::serve(admin, state.clone(), ads.clone())),
         ];
@@ -129,34 +191,94 @@ async fn shutdown_signal() {
     }
 }
 
-/// Rebuilds the catalog whenever the index changes. Bursts of changes are coalesced by the
-/// watch channel: only the latest state is built.
+/// Propagation in `run`: the planner keeps the last bindings, the sink what it wrote.
+struct Propagation {
+    planner: Planner,
+    sink: Box<dyn ApplyManifests + Send>,
+    /// `--zone`: write only to this zone's clusters.
+    zone: Option<String>,
+}
+
+/// Rebuilds the catalog (and propagates) whenever the index changes, and propagates again on a
+/// tick. Bursts of changes are coalesced by the watch channel: only the latest state is built.
 async fn reconcile_loop(
     mut changed: watch::Receiver<u64>,
     index: Arc<Mutex<Index>>,
     cache: SnapshotCache,
     state: Arc<State>,
+    propagation: Option<Arc<Mutex<Propagation>>>,
 ) {
-    while changed.changed().await.is_ok() {
+    let mut tick = tokio::time::interval(PROPAGATION_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let catalog_too = tokio::select! {
+            changed = changed.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                true
+            }
+            _ = tick.tick(), if propagation.is_some() => false,
+        };
         let (index, cache, state) = (index.clone(), cache.clone(), state.clone());
-        // Building the catalog and translating is CPU work: keep it off the async workers.
-        let done = tokio::task::spawn_blocking(move || reconcile(&index, &cache, &state)).await;
+        let propagation = propagation.clone();
+        // Building the catalog, translating and planning is CPU work: keep it off the async
+        // workers.
+        let done = tokio::task::spawn_blocking(move || {
+            if catalog_too {
+                reconcile(&index, &cache, &state);
+            }
+            if let Some(propagation) = &propagation {
+                propagate(&index, propagation, &state);
+            }
+        })
+        .await;
         if let Err(error) = done {
-            tracing::error!(%error, "reconcile panicked; keeping the last catalog");
+            tracing::error!(%error, "reconcile panicked; keeping the last catalog and bindings");
         }
     }
+}
+
+/// One propagation pass: plan against the index, write through the sink.
+fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &State) {
+    let mut propagation = propagation.lock().expect("propagation lock");
+    let Propagation {
+        planner,
+        sink,
+        zone,
+    } = &mut *propagation;
+    let (plan, clusters) = {
+        let index = index.lock().expect("index lock");
+        let plan = planner.plan(&index, SystemTime::now());
+        (plan, index.clusters().cloned().collect::<Vec<_>>())
+    };
+    match apply(
+        sink.as_mut(),
+        &plan.manifests,
+        &plan.keep,
+        &clusters,
+        zone.as_deref(),
+    ) {
+        Ok(applied) if applied.written + applied.removed > 0 => tracing::info!(
+            bindings = plan.bindings.len(),
+            written = applied.written,
+            removed = applied.removed,
+            "propagated"
+        ),
+        Ok(_) => {}
+        Err(error) => {
+            tracing::error!(error = %anyhow::Error::from(error), "propagation not fully applied")
+        }
+    }
+    *state.bindings.write().expect("state lock") = Arc::new(plan.bindings);
+    state.publish_problems(None, Some(plan.problems));
 }
 
 /// One pass: index → catalog → xDS cache and admin state. Problems new since the last pass
 /// are logged once.
 fn reconcile(index: &Mutex<Index>, cache: &SnapshotCache, state: &State) {
-    let state_problems = state.problems();
     let catalog = Catalog::build_reporting(&index.lock().expect("index lock"));
     let problems = catalog.problems.clone();
-    let before: HashSet<&Problem> = state_problems.iter().collect();
-    for problem in problems.iter().filter(|p| !before.contains(p)) {
-        tracing::warn!(%problem, "config problem");
-    }
     cache.set_mesh(catalog.mesh());
     tracing::info!(
         services = catalog.services.len(),
@@ -164,7 +286,7 @@ fn reconcile(index: &Mutex<Index>, cache: &SnapshotCache, state: &State) {
         "catalog built"
     );
     *state.catalog.write().expect("state lock") = Arc::new(catalog);
-    *state.problems.write().expect("state lock") = Arc::new(problems);
+    state.publish_problems(Some(problems), None);
     state.reconciles.fetch_add(1, Ordering::Relaxed);
 }
 

@@ -95,6 +95,11 @@ impl Mesh {
 
 /// Starts `meshfleet run --config dir` on free loopback ports and waits until it is ready.
 pub async fn serve(dir: &Path) -> (Child, SocketAddr, SocketAddr) {
+    serve_with(dir, &[]).await
+}
+
+/// [`serve`] with more flags (`--state-dir`, `--zone`).
+pub async fn serve_with(dir: &Path, flags: &[&str]) -> (Child, SocketAddr, SocketAddr) {
     let addr = || -> SocketAddr { SocketAddr::from(([127, 0, 0, 1], free_port().unwrap())) };
     let (xds_addr, admin_addr) = (addr(), addr());
     let controller = Command::new(env!("CARGO_BIN_EXE_meshfleet"))
@@ -103,6 +108,7 @@ pub async fn serve(dir: &Path) -> (Child, SocketAddr, SocketAddr) {
         .arg(dir)
         .args(["--xds-addr", &xds_addr.to_string()])
         .args(["--admin-addr", &admin_addr.to_string()])
+        .args(flags)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .kill_on_drop(true)

@@ -46,6 +46,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         config: dir.clone(),
         xds_addr: "127.0.0.1:0".parse()?,
         admin_addr: "127.0.0.1:0".parse()?,
+        state_dir: None,
+        zone: None,
     })
     .await?;
     say!(

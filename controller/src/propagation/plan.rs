@@ -374,11 +374,33 @@ fn render_copy(
     input: &RenderInput<'_>,
     problems: &mut Vec<Problem>,
 ) -> Result<Arc<serde_json::Value>, String> {
-    render::render(input).map(Arc::new).map_err(|error| {
-        let message = format!("not rendered for cluster {cluster} (its last copy stays): {error}");
-        problems.push(Problem::new(template.to_string(), message.clone()));
-        message
-    })
+    render::render(input)
+        .map(|mut manifest| {
+            set_namespace(&mut manifest, template.namespace);
+            Arc::new(manifest)
+        })
+        .map_err(|error| {
+            let message =
+                format!("not rendered for cluster {cluster} (its last copy stays): {error}");
+            problems.push(Problem::new(template.to_string(), message.clone()));
+            message
+        })
+}
+
+/// Writes the namespace into a namespaced copy that names none, so that it lands where the
+/// template is, whatever namespace the applier defaults to.
+pub(super) fn set_namespace(manifest: &mut serde_json::Value, namespace: &str) {
+    if namespace.is_empty() {
+        return;
+    }
+    if let Some(meta) = manifest.get_mut("metadata").and_then(|m| m.as_object_mut())
+        && !meta
+            .get("namespace")
+            .and_then(|n| n.as_str())
+            .is_some_and(|n| !n.is_empty())
+    {
+        meta.insert("namespace".to_owned(), namespace.into());
+    }
 }
 
 impl Template<'_> {

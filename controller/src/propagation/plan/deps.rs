@@ -108,7 +108,8 @@ fn place(
     rendered: Result<serde_json::Value, render::RenderError>,
 ) {
     match rendered {
-        Ok(manifest) => {
+        Ok(mut manifest) => {
+            super::set_namespace(&mut manifest, template.namespace);
             plan.manifests
                 .entry(cluster.to_owned())
                 .or_default()
