@@ -394,10 +394,10 @@ pub(super) fn set_namespace(manifest: &mut serde_json::Value, namespace: &str) {
         return;
     }
     if let Some(meta) = manifest.get_mut("metadata").and_then(|m| m.as_object_mut())
-        && !meta
+        && meta
             .get("namespace")
             .and_then(|n| n.as_str())
-            .is_some_and(|n| !n.is_empty())
+            .is_none_or(str::is_empty)
     {
         meta.insert("namespace".to_owned(), namespace.into());
     }
