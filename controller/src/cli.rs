@@ -164,7 +164,8 @@ fn schedule(args: &ScheduleArgs) -> anyhow::Result<()> {
     let index = load(&args.config);
     let plan = plan(&index, &Default::default(), SystemTime::now());
     report(&index, &plan.problems);
-    let bindings: Vec<&crate::api::ResourceBinding> = plan.bindings.values().collect();
+    let bindings: Vec<&crate::api::ResourceBinding> =
+        plan.bindings.values().map(AsRef::as_ref).collect();
     let text = match args.output {
         BindingOutput::Yaml => {
             let mut text = String::new();
@@ -189,8 +190,14 @@ fn render(args: &RenderArgs) -> anyhow::Result<()> {
     report(&index, &plan.problems);
     let clusters: Vec<_> = index.clusters().cloned().collect();
     let mut sink = DirSink::new(&args.out);
-    let applied =
-        crate::propagation::apply::apply(&mut sink, &plan.manifests, &plan.keep, &clusters, None)?;
+    let applied = crate::propagation::apply::apply(
+        &mut sink,
+        &plan.manifests,
+        &plan.keep,
+        &clusters,
+        None,
+        None,
+    )?;
     eprintln!(
         "{} manifests for {} clusters in {} ({} written, {} unchanged, {} removed)",
         applied.written + applied.unchanged,

@@ -125,11 +125,12 @@ impl Controller {
                 planner: Planner::default(),
                 sink: Box::new(DirSink::new(dir)),
                 zone: args.zone.clone(),
+                retry: false,
             }))
         });
         reconcile(&index, &cache, &state);
         if let Some(propagation) = &propagation {
-            propagate(&index, propagation, &state);
+            propagate(&index, propagation, &state, true);
         }
 
         let ads = AdsServer::new(cache.clone());
@@ -197,6 +198,8 @@ struct Propagation {
     sink: Box<dyn ApplyManifests + Send>,
     /// `--zone`: write only to this zone's clusters.
     zone: Option<String>,
+    /// Set when an apply failed: the next one covers every cluster.
+    retry: bool,
 }
 
 /// Rebuilds the catalog (and propagates) whenever the index changes, and propagates again on a
@@ -229,7 +232,7 @@ async fn reconcile_loop(
                 reconcile(&index, &cache, &state);
             }
             if let Some(propagation) = &propagation {
-                propagate(&index, propagation, &state);
+                propagate(&index, propagation, &state, !catalog_too);
             }
         })
         .await;
@@ -239,26 +242,37 @@ async fn reconcile_loop(
     }
 }
 
-/// One propagation pass: plan against the index, write through the sink.
-fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &State) {
+/// One propagation pass: plan against the index, write through the sink. After a change only
+/// the clusters whose manifests changed are written; on a tick (`full`), and after a failed
+/// apply, every cluster is brought in line.
+fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &State, full: bool) {
     let mut propagation = propagation.lock().expect("propagation lock");
     let Propagation {
         planner,
         sink,
         zone,
+        retry,
     } = &mut *propagation;
     let (plan, clusters) = {
         let index = index.lock().expect("index lock");
-        let plan = planner.plan(&index, SystemTime::now());
-        (plan, index.clusters().cloned().collect::<Vec<_>>())
+        let clusters: Vec<_> = index.clusters().cloned().collect();
+        (planner.plan(&index, SystemTime::now()), clusters)
     };
-    match apply(
+    let only = if full || *retry {
+        None
+    } else {
+        plan.changed.as_ref()
+    };
+    let result = apply(
         sink.as_mut(),
         &plan.manifests,
         &plan.keep,
         &clusters,
         zone.as_deref(),
-    ) {
+        only,
+    );
+    *retry = result.is_err();
+    match result {
         Ok(applied) if applied.written + applied.removed > 0 => tracing::info!(
             bindings = plan.bindings.len(),
             written = applied.written,
@@ -270,8 +284,8 @@ fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &Sta
             tracing::error!(error = %anyhow::Error::from(error), "propagation not fully applied")
         }
     }
-    *state.bindings.write().expect("state lock") = Arc::new(plan.bindings);
-    state.publish_problems(None, Some(plan.problems));
+    *state.bindings.write().expect("state lock") = Arc::new(plan.bindings.clone());
+    state.publish_problems(None, Some(plan.problems.clone()));
 }
 
 /// One pass: index → catalog → xDS cache and admin state. Problems new since the last pass

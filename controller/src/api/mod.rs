@@ -123,6 +123,23 @@ impl Object {
         }
     }
 
+    /// Whether `other` is this object: the same `Arc` (cheap), or an equal value.
+    pub fn same(&self, other: &Self) -> bool {
+        let shared = match (self, other) {
+            (Self::Cluster(a), Self::Cluster(b)) => Arc::ptr_eq(a, b),
+            (Self::Service(a), Self::Service(b)) => Arc::ptr_eq(a, b),
+            (Self::EndpointSlice(a), Self::EndpointSlice(b)) => Arc::ptr_eq(a, b),
+            (Self::ServiceExport(a), Self::ServiceExport(b)) => Arc::ptr_eq(a, b),
+            (Self::DestinationRule(a), Self::DestinationRule(b)) => Arc::ptr_eq(a, b),
+            (Self::PropagationPolicy(a), Self::PropagationPolicy(b)) => Arc::ptr_eq(a, b),
+            (Self::OverridePolicy(a), Self::OverridePolicy(b)) => Arc::ptr_eq(a, b),
+            (Self::ResourceBinding(a), Self::ResourceBinding(b)) => Arc::ptr_eq(a, b),
+            (Self::Generic(a), Self::Generic(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        shared || self == other
+    }
+
     /// Where this object lives in the index: see [`ObjectKey`].
     pub fn key(&self) -> ObjectKey {
         ObjectKey::of(self.api_version(), self.kind(), self.meta())

@@ -21,9 +21,9 @@ pub struct ApplyError {
     pub source: SinkError,
 }
 
-/// Makes every cluster of `clusters` (in `zone`, when given) hold its `manifests`, keeping the
-/// `keep` keys as they are. Without a zone, clusters the sink holds manifests for but that
-/// are no longer in the fleet are emptied.
+/// Makes every cluster of `clusters` (in `zone`, when given; among `only`, when given) hold
+/// its `manifests`, keeping the `keep` keys as they are. Without a zone or `only`, clusters the
+/// sink holds manifests for but that are no longer in the fleet are emptied.
 ///
 /// # Errors
 /// The first cluster that failed, and how many did; every other cluster is still applied.
@@ -33,6 +33,7 @@ pub fn apply(
     keep: &BTreeMap<String, BTreeSet<ManifestKey>>,
     clusters: &[Arc<Cluster>],
     zone: Option<&str>,
+    only: Option<&BTreeSet<String>>,
 ) -> Result<Applied, ApplyError> {
     let empty_manifests = Manifests::new();
     let empty_keep = BTreeSet::new();
@@ -40,9 +41,10 @@ pub fn apply(
         .iter()
         .filter(|c| zone.is_none_or(|z| zones(c).contains(&z)))
         .map(|c| c.name())
+        .filter(|c| only.is_none_or(|o| o.contains(*c)))
         .collect();
     let mut gone = Vec::new();
-    if zone.is_none() {
+    if zone.is_none() && only.is_none() {
         let known: BTreeSet<&str> = clusters.iter().map(|c| c.name()).collect();
         match sink.clusters() {
             Ok(held) => {
@@ -95,7 +97,7 @@ pub fn apply(
 mod tests {
     use super::*;
     use crate::api::fixtures::cluster;
-    use crate::propagation::sink::DirSink;
+    use crate::propagation::sink::{DirSink, Manifest};
 
     fn key(name: &str) -> ManifestKey {
         ManifestKey {
@@ -107,10 +109,8 @@ mod tests {
     }
 
     fn one(name: &str) -> Manifests {
-        Manifests::from([(
-            key(name),
-            Arc::new(serde_json::json!({"kind": "ConfigMap"})),
-        )])
+        let manifest = Manifest::encode(&serde_json::json!({"kind": "ConfigMap"})).unwrap();
+        Manifests::from([(key(name), Arc::new(manifest))])
     }
 
     #[test]
@@ -130,6 +130,7 @@ mod tests {
             &BTreeMap::new(),
             &fleet,
             Some("us-east-1a"),
+            None,
         )
         .unwrap();
         assert_eq!(applied.written, 1);
@@ -140,10 +141,10 @@ mod tests {
         );
         assert!(!dir.path().join("clusters/west-1").exists());
 
-        let applied = apply(&mut sink, &manifests, &BTreeMap::new(), &fleet, None).unwrap();
+        let applied = apply(&mut sink, &manifests, &BTreeMap::new(), &fleet, None, None).unwrap();
         assert_eq!((applied.written, applied.unchanged), (1, 1));
         // west-1 leaves the fleet: its manifests go.
-        let applied = apply(&mut sink, &manifests, &BTreeMap::new(), &[east], None).unwrap();
+        let applied = apply(&mut sink, &manifests, &BTreeMap::new(), &[east], None, None).unwrap();
         assert_eq!(applied.removed, 1);
         assert!(
             !dir.path()

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::api::{
-    BindingCondition, Cluster, ObjectKey, ObjectReference, OverridePolicy, PropagationPolicy,
-    ResourceBinding, split_api_version,
+    BindingCondition, Cluster, Object, ObjectKey, ObjectReference, OverridePolicy,
+    PropagationPolicy, ResourceBinding, split_api_version,
 };
 use crate::index::Index;
 use crate::problem::Problem;
@@ -32,7 +32,7 @@ use super::claim::claim;
 use super::failover;
 use super::render::{self, RenderInput};
 use super::selector::ResourceId;
-use super::sink::{ManifestKey, Manifests};
+use super::sink::{Manifest, ManifestKey, Manifests};
 use super::templates::{Template, templates};
 use super::workload::{Requirements, workload};
 
@@ -41,7 +41,7 @@ use super::workload::{Requirements, workload};
 pub const ANNOTATION_FAILBACK: &str = "meshfleet.io/failback";
 
 /// Bindings by the resource they bind.
-pub type Bindings = BTreeMap<ObjectReference, ResourceBinding>;
+pub type Bindings = BTreeMap<ObjectReference, Arc<ResourceBinding>>;
 
 /// What propagation wants: see the module docs.
 #[derive(Debug, Default)]
@@ -52,6 +52,9 @@ pub struct Plan {
     /// Per member cluster, manifests whose new rendering failed: keep the last good copy.
     pub keep: BTreeMap<String, BTreeSet<ManifestKey>>,
     pub problems: Vec<Problem>,
+    /// Clusters whose manifests or kept keys changed in the last [`Planner::plan`]; `None`
+    /// when every cluster may have (the first plan, or the fleet or a policy changed).
+    pub changed: Option<BTreeSet<String>>,
 }
 
 /// What every binding is planned against.
@@ -65,18 +68,29 @@ struct Fleet<'a> {
     now: SystemTime,
 }
 
-/// One template's part of the plan.
+/// One template's part of the plan, or one dependency's.
 #[derive(Debug)]
 struct Entry {
-    binding: ResourceBinding,
+    /// `None` for a dependency that only adds copies to its own binding's.
+    binding: Option<Arc<ResourceBinding>>,
     /// Per cluster, the rendered copy, or why it could not be rendered.
-    copies: Vec<(String, Result<Arc<serde_json::Value>, String>)>,
+    copies: Vec<(String, Result<Arc<Manifest>, String>)>,
     problems: Vec<Problem>,
     /// Dependencies (`propagateDeps`) and the clusters they follow the template to.
     deps: Vec<(ObjectKey, BTreeSet<String>)>,
     /// Whether the clock can change it: a copy being evicted, or a target with a `NoExecute`
     /// taint whose toleration may run out.
     timed: bool,
+}
+
+/// An entry as last planned, with what it was planned from.
+#[derive(Debug, Clone)]
+struct Planned {
+    /// The template object.
+    object: Object,
+    /// For a dependency: the clusters it was required in, and its own binding's clusters.
+    required: Option<(BTreeSet<String>, Option<BTreeSet<String>>)>,
+    entry: Arc<Entry>,
 }
 
 /// What every entry depends on besides its own template: when any of it changes, every
@@ -89,20 +103,23 @@ struct World {
     bindings: Vec<Arc<ResourceBinding>>,
 }
 
-/// Plans propagation again and again, re-planning only templates whose inputs changed.
+/// Plans propagation again and again, re-planning only templates whose inputs changed, and
+/// changing only their part of the plan.
 ///
 /// # Guarantees
-/// [`Planner::plan`] returns what [`plan`] would for the same index, previous bindings and
-/// clock: an entry is reused only when its template, the fleet, the policies, the override
-/// policies and the binding documents are all unchanged and the clock cannot change it.
+/// [`Planner::plan`] gives what [`plan`] would for the same index, previous bindings and clock:
+/// an entry is reused only when its template, the fleet, the policies, the override policies
+/// and the binding documents are all unchanged and the clock cannot change it.
 #[derive(Debug, Default)]
 pub struct Planner {
-    /// Last entries by template, with the template object they were planned from.
-    entries: BTreeMap<ObjectKey, (crate::api::Object, Arc<Entry>)>,
+    /// Last entries by template.
+    entries: BTreeMap<ObjectKey, Planned>,
+    /// Last entries by dependency (`propagateDeps`).
+    deps: BTreeMap<ObjectKey, Planned>,
     /// What the entries were planned against.
     world: World,
-    /// The last bindings: where the next plan starts from.
-    bindings: Bindings,
+    /// The plan, kept up to date entry by entry; its bindings are where the next plan starts.
+    plan: Plan,
     /// When each unready Cluster without a `lastTransitionTime` was first seen unready: its
     /// failover clock starts there.
     unready_since: BTreeMap<String, SystemTime>,
@@ -111,66 +128,159 @@ pub struct Planner {
 /// Plans propagation for everything in `index` once. `previous` are the last results (a binding
 /// not there is looked up among the index's ResourceBinding documents).
 pub fn plan(index: &Index, previous: &Bindings, now: SystemTime) -> Plan {
-    Planner::starting_from(previous.clone()).plan(index, now)
+    let mut planner = Planner::starting_from(previous.clone());
+    planner.plan(index, now);
+    planner.plan
 }
 
 impl Planner {
     /// A planner whose first plan starts from `bindings`.
     pub fn starting_from(bindings: Bindings) -> Self {
         Self {
-            bindings,
+            plan: Plan {
+                bindings,
+                ..Plan::default()
+            },
             ..Self::default()
         }
     }
 
     /// The plan for `index` at `now`; see the module docs.
-    pub fn plan(&mut self, index: &Index, now: SystemTime) -> Plan {
+    pub fn plan(&mut self, index: &Index, now: SystemTime) -> &Plan {
         let world = World {
             clusters: index.clusters().cloned().collect(),
             policies: index.propagation_policies().cloned().collect(),
             overrides: index.override_policies().cloned().collect(),
             bindings: index.resource_bindings().cloned().collect(),
         };
-        if world != self.world {
-            self.entries.clear();
+        let everything = world != self.world || self.entries.is_empty();
+        let previous = if everything {
+            // Start over, from the last bindings.
             self.world = world;
-        }
+            self.entries.clear();
+            self.deps.clear();
+            self.plan.manifests.clear();
+            self.plan.keep.clear();
+            std::mem::take(&mut self.plan.bindings)
+        } else {
+            Bindings::new()
+        };
         let fleet = self.fleet(index, now);
-        let from_index: Bindings = index
-            .resource_bindings()
-            .map(|b| (b.spec.resource.clone(), (**b).clone()))
-            .collect();
         let templates = templates(index);
-        let mut entries = BTreeMap::new();
-        for template in &templates {
-            let object = index
-                .get(&template.key)
-                .expect("templates come from the index");
-            let reused = self
-                .entries
-                .get(&template.key)
-                .filter(|(was, entry)| !entry.timed && was == object)
-                .map(|(_, entry)| entry.clone());
-            let entry = match reused {
-                Some(entry) => entry,
-                None => {
-                    let reference = template.reference();
-                    let last = self
-                        .bindings
-                        .get(&reference)
-                        .or_else(|| from_index.get(&reference));
-                    match plan_template(&fleet, template, last) {
-                        Some(entry) => Arc::new(entry),
-                        None => continue,
-                    }
-                }
-            };
-            entries.insert(template.key.clone(), (object.clone(), entry));
+        let mut replaced = self.plan_templates(&fleet, &templates, &previous);
+        let deps = plan_dependencies(&fleet, &templates, &self.entries, &self.deps, everything);
+        for (key, planned) in &self.deps {
+            if deps
+                .get(key)
+                .is_none_or(|p| !Arc::ptr_eq(&p.entry, &planned.entry))
+            {
+                replaced.push((key.clone(), Some(planned.clone()), None));
+            }
         }
-        let plan = assemble(&fleet, &templates, &entries);
-        self.entries = entries;
-        self.bindings = plan.bindings.clone();
-        plan
+        for (key, planned) in &deps {
+            if self
+                .deps
+                .get(key)
+                .is_none_or(|p| !Arc::ptr_eq(&p.entry, &planned.entry))
+            {
+                replaced.push((key.clone(), None, Some(planned.clone())));
+            }
+        }
+        self.deps = deps;
+        // Everything taken out first, then put in: a manifest moving from one entry to
+        // another (a dependency's copy now made by its own binding) is not lost.
+        let mut changed = BTreeSet::new();
+        for (key, old, _) in &replaced {
+            if let Some(old) = old {
+                take_out(&mut self.plan, key, old, &mut changed);
+            }
+        }
+        for (key, _, new) in &replaced {
+            if let Some(new) = new {
+                put_in(&mut self.plan, key, new, &mut changed);
+            }
+        }
+        self.plan.changed = (!everything).then_some(changed);
+        self.plan.problems = check_clusters(index);
+        self.plan.problems.extend(check_policies(&fleet.policies));
+        for planned in self.entries.values().chain(self.deps.values()) {
+            self.plan
+                .problems
+                .extend(planned.entry.problems.iter().cloned());
+        }
+        &self.plan
+    }
+
+    /// The plan as it stands.
+    pub fn current(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Plans every claimed template whose inputs changed, in place. Returns the entries
+    /// replaced: key, what it held before, what it holds now.
+    fn plan_templates(
+        &mut self,
+        fleet: &Fleet<'_>,
+        templates: &[Template<'_>],
+        previous: &Bindings,
+    ) -> Vec<Replaced> {
+        let from_index: BTreeMap<&ObjectReference, &ResourceBinding> = fleet
+            .index
+            .resource_bindings()
+            .map(|b| (&b.spec.resource, &**b))
+            .collect();
+        let before = self.entries.len();
+        let mut seen = 0;
+        let mut replaced = Vec::new();
+        for template in templates {
+            let object = fleet
+                .index
+                .get(template.key)
+                .expect("templates come from the index");
+            if let Some(planned) = self.entries.get_mut(template.key) {
+                seen += 1;
+                if !planned.entry.timed && planned.object.same(object) {
+                    // Keep the index's current object: the next compare is by pointer.
+                    planned.object = object.clone();
+                    continue;
+                }
+            }
+            let reference = template.reference();
+            let last = self
+                .plan
+                .bindings
+                .get(&reference)
+                .or_else(|| previous.get(&reference))
+                .map(|b| &**b)
+                .or_else(|| from_index.get(&reference).copied());
+            let new = plan_template(fleet, template, last).map(|entry| Planned {
+                object: object.clone(),
+                required: None,
+                entry: Arc::new(entry),
+            });
+            let old = match &new {
+                Some(new) => self.entries.insert(template.key.clone(), new.clone()),
+                None => self.entries.remove(template.key),
+            };
+            if old.is_some() || new.is_some() {
+                replaced.push((template.key.clone(), old, new));
+            }
+        }
+        if seen < before {
+            // Some templates are gone.
+            let present: BTreeSet<&ObjectKey> = templates.iter().map(|t| t.key).collect();
+            let gone: Vec<ObjectKey> = self
+                .entries
+                .keys()
+                .filter(|k| !present.contains(k))
+                .cloned()
+                .collect();
+            for key in gone {
+                let old = self.entries.remove(&key);
+                replaced.push((key, old, None));
+            }
+        }
+        replaced
     }
 
     /// The fleet at `now`, with health taints; remembers when clusters turned unready.
@@ -202,49 +312,60 @@ impl Planner {
     }
 }
 
-/// Puts the entries together: bindings, manifests per cluster, dependencies, problems.
-fn assemble(
-    fleet: &Fleet<'_>,
-    templates: &[Template<'_>],
-    entries: &BTreeMap<ObjectKey, (crate::api::Object, Arc<Entry>)>,
-) -> Plan {
-    let mut plan = Plan::default();
-    plan.problems.extend(check_clusters(fleet.index));
-    plan.problems.extend(check_policies(&fleet.policies));
-    let mut required: BTreeMap<ObjectKey, BTreeSet<String>> = BTreeMap::new();
-    let by_key: BTreeMap<&ObjectKey, &Template<'_>> =
-        templates.iter().map(|t| (&t.key, t)).collect();
-    for (key, (_, entry)) in entries {
-        let template = by_key[key];
-        let manifest_key = template.manifest_key();
-        for (cluster, copy) in &entry.copies {
-            match copy {
-                Ok(manifest) => {
-                    plan.manifests
-                        .entry(cluster.clone())
-                        .or_default()
-                        .insert(manifest_key.clone(), manifest.clone());
-                }
-                Err(_) => {
-                    plan.keep
-                        .entry(cluster.clone())
-                        .or_default()
-                        .insert(manifest_key.clone());
-                }
+/// An entry replaced by a plan: key, what it held before, what it holds now.
+type Replaced = (ObjectKey, Option<Planned>, Option<Planned>);
+
+/// Takes an entry's copies and binding out of the plan.
+fn take_out(plan: &mut Plan, key: &ObjectKey, planned: &Planned, changed: &mut BTreeSet<String>) {
+    let manifest_key = manifest_key_of(key, &planned.object);
+    for (cluster, _) in &planned.entry.copies {
+        if let Some(m) = plan.manifests.get_mut(cluster) {
+            m.remove(&manifest_key);
+        }
+        if let Some(k) = plan.keep.get_mut(cluster) {
+            k.remove(&manifest_key);
+        }
+        changed.insert(cluster.clone());
+    }
+    if let Some(binding) = &planned.entry.binding {
+        plan.bindings.remove(&binding.spec.resource);
+    }
+}
+
+/// Puts an entry's copies and binding into the plan.
+fn put_in(plan: &mut Plan, key: &ObjectKey, planned: &Planned, changed: &mut BTreeSet<String>) {
+    let manifest_key = manifest_key_of(key, &planned.object);
+    for (cluster, copy) in &planned.entry.copies {
+        match copy {
+            Ok(manifest) => {
+                plan.manifests
+                    .entry(cluster.clone())
+                    .or_default()
+                    .insert(manifest_key.clone(), manifest.clone());
+            }
+            Err(_) => {
+                plan.keep
+                    .entry(cluster.clone())
+                    .or_default()
+                    .insert(manifest_key.clone());
             }
         }
-        plan.problems.extend(entry.problems.iter().cloned());
-        plan.bindings
-            .insert(template.reference(), entry.binding.clone());
-        for (dep, clusters) in &entry.deps {
-            required
-                .entry(dep.clone())
-                .or_default()
-                .extend(clusters.iter().cloned());
-        }
+        changed.insert(cluster.clone());
     }
-    attach_dependencies(fleet, templates, required, &mut plan);
-    plan
+    if let Some(binding) = &planned.entry.binding {
+        plan.bindings
+            .insert(binding.spec.resource.clone(), binding.clone());
+    }
+}
+
+/// The manifest key of a template, from its index key and object.
+fn manifest_key_of(key: &ObjectKey, object: &Object) -> ManifestKey {
+    ManifestKey {
+        group: split_api_version(object.api_version()).0.to_owned(),
+        kind: object.kind().to_owned(),
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+    }
 }
 
 /// Plans one template: claim, schedule, render. `None` when no policy claims it.
@@ -281,7 +402,7 @@ fn plan_template(
             };
             let binding = binding_for(template, policy, 0, Vec::new(), Vec::new(), condition);
             return Some(Entry {
-                binding,
+                binding: Some(Arc::new(binding)),
                 copies: Vec::new(),
                 problems,
                 deps: Vec::new(),
@@ -306,7 +427,7 @@ fn plan_template(
         &mut problems,
     );
     let divided = is_divided(policy) && replicas > 0;
-    let copies: Vec<(String, Result<Arc<serde_json::Value>, String>)> = binding
+    let copies: Vec<(String, Result<Arc<Manifest>, String>)> = binding
         .spec
         .clusters
         .iter()
@@ -359,7 +480,7 @@ fn plan_template(
             })
         });
     Some(Entry {
-        binding,
+        binding: Some(Arc::new(binding)),
         copies,
         problems,
         deps,
@@ -368,23 +489,23 @@ fn plan_template(
 }
 
 /// Renders one copy; a failure is reported and becomes the message of the copy.
-fn render_copy(
+pub(super) fn render_copy(
     template: &Template<'_>,
     cluster: &str,
     input: &RenderInput<'_>,
     problems: &mut Vec<Problem>,
-) -> Result<Arc<serde_json::Value>, String> {
-    render::render(input)
-        .map(|mut manifest| {
+) -> Result<Arc<Manifest>, String> {
+    let encoded = render::render(input)
+        .map_err(|error| error.to_string())
+        .and_then(|mut manifest| {
             set_namespace(&mut manifest, template.namespace);
-            Arc::new(manifest)
-        })
-        .map_err(|error| {
-            let message =
-                format!("not rendered for cluster {cluster} (its last copy stays): {error}");
-            problems.push(Problem::new(template.to_string(), message.clone()));
-            message
-        })
+            Manifest::encode(&manifest).map_err(|error| format!("cannot be encoded: {error}"))
+        });
+    encoded.map(Arc::new).map_err(|error| {
+        let message = format!("not rendered for cluster {cluster} (its last copy stays): {error}");
+        problems.push(Problem::new(template.to_string(), message.clone()));
+        message
+    })
 }
 
 /// Writes the namespace into a namespaced copy that names none, so that it lands where the
@@ -404,7 +525,7 @@ pub(super) fn set_namespace(manifest: &mut serde_json::Value, namespace: &str) {
 }
 
 impl Template<'_> {
-    pub(super) fn id(&self) -> ResourceId<'_> {
+    pub fn id(&self) -> ResourceId<'_> {
         ResourceId {
             api_version: self.api_version,
             kind: self.kind,
@@ -413,7 +534,7 @@ impl Template<'_> {
         }
     }
 
-    pub(super) fn reference(&self) -> ObjectReference {
+    pub fn reference(&self) -> ObjectReference {
         ObjectReference {
             api_version: self.api_version.to_owned(),
             kind: self.kind.to_owned(),
@@ -422,7 +543,7 @@ impl Template<'_> {
         }
     }
 
-    pub(super) fn manifest_key(&self) -> ManifestKey {
+    pub fn manifest_key(&self) -> ManifestKey {
         ManifestKey {
             group: split_api_version(self.api_version).0.to_owned(),
             kind: self.kind.to_owned(),
@@ -438,7 +559,7 @@ mod deps;
 
 use binding::{binding_for, is_divided, schedule};
 use checks::{check_clusters, check_policies, policy_name};
-use deps::attach_dependencies;
+use deps::plan_dependencies;
 
 #[cfg(test)]
 mod tests;

@@ -8,8 +8,10 @@
 //! ```
 //!
 //! # Guarantees
-//! - A file is written to a temporary file in its directory, flushed, then renamed over the old
-//!   one: a reader (or a crash) sees the old file or the new one, never half of one.
+//! - A file is written to a temporary file in its directory, then renamed over the old one: a
+//!   reader, or a crash of meshfleet, sees the old file or the new one, never half of one.
+//!   (Files are not fsynced one by one: after a power loss the directory is made right again
+//!   by the next apply, which compares every file with what it should hold.)
 //! - Unchanged manifests are not rewritten; what is no longer desired is removed, except the
 //!   keys the caller asks to keep (their new rendering failed: the last good copy stays).
 //! - Removing a file that is already gone is success.
@@ -47,8 +49,43 @@ impl std::fmt::Display for ManifestKey {
     }
 }
 
+/// A rendered manifest, encoded once: the YAML a file sink writes (and a Kubernetes sink
+/// decodes for server-side apply), and the hash that tells a changed one from an unchanged one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Manifest {
+    pub yaml: String,
+    pub hash: u64,
+}
+
+impl Manifest {
+    /// Encodes `value` as YAML.
+    ///
+    /// # Errors
+    /// A value YAML cannot hold (none that came from JSON).
+    pub fn encode(value: &Value) -> Result<Self, serde_yaml::Error> {
+        let yaml = serde_yaml::to_string(value)?;
+        let hash = xxhash_rust::xxh3::xxh3_64(yaml.as_bytes());
+        Ok(Self { yaml, hash })
+    }
+
+    /// The manifest as JSON again.
+    ///
+    /// # Errors
+    /// Never for a manifest made by [`Manifest::encode`].
+    pub fn decode(&self) -> Result<Value, serde_yaml::Error> {
+        serde_yaml::from_str(&self.yaml)
+    }
+}
+
+impl std::fmt::Debug for Manifest {
+    /// Only the hash: a manifest may be a Secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Manifest({:016x})", self.hash)
+    }
+}
+
 /// What one cluster should hold: every manifest meshfleet propagates there.
-pub type Manifests = BTreeMap<ManifestKey, Arc<Value>>;
+pub type Manifests = BTreeMap<ManifestKey, Arc<Manifest>>;
 
 /// What an apply did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -80,12 +117,6 @@ pub enum SinkError {
         #[source]
         source: std::io::Error,
     },
-    #[error("encoding {key} as YAML")]
-    EncodeManifest {
-        key: String,
-        #[source]
-        source: serde_yaml::Error,
-    },
 }
 
 /// Makes member clusters hold what propagation wants there.
@@ -110,49 +141,33 @@ pub trait ApplyManifests {
 #[derive(Debug)]
 pub struct DirSink {
     root: PathBuf,
-    /// What each cluster's directory holds, by file path relative to it. Loaded from disk the
-    /// first time a cluster is applied, then kept up to date, so an apply reads no files.
-    written: HashMap<String, BTreeMap<PathBuf, Written>>,
+    /// What each cluster's directory holds. Loaded from disk the first time a cluster is
+    /// applied, then kept up to date, so an apply reads no files.
+    clusters: HashMap<String, ClusterFiles>,
 }
 
-/// One file as this sink knows it.
-#[derive(Clone, Debug)]
-struct Written {
-    /// Hash of the bytes.
-    hash: u64,
-    /// The manifest last written there: the same `Arc` again is known unchanged without
-    /// encoding it. `None` for files found on disk.
-    manifest: Option<Arc<Value>>,
+/// One cluster's directory, as a [`DirSink`] knows it.
+#[derive(Debug, Default)]
+struct ClusterFiles {
+    /// Files found on disk that this sink has not matched to a manifest yet: path relative to
+    /// the cluster's directory → hash of the bytes. The first apply matches or removes them.
+    found: BTreeMap<PathBuf, u64>,
+    /// What this sink has put there, by manifest: path and hash of the bytes.
+    written: HashMap<ManifestKey, (PathBuf, u64)>,
 }
 
-/// Writes `manifest` at `dir/path` unless the file already holds it. Returns what the file
-/// holds now when it was written.
+/// Writes `manifest` at `dir/path` unless the file already holds it. Returns whether it wrote.
 fn write_one(
     dir: &Path,
     path: &Path,
-    manifest: &Arc<Value>,
-    before: Option<&Written>,
-) -> Result<Option<Written>, SinkError> {
-    if before
-        .and_then(|w| w.manifest.as_ref())
-        .is_some_and(|m| Arc::ptr_eq(m, manifest))
-    {
-        return Ok(None);
+    manifest: &Manifest,
+    before: Option<u64>,
+) -> Result<bool, SinkError> {
+    if before == Some(manifest.hash) {
+        return Ok(false);
     }
-    let text =
-        serde_yaml::to_string(manifest.as_ref()).map_err(|source| SinkError::EncodeManifest {
-            key: path.display().to_string(),
-            source,
-        })?;
-    let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
-    if before.is_some_and(|w| w.hash == hash) {
-        return Ok(None);
-    }
-    write_atomic(&dir.join(path), text.as_bytes())?;
-    Ok(Some(Written {
-        hash,
-        manifest: Some(manifest.clone()),
-    }))
+    write_atomic(&dir.join(path), manifest.yaml.as_bytes())?;
+    Ok(true)
 }
 
 /// The directory of cluster-scoped manifests (a namespace cannot contain `_`).
@@ -162,7 +177,7 @@ impl DirSink {
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
         Self {
             root: state_dir.into().join("clusters"),
-            written: HashMap::new(),
+            clusters: HashMap::new(),
         }
     }
 
@@ -186,14 +201,14 @@ impl DirSink {
             .join(file))
     }
 
-    fn load(&mut self, cluster: &str) -> Result<&mut BTreeMap<PathBuf, Written>, SinkError> {
-        if !self.written.contains_key(cluster) {
+    fn load(&mut self, cluster: &str) -> Result<&mut ClusterFiles, SinkError> {
+        if !self.clusters.contains_key(cluster) {
             let dir = self.root.join(cluster);
-            let mut files = BTreeMap::new();
-            scan(&dir, Path::new(""), &mut files)?;
-            self.written.insert(cluster.to_owned(), files);
+            let mut files = ClusterFiles::default();
+            scan(&dir, Path::new(""), &mut files.found)?;
+            self.clusters.insert(cluster.to_owned(), files);
         }
-        Ok(self.written.get_mut(cluster).expect("loaded above"))
+        Ok(self.clusters.get_mut(cluster).expect("loaded above"))
     }
 }
 
@@ -205,43 +220,80 @@ impl ApplyManifests for DirSink {
         keep: &BTreeSet<ManifestKey>,
     ) -> Result<Applied, SinkError> {
         let dir = self.root.join(component("cluster", cluster)?);
-        let mut kept: BTreeSet<PathBuf> = BTreeSet::new();
-        for key in keep {
-            kept.insert(file_of(cluster, key)?);
-        }
         let files = self.load(cluster)?;
-        let mut wanted: BTreeSet<PathBuf> = BTreeSet::new();
         let mut applied = Applied::default();
         let mut first_error = None;
         for (key, manifest) in desired {
-            let path = file_of(cluster, key)?;
-            let outcome = write_one(&dir, &path, manifest, files.get(&path));
-            match outcome {
-                Ok(Some(file)) => {
-                    files.insert(path.clone(), file);
-                    applied.written += 1;
+            // The common case, an unchanged manifest, costs one lookup.
+            if files
+                .written
+                .get(key)
+                .is_some_and(|(_, h)| *h == manifest.hash)
+            {
+                applied.unchanged += 1;
+                continue;
+            }
+            let path = match files.written.get(key) {
+                Some((path, _)) => path.clone(),
+                None => file_of(cluster, key)?,
+            };
+            let before = files
+                .written
+                .get(key)
+                .map(|(_, h)| *h)
+                .or_else(|| files.found.remove(&path));
+            match write_one(&dir, &path, manifest, before) {
+                Ok(wrote) => {
+                    files.written.insert(key.clone(), (path, manifest.hash));
+                    if wrote {
+                        applied.written += 1;
+                    } else {
+                        applied.unchanged += 1;
+                    }
                 }
-                Ok(None) => applied.unchanged += 1,
+                // The last good copy stays; the next apply tries again.
                 Err(error) => {
-                    // Keep the last good copy of a manifest that could not be written.
-                    kept.insert(path.clone());
                     first_error.get_or_insert(error);
                 }
             }
-            wanted.insert(path);
         }
-        let stale: Vec<PathBuf> = files
+        let stale: Vec<ManifestKey> = files
+            .written
             .keys()
-            .filter(|p| !wanted.contains(*p) && !kept.contains(*p))
+            .filter(|k| !desired.contains_key(*k) && !keep.contains(*k))
             .cloned()
             .collect();
-        for path in stale {
+        let mut gone: Vec<(Option<ManifestKey>, PathBuf)> = stale
+            .into_iter()
+            .map(|k| {
+                let path = files.written[&k].0.clone();
+                (Some(k), path)
+            })
+            .collect();
+        if !files.found.is_empty() {
+            let kept: BTreeSet<PathBuf> = keep
+                .iter()
+                .filter_map(|k| file_of(cluster, k).ok())
+                .collect();
+            gone.extend(
+                std::mem::take(&mut files.found)
+                    .into_keys()
+                    .filter(|p| !kept.contains(p))
+                    .map(|p| (None, p)),
+            );
+        }
+        for (key, path) in gone {
             match remove(&dir.join(&path)) {
                 Ok(()) => {
-                    files.remove(&path);
+                    if let Some(key) = key {
+                        files.written.remove(&key);
+                    }
                     applied.removed += 1;
                 }
                 Err(error) => {
+                    if key.is_none() {
+                        files.found.insert(path, 0);
+                    }
                     first_error.get_or_insert(error);
                 }
             }
@@ -253,7 +305,7 @@ impl ApplyManifests for DirSink {
     }
 
     fn clusters(&mut self) -> Result<Vec<String>, SinkError> {
-        let mut clusters: BTreeSet<String> = self.written.keys().cloned().collect();
+        let mut clusters: BTreeSet<String> = self.clusters.keys().cloned().collect();
         match std::fs::read_dir(&self.root) {
             Ok(entries) => {
                 for entry in entries.flatten() {
@@ -299,11 +351,7 @@ fn component<'a>(what: &'static str, name: &'a str) -> Result<&'a str, SinkError
 }
 
 /// Every `*.yaml` file below `dir`, with the hash of its bytes.
-fn scan(
-    dir: &Path,
-    relative: &Path,
-    files: &mut BTreeMap<PathBuf, Written>,
-) -> Result<(), SinkError> {
+fn scan(dir: &Path, relative: &Path, files: &mut BTreeMap<PathBuf, u64>) -> Result<(), SinkError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -324,14 +372,7 @@ fn scan(
                 path: path.clone(),
                 source,
             })?;
-            let hash = xxhash_rust::xxh3::xxh3_64(&bytes);
-            files.insert(
-                name,
-                Written {
-                    hash,
-                    manifest: None,
-                },
-            );
+            files.insert(name, xxhash_rust::xxh3::xxh3_64(&bytes));
         }
     }
     Ok(())
@@ -351,7 +392,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
         .tempfile_in(dir)
         .map_err(error)?;
     file.write_all(bytes).map_err(error)?;
-    file.as_file().sync_data().map_err(error)?;
     file.persist(path).map_err(|e| error(e.error))?;
     Ok(())
 }
@@ -390,7 +430,7 @@ mod tests {
     fn manifests(items: &[(ManifestKey, Value)]) -> Manifests {
         items
             .iter()
-            .map(|(k, v)| (k.clone(), Arc::new(v.clone())))
+            .map(|(k, v)| (k.clone(), Arc::new(Manifest::encode(v).unwrap())))
             .collect()
     }
 

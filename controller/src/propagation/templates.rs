@@ -11,7 +11,7 @@ use crate::index::Index;
 /// One resource template, borrowed from the index.
 #[derive(Clone, Debug)]
 pub struct Template<'a> {
-    pub key: ObjectKey,
+    pub key: &'a ObjectKey,
     pub api_version: &'a str,
     pub kind: &'a str,
     /// Empty for cluster-scoped kinds; `default` when a namespaced one names none.
@@ -33,7 +33,7 @@ pub fn templates(index: &Index) -> Vec<Template<'_>> {
                 _ => return None,
             };
             Some(Template {
-                key: key.clone(),
+                key,
                 api_version: object.api_version(),
                 kind: object.kind(),
                 namespace: &key.namespace,

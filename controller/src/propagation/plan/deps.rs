@@ -4,126 +4,139 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::api::{ObjectKey, ObjectMeta, PropagationPolicy, TargetCluster};
+use crate::api::{ObjectKey, ObjectMeta, PropagationPolicy, ResourceBinding, TargetCluster};
 use crate::problem::Problem;
 
-use super::super::render::{self, RenderInput};
-use super::super::sink::ManifestKey;
+use super::super::render::RenderInput;
 use super::super::templates::Template;
 use super::binding::{binding_for, scheduled};
-use super::{Fleet, Plan};
+use super::{Entry, Fleet, Planned, render_copy};
 
 /// Dependencies (`propagateDeps`) go wherever a workload needing them goes: added to their own
-/// binding's clusters when a policy claims them, else under a binding of their own.
-pub(super) fn attach_dependencies(
+/// binding's clusters when a policy claims them, else under a binding of their own. Returns one
+/// entry per required dependency, reusing `old` ones whose template and clusters are
+/// unchanged.
+pub(super) fn plan_dependencies(
     fleet: &Fleet<'_>,
     templates: &[Template<'_>],
-    required: BTreeMap<ObjectKey, BTreeSet<String>>,
-    plan: &mut Plan,
-) {
+    entries: &BTreeMap<ObjectKey, Planned>,
+    old: &BTreeMap<ObjectKey, Planned>,
+    everything: bool,
+) -> BTreeMap<ObjectKey, Planned> {
+    let mut deps = BTreeMap::new();
+    let mut required: BTreeMap<ObjectKey, BTreeSet<String>> = BTreeMap::new();
+    for planned in entries.values() {
+        for (dep, clusters) in &planned.entry.deps {
+            required
+                .entry(dep.clone())
+                .or_default()
+                .extend(clusters.iter().cloned());
+        }
+    }
+    if required.is_empty() {
+        return deps;
+    }
     let by_key: BTreeMap<&ObjectKey, &Template<'_>> =
-        templates.iter().map(|t| (&t.key, t)).collect();
+        templates.iter().map(|t| (t.key, t)).collect();
     for (key, clusters) in required {
         // A dependency defined nowhere may be created in the member clusters by other means.
         let Some(template) = by_key.get(&key) else {
             continue;
         };
-        let json = match template.json() {
-            Ok(json) => json,
-            Err(message) => {
-                plan.problems
-                    .push(Problem::new(template.to_string(), message));
-                continue;
-            }
-        };
-        let manifest_key = template.manifest_key();
-        let reference = template.reference();
-        let own = plan.bindings.get(&reference).map(|b| {
-            b.spec
-                .clusters
-                .iter()
-                .map(|t| t.name.clone())
-                .collect::<BTreeSet<_>>()
+        let object = fleet
+            .index
+            .get(&key)
+            .expect("templates come from the index");
+        let own: Option<BTreeSet<String>> = entries
+            .get(&key)
+            .and_then(|p| p.entry.binding.as_ref())
+            .map(|b| b.spec.clusters.iter().map(|t| t.name.clone()).collect());
+        let inputs = (clusters, own);
+        let reused = old.get(&key).filter(|p| {
+            !everything && p.object.same(object) && p.required.as_ref() == Some(&inputs)
         });
-        for cluster in clusters
-            .iter()
-            .filter(|c| own.as_ref().is_none_or(|o| !o.contains(*c)))
-        {
-            let Some(&i) = fleet.by_name.get(cluster.as_str()) else {
-                continue;
-            };
-            let input = RenderInput {
-                template: &json,
-                resource: template.id(),
-                cluster: &fleet.clusters[i],
-                replicas: None,
-                overrides: &fleet.overrides,
-            };
-            place(
-                plan,
-                cluster,
-                &manifest_key,
-                template,
-                render::render(&input),
-            );
+        let planned = match reused {
+            Some(planned) => Planned {
+                object: object.clone(),
+                ..planned.clone()
+            },
+            None => Planned {
+                object: object.clone(),
+                entry: Arc::new(dependency(fleet, template, &inputs.0, inputs.1.as_ref())),
+                required: Some(inputs),
+            },
+        };
+        deps.insert(key, planned);
+    }
+    deps
+}
+
+/// One dependency's entry: its copies in the clusters its own binding (if any) does not cover.
+fn dependency(
+    fleet: &Fleet<'_>,
+    template: &Template<'_>,
+    clusters: &BTreeSet<String>,
+    own: Option<&BTreeSet<String>>,
+) -> Entry {
+    let mut problems = Vec::new();
+    let json = match template.json() {
+        Ok(json) => Some(json),
+        Err(message) => {
+            problems.push(Problem::new(template.to_string(), message));
+            None
         }
-        if own.is_none() {
-            let targets = clusters
-                .iter()
-                .map(|name| TargetCluster {
-                    name: name.clone(),
-                    replicas: 0,
-                })
-                .collect();
-            let mut binding = binding_for(
-                template,
-                &PropagationPolicy {
-                    api_version: String::new(),
-                    kind: String::new(),
-                    metadata: ObjectMeta::default(),
-                    spec: Default::default(),
-                },
-                0,
-                targets,
-                Vec::new(),
-                scheduled(),
-            );
-            binding.metadata.labels.clear();
-            binding.spec.placement = None;
-            binding
-                .metadata
-                .annotations
-                .insert("meshfleet.io/dependency".to_owned(), "true".to_owned());
-            plan.bindings.insert(reference, binding);
-        }
+    };
+    let mut copies = Vec::new();
+    for cluster in clusters
+        .iter()
+        .filter(|c| own.is_none_or(|o| !o.contains(*c)))
+    {
+        let (Some(json), Some(&i)) = (&json, fleet.by_name.get(cluster.as_str())) else {
+            continue;
+        };
+        let input = RenderInput {
+            template: json,
+            resource: template.id(),
+            cluster: &fleet.clusters[i],
+            replicas: None,
+            overrides: &fleet.overrides,
+        };
+        let copy = render_copy(template, cluster, &input, &mut problems);
+        copies.push((cluster.clone(), copy));
+    }
+    let binding = own
+        .is_none()
+        .then(|| Arc::new(dependency_binding(template, clusters)));
+    Entry {
+        binding,
+        copies,
+        problems,
+        deps: Vec::new(),
+        timed: false,
     }
 }
 
-/// Records one rendered manifest, or the failure to render it.
-fn place(
-    plan: &mut Plan,
-    cluster: &str,
-    key: &ManifestKey,
-    template: &Template<'_>,
-    rendered: Result<serde_json::Value, render::RenderError>,
-) {
-    match rendered {
-        Ok(mut manifest) => {
-            super::set_namespace(&mut manifest, template.namespace);
-            plan.manifests
-                .entry(cluster.to_owned())
-                .or_default()
-                .insert(key.clone(), Arc::new(manifest));
-        }
-        Err(error) => {
-            plan.problems.push(Problem::new(
-                template.to_string(),
-                format!("not rendered for cluster {cluster} (its last copy stays): {error}"),
-            ));
-            plan.keep
-                .entry(cluster.to_owned())
-                .or_default()
-                .insert(key.clone());
-        }
-    }
+/// The binding of a dependency no policy claims: it goes where its workloads go.
+fn dependency_binding(template: &Template<'_>, clusters: &BTreeSet<String>) -> ResourceBinding {
+    let targets = clusters
+        .iter()
+        .map(|name| TargetCluster {
+            name: name.clone(),
+            replicas: 0,
+        })
+        .collect();
+    let unclaimed = PropagationPolicy {
+        api_version: String::new(),
+        kind: String::new(),
+        metadata: ObjectMeta::default(),
+        spec: Default::default(),
+    };
+    let mut binding = binding_for(template, &unclaimed, 0, targets, Vec::new(), scheduled());
+    binding.metadata.labels.clear();
+    binding.spec.placement = None;
+    binding
+        .metadata
+        .annotations
+        .insert("meshfleet.io/dependency".to_owned(), "true".to_owned());
+    binding
 }

@@ -120,16 +120,11 @@ fn pairs(items: &[(&str, i32)]) -> Vec<(String, i32)> {
     items.iter().map(|(n, r)| ((*n).to_owned(), *r)).collect()
 }
 
-fn manifest<'a>(
-    plan: &'a Plan,
-    cluster: &str,
-    kind: &str,
-    name: &str,
-) -> Option<&'a serde_json::Value> {
+fn manifest(plan: &Plan, cluster: &str, kind: &str, name: &str) -> Option<serde_json::Value> {
     plan.manifests
         .get(cluster)?
         .iter()
-        .find_map(|(k, v)| (k.kind == kind && k.name == name).then_some(v.as_ref()))
+        .find_map(|(k, v)| (k.kind == kind && k.name == name).then(|| v.decode().unwrap()))
 }
 
 fn messages(plan: &Plan) -> Vec<String> {
@@ -525,4 +520,104 @@ spec:
         targets(&plan, "ConfigMap", Some("shop"), "web-config"),
         pairs(&[("member3", 0)])
     );
+}
+
+/// What a plan holds, comparable: bindings, manifests by hash, kept keys.
+type Summary = (Bindings, Vec<(String, String, u64)>, Vec<(String, String)>);
+
+fn summary(plan: &Plan) -> Summary {
+    let manifests = plan
+        .manifests
+        .iter()
+        .flat_map(|(c, m)| {
+            m.iter()
+                .map(move |(k, v)| (c.clone(), k.to_string(), v.hash))
+        })
+        .collect();
+    let keep = plan
+        .keep
+        .iter()
+        .flat_map(|(c, k)| k.iter().map(move |k| (c.clone(), k.to_string())))
+        .collect();
+    (plan.bindings.clone(), manifests, keep)
+}
+
+#[test]
+fn the_incremental_planner_agrees_with_a_fresh_plan_after_every_change() {
+    let deps = "
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: web-config, namespace: shop}
+data: {a: b}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: 3
+  template:
+    spec:
+      containers: [{name: web, image: web:1, envFrom: [{configMapRef: {name: web-config}}]}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: other, namespace: shop}
+spec: {replicas: 2}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  propagateDeps: true
+  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment}]
+  placement:
+    clusterAffinity: {clusterNames: [member1, member3]}
+    replicaScheduling: {replicaSchedulingType: Divided, replicaDivisionPreference: Weighted}
+";
+    let steps: [(&str, Option<String>); 5] = [
+        (
+            "deps.yaml",
+            Some(deps.replace("replicas: 3", "replicas: 5")),
+        ),
+        (
+            "deps.yaml",
+            Some(deps.replace("image: web:1", "image: web:2")),
+        ),
+        (
+            "deps.yaml",
+            Some(deps.replace(
+                "{name: other, namespace: shop}",
+                "{name: renamed, namespace: shop}",
+            )),
+        ),
+        (
+            "more.yaml",
+            Some(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lonely, namespace: shop}\n"
+                    .to_owned(),
+            ),
+        ),
+        ("deps.yaml", None),
+    ];
+    let mut index = index(&[("fleet.yaml", FLEET), ("deps.yaml", deps)]);
+    let mut planner = Planner::default();
+    let first = summary(planner.plan(&index, now()));
+    assert_eq!(first, summary(&plan(&index, &Bindings::new(), now())));
+    for (file, text) in steps {
+        let before = planner.current().bindings.clone();
+        match &text {
+            Some(text) => index.apply_file(file, parse_file(file, text)),
+            None => index.remove_file(file),
+        };
+        let incremental = summary(planner.plan(&index, now()));
+        let changed = planner.current().changed.clone();
+        assert_eq!(
+            incremental,
+            summary(&plan(&index, &before, now())),
+            "after {file}"
+        );
+        // Removing deps.yaml removes the policy: only then is everything planned again.
+        assert_eq!(changed.is_none(), text.is_none(), "after {file}");
+    }
+    assert!(planner.current().manifests.values().all(|m| m.is_empty()));
 }
