@@ -30,7 +30,7 @@ use meshfleet::source::parse_file;
 
 const CLUSTERS: usize = 100;
 const NAMESPACES: usize = 100;
-const CHANGES: usize = 50;
+const CHANGES: usize = 200;
 
 fn main() -> anyhow::Result<()> {
     let workloads: usize = std::env::args()

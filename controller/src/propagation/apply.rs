@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::api::Cluster;
 
+use super::plan::Changes;
 use super::selector::zones;
 use super::sink::{Applied, ApplyManifests, ManifestKey, Manifests, SinkError};
 
@@ -21,9 +22,10 @@ pub struct ApplyError {
     pub source: SinkError,
 }
 
-/// Makes every cluster of `clusters` (in `zone`, when given; among `only`, when given) hold
-/// its `manifests`, keeping the `keep` keys as they are. Without a zone or `only`, clusters the
-/// sink holds manifests for but that are no longer in the fleet are emptied.
+/// Makes every cluster of `clusters` (in `zone`, when given) hold its `manifests`, keeping the
+/// `keep` keys as they are. With `only` (what a plan changed), only those clusters, and in them
+/// only those keys, are looked at. Without a zone or `only`, clusters the sink holds manifests
+/// for but that are no longer in the fleet are emptied.
 ///
 /// # Errors
 /// The first cluster that failed, and how many did; every other cluster is still applied.
@@ -33,7 +35,7 @@ pub fn apply(
     keep: &BTreeMap<String, BTreeSet<ManifestKey>>,
     clusters: &[Arc<Cluster>],
     zone: Option<&str>,
-    only: Option<&BTreeSet<String>>,
+    only: Option<&Changes>,
 ) -> Result<Applied, ApplyError> {
     let empty_manifests = Manifests::new();
     let empty_keep = BTreeSet::new();
@@ -41,7 +43,7 @@ pub fn apply(
         .iter()
         .filter(|c| zone.is_none_or(|z| zones(c).contains(&z)))
         .map(|c| c.name())
-        .filter(|c| only.is_none_or(|o| o.contains(*c)))
+        .filter(|c| only.is_none_or(|o| o.contains_key(*c)))
         .collect();
     let mut gone = Vec::new();
     if zone.is_none() && only.is_none() {
@@ -69,7 +71,11 @@ pub fn apply(
         } else {
             (&empty_manifests, &empty_keep)
         };
-        match sink.apply(cluster, desired, keep) {
+        let result = match only.and_then(|o| o.get(cluster)) {
+            Some(keys) => sink.apply_keys(cluster, desired, keep, keys),
+            None => sink.apply(cluster, desired, keep),
+        };
+        match result {
             Ok(applied) => {
                 total.written += applied.written;
                 total.removed += applied.removed;

@@ -52,9 +52,10 @@ pub struct Plan {
     /// Per member cluster, manifests whose new rendering failed: keep the last good copy.
     pub keep: BTreeMap<String, BTreeSet<ManifestKey>>,
     pub problems: Vec<Problem>,
-    /// Clusters whose manifests or kept keys changed in the last [`Planner::plan`]; `None`
-    /// when every cluster may have (the first plan, or the fleet or a policy changed).
-    pub changed: Option<BTreeSet<String>>,
+    /// What the last [`Planner::plan`] changed: by cluster, the manifest keys whose manifest
+    /// or kept status may differ. `None` when every cluster may have changed (the first plan,
+    /// or the fleet or a policy changed).
+    pub changed: Option<Changes>,
 }
 
 /// What every binding is planned against.
@@ -69,7 +70,7 @@ struct Fleet<'a> {
 }
 
 /// One template's part of the plan, or one dependency's.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Entry {
     /// `None` for a dependency that only adds copies to its own binding's.
     binding: Option<Arc<ResourceBinding>>,
@@ -189,7 +190,7 @@ impl Planner {
         self.deps = deps;
         // Everything taken out first, then put in: a manifest moving from one entry to
         // another (a dependency's copy now made by its own binding) is not lost.
-        let mut changed = BTreeSet::new();
+        let mut changed = Changes::new();
         for (key, old, _) in &replaced {
             if let Some(old) = old {
                 take_out(&mut self.plan, key, old, &mut changed);
@@ -229,22 +230,28 @@ impl Planner {
             .resource_bindings()
             .map(|b| (&b.spec.resource, &**b))
             .collect();
-        let before = self.entries.len();
-        let mut seen = 0;
-        let mut replaced = Vec::new();
+        // Templates and entries are both in key order: one pass finds what to plan again.
+        debug_assert!(templates.is_sorted_by_key(|t| t.key));
+        let mut stale = Vec::new();
+        let mut gone = Vec::new();
+        let mut entries = self.entries.iter_mut().peekable();
         for template in templates {
-            let object = fleet
-                .index
-                .get(template.key)
-                .expect("templates come from the index");
-            if let Some(planned) = self.entries.get_mut(template.key) {
-                seen += 1;
-                if !planned.entry.timed && planned.object.same(object) {
-                    // Keep the index's current object: the next compare is by pointer.
-                    planned.object = object.clone();
-                    continue;
-                }
+            while let Some((key, _)) = entries.next_if(|(key, _)| *key < template.key) {
+                gone.push(key.clone());
             }
+            if let Some((_, planned)) = entries.next_if(|(key, _)| *key == template.key)
+                && !planned.entry.timed
+                && planned.object.same(template.object)
+            {
+                // Keep the index's current object: the next compare is by pointer.
+                planned.object = template.object.clone();
+                continue;
+            }
+            stale.push(template);
+        }
+        gone.extend(entries.map(|(key, _)| key.clone()));
+        let mut replaced = Vec::new();
+        for template in stale {
             let reference = template.reference();
             let last = self
                 .plan
@@ -253,32 +260,19 @@ impl Planner {
                 .or_else(|| previous.get(&reference))
                 .map(|b| &**b)
                 .or_else(|| from_index.get(&reference).copied());
-            let new = plan_template(fleet, template, last).map(|entry| Planned {
-                object: object.clone(),
+            // A template no policy claims gets an empty entry: it is not claimed again
+            // until it or the world changes.
+            let new = Planned {
+                object: template.object.clone(),
                 required: None,
-                entry: Arc::new(entry),
-            });
-            let old = match &new {
-                Some(new) => self.entries.insert(template.key.clone(), new.clone()),
-                None => self.entries.remove(template.key),
+                entry: Arc::new(plan_template(fleet, template, last).unwrap_or_default()),
             };
-            if old.is_some() || new.is_some() {
-                replaced.push((template.key.clone(), old, new));
-            }
+            let old = self.entries.insert(template.key.clone(), new.clone());
+            replaced.push((template.key.clone(), old, Some(new)));
         }
-        if seen < before {
-            // Some templates are gone.
-            let present: BTreeSet<&ObjectKey> = templates.iter().map(|t| t.key).collect();
-            let gone: Vec<ObjectKey> = self
-                .entries
-                .keys()
-                .filter(|k| !present.contains(k))
-                .cloned()
-                .collect();
-            for key in gone {
-                let old = self.entries.remove(&key);
-                replaced.push((key, old, None));
-            }
+        for key in gone {
+            let old = self.entries.remove(&key);
+            replaced.push((key, old, None));
         }
         replaced
     }
@@ -312,11 +306,14 @@ impl Planner {
     }
 }
 
+/// By cluster, the manifest keys a plan changed.
+pub type Changes = BTreeMap<String, BTreeSet<ManifestKey>>;
+
 /// An entry replaced by a plan: key, what it held before, what it holds now.
 type Replaced = (ObjectKey, Option<Planned>, Option<Planned>);
 
 /// Takes an entry's copies and binding out of the plan.
-fn take_out(plan: &mut Plan, key: &ObjectKey, planned: &Planned, changed: &mut BTreeSet<String>) {
+fn take_out(plan: &mut Plan, key: &ObjectKey, planned: &Planned, changed: &mut Changes) {
     let manifest_key = manifest_key_of(key, &planned.object);
     for (cluster, _) in &planned.entry.copies {
         if let Some(m) = plan.manifests.get_mut(cluster) {
@@ -325,7 +322,10 @@ fn take_out(plan: &mut Plan, key: &ObjectKey, planned: &Planned, changed: &mut B
         if let Some(k) = plan.keep.get_mut(cluster) {
             k.remove(&manifest_key);
         }
-        changed.insert(cluster.clone());
+        changed
+            .entry(cluster.clone())
+            .or_default()
+            .insert(manifest_key.clone());
     }
     if let Some(binding) = &planned.entry.binding {
         plan.bindings.remove(&binding.spec.resource);
@@ -333,7 +333,7 @@ fn take_out(plan: &mut Plan, key: &ObjectKey, planned: &Planned, changed: &mut B
 }
 
 /// Puts an entry's copies and binding into the plan.
-fn put_in(plan: &mut Plan, key: &ObjectKey, planned: &Planned, changed: &mut BTreeSet<String>) {
+fn put_in(plan: &mut Plan, key: &ObjectKey, planned: &Planned, changed: &mut Changes) {
     let manifest_key = manifest_key_of(key, &planned.object);
     for (cluster, copy) in &planned.entry.copies {
         match copy {
@@ -350,7 +350,10 @@ fn put_in(plan: &mut Plan, key: &ObjectKey, planned: &Planned, changed: &mut BTr
                     .insert(manifest_key.clone());
             }
         }
-        changed.insert(cluster.clone());
+        changed
+            .entry(cluster.clone())
+            .or_default()
+            .insert(manifest_key.clone());
     }
     if let Some(binding) = &planned.entry.binding {
         plan.bindings

@@ -133,6 +133,23 @@ pub trait ApplyManifests {
         keep: &BTreeSet<ManifestKey>,
     ) -> Result<Applied, SinkError>;
 
+    /// Like [`ApplyManifests::apply`], when only the manifests under `keys` may have changed
+    /// since the last apply to `cluster`: a sink may look at those alone. The default applies
+    /// everything.
+    ///
+    /// # Errors
+    /// As [`ApplyManifests::apply`].
+    fn apply_keys(
+        &mut self,
+        cluster: &str,
+        desired: &Manifests,
+        keep: &BTreeSet<ManifestKey>,
+        keys: &BTreeSet<ManifestKey>,
+    ) -> Result<Applied, SinkError> {
+        let _ = keys;
+        self.apply(cluster, desired, keep)
+    }
+
     /// The clusters this sink holds manifests in (to empty those no longer in the fleet).
     fn clusters(&mut self) -> Result<Vec<String>, SinkError>;
 }
@@ -212,6 +229,55 @@ impl DirSink {
     }
 }
 
+impl ClusterFiles {
+    /// Brings `key`'s file to `manifest`, unless this sink knows it already holds it.
+    fn put(
+        &mut self,
+        dir: &Path,
+        cluster: &str,
+        key: &ManifestKey,
+        manifest: &Manifest,
+        applied: &mut Applied,
+    ) -> Result<(), SinkError> {
+        let (path, before) = match self.written.get(key) {
+            // The common case, an unchanged manifest, costs one lookup.
+            Some((_, hash)) if *hash == manifest.hash => {
+                applied.unchanged += 1;
+                return Ok(());
+            }
+            Some((path, hash)) => (path.clone(), Some(*hash)),
+            None => {
+                let path = file_of(cluster, key)?;
+                let before = self.found.remove(&path);
+                (path, before)
+            }
+        };
+        // The last good copy stays on error; the next apply tries again.
+        if write_one(dir, &path, manifest, before)? {
+            applied.written += 1;
+        } else {
+            applied.unchanged += 1;
+        }
+        self.written.insert(key.clone(), (path, manifest.hash));
+        Ok(())
+    }
+
+    /// Removes `key`'s file, if this sink wrote one.
+    fn take(
+        &mut self,
+        dir: &Path,
+        key: &ManifestKey,
+        applied: &mut Applied,
+    ) -> Result<(), SinkError> {
+        if let Some((path, _)) = self.written.get(key) {
+            remove(&dir.join(path))?;
+            self.written.remove(key);
+            applied.removed += 1;
+        }
+        Ok(())
+    }
+}
+
 impl ApplyManifests for DirSink {
     fn apply(
         &mut self,
@@ -224,37 +290,8 @@ impl ApplyManifests for DirSink {
         let mut applied = Applied::default();
         let mut first_error = None;
         for (key, manifest) in desired {
-            // The common case, an unchanged manifest, costs one lookup.
-            if files
-                .written
-                .get(key)
-                .is_some_and(|(_, h)| *h == manifest.hash)
-            {
-                applied.unchanged += 1;
-                continue;
-            }
-            let path = match files.written.get(key) {
-                Some((path, _)) => path.clone(),
-                None => file_of(cluster, key)?,
-            };
-            let before = files
-                .written
-                .get(key)
-                .map(|(_, h)| *h)
-                .or_else(|| files.found.remove(&path));
-            match write_one(&dir, &path, manifest, before) {
-                Ok(wrote) => {
-                    files.written.insert(key.clone(), (path, manifest.hash));
-                    if wrote {
-                        applied.written += 1;
-                    } else {
-                        applied.unchanged += 1;
-                    }
-                }
-                // The last good copy stays; the next apply tries again.
-                Err(error) => {
-                    first_error.get_or_insert(error);
-                }
+            if let Err(error) = files.put(&dir, cluster, key, manifest, &mut applied) {
+                first_error.get_or_insert(error);
             }
         }
         let stale: Vec<ManifestKey> = files
@@ -263,39 +300,62 @@ impl ApplyManifests for DirSink {
             .filter(|k| !desired.contains_key(*k) && !keep.contains(*k))
             .cloned()
             .collect();
-        let mut gone: Vec<(Option<ManifestKey>, PathBuf)> = stale
-            .into_iter()
-            .map(|k| {
-                let path = files.written[&k].0.clone();
-                (Some(k), path)
-            })
-            .collect();
+        for key in stale {
+            if let Err(error) = files.take(&dir, &key, &mut applied) {
+                first_error.get_or_insert(error);
+            }
+        }
         if !files.found.is_empty() {
             let kept: BTreeSet<PathBuf> = keep
                 .iter()
                 .filter_map(|k| file_of(cluster, k).ok())
                 .collect();
-            gone.extend(
-                std::mem::take(&mut files.found)
-                    .into_keys()
-                    .filter(|p| !kept.contains(p))
-                    .map(|p| (None, p)),
-            );
-        }
-        for (key, path) in gone {
-            match remove(&dir.join(&path)) {
-                Ok(()) => {
-                    if let Some(key) = key {
-                        files.written.remove(&key);
-                    }
-                    applied.removed += 1;
+            for path in std::mem::take(&mut files.found).into_keys() {
+                if kept.contains(&path) {
+                    continue;
                 }
-                Err(error) => {
-                    if key.is_none() {
+                match remove(&dir.join(&path)) {
+                    Ok(()) => applied.removed += 1,
+                    Err(error) => {
                         files.found.insert(path, 0);
+                        first_error.get_or_insert(error);
                     }
-                    first_error.get_or_insert(error);
                 }
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(applied),
+        }
+    }
+
+    /// Looks at `keys` alone once the cluster's directory is known and every file found there
+    /// has been matched; until then, applies everything.
+    fn apply_keys(
+        &mut self,
+        cluster: &str,
+        desired: &Manifests,
+        keep: &BTreeSet<ManifestKey>,
+        keys: &BTreeSet<ManifestKey>,
+    ) -> Result<Applied, SinkError> {
+        let dir = self.root.join(component("cluster", cluster)?);
+        let Some(files) = self
+            .clusters
+            .get_mut(cluster)
+            .filter(|f| f.found.is_empty())
+        else {
+            return self.apply(cluster, desired, keep);
+        };
+        let mut applied = Applied::default();
+        let mut first_error = None;
+        for key in keys {
+            let result = match desired.get(key) {
+                Some(manifest) => files.put(&dir, cluster, key, manifest, &mut applied),
+                None if keep.contains(key) => Ok(()),
+                None => files.take(&dir, key, &mut applied),
+            };
+            if let Err(error) = result {
+                first_error.get_or_insert(error);
             }
         }
         match first_error {
@@ -509,6 +569,60 @@ mod tests {
             files(dir.path()),
             ["clusters/east-1/_cluster/namespace-web.yaml"]
         );
+    }
+
+    #[test]
+    fn a_keyed_apply_looks_at_its_keys_alone_and_a_full_one_at_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            key("ConfigMap", "web", "a"),
+            key("ConfigMap", "web", "b"),
+            key("ConfigMap", "web", "c"),
+        );
+        let v = |n: u32| serde_json::json!({"kind": "ConfigMap", "data": {"n": n.to_string()}});
+        let none = BTreeSet::new();
+        let keys = |ks: &[&ManifestKey]| ks.iter().map(|k| (*k).clone()).collect::<BTreeSet<_>>();
+
+        // Before the first full apply, a keyed one applies everything: files found on disk
+        // must be matched first.
+        let mut sink = DirSink::new(dir.path());
+        let first = manifests(&[(a.clone(), v(1)), (b.clone(), v(1))]);
+        let applied = sink
+            .apply_keys("east-1", &first, &none, &keys(&[&a]))
+            .unwrap();
+        assert_eq!((applied.written, applied.removed), (2, 0));
+
+        // b changes and c appears, but only c is named: b's file is left as it was.
+        let second = manifests(&[(a.clone(), v(1)), (b.clone(), v(2)), (c.clone(), v(1))]);
+        let applied = sink
+            .apply_keys("east-1", &second, &none, &keys(&[&c]))
+            .unwrap();
+        assert_eq!(
+            (applied.written, applied.removed, applied.unchanged),
+            (1, 0, 0)
+        );
+        let b_file = dir.path().join("clusters/east-1/web/configmap-b.yaml");
+        assert!(std::fs::read_to_string(&b_file).unwrap().contains("'1'"));
+
+        // a goes away; kept c is left alone even though it is not desired.
+        let third = manifests(&[(b.clone(), v(2))]);
+        let applied = sink
+            .apply_keys("east-1", &third, &keys(&[&c]), &keys(&[&a, &c]))
+            .unwrap();
+        assert_eq!((applied.written, applied.removed), (0, 1));
+        assert_eq!(
+            files(dir.path()),
+            [
+                "clusters/east-1/web/configmap-b.yaml",
+                "clusters/east-1/web/configmap-c.yaml"
+            ]
+        );
+
+        // A full apply brings b up to date and, c no longer kept, removes it.
+        let applied = sink.apply("east-1", &third, &none).unwrap();
+        assert_eq!((applied.written, applied.removed), (1, 1));
+        assert!(std::fs::read_to_string(&b_file).unwrap().contains("'2'"));
+        assert_eq!(files(dir.path()), ["clusters/east-1/web/configmap-b.yaml"]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::index::Index;
 #[derive(Clone, Debug)]
 pub struct Template<'a> {
     pub key: &'a ObjectKey,
+    pub object: &'a Object,
     pub api_version: &'a str,
     pub kind: &'a str,
     /// Empty for cluster-scoped kinds; `default` when a namespaced one names none.
@@ -34,6 +35,7 @@ pub fn templates(index: &Index) -> Vec<Template<'_>> {
             };
             Some(Template {
                 key,
+                object,
                 api_version: object.api_version(),
                 kind: object.kind(),
                 namespace: &key.namespace,

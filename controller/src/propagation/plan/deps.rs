@@ -43,10 +43,7 @@ pub(super) fn plan_dependencies(
         let Some(template) = by_key.get(&key) else {
             continue;
         };
-        let object = fleet
-            .index
-            .get(&key)
-            .expect("templates come from the index");
+        let object = template.object;
         let own: Option<BTreeSet<String>> = entries
             .get(&key)
             .and_then(|p| p.entry.binding.as_ref())

@@ -3,6 +3,8 @@
 
 use super::binding::scheduled;
 use super::*;
+use crate::propagation::apply::apply;
+use crate::propagation::sink::DirSink;
 use crate::source::parse_file;
 
 const NOW: &str = "2026-11-22T08:00:00Z";
@@ -522,6 +524,28 @@ spec:
     );
 }
 
+/// Every file below `root`, with its text.
+fn tree(root: &std::path::Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let name = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(name, std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
 /// What a plan holds, comparable: bindings, manifests by hash, kept keys.
 type Summary = (Bindings, Vec<(String, String, u64)>, Vec<(String, String)>);
 
@@ -574,10 +598,14 @@ spec:
     clusterAffinity: {clusterNames: [member1, member3]}
     replicaScheduling: {replicaSchedulingType: Divided, replicaDivisionPreference: Weighted}
 ";
-    let steps: [(&str, Option<String>); 5] = [
+    let steps: [(&str, Option<String>); 7] = [
         (
             "deps.yaml",
             Some(deps.replace("replicas: 3", "replicas: 5")),
+        ),
+        (
+            "deps.yaml",
+            Some(deps.replace("data: {a: b}", "data: {a: c}")),
         ),
         (
             "deps.yaml",
@@ -597,12 +625,33 @@ spec:
                     .to_owned(),
             ),
         ),
+        (
+            "deps.yaml",
+            Some(deps.replace(
+                "clusterNames: [member1, member3]",
+                "clusterNames: [member1]",
+            )),
+        ),
         ("deps.yaml", None),
     ];
     let mut index = index(&[("fleet.yaml", FLEET), ("deps.yaml", deps)]);
     let mut planner = Planner::default();
     let first = summary(planner.plan(&index, now()));
     assert_eq!(first, summary(&plan(&index, &Bindings::new(), now())));
+    // A sink applied with what each plan changed holds what a full apply would.
+    let incremental_dir = tempfile::tempdir().unwrap();
+    let mut sink = DirSink::new(incremental_dir.path());
+    let clusters: Vec<_> = index.clusters().cloned().collect();
+    let current = planner.current();
+    apply(
+        &mut sink,
+        &current.manifests,
+        &current.keep,
+        &clusters,
+        None,
+        None,
+    )
+    .unwrap();
     for (file, text) in steps {
         let before = planner.current().bindings.clone();
         match &text {
@@ -616,8 +665,38 @@ spec:
             summary(&plan(&index, &before, now())),
             "after {file}"
         );
-        // Removing deps.yaml removes the policy: only then is everything planned again.
-        assert_eq!(changed.is_none(), text.is_none(), "after {file}");
+        // Changing the policy or removing it plans everything again; nothing else does.
+        let policy_changed = text.as_deref().is_none_or(|t| t.contains("[member1]"));
+        assert_eq!(changed.is_none(), policy_changed, "after {file}");
+
+        let current = planner.current();
+        let only = current.changed.as_ref();
+        apply(
+            &mut sink,
+            &current.manifests,
+            &current.keep,
+            &clusters,
+            None,
+            only,
+        )
+        .unwrap();
+        let fresh_dir = tempfile::tempdir().unwrap();
+        let fresh = plan(&index, &before, now());
+        let mut fresh_sink = DirSink::new(fresh_dir.path());
+        apply(
+            &mut fresh_sink,
+            &fresh.manifests,
+            &fresh.keep,
+            &clusters,
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            tree(incremental_dir.path()),
+            tree(fresh_dir.path()),
+            "after {file}"
+        );
     }
     assert!(planner.current().manifests.values().all(|m| m.is_empty()));
 }
