@@ -16,3 +16,4 @@ setup:
 
 bench:
 	cargo bench -p meshfleet --bench fleet
+	cargo bench -p meshfleet --bench propagation
