@@ -11,10 +11,18 @@
 //!
 //! A policy with no `resourceSelectors` selects nothing. Two candidates equal on 1–3 are a
 //! conflict: the first by name still claims the resource, and the conflict is reported.
+//!
+//! A claim already made stays, as in Karmada, when the config holds it: a `ResourceBinding`
+//! document names the policy that claimed its resource ([`Holder`]). While that policy still
+//! exists and still selects the resource, it keeps it, unless a candidate with
+//! `preemption: Always` may take it over: a PropagationPolicy of higher priority from a
+//! PropagationPolicy; any PropagationPolicy, or a ClusterPropagationPolicy of higher priority,
+//! from a ClusterPropagationPolicy. Without such a document the claim is decided afresh from
+//! the policies there are, so every instance, whenever it started, decides alike.
 
 use std::sync::Arc;
 
-use crate::api::PropagationPolicy;
+use crate::api::{ObjectMeta, PropagationPolicy};
 
 use super::selector::{Precision, ResourceId, best_match};
 
@@ -24,6 +32,47 @@ pub struct Claim<'a> {
     pub policy: &'a Arc<PropagationPolicy>,
     /// Candidates equal to the winner on scope, priority and precision, lost on name order.
     pub tied: Vec<&'a Arc<PropagationPolicy>>,
+}
+
+/// The policy a ResourceBinding says claimed its resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Holder<'a> {
+    /// `None` for a ClusterPropagationPolicy.
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+}
+
+impl<'a> Holder<'a> {
+    /// From Karmada's labels (or, as newer Karmada writes them, annotations) on a binding:
+    /// `propagationpolicy.karmada.io/{namespace,name}` or `clusterpropagationpolicy.karmada.io/name`.
+    pub fn of(meta: &'a ObjectMeta) -> Option<Self> {
+        let get = |key: &str| {
+            meta.labels
+                .get(key)
+                .or_else(|| meta.annotations.get(key))
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+        };
+        if let (Some(namespace), Some(name)) = (
+            get("propagationpolicy.karmada.io/namespace"),
+            get("propagationpolicy.karmada.io/name"),
+        ) {
+            return Some(Self {
+                namespace: Some(namespace),
+                name,
+            });
+        }
+        get("clusterpropagationpolicy.karmada.io/name").map(|name| Self {
+            namespace: None,
+            name,
+        })
+    }
+
+    fn is(&self, policy: &PropagationPolicy) -> bool {
+        let namespace =
+            (!policy.is_cluster_scoped()).then(|| policy.metadata.namespace_or_default());
+        policy.metadata.name == self.name && namespace == self.namespace
+    }
 }
 
 /// What decides between candidates: smaller wins.
@@ -46,6 +95,35 @@ pub fn claim<'a>(
         .map(|(_, p)| p)
         .collect();
     Some(Claim { policy, tied })
+}
+
+/// The policy claiming `resource`, when `holder` claimed it before: see the module docs.
+pub fn claim_held<'a>(
+    policies: impl IntoIterator<Item = &'a Arc<PropagationPolicy>>,
+    resource: &ResourceId<'_>,
+    holder: Option<Holder<'_>>,
+) -> Option<Claim<'a>> {
+    let candidates: Vec<&'a Arc<PropagationPolicy>> = policies
+        .into_iter()
+        .filter(|p| rank(p, resource).is_some())
+        .collect();
+    let held = holder.and_then(|h| candidates.iter().copied().find(|p| h.is(p)));
+    let Some(held) = held else {
+        return claim(candidates, resource);
+    };
+    let priority = |p: &PropagationPolicy| p.spec.priority.unwrap_or(0);
+    let preempts = |p: &PropagationPolicy| {
+        p.spec.preemption.as_deref() == Some("Always")
+            && match (held.is_cluster_scoped(), p.is_cluster_scoped()) {
+                (false, false) | (true, true) => priority(p) > priority(held),
+                (true, false) => true,
+                (false, true) => false,
+            }
+    };
+    claim(candidates.iter().copied().filter(|p| preempts(p)), resource).or(Some(Claim {
+        policy: held,
+        tied: Vec::new(),
+    }))
 }
 
 /// How `policy` ranks for `resource`; `None` when it cannot claim it.
@@ -263,5 +341,116 @@ mod tests {
         ];
         let got = claim(&policies, &id).map(|c| c.policy.metadata.name.clone());
         assert_eq!(got.as_deref(), Some("namespaces"));
+    }
+
+    fn always(mut p: Arc<PropagationPolicy>) -> Arc<PropagationPolicy> {
+        Arc::make_mut(&mut p).spec.preemption = Some("Always".to_owned());
+        p
+    }
+
+    fn held_by(policies: &[Arc<PropagationPolicy>], holder: Holder<'_>) -> Option<String> {
+        let meta = nginx();
+        let id = ResourceId {
+            api_version: "apps/v1",
+            kind: "Deployment",
+            namespace: "web",
+            meta: &meta,
+        };
+        claim_held(policies, &id, Some(holder)).map(|c| c.policy.metadata.name.clone())
+    }
+
+    const PP_OLD: Holder<'static> = Holder {
+        namespace: Some("web"),
+        name: "old",
+    };
+    const CPP_OLD: Holder<'static> = Holder {
+        namespace: None,
+        name: "old",
+    };
+
+    #[test]
+    fn a_claim_stays_unless_preempted() {
+        // A newcomer of higher priority does not take the resource without preemption.
+        let newcomer = pp("new", Some(10), vec![by_name("nginx")]);
+        let policies = [pp("old", Some(1), vec![by_kind()]), newcomer.clone()];
+        assert_eq!(held_by(&policies, PP_OLD).as_deref(), Some("old"));
+        // With `preemption: Always` it does; at equal priority it does not.
+        let policies = [pp("old", Some(1), vec![by_kind()]), always(newcomer)];
+        assert_eq!(held_by(&policies, PP_OLD).as_deref(), Some("new"));
+        let policies = [
+            pp("old", Some(1), vec![by_kind()]),
+            always(pp("new", Some(1), vec![by_name("nginx")])),
+        ];
+        assert_eq!(held_by(&policies, PP_OLD).as_deref(), Some("old"));
+    }
+
+    #[test]
+    fn a_propagation_policy_preempts_a_cluster_policy_whatever_the_priorities() {
+        let policies = [
+            cpp("old", Some(100), vec![by_name("nginx")]),
+            always(pp("new", Some(-5), vec![by_kind()])),
+        ];
+        assert_eq!(held_by(&policies, CPP_OLD).as_deref(), Some("new"));
+        // A cluster policy preempts a cluster policy of lower priority only, and never a
+        // namespaced one.
+        let policies = [
+            cpp("old", Some(1), vec![by_kind()]),
+            always(cpp("higher", Some(2), vec![by_kind()])),
+            always(cpp("same", Some(1), vec![by_kind()])),
+        ];
+        assert_eq!(held_by(&policies, CPP_OLD).as_deref(), Some("higher"));
+        let policies = [
+            pp("old", None, vec![by_kind()]),
+            always(cpp("cluster", Some(100), vec![by_name("nginx")])),
+        ];
+        assert_eq!(held_by(&policies, PP_OLD).as_deref(), Some("old"));
+    }
+
+    #[test]
+    fn a_holder_gone_or_no_longer_selecting_lets_the_best_claim_again() {
+        let policies = [pp("new", None, vec![by_kind()])];
+        assert_eq!(held_by(&policies, PP_OLD).as_deref(), Some("new"));
+        let policies = [
+            pp("old", Some(9), vec![by_name("other")]),
+            pp("new", None, vec![by_kind()]),
+        ];
+        assert_eq!(held_by(&policies, PP_OLD).as_deref(), Some("new"));
+        // A holder of the same name in another namespace is another policy.
+        let elsewhere = Holder {
+            namespace: Some("shop"),
+            name: "old",
+        };
+        let policies = [
+            pp("old", None, vec![by_kind()]),
+            pp("a-best", Some(3), vec![by_kind()]),
+        ];
+        assert_eq!(held_by(&policies, elsewhere).as_deref(), Some("a-best"));
+    }
+
+    #[test]
+    fn the_holder_is_read_from_labels_or_annotations() {
+        let labelled = ObjectMeta {
+            labels: BTreeMap::from([
+                (
+                    "propagationpolicy.karmada.io/namespace".to_owned(),
+                    "web".to_owned(),
+                ),
+                (
+                    "propagationpolicy.karmada.io/name".to_owned(),
+                    "old".to_owned(),
+                ),
+            ]),
+            ..ObjectMeta::default()
+        };
+        assert_eq!(Holder::of(&labelled), Some(PP_OLD));
+        let annotated = ObjectMeta {
+            annotations: BTreeMap::from([(
+                "clusterpropagationpolicy.karmada.io/name".to_owned(),
+                "old".to_owned(),
+            )]),
+            ..ObjectMeta::default()
+        };
+        assert_eq!(Holder::of(&annotated), Some(CPP_OLD));
+        assert_eq!(Holder::of(&ObjectMeta::default()), None);
     }
 }

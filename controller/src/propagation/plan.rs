@@ -28,7 +28,7 @@ use crate::api::{
 use crate::index::Index;
 use crate::problem::Problem;
 
-use super::claim::claim;
+use super::claim::{Holder, claim_held};
 use super::failover;
 use super::render::{self, RenderInput};
 use super::selector::ResourceId;
@@ -262,10 +262,14 @@ impl Planner {
                 .or_else(|| from_index.get(&reference).copied());
             // A template no policy claims gets an empty entry: it is not claimed again
             // until it or the world changes.
+            let holder = from_index
+                .get(&reference)
+                .and_then(|b| Holder::of(&b.metadata));
+            let entry = plan_template(fleet, template, last, holder).unwrap_or_default();
             let new = Planned {
                 object: template.object.clone(),
                 required: None,
-                entry: Arc::new(plan_template(fleet, template, last).unwrap_or_default()),
+                entry: Arc::new(entry),
             };
             let old = self.entries.insert(template.key.clone(), new.clone());
             replaced.push((template.key.clone(), old, Some(new)));
@@ -371,14 +375,16 @@ fn manifest_key_of(key: &ObjectKey, object: &Object) -> ManifestKey {
     }
 }
 
-/// Plans one template: claim, schedule, render. `None` when no policy claims it.
+/// Plans one template: claim, schedule, render. `None` when no policy claims it. `holder` is
+/// the policy the config's ResourceBinding document says claimed it.
 fn plan_template(
     fleet: &Fleet<'_>,
     template: &Template<'_>,
     last: Option<&ResourceBinding>,
+    holder: Option<Holder<'_>>,
 ) -> Option<Entry> {
     let id = template.id();
-    let claimed = claim(fleet.policies.iter().copied(), &id)?;
+    let claimed = claim_held(fleet.policies.iter().copied(), &id, holder)?;
     let policy = claimed.policy;
     let mut problems = Vec::new();
     if !claimed.tied.is_empty() {

@@ -470,6 +470,65 @@ fn within_the_toleration_period_the_binding_stays() {
 }
 
 #[test]
+fn a_binding_in_the_config_keeps_its_policy_until_a_preempting_one_comes() {
+    let newcomer = "
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: newcomer}
+spec:
+  priority: 10
+  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, name: nginx}]
+  placement: {clusterAffinity: {clusterNames: [member3]}}
+";
+    // As Karmada wrote it: claimed by nginx-propagation.
+    let claimed = "
+apiVersion: work.karmada.io/v1alpha2
+kind: ResourceBinding
+metadata:
+  name: nginx-deployment
+  namespace: default
+  annotations:
+    propagationpolicy.karmada.io/name: nginx-propagation
+    propagationpolicy.karmada.io/namespace: default
+spec:
+  resource: {apiVersion: apps/v1, kind: Deployment, namespace: default, name: nginx}
+  clusters: [{name: member1, replicas: 1}, {name: member2, replicas: 1}]
+";
+    let fresh = index(&[
+        ("fleet.yaml", FLEET),
+        ("nginx.yaml", NGINX),
+        ("new.yaml", newcomer),
+    ]);
+    let plan = plan(&fresh, &Bindings::new(), now());
+    assert_eq!(
+        targets(&plan, "Deployment", Some("default"), "nginx"),
+        pairs(&[("member3", 2)]),
+        "unclaimed, the higher priority wins"
+    );
+    let held = index(&[
+        ("fleet.yaml", FLEET),
+        ("nginx.yaml", NGINX),
+        ("new.yaml", newcomer),
+        ("binding.yaml", claimed),
+    ]);
+    let plan = super::plan(&held, &Bindings::new(), now());
+    assert_eq!(
+        targets(&plan, "Deployment", Some("default"), "nginx"),
+        pairs(&[("member1", 1), ("member2", 1)]),
+        "claimed, it stays"
+    );
+    let preempting = newcomer.replace("priority: 10", "priority: 10\n  preemption: Always");
+    let mut held = held;
+    held.apply_file("new.yaml", parse_file("new.yaml", &preempting));
+    let plan = super::plan(&held, &Bindings::new(), now());
+    assert_eq!(
+        targets(&plan, "Deployment", Some("default"), "nginx"),
+        pairs(&[("member3", 2)]),
+        "preempted"
+    );
+}
+
+#[test]
 fn dependencies_follow_their_workload() {
     let config = "
 apiVersion: v1
