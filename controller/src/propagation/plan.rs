@@ -375,6 +375,33 @@ fn manifest_key_of(key: &ObjectKey, object: &Object) -> ManifestKey {
     }
 }
 
+/// A Divided Job's `spec.completions` split over its clusters by their replicas, as Karmada
+/// does; empty when the template is not one.
+fn job_completions<'a>(
+    kind: &str,
+    json: &serde_json::Value,
+    divided: bool,
+    targets: &'a [crate::api::TargetCluster],
+) -> BTreeMap<&'a str, i64> {
+    let completions = json
+        .pointer("/spec/completions")
+        .and_then(serde_json::Value::as_i64);
+    let (true, "Job", Some(completions)) = (divided, kind, completions) else {
+        return BTreeMap::new();
+    };
+    let shares = super::scheduler::apportion(
+        completions,
+        targets
+            .iter()
+            .map(|t| (t.name.as_str(), i64::from(t.replicas))),
+    );
+    targets
+        .iter()
+        .map(|t| t.name.as_str())
+        .zip(shares)
+        .collect()
+}
+
 /// Plans one template: claim, schedule, render. `None` when no policy claims it. `holder` is
 /// the policy the config's ResourceBinding document says claimed it.
 fn plan_template(
@@ -436,6 +463,7 @@ fn plan_template(
         &mut problems,
     );
     let divided = is_divided(policy) && replicas > 0;
+    let completions = job_completions(template.kind, &json, divided, &binding.spec.clusters);
     let copies: Vec<(String, Result<Arc<Manifest>, String>)> = binding
         .spec
         .clusters
@@ -455,6 +483,7 @@ fn plan_template(
                 resource: id,
                 cluster: &fleet.clusters[i],
                 replicas: divided.then_some(share),
+                completions: completions.get(cluster).copied(),
                 overrides: &fleet.overrides,
             };
             let rendered = render_copy(template, cluster, &input, &mut problems);

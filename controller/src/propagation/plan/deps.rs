@@ -96,6 +96,7 @@ fn dependency(
             resource: template.id(),
             cluster: &fleet.clusters[i],
             replicas: None,
+            completions: None,
             overrides: &fleet.overrides,
         };
         let copy = render_copy(template, cluster, &input, &mut problems);

@@ -529,6 +529,52 @@ spec:
 }
 
 #[test]
+fn a_divided_jobs_completions_follow_its_parallelism() {
+    let job = "
+apiVersion: batch/v1
+kind: Job
+metadata: {name: pi, namespace: batch}
+spec:
+  parallelism: 6
+  completions: 9
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: pi, image: perl}]
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: pi, namespace: batch}
+spec:
+  resourceSelectors: [{apiVersion: batch/v1, kind: Job}]
+  placement:
+    clusterAffinity: {clusterNames: [member1, member3]}
+    replicaScheduling:
+      replicaSchedulingType: Divided
+      replicaDivisionPreference: Weighted
+      weightPreference:
+        staticWeightList:
+        - {targetCluster: {clusterNames: [member1]}, weight: 1}
+        - {targetCluster: {clusterNames: [member3]}, weight: 2}
+";
+    let index = index(&[("fleet.yaml", FLEET), ("job.yaml", job)]);
+    let plan = plan(&index, &Bindings::new(), now());
+    assert_eq!(
+        targets(&plan, "Job", Some("batch"), "pi"),
+        pairs(&[("member1", 2), ("member3", 4)])
+    );
+    let spec = |cluster| {
+        let job = manifest(&plan, cluster, "Job", "pi").expect("copy");
+        (
+            job["spec"]["parallelism"].clone(),
+            job["spec"]["completions"].clone(),
+        )
+    };
+    assert_eq!(spec("member1"), (2.into(), 3.into()));
+    assert_eq!(spec("member3"), (4.into(), 6.into()));
+}
+
+#[test]
 fn dependencies_follow_their_workload() {
     let config = "
 apiVersion: v1

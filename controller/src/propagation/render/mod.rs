@@ -5,9 +5,9 @@
 //! ```text
 //!  template ─clone─> replicas ─> overrides ─────────────> prune ───────────> labels ─> manifest
 //!  (once per         (Divided    (ClusterOverridePolicies (status, server   (managed on the
-//!   cluster)          share)      then OverridePolicies;   fields, Service   object; locality
-//!                                 image, command, args,    IPs, Job labels)  on pod templates)
-//!                                 labels, annotations,
+//!   cluster)          share; a    then OverridePolicies;   fields, Service   object; locality
+//!                     Job's       image, command, args,    IPs, Job labels)  on pod templates)
+//!                     completions labels, annotations,
 //!                                 field, plaintext)
 //! ```
 //!
@@ -65,6 +65,9 @@ pub struct RenderInput<'a> {
     /// (Deployment / StatefulSet / ReplicaSet `spec.replicas`, Job `spec.parallelism`);
     /// `None`: keep the template's.
     pub replicas: Option<i32>,
+    /// `Some(n)`: this cluster's share of a Divided Job's `spec.completions`, as Karmada
+    /// divides them (by the clusters' replicas); `None`: keep the template's.
+    pub completions: Option<i64>,
     /// Every OverridePolicy and ClusterOverridePolicy known; [`render`] selects those that apply.
     pub overrides: &'a [Arc<OverridePolicy>],
 }
@@ -99,6 +102,11 @@ pub fn render(input: &RenderInput<'_>) -> Result<Value, RenderError> {
     if let Some(replicas) = input.replicas {
         revise_replicas(&mut doc, kind, replicas)
             .map_err(|message| RenderError::ReviseReplicas { message })?;
+    }
+    if let Some(completions) = input.completions.filter(|_| kind == "Job") {
+        tree::ensure_object(&mut doc, &["spec"])
+            .map_err(|message| RenderError::ReviseReplicas { message })?
+            .insert("completions".to_owned(), Value::from(completions));
     }
     let policies = overrides::applicable(input.overrides, &input.resource);
     overrides::apply(&mut doc, kind, &policies, input.cluster)?;

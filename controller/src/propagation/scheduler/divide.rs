@@ -207,10 +207,7 @@ fn webster(context: &Context<'_>, seats: i64, votes: &[(usize, i64)]) -> Vec<(us
 }
 
 /// Seats per party, in the order given, by the Webster method with Karmada's tie-breaking.
-pub(super) fn apportion<'a>(
-    seats: i64,
-    parties: impl IntoIterator<Item = (&'a str, i64)>,
-) -> Vec<i64> {
+pub fn apportion<'a>(seats: i64, parties: impl IntoIterator<Item = (&'a str, i64)>) -> Vec<i64> {
     let mut heap: BinaryHeap<Party<'a>> = parties
         .into_iter()
         .enumerate()

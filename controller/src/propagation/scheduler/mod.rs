@@ -24,6 +24,7 @@
 //! reports those as plain errors).
 
 mod divide;
+pub use divide::apportion;
 mod estimate;
 mod filter;
 mod spread;

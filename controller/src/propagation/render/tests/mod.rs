@@ -44,6 +44,7 @@ fn render_for(
         resource,
         cluster,
         replicas,
+        completions: None,
         overrides,
     })
 }
