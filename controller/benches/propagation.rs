@@ -161,6 +161,7 @@ fn schedule_only(index: &Index) {
             clusters: &clusters,
             previous: &[],
             evicting: &evicting,
+            affinity: None,
         };
         let decision = scheduler::schedule(&request);
         times.push(one.elapsed());

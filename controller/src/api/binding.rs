@@ -114,6 +114,13 @@ pub struct GracefulEvictionTask {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceBindingStatus {
+    /// The `clusterAffinities` term the result is based on.
+    #[serde(
+        default,
+        rename = "schedulerObservingAffinityName",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scheduler_observed_affinity_name: Option<String>,
     #[serde(
         default,
         deserialize_with = "nullable",

@@ -68,6 +68,9 @@ pub(super) fn schedule(
             .collect()
     };
     let evicting: BTreeSet<String> = tasks.iter().map(|t| t.from_cluster.clone()).collect();
+    let affinity = last
+        .filter(|_| !failback(policy))
+        .and_then(|b| b.status.scheduler_observed_affinity_name.as_deref());
     let request = Request {
         placement,
         replicas,
@@ -75,9 +78,14 @@ pub(super) fn schedule(
         clusters: &fleet.clusters,
         previous: &kept,
         evicting: &evicting,
+        affinity,
     };
+    let mut observed = affinity.map(str::to_owned);
     let (clusters, condition) = match scheduler::schedule(&request) {
-        Ok(decision) => (decision.clusters, scheduled()),
+        Ok(decision) => {
+            observed = decision.affinity_name;
+            (decision.clusters, scheduled())
+        }
         Err(unschedulable) => {
             problems.push(Problem::new(
                 template.to_string(),
@@ -99,7 +107,9 @@ pub(super) fn schedule(
         .iter()
         .all(|t| copy_ready(fleet.index, template, &t.name, t.replicas));
     tasks.retain(|t| !failover::task_done(t, &clusters, ready, fleet.now));
-    binding_for(template, policy, replicas, clusters, tasks, condition)
+    let mut binding = binding_for(template, policy, replicas, clusters, tasks, condition);
+    binding.status.scheduler_observed_affinity_name = observed;
+    binding
 }
 
 pub(super) fn scheduled() -> BindingCondition {
@@ -167,6 +177,7 @@ pub(super) fn binding_for(
         },
         status: ResourceBindingStatus {
             conditions: vec![condition],
+            ..ResourceBindingStatus::default()
         },
     }
 }

@@ -575,6 +575,67 @@ spec:
 }
 
 #[test]
+fn after_failover_to_a_backup_term_it_stays_there_unless_failback_is_asked() {
+    let policy = |annotations: &str| {
+        format!(
+            "
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {{name: web, namespace: shop{annotations}}}
+spec:
+  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment, name: web}}]
+  failover: {{cluster: {{purgeMode: Directly}}}}
+  placement:
+    clusterAffinities:
+    - {{affinityName: primary, clusterNames: [east-1]}}
+    - {{affinityName: backup, clusterNames: [west-1]}}
+"
+        )
+    };
+    let clusters = FAILOVER.split("---\napiVersion: apps/v1").next().unwrap();
+    let recovered = clusters.replace("status: 'False'", "status: 'True'");
+    for (annotations, back) in [
+        ("", false),
+        (", annotations: {meshfleet.io/failback: 'true'}", true),
+    ] {
+        let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec: {replicas: 2}\n";
+        let mut index = index(&[
+            ("clusters.yaml", clusters),
+            ("web.yaml", deployment),
+            ("policy.yaml", &policy(annotations)),
+        ]);
+        let first = plan(&index, &Bindings::new(), now());
+        let web = binding(&first, "Deployment", Some("shop"), "web");
+        assert_eq!(
+            targets(&first, "Deployment", Some("shop"), "web"),
+            pairs(&[("west-1", 2)])
+        );
+        assert_eq!(
+            web.status.scheduler_observed_affinity_name.as_deref(),
+            Some("backup")
+        );
+
+        index.apply_file("clusters.yaml", parse_file("clusters.yaml", &recovered));
+        let next = super::plan(&index, &first.bindings, now());
+        let (cluster, term) = if back {
+            ("east-1", "primary")
+        } else {
+            ("west-1", "backup")
+        };
+        let web = binding(&next, "Deployment", Some("shop"), "web");
+        assert_eq!(
+            targets(&next, "Deployment", Some("shop"), "web"),
+            pairs(&[(cluster, 2)]),
+            "failback {back}"
+        );
+        assert_eq!(
+            web.status.scheduler_observed_affinity_name.as_deref(),
+            Some(term)
+        );
+    }
+}
+
+#[test]
 fn dependencies_follow_their_workload() {
     let config = "
 apiVersion: v1

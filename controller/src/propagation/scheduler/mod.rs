@@ -54,6 +54,9 @@ pub struct Request<'a> {
     pub previous: &'a [TargetCluster],
     /// Clusters being evicted from (graceful eviction tasks): never chosen.
     pub evicting: &'a BTreeSet<String>,
+    /// The `clusterAffinities` term the previous result was based on: as in Karmada, the
+    /// terms are tried from it onwards (a term not found: from the first).
+    pub affinity: Option<&'a str>,
 }
 
 /// Where the template goes.
@@ -114,8 +117,12 @@ pub fn schedule(request: &Request<'_>) -> Result<Decision, Unschedulable> {
             affinity_name: None,
         });
     }
+    let start = request
+        .affinity
+        .and_then(|name| terms.iter().position(|t| t.affinity_name == name))
+        .unwrap_or(0);
     let mut first_failure = None;
-    for term in terms {
+    for term in &terms[start..] {
         match context.schedule(Some(&term.affinity)) {
             Ok(clusters) => {
                 return Ok(Decision {

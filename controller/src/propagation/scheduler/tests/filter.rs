@@ -264,6 +264,29 @@ fn cluster_affinities_fall_back_in_order() {
 }
 
 #[test]
+fn cluster_affinities_resume_from_the_observed_term() {
+    let clusters = vec![with_cpu("primary", "8"), with_cpu("backup", "8")];
+    let terms = || {
+        placement()
+            .dynamic()
+            .term("local", affinity_names(&["primary"]))
+            .term("backup", affinity_names(&["backup"]))
+    };
+    let on = |name: &str, cluster: &str| {
+        Ok(Decision {
+            clusters: targets(&[(cluster, 2)]),
+            affinity_name: Some(name.to_owned()),
+        })
+    };
+    // Scheduled under "backup" before: the earlier term is not tried again, though it fits.
+    let case = Case::new(terms(), 2, clusters.clone()).observing("backup");
+    assert_eq!(case.run(), on("backup", "backup"));
+    // A term the placement no longer has: from the first.
+    let case = Case::new(terms(), 2, clusters).observing("gone");
+    assert_eq!(case.run(), on("local", "primary"));
+}
+
+#[test]
 fn cluster_affinities_skip_terms_that_match_nothing() {
     let placement = placement()
         .term("gpu", affinity_names(&["nowhere"]))

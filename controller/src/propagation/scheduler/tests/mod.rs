@@ -198,6 +198,7 @@ pub(super) struct Case {
     pub clusters: Vec<Arc<Cluster>>,
     pub previous: Vec<TargetCluster>,
     pub evicting: BTreeSet<String>,
+    pub affinity: Option<String>,
 }
 
 impl Case {
@@ -215,7 +216,12 @@ impl Case {
             clusters,
             previous: Vec::new(),
             evicting: BTreeSet::new(),
+            affinity: None,
         }
+    }
+    pub(super) fn observing(mut self, term: &str) -> Self {
+        self.affinity = Some(term.to_owned());
+        self
     }
     pub(super) fn previous(mut self, list: &[(&str, i32)]) -> Self {
         self.previous = targets(list);
@@ -233,6 +239,7 @@ impl Case {
             clusters: &self.clusters,
             previous: &self.previous,
             evicting: &self.evicting,
+            affinity: self.affinity.as_deref(),
         })
     }
 }
