@@ -283,6 +283,7 @@ pub fn service_export(namespace: &str, name: &str) -> Object {
     Object::ServiceExport(Arc::new(ServiceExport {
         api_version: "multicluster.x-k8s.io/v1alpha1".to_owned(),
         metadata: meta(Some(namespace), name),
+        raw: None,
     }))
 }
 
@@ -296,6 +297,7 @@ pub fn rule(namespace: &str, name: &str, host: &str) -> RuleFixture {
             host: host.to_owned(),
             traffic_policy: None,
         },
+        raw: None,
     })
 }
 
@@ -339,13 +341,23 @@ pub fn failover(from: &str, to: &str) -> Failover {
     }
 }
 
-/// The object without a Service template's copy of its document, to compare with fixtures.
+/// The object without a template's copy of its document, to compare with fixtures.
 pub fn without_raw(object: Object) -> Object {
     match object {
         Object::Service(service) if service.raw.is_some() => {
             let mut service = (*service).clone();
             service.raw = None;
             Object::Service(Arc::new(service))
+        }
+        Object::ServiceExport(export) if export.raw.is_some() => {
+            let mut export = (*export).clone();
+            export.raw = None;
+            Object::ServiceExport(Arc::new(export))
+        }
+        Object::DestinationRule(rule) if rule.raw.is_some() => {
+            let mut rule = (*rule).clone();
+            rule.raw = None;
+            Object::DestinationRule(Arc::new(rule))
         }
         other => other,
     }

@@ -14,6 +14,9 @@ pub struct DestinationRule {
     pub api_version: String,
     pub metadata: ObjectMeta,
     pub spec: DestinationRuleSpec,
+    /// A template's whole document, as written (see [`super::Service::raw`]).
+    #[serde(skip)]
+    pub raw: Option<std::sync::Arc<serde_yaml::Value>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]

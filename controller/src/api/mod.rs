@@ -204,8 +204,20 @@ pub fn parse_document(value: &serde_yaml::Value) -> Result<Object, DocumentError
             Object::Service(Arc::new(service))
         }
         Known::EndpointSlice => Object::EndpointSlice(Arc::new(typed(value)?)),
-        Known::ServiceExport => Object::ServiceExport(Arc::new(typed(value)?)),
-        Known::DestinationRule => Object::DestinationRule(Arc::new(typed(value)?)),
+        Known::ServiceExport => {
+            let mut export: ServiceExport = typed(value)?;
+            if export.metadata.source_cluster().is_none() {
+                export.raw = Some(Arc::new(value.clone()));
+            }
+            Object::ServiceExport(Arc::new(export))
+        }
+        Known::DestinationRule => {
+            let mut rule: DestinationRule = typed(value)?;
+            if rule.metadata.source_cluster().is_none() {
+                rule.raw = Some(Arc::new(value.clone()));
+            }
+            Object::DestinationRule(Arc::new(rule))
+        }
         Known::PropagationPolicy => Object::PropagationPolicy(Arc::new(typed(value)?)),
         Known::OverridePolicy => Object::OverridePolicy(Arc::new(typed(value)?)),
         Known::ResourceBinding => Object::ResourceBinding(Arc::new(typed(value)?)),

@@ -156,4 +156,7 @@ impl EndpointPort {
 pub struct ServiceExport {
     pub api_version: String,
     pub metadata: ObjectMeta,
+    /// A template's whole document, as written (see [`Service::raw`]).
+    #[serde(skip)]
+    pub raw: Option<std::sync::Arc<serde_yaml::Value>>,
 }

@@ -1,6 +1,7 @@
 //! Resource templates: the objects of the index that propagation copies to member clusters.
 //! Every object without the `multicluster.kubernetes.io/source-cluster` label whose whole
-//! document is kept: Service templates and every untyped kind (Deployments, ConfigMaps, …).
+//! document is kept: Service, ServiceExport and DestinationRule templates and every untyped
+//! kind (Deployments, ConfigMaps, …).
 //! Observed copies, Clusters, policies and bindings are not templates.
 
 use std::fmt;
@@ -31,6 +32,8 @@ pub fn templates(index: &Index) -> Vec<Template<'_>> {
             let raw = match object {
                 Object::Generic(g) => &g.raw,
                 Object::Service(s) => s.raw.as_deref()?,
+                Object::ServiceExport(e) => e.raw.as_deref()?,
+                Object::DestinationRule(r) => r.raw.as_deref()?,
                 _ => return None,
             };
             Some(Template {

@@ -636,6 +636,47 @@ spec:
 }
 
 #[test]
+fn service_exports_and_destination_rules_propagate_like_any_template() {
+    let config = "
+apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ServiceExport
+metadata: {name: web, namespace: shop}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web, namespace: shop}
+spec:
+  host: web.shop.svc.cluster.local
+  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 3}}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: mcs, namespace: shop}
+spec:
+  resourceSelectors:
+  - {apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceExport}
+  - {apiVersion: networking.istio.io/v1, kind: DestinationRule}
+  placement: {clusterAffinity: {clusterNames: [member1, member3]}}
+";
+    let index = index(&[("fleet.yaml", FLEET), ("mcs.yaml", config)]);
+    let plan = plan(&index, &Bindings::new(), now());
+    assert_eq!(messages(&plan), Vec::<String>::new());
+    for kind in ["ServiceExport", "DestinationRule"] {
+        assert_eq!(
+            targets(&plan, kind, Some("shop"), "web"),
+            pairs(&[("member1", 0), ("member3", 0)]),
+            "{kind}"
+        );
+    }
+    let rule = manifest(&plan, "member3", "DestinationRule", "web").expect("copy");
+    assert_eq!(
+        rule["spec"]["trafficPolicy"]["outlierDetection"]["consecutive5xxErrors"],
+        3
+    );
+    assert!(manifest(&plan, "member1", "ServiceExport", "web").is_some());
+}
+
+#[test]
 fn dependencies_follow_their_workload() {
     let config = "
 apiVersion: v1
