@@ -17,6 +17,7 @@ mod istio;
 mod meta;
 mod policy;
 mod service;
+mod validate;
 
 use std::sync::Arc;
 
@@ -218,8 +219,16 @@ pub fn parse_document(value: &serde_yaml::Value) -> Result<Object, DocumentError
             }
             Object::DestinationRule(Arc::new(rule))
         }
-        Known::PropagationPolicy => Object::PropagationPolicy(Arc::new(typed(value)?)),
-        Known::OverridePolicy => Object::OverridePolicy(Arc::new(typed(value)?)),
+        Known::PropagationPolicy => {
+            let policy: PropagationPolicy = typed(value)?;
+            validate::propagation_policy(&policy).map_err(DocumentError::from)?;
+            Object::PropagationPolicy(Arc::new(policy))
+        }
+        Known::OverridePolicy => {
+            let policy: OverridePolicy = typed(value)?;
+            validate::override_policy(&policy).map_err(DocumentError::from)?;
+            Object::OverridePolicy(Arc::new(policy))
+        }
         Known::ResourceBinding => Object::ResourceBinding(Arc::new(typed(value)?)),
         Known::Generic => {
             let generic = Generic::from_value(value).map_err(|error| match error {
@@ -241,6 +250,15 @@ pub fn parse_document(value: &serde_yaml::Value) -> Result<Object, DocumentError
         });
     }
     Ok(object)
+}
+
+impl From<validate::Refused> for DocumentError {
+    fn from(refused: validate::Refused) -> Self {
+        Self::Invalid {
+            field: Some(refused.field),
+            message: refused.message,
+        }
+    }
 }
 
 /// Deserializes `value` as `T`, keeping the path of the field that failed.

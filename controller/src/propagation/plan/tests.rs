@@ -274,7 +274,7 @@ metadata: {name: spread, namespace: team-a}
 spec:
   resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, name: spread}]
   placement:
-    spreadConstraints: [{spreadByField: region, minGroups: 3, maxGroups: 3}]
+    spreadConstraints: [{spreadByField: region, minGroups: 3, maxGroups: 3}, {spreadByField: cluster, minGroups: 3}]
 ---
 apiVersion: policy.karmada.io/v1alpha1
 kind: PropagationPolicy
