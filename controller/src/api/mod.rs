@@ -252,6 +252,17 @@ pub fn parse_document(value: &serde_yaml::Value) -> Result<Object, DocumentError
     Ok(object)
 }
 
+/// The key of the object a document means to define, read leniently: for a document that
+/// failed to parse or validate, so the last valid version of that object can stay in effect.
+/// `None` when even that cannot be told (no kind, no name, or a kind meshfleet does not read).
+pub fn identity(value: &serde_yaml::Value) -> Option<ObjectKey> {
+    let api_version = value.get("apiVersion")?.as_str()?;
+    let kind = value.get("kind")?.as_str()?;
+    classify(api_version, kind)?;
+    let meta: ObjectMeta = serde_yaml::from_value(value.get("metadata")?.clone()).ok()?;
+    (!meta.name.is_empty()).then(|| ObjectKey::of(api_version, kind, &meta))
+}
+
 impl From<validate::Refused> for DocumentError {
     fn from(refused: validate::Refused) -> Self {
         Self::Invalid {

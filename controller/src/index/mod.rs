@@ -51,6 +51,41 @@ pub struct Document {
 pub struct FileContents {
     pub documents: Vec<Document>,
     pub problems: Vec<Problem>,
+    /// Documents refused (they did not parse or validate) whose object could still be told:
+    /// document index and key. The index keeps that object's last valid version from the
+    /// same file in effect.
+    pub rejected: Vec<(usize, ObjectKey)>,
+}
+
+/// A refused document does not take its object away: the version the file held before stays,
+/// as an API server keeps an object when an update to it is refused.
+fn keep_last_valid(file: &str, old: &FileContents, contents: &mut FileContents) {
+    let mut kept = false;
+    for (index, key) in &contents.rejected {
+        if contents.documents.iter().any(|d| d.object.key() == *key) {
+            continue;
+        }
+        let Some(last) = old.documents.iter().find(|d| d.object.key() == *key) else {
+            continue;
+        };
+        contents.documents.push(Document {
+            index: *index,
+            object: last.object.clone(),
+        });
+        kept = true;
+        let source = Problem::document(file, *index);
+        let note = "; its last valid version stays in effect";
+        if let Some(problem) = contents
+            .problems
+            .iter_mut()
+            .find(|p| p.source == source && !p.message.ends_with(note))
+        {
+            problem.message.push_str(note);
+        }
+    }
+    if kept {
+        contents.documents.sort_by_key(|d| d.index);
+    }
 }
 
 /// Where a definition comes from: file, then document index. Its order decides who wins.
@@ -71,7 +106,10 @@ impl Index {
     /// Replaces what `file` holds with `contents`.
     ///
     /// Returns whether anything changed: `false` when the file held exactly this before.
-    pub fn apply_file(&mut self, file: &str, contents: FileContents) -> bool {
+    pub fn apply_file(&mut self, file: &str, mut contents: FileContents) -> bool {
+        if let Some(old) = self.files.get(file) {
+            keep_last_valid(file, old, &mut contents);
+        }
         if self.files.get(file) == Some(&contents) {
             return false;
         }

@@ -8,7 +8,7 @@ fn contents(objects: Vec<Object>) -> FileContents {
             .enumerate()
             .map(|(index, object)| Document { index, object })
             .collect(),
-        problems: Vec::new(),
+        ..FileContents::default()
     }
 }
 
@@ -140,8 +140,8 @@ fn the_same_key_twice_in_one_file_keeps_the_later_document() {
 fn parse_problems_are_replaced_when_the_file_reloads() {
     let mut index = Index::default();
     let bad = FileContents {
-        documents: vec![],
         problems: vec![Problem::new("a.yaml#0", "bad")],
+        ..FileContents::default()
     };
     index.apply_file(
         "b.yaml",
@@ -160,4 +160,74 @@ fn parse_problems_are_replaced_when_the_file_reloads() {
     );
     index.apply_file("a.yaml", contents(vec![cluster("c").into()]));
     assert_eq!(index.problems(), vec![Problem::new("b.yaml#3", "worse")]);
+}
+
+#[test]
+fn a_refused_document_keeps_the_last_valid_version_of_its_object() {
+    use crate::source::parse_file;
+    let good = "
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment}]
+  placement: {clusterAffinity: {clusterNames: [member1]}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: shop}
+";
+    let mut index = Index::default();
+    index.apply_file("p.yaml", parse_file("p.yaml", good));
+    let before: Vec<_> = index.propagation_policies().cloned().collect();
+    assert_eq!(before.len(), 1);
+
+    // An edit Karmada would refuse, and the ConfigMap taken out: the policy stays as it was,
+    // the ConfigMap goes, and the problem says what stays.
+    let broken = "
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment}]
+  placement:
+    clusterAffinity: {clusterNames: [member1]}
+    spreadConstraints: [{spreadByField: region, minGroups: 1}]
+";
+    assert!(index.apply_file("p.yaml", parse_file("p.yaml", broken)));
+    let after: Vec<_> = index.propagation_policies().cloned().collect();
+    assert_eq!(after, before);
+    assert_eq!(index.objects().count(), 1, "the ConfigMap is gone");
+    let problems: Vec<String> = index.problems().iter().map(ToString::to_string).collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("p.yaml#0 spec.placement.spreadConstraints: "),
+        "{problems:?}"
+    );
+    assert!(
+        problems[0].ends_with("; its last valid version stays in effect"),
+        "{problems:?}"
+    );
+    // Read again unchanged: nothing changes.
+    assert!(!index.apply_file("p.yaml", parse_file("p.yaml", broken)));
+
+    // A refused document with no earlier version defines nothing.
+    index.apply_file(
+        "q.yaml",
+        parse_file("q.yaml", &broken.replace("name: web", "name: new")),
+    );
+    assert_eq!(index.propagation_policies().count(), 1);
+
+    // Fixed: the new version takes effect.
+    let fixed = good.replace("member1", "member2");
+    index.apply_file("p.yaml", parse_file("p.yaml", &fixed));
+    let policy = index.propagation_policies().next().unwrap();
+    let names = &policy
+        .spec
+        .placement
+        .cluster_affinity
+        .as_ref()
+        .unwrap()
+        .cluster_names;
+    assert_eq!(names, &["member2"]);
 }

@@ -7,7 +7,7 @@
 
 use serde_yaml::Value;
 
-use crate::api::{self, DocumentError};
+use crate::api::{self, DocumentError, ObjectKey};
 use crate::index::{Document, FileContents, parallel};
 use crate::problem::Problem;
 
@@ -26,15 +26,18 @@ pub fn parse_file(file: &str, text: &str) -> FileContents {
         .into_iter()
         .enumerate()
         .flat_map(|(index, results)| results.into_iter().map(move |result| (index, result)));
-    for (index, result) in results {
+    for (index, (result, identity)) in results {
         let source = Problem::document(file, index);
         match result {
             Ok(object) => contents.documents.push(Document { index, object }),
-            Err(DocumentError::Invalid { field, message }) => contents.problems.push(Problem {
-                source,
-                field,
-                message,
-            }),
+            Err(DocumentError::Invalid { field, message }) => {
+                contents.problems.push(Problem {
+                    source,
+                    field,
+                    message,
+                });
+                contents.rejected.extend(identity.map(|key| (index, key)));
+            }
             Err(DocumentError::UnknownKind { api_version, kind }) => {
                 let problem = Problem::new(
                     source,
@@ -110,24 +113,40 @@ fn push_chunk<'a>(chunks: &mut Vec<Chunk<'a>>, text: &'a str, first_line: usize,
 
 /// The objects of one document: none when it is empty, one, or the items of a `v1 List` (what
 /// `kubectl get ... -o yaml` prints), each item's problem with its `items[i]` field.
-fn parse_chunk(chunk: &Chunk<'_>) -> Vec<Result<api::Object, DocumentError>> {
+fn parse_chunk(chunk: &Chunk<'_>) -> Vec<Parsed> {
     let mut value: Value = match serde_yaml::from_str(chunk.text) {
         Ok(value) => value,
-        Err(_) => return vec![Err(syntax_error(chunk))],
+        Err(_) => return vec![(Err(syntax_error(chunk)), None)],
     };
     if value.is_null() {
         return Vec::new();
     }
     if let Err(error) = value.apply_merge() {
-        return vec![Err(DocumentError::Invalid {
+        let error = DocumentError::Invalid {
             field: None,
             message: format!("invalid YAML: {error}"),
-        })];
+        };
+        return vec![(Err(error), api::identity(&value))];
     }
     match list_items(&value) {
-        Some(items) => items.iter().enumerate().map(list_item).collect(),
-        None => vec![api::parse_document(&value)],
+        Some(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| with_identity(item, list_item((i, item))))
+            .collect(),
+        None => vec![with_identity(&value, api::parse_document(&value))],
     }
+}
+
+/// A document's object, or its error and, when it can be told, the object it meant to define.
+type Parsed = (Result<api::Object, DocumentError>, Option<ObjectKey>);
+
+fn with_identity(value: &Value, result: Result<api::Object, DocumentError>) -> Parsed {
+    let identity = match &result {
+        Err(DocumentError::Invalid { .. }) => api::identity(value),
+        _ => None,
+    };
+    (result, identity)
 }
 
 /// The `items` of a document of kind `List` (apiVersion `v1`).

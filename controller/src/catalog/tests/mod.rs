@@ -20,7 +20,7 @@ fn index_of(objects: Vec<Object>) -> Index {
         "fixture.yaml",
         FileContents {
             documents,
-            problems: vec![],
+            ..FileContents::default()
         },
     );
     index

@@ -60,6 +60,15 @@ spec: {region: us-east, zone: us-east-1b}
                 Some("spec.ports[0].port"),
                 "invalid type: string \"eighty\", expected u32"
             )],
+            rejected: vec![(
+                1,
+                crate::api::ObjectKey {
+                    kind: "Service".to_owned(),
+                    namespace: "team-a".to_owned(),
+                    name: "api".to_owned(),
+                    cluster: String::new(),
+                }
+            )],
         }
     );
 }
@@ -106,6 +115,7 @@ fn unknown_kinds_are_a_warning_and_skipped() {
                 None,
                 "unknown kind Widget (example.com/v1); skipped"
             )],
+            rejected: vec![],
         }
     );
 }
