@@ -188,6 +188,23 @@ enum Known {
 /// [`DocumentError::UnknownKind`] when meshfleet does not read that kind. Errors of a `Secret`
 /// never quote values from the document.
 pub fn parse_document(value: &serde_yaml::Value) -> Result<Object, DocumentError> {
+    parse_document_noting(value, &mut Vec::new())
+}
+
+/// A field of an accepted document that meshfleet ignored: its path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownField(pub String);
+
+/// [`parse_document`], noting in `unknown` the fields of a policy that no field of its type
+/// matches (a misspelt `clusterAfinity` would otherwise go unnoticed; Karmada's API server
+/// refuses them). Unknown fields under `metadata` and `status` are not noted.
+///
+/// # Errors
+/// As [`parse_document`].
+pub fn parse_document_noting(
+    value: &serde_yaml::Value,
+    unknown: &mut Vec<UnknownField>,
+) -> Result<Object, DocumentError> {
     let meta: TypeMeta = typed(value)?;
     let Some(known) = classify(&meta.api_version, &meta.kind) else {
         return Err(DocumentError::UnknownKind {
@@ -220,12 +237,12 @@ pub fn parse_document(value: &serde_yaml::Value) -> Result<Object, DocumentError
             Object::DestinationRule(Arc::new(rule))
         }
         Known::PropagationPolicy => {
-            let policy: PropagationPolicy = typed(value)?;
+            let policy: PropagationPolicy = typed_noting(value, unknown)?;
             validate::propagation_policy(&policy).map_err(DocumentError::from)?;
             Object::PropagationPolicy(Arc::new(policy))
         }
         Known::OverridePolicy => {
-            let policy: OverridePolicy = typed(value)?;
+            let policy: OverridePolicy = typed_noting(value, unknown)?;
             validate::override_policy(&policy).map_err(DocumentError::from)?;
             Object::OverridePolicy(Arc::new(policy))
         }
@@ -274,13 +291,52 @@ impl From<validate::Refused> for DocumentError {
 
 /// Deserializes `value` as `T`, keeping the path of the field that failed.
 fn typed<T: DeserializeOwned>(value: &serde_yaml::Value) -> Result<T, DocumentError> {
-    serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = error.path().to_string();
-        DocumentError::Invalid {
-            field: (path != ".").then_some(path),
-            message: error.into_inner().to_string(),
-        }
-    })
+    serde_path_to_error::deserialize(value).map_err(invalid_at)
+}
+
+fn invalid_at(error: serde_path_to_error::Error<serde_yaml::Error>) -> DocumentError {
+    let path = error.path().to_string();
+    DocumentError::Invalid {
+        field: (path != ".").then_some(path),
+        message: error.into_inner().to_string(),
+    }
+}
+
+/// [`typed`], noting the fields no field of `T` matched (but those under `metadata` and
+/// `status`).
+fn typed_noting<T: DeserializeOwned>(
+    value: &serde_yaml::Value,
+    unknown: &mut Vec<UnknownField>,
+) -> Result<T, DocumentError> {
+    let mut ignored = Vec::new();
+    let result = {
+        let mut note = |path: serde_ignored::Path<'_>| ignored.push(field_path(&path));
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut note))
+    };
+    let typed = result.map_err(invalid_at)?;
+    unknown.extend(
+        ignored
+            .into_iter()
+            .filter(|p| !(p == "metadata" || p.starts_with("metadata.") || p == "status"))
+            .map(UnknownField),
+    );
+    Ok(typed)
+}
+
+/// `spec.overrideRules[0].overriders`, as serde_path_to_error writes paths.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => match field_path(parent) {
+            p if p.is_empty() => key.clone(),
+            p => format!("{p}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
+    }
 }
 
 /// Replaces every quoted part of a message (serde quotes values in `"..."` and `` `...` ``).

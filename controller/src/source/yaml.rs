@@ -7,7 +7,7 @@
 
 use serde_yaml::Value;
 
-use crate::api::{self, DocumentError, ObjectKey};
+use crate::api::{self, DocumentError, ObjectKey, UnknownField};
 use crate::index::{Document, FileContents, parallel};
 use crate::problem::Problem;
 
@@ -26,9 +26,18 @@ pub fn parse_file(file: &str, text: &str) -> FileContents {
         .into_iter()
         .enumerate()
         .flat_map(|(index, results)| results.into_iter().map(move |result| (index, result)));
-    for (index, (result, identity)) in results {
+    for (index, parsed) in results {
         let source = Problem::document(file, index);
-        match result {
+        for unknown in parsed.unknown {
+            let problem = Problem {
+                source: source.clone(),
+                field: Some(unknown.0),
+                message: "unknown field, ignored (check its spelling)".to_owned(),
+            };
+            tracing::warn!(%problem, "unknown field in the config directory");
+            contents.problems.push(problem);
+        }
+        match parsed.result {
             Ok(object) => contents.documents.push(Document { index, object }),
             Err(DocumentError::Invalid { field, message }) => {
                 contents.problems.push(Problem {
@@ -36,7 +45,9 @@ pub fn parse_file(file: &str, text: &str) -> FileContents {
                     field,
                     message,
                 });
-                contents.rejected.extend(identity.map(|key| (index, key)));
+                contents
+                    .rejected
+                    .extend(parsed.identity.map(|key| (index, key)));
             }
             Err(DocumentError::UnknownKind { api_version, kind }) => {
                 let problem = Problem::new(
@@ -116,7 +127,7 @@ fn push_chunk<'a>(chunks: &mut Vec<Chunk<'a>>, text: &'a str, first_line: usize,
 fn parse_chunk(chunk: &Chunk<'_>) -> Vec<Parsed> {
     let mut value: Value = match serde_yaml::from_str(chunk.text) {
         Ok(value) => value,
-        Err(_) => return vec![(Err(syntax_error(chunk)), None)],
+        Err(_) => return vec![Parsed::failed(syntax_error(chunk), None)],
     };
     if value.is_null() {
         return Vec::new();
@@ -126,27 +137,62 @@ fn parse_chunk(chunk: &Chunk<'_>) -> Vec<Parsed> {
             field: None,
             message: format!("invalid YAML: {error}"),
         };
-        return vec![(Err(error), api::identity(&value))];
+        return vec![Parsed::failed(error, api::identity(&value))];
     }
     match list_items(&value) {
-        Some(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| with_identity(item, list_item((i, item))))
-            .collect(),
-        None => vec![with_identity(&value, api::parse_document(&value))],
+        Some(items) => items.iter().enumerate().map(list_item).collect(),
+        None => vec![Parsed::of(&value, "")],
     }
 }
 
-/// A document's object, or its error and, when it can be told, the object it meant to define.
-type Parsed = (Result<api::Object, DocumentError>, Option<ObjectKey>);
+/// One document (or list item) parsed.
+struct Parsed {
+    result: Result<api::Object, DocumentError>,
+    /// When it failed but the object it meant to define can be told: that object's key.
+    identity: Option<ObjectKey>,
+    /// Fields of an accepted policy that no field of its type matched.
+    unknown: Vec<UnknownField>,
+}
 
-fn with_identity(value: &Value, result: Result<api::Object, DocumentError>) -> Parsed {
-    let identity = match &result {
-        Err(DocumentError::Invalid { .. }) => api::identity(value),
-        _ => None,
-    };
-    (result, identity)
+impl Parsed {
+    fn failed(error: DocumentError, identity: Option<ObjectKey>) -> Self {
+        Self {
+            result: Err(error),
+            identity,
+            unknown: Vec::new(),
+        }
+    }
+
+    /// Parses `value`; `prefix` (`items[3].`) goes before every field path.
+    fn of(value: &Value, prefix: &str) -> Self {
+        let mut unknown = Vec::new();
+        let result = api::parse_document_noting(value, &mut unknown);
+        let identity = match &result {
+            Err(DocumentError::Invalid { .. }) => api::identity(value),
+            _ => None,
+        };
+        let result = result.map_err(|error| match error {
+            DocumentError::Invalid { field, message } if !prefix.is_empty() => {
+                DocumentError::Invalid {
+                    field: Some(match field {
+                        Some(field) => format!("{prefix}{field}"),
+                        None => prefix.trim_end_matches('.').to_owned(),
+                    }),
+                    message,
+                }
+            }
+            other => other,
+        });
+        let unknown = unknown
+            .into_iter()
+            .map(|UnknownField(field)| UnknownField(format!("{prefix}{field}")))
+            .collect();
+        Self {
+            result,
+            identity,
+            unknown,
+        }
+    }
 }
 
 /// The `items` of a document of kind `List` (apiVersion `v1`).
@@ -159,17 +205,8 @@ fn list_items(value: &Value) -> Option<&Vec<Value>> {
     value.get("items").and_then(Value::as_sequence)
 }
 
-fn list_item((i, item): (usize, &Value)) -> Result<api::Object, DocumentError> {
-    api::parse_document(item).map_err(|error| match error {
-        DocumentError::Invalid { field, message } => DocumentError::Invalid {
-            field: Some(match field {
-                Some(field) => format!("items[{i}].{field}"),
-                None => format!("items[{i}]"),
-            }),
-            message,
-        },
-        other => other,
-    })
+fn list_item((i, item): (usize, &Value)) -> Parsed {
+    Parsed::of(item, &format!("items[{i}]."))
 }
 
 /// The syntax error of a chunk, with line numbers of the whole file: the chunk is parsed again

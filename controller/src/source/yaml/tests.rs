@@ -241,3 +241,50 @@ items:
         Some("items[1].spec.ports[0].port")
     );
 }
+
+#[test]
+fn unknown_fields_of_a_policy_are_reported_and_the_policy_still_loads() {
+    let text = "
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata:
+  name: web
+  namespace: shop
+  uid: 0b5c7e1e-2c0e-4d8f-9a57-1b6f0c1d2e3f
+  resourceVersion: '4711'
+  managedFields: [{manager: kubectl}]
+spec:
+  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, nmae: web}]
+  placement:
+    clusterAfinity: {clusterNames: [member1]}
+    clusterAffinities:
+    - {affinityName: local, clusterNames: [member1]}
+status: {}
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: policy.karmada.io/v1alpha1
+  kind: ClusterOverridePolicy
+  metadata: {name: mirror}
+  spec:
+    resourceSelectors: [{apiVersion: apps/v1, kind: Deployment}]
+    overrideRules:
+    - overriders: {imageOverrider: [{component: Registry, operator: replace, value: m, extra: 1}]}
+";
+    let contents = parse_file("p.yaml", text);
+    assert_eq!(contents.documents.len(), 2);
+    let unknown = "unknown field, ignored (check its spelling)";
+    assert_eq!(
+        contents.problems,
+        [
+            problem("p.yaml#0", Some("spec.resourceSelectors[0].nmae"), unknown),
+            problem("p.yaml#0", Some("spec.placement.clusterAfinity"), unknown),
+            problem(
+                "p.yaml#1",
+                Some("items[0].spec.overrideRules[0].overriders.imageOverrider[0].extra"),
+                unknown
+            ),
+        ]
+    );
+}
