@@ -421,7 +421,8 @@ pub struct PlaintextOverrider {
 }
 
 /// Changes one component (`Registry`, `Repository`, `Tag`) of container images: those at
-/// `predicate.path`, or every container's (and init container's) image when absent.
+/// `predicate.path`, or every container's image when absent (init containers too with the
+/// `meshfleet.io/image-override-all-containers` annotation).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageOverrider {

@@ -1,10 +1,11 @@
 //! Karmada's image overrider (`pkg/util/overridemanager/imageoverride.go`): changes the
 //! registry, repository or tag (or digest) of container images.
 //!
-//! With `predicate.path`, the image at that JSON pointer. Without, every container's image in
-//! the pod spec of a Pod, Deployment, StatefulSet, ReplicaSet, DaemonSet or Job, and — beyond
-//! Karmada, which skips them (karmada-io/karmada#4283) — of a CronJob's job template and of init
-//! containers. Other kinds are left alone.
+//! With `predicate.path`, the image at that JSON pointer. Without, as in Karmada, every
+//! container's image in the pod spec of a Pod, Deployment, StatefulSet, ReplicaSet, DaemonSet
+//! or Job; other kinds and init containers are left alone. A policy annotated
+//! `meshfleet.io/image-override-all-containers: "true"` reaches, beyond Karmada
+//! (karmada-io/karmada#4283), init containers and a CronJob's job template too.
 //!
 //! `add` appends the value to the component as text (registry `""` + `test-repo` →
 //! `test-repo/myapp:1.0.0`; registry `r.example` + `.test` → `r.example.test/...`); `replace`
@@ -20,6 +21,10 @@ use super::tree;
 use crate::api::ImageOverrider;
 
 const LIST: &str = "imageOverrider";
+
+/// Annotation on an OverridePolicy: `"true"` makes image overriders without a predicate reach
+/// init containers and CronJobs too.
+pub const ANNOTATION_ALL_CONTAINERS: &str = "meshfleet.io/image-override-all-containers";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Component {
@@ -82,11 +87,12 @@ pub(super) fn apply(
     doc: &mut Value,
     kind: &str,
     overriders: &[ImageOverrider],
+    all_containers: bool,
 ) -> Result<(), Fault> {
     for (i, o) in overriders.iter().enumerate() {
         let result = Edit::parse(o).and_then(|edit| match &o.predicate {
             Some(predicate) => apply_at(doc, &predicate.path, &edit),
-            None => apply_to_pod_spec(doc, kind, &edit),
+            None => apply_to_pod_spec(doc, kind, &edit, all_containers),
         });
         result.map_err(|message| Fault::at(LIST, i, message))?;
     }
@@ -105,11 +111,24 @@ fn apply_at(doc: &mut Value, path: &str, edit: &Edit<'_>) -> Result<(), String> 
     }
 }
 
-fn apply_to_pod_spec(doc: &mut Value, kind: &str, edit: &Edit<'_>) -> Result<(), String> {
+fn apply_to_pod_spec(
+    doc: &mut Value,
+    kind: &str,
+    edit: &Edit<'_>,
+    all_containers: bool,
+) -> Result<(), String> {
     let Some(template) = tree::pod_template_path(kind) else {
         return Ok(());
     };
-    for list in ["containers", "initContainers"] {
+    if kind == "CronJob" && !all_containers {
+        return Ok(());
+    }
+    let lists: &[&str] = if all_containers {
+        &["containers", "initContainers"]
+    } else {
+        &["containers"]
+    };
+    for &list in lists {
         let path = tree::join(template, &["spec", list]);
         let Some(containers) = tree::get_mut(doc, &path)? else {
             continue;

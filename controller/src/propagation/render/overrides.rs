@@ -152,10 +152,14 @@ pub(super) fn apply(
             if target.is_some_and(|t| !cluster_matches(t, cluster)) {
                 continue;
             }
-            apply_rule(doc, kind, overriders).map_err(|fault| RenderError::ApplyOverride {
-                policy: describe(policy),
-                field: format!("{at}.overriders.{}{}", fault.list, fault.at),
-                message: fault.message,
+            let all_containers =
+                policy.metadata.annotation(image::ANNOTATION_ALL_CONTAINERS) == Some("true");
+            apply_rule(doc, kind, overriders, all_containers).map_err(|fault| {
+                RenderError::ApplyOverride {
+                    policy: describe(policy),
+                    field: format!("{at}.overriders.{}{}", fault.list, fault.at),
+                    message: fault.message,
+                }
             })?;
         }
     }
@@ -163,8 +167,13 @@ pub(super) fn apply(
 }
 
 /// One rule's overriders, in Karmada's order.
-fn apply_rule(doc: &mut Value, kind: &str, o: &Overriders) -> Result<(), Fault> {
-    image::apply(doc, kind, &o.image_overrider)?;
+fn apply_rule(
+    doc: &mut Value,
+    kind: &str,
+    o: &Overriders,
+    all_containers: bool,
+) -> Result<(), Fault> {
+    image::apply(doc, kind, &o.image_overrider, all_containers)?;
     containers::apply(doc, kind, Target::Command, &o.command_overrider)?;
     containers::apply(doc, kind, Target::Args, &o.args_overrider)?;
     meta::apply(doc, Map::Labels, &o.labels_overrider)?;

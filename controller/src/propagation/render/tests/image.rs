@@ -2,7 +2,7 @@ use serde_json::json;
 
 use super::super::image;
 use super::super::reference::ImageRef;
-use super::{myapp, override_with};
+use super::{myapp, override_annotated, override_with};
 use crate::api::{ImageOverrider, ImagePredicate};
 
 const DIGEST: &str = "sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c";
@@ -219,7 +219,8 @@ fn edits_components() {
             operator: operator.to_owned(),
             value: Some(value.to_owned()),
         };
-        image::apply(&mut doc, "ConfigMap", &[o]).unwrap_or_else(|f| panic!("{}", f.message));
+        image::apply(&mut doc, "ConfigMap", &[o], false)
+            .unwrap_or_else(|f| panic!("{}", f.message));
         assert_eq!(
             doc,
             json!({"image": want}),
@@ -228,29 +229,32 @@ fn edits_components() {
     }
 }
 
+const ALL: &str = "{meshfleet.io/image-override-all-containers: 'true'}";
+
 #[test]
-fn default_targets_every_container_and_init_container() {
+fn default_targets_containers_and_the_annotation_init_containers_too() {
     let mut doc = myapp(json!([
         {"name": "nginx", "image": "fictional.registry.example/imagename:v1.0.0"},
         {"name": "nginx", "image": "registry.k8s.io/nginx-slim:0.8"}
     ]));
     doc["spec"]["template"]["spec"]["initContainers"] =
         json!([{"name": "init", "image": "busybox"}]);
-    let got = override_with(
-        doc,
-        "imageOverrider:\n- {component: Repository, operator: replace, value: nginx}",
-    );
+    let rule = "imageOverrider:\n- {component: Repository, operator: replace, value: nginx}";
     let mut want = myapp(json!([
         {"name": "nginx", "image": "fictional.registry.example/nginx:v1.0.0"},
         {"name": "nginx", "image": "registry.k8s.io/nginx:0.8"}
     ]));
+    // As Karmada: init containers are left alone.
+    want["spec"]["template"]["spec"]["initContainers"] =
+        json!([{"name": "init", "image": "busybox"}]);
+    assert_eq!(override_with(doc.clone(), rule), Ok(want.clone()));
     want["spec"]["template"]["spec"]["initContainers"] =
         json!([{"name": "init", "image": "nginx"}]);
-    assert_eq!(got, Ok(want));
+    assert_eq!(override_annotated(doc, rule, ALL), Ok(want));
 }
 
 #[test]
-fn default_covers_pod_and_cronjob_but_not_other_kinds() {
+fn default_covers_pods_and_the_annotation_cronjobs_too() {
     let pod = json!({"kind": "Pod", "spec": {"containers": [{"name": "a", "image": "app:1"}]}});
     let cron = json!({"kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": {"spec": {
         "containers": [{"name": "a", "image": "app:1"}]}}}}}});
@@ -263,8 +267,9 @@ fn default_covers_pod_and_cronjob_but_not_other_kinds() {
     want_cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"] =
         json!("reg.example/app:1");
     assert_eq!(override_with(pod, add), Ok(want_pod));
-    assert_eq!(override_with(cron, add), Ok(want_cron));
-    assert_eq!(override_with(other.clone(), add), Ok(other));
+    assert_eq!(override_with(cron.clone(), add), Ok(cron.clone()));
+    assert_eq!(override_annotated(cron, add, ALL), Ok(want_cron));
+    assert_eq!(override_annotated(other.clone(), add, ALL), Ok(other));
 }
 
 #[test]

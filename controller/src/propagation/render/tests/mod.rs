@@ -50,10 +50,20 @@ fn render_for(
 }
 
 /// Applies one rule's overriders (YAML, as under `overriders:`) to `doc`; nothing else.
-fn override_with(mut doc: Value, overriders: &str) -> Result<Value, RenderError> {
+fn override_with(doc: Value, overriders: &str) -> Result<Value, RenderError> {
+    override_annotated(doc, overriders, "{}")
+}
+
+/// [`override_with`], the policy's annotations being `annotations` (a YAML flow mapping).
+fn override_annotated(
+    mut doc: Value,
+    overriders: &str,
+    annotations: &str,
+) -> Result<Value, RenderError> {
     let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
     let p = policy(&format!(
-        "apiVersion: policy.karmada.io/v1alpha1\nkind: ClusterOverridePolicy\nmetadata: {{name: op}}\n\
+        "apiVersion: policy.karmada.io/v1alpha1\nkind: ClusterOverridePolicy\n\
+         metadata: {{name: op, annotations: {annotations}}}\n\
          spec:\n  overrideRules:\n  - overriders:\n{}",
         indent(overriders, 6)
     ));
