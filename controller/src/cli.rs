@@ -118,6 +118,10 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<Incomplete>() => {
+            eprintln!("meshfleet: {error}");
+            ExitCode::from(2)
+        }
         Err(error) => {
             eprintln!("meshfleet: {error:#}");
             ExitCode::FAILURE
@@ -152,6 +156,33 @@ fn load(config: &std::path::Path) -> Index {
     index
 }
 
+/// A dry run that printed or wrote everything it could, but not everything: some bindings are
+/// not scheduled or some copies not rendered. Exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{unscheduled} binding(s) not scheduled, {unrendered} cop(ies) not rendered; see the warnings above")]
+struct Incomplete {
+    unscheduled: usize,
+    unrendered: usize,
+}
+
+/// `Err(Incomplete)` when some of `plan` would not be applied.
+fn complete(plan: &crate::propagation::plan::Plan) -> anyhow::Result<()> {
+    let unscheduled = plan
+        .bindings
+        .values()
+        .filter(|b| b.status.conditions.iter().any(|c| c.status != "True"))
+        .count();
+    let unrendered = plan.keep.values().map(|k| k.len()).sum();
+    if unscheduled + unrendered == 0 {
+        return Ok(());
+    }
+    Err(Incomplete {
+        unscheduled,
+        unrendered,
+    }
+    .into())
+}
+
 /// Prints the problems of the index and of a plan on stderr.
 fn report(index: &Index, problems: &[Problem]) {
     for problem in index.problems().iter().chain(problems) {
@@ -180,7 +211,8 @@ fn schedule(args: &ScheduleArgs) -> anyhow::Result<()> {
             serde_json::to_string_pretty(&list)? + "\n"
         }
     };
-    write_stdout(&text)
+    write_stdout(&text)?;
+    complete(&plan)
 }
 
 /// `meshfleet render`: every cluster's manifests under `<out>/clusters/<cluster>/`.
@@ -207,7 +239,7 @@ fn render(args: &RenderArgs) -> anyhow::Result<()> {
         applied.unchanged,
         applied.removed
     );
-    Ok(())
+    complete(&plan)
 }
 
 /// Prints `text`; a closed pipe (`| head`) is not an error.

@@ -33,7 +33,11 @@ pub struct ResourceBindingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
     /// Where the resource goes, and how many replicas each cluster runs.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub clusters: Vec<TargetCluster>,
     /// Copies kept on clusters being left until their replacement is ready.
     #[serde(

@@ -90,8 +90,10 @@ pub(super) fn schedule(
             problems.push(Problem::new(
                 template.to_string(),
                 format!(
-                    "not scheduled ({}): {}",
-                    unschedulable.reason, unschedulable.message
+                    "not scheduled by {} ({}): {}",
+                    super::checks::policy_name(policy),
+                    unschedulable.reason,
+                    unschedulable.message
                 ),
             ));
             let condition = BindingCondition {

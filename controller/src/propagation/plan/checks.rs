@@ -28,7 +28,7 @@ pub(super) fn check_clusters(index: &Index) -> Vec<Problem> {
         .map(|c| {
             Problem::new(
                 format!("Cluster {}", c.name()),
-                "no region: spread by region or zone leaves it out, and its workloads get no region label",
+                "no region: spread by region leaves it out, and its workloads get no region label",
             )
             .at("spec.region")
         })
