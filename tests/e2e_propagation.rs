@@ -205,3 +205,50 @@ async fn a_zones_instance_writes_only_its_zone_and_bad_input_costs_only_itself()
         "{problems}"
     );
 }
+
+#[test]
+fn a_dry_run_that_cannot_place_everything_says_so_and_exits_2() {
+    let config = config_copy();
+    // A second Deployment no cluster fits, and an override that cannot apply to member2.
+    let extra = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: lost, labels: {app: lost}}\nspec: {replicas: 1}\n---\napiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata: {name: lost}\nspec:\n  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, name: lost}]\n  placement: {clusterAffinity: {clusterNames: [member9]}}\n---\napiVersion: policy.karmada.io/v1alpha1\nkind: OverridePolicy\nmetadata: {name: broken}\nspec:\n  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, name: nginx}]\n  overrideRules:\n  - targetCluster: {clusterNames: [member2]}\n    overriders: {plaintext: [{path: /spec/nothing/here, operator: replace, value: 1}]}\n";
+    std::fs::write(config.path().join("extra.yaml"), extra).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let config_arg = config.path().to_str().unwrap();
+    for args in [
+        vec!["schedule", "--config", config_arg],
+        vec![
+            "render",
+            "--config",
+            config_arg,
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+    ] {
+        let run = Command::new(env!("CARGO_BIN_EXE_meshfleet"))
+            .args(&args)
+            .output()
+            .expect("running meshfleet");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("Deployment default/lost: not scheduled by PropagationPolicy default/lost (NoClusterFit)"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("1 binding(s) not scheduled, 1 cop(ies) not rendered"),
+            "{stderr}"
+        );
+    }
+    // Everything else is written: nginx on member1, and nothing half-done on member2.
+    let clusters = out.path().join("clusters");
+    assert!(
+        clusters
+            .join("member1/default/deployment-nginx.yaml")
+            .exists()
+    );
+    assert!(
+        !clusters
+            .join("member2/default/deployment-nginx.yaml")
+            .exists()
+    );
+}

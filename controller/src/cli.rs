@@ -159,7 +159,9 @@ fn load(config: &std::path::Path) -> Index {
 /// A dry run that printed or wrote everything it could, but not everything: some bindings are
 /// not scheduled or some copies not rendered. Exit status 2.
 #[derive(Debug, thiserror::Error)]
-#[error("{unscheduled} binding(s) not scheduled, {unrendered} cop(ies) not rendered; see the warnings above")]
+#[error(
+    "{unscheduled} binding(s) not scheduled, {unrendered} cop(ies) not rendered; see the warnings above"
+)]
 struct Incomplete {
     unscheduled: usize,
     unrendered: usize,
