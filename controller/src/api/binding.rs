@@ -52,6 +52,29 @@ pub struct ResourceBindingSpec {
     pub failover: Option<FailoverBehavior>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflict_resolution: Option<String>,
+    /// For a dependency (`propagateDeps`): the bindings of the workloads that need it, and
+    /// their clusters.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub required_by: Vec<BindingSnapshot>,
+}
+
+/// A binding that requires a dependency, and where it places its resource.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BindingSnapshot {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    pub name: String,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub clusters: Vec<TargetCluster>,
 }
 
 fn is_zero(value: &i32) -> bool {

@@ -25,7 +25,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 pub use binding::{
-    BindingCondition, GracefulEvictionTask, ObjectReference, ReplicaRequirements, ResourceBinding,
+    BindingCondition, BindingSnapshot, GracefulEvictionTask, ObjectReference, ReplicaRequirements,
+    ResourceBinding,
     ResourceBindingSpec, ResourceBindingStatus, TargetCluster,
 };
 pub use cluster::{

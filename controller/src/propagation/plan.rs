@@ -89,8 +89,8 @@ struct Entry {
 struct Planned {
     /// The template object.
     object: Object,
-    /// For a dependency: the clusters it was required in, and its own binding's clusters.
-    required: Option<(BTreeSet<String>, Option<BTreeSet<String>>)>,
+    /// For a dependency: what it was planned from.
+    required: Option<deps::Required>,
     entry: Arc<Entry>,
 }
 

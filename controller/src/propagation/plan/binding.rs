@@ -176,6 +176,7 @@ pub(super) fn binding_for(
             propagate_deps: policy.spec.propagate_deps,
             failover: policy.spec.failover.clone(),
             conflict_resolution: policy.spec.conflict_resolution.clone(),
+            required_by: Vec::new(),
         },
         status: ResourceBindingStatus {
             conditions: vec![condition],

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::api::{ObjectKey, ObjectMeta, PropagationPolicy, ResourceBinding, TargetCluster};
+use crate::api::{BindingSnapshot, ObjectKey, ObjectMeta, PropagationPolicy, ResourceBinding};
 use crate::problem::Problem;
 
 use super::super::render::RenderInput;
@@ -24,13 +24,19 @@ pub(super) fn plan_dependencies(
     everything: bool,
 ) -> BTreeMap<ObjectKey, Planned> {
     let mut deps = BTreeMap::new();
-    let mut required: BTreeMap<ObjectKey, BTreeSet<String>> = BTreeMap::new();
+    let mut required: BTreeMap<ObjectKey, (BTreeSet<String>, Vec<BindingSnapshot>)> =
+        BTreeMap::new();
     for planned in entries.values() {
         for (dep, clusters) in &planned.entry.deps {
-            required
-                .entry(dep.clone())
-                .or_default()
-                .extend(clusters.iter().cloned());
+            let (all, by) = required.entry(dep.clone()).or_default();
+            all.extend(clusters.iter().cloned());
+            if let Some(binding) = &planned.entry.binding {
+                by.push(BindingSnapshot {
+                    namespace: binding.metadata.namespace.clone().unwrap_or_default(),
+                    name: binding.metadata.name.clone(),
+                    clusters: binding.spec.clusters.clone(),
+                });
+            }
         }
     }
     if required.is_empty() {
@@ -38,7 +44,7 @@ pub(super) fn plan_dependencies(
     }
     let by_key: BTreeMap<&ObjectKey, &Template<'_>> =
         templates.iter().map(|t| (t.key, t)).collect();
-    for (key, clusters) in required {
+    for (key, (clusters, by)) in required {
         // A dependency defined nowhere may be created in the member clusters by other means.
         let Some(template) = by_key.get(&key) else {
             continue;
@@ -48,7 +54,7 @@ pub(super) fn plan_dependencies(
             .get(&key)
             .and_then(|p| p.entry.binding.as_ref())
             .map(|b| b.spec.clusters.iter().map(|t| t.name.clone()).collect());
-        let inputs = (clusters, own);
+        let inputs = Required { clusters, own, by };
         let reused = old.get(&key).filter(|p| {
             !everything && p.object.same(object) && p.required.as_ref() == Some(&inputs)
         });
@@ -59,7 +65,7 @@ pub(super) fn plan_dependencies(
             },
             None => Planned {
                 object: object.clone(),
-                entry: Arc::new(dependency(fleet, template, &inputs.0, inputs.1.as_ref())),
+                entry: Arc::new(dependency(fleet, template, &inputs)),
                 required: Some(inputs),
             },
         };
@@ -68,13 +74,20 @@ pub(super) fn plan_dependencies(
     deps
 }
 
+/// What a dependency's entry is planned from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Required {
+    /// Every cluster a workload needing it goes to.
+    clusters: BTreeSet<String>,
+    /// Its own binding's clusters, when a policy claims it.
+    own: Option<BTreeSet<String>>,
+    /// The bindings of the workloads needing it.
+    by: Vec<BindingSnapshot>,
+}
+
 /// One dependency's entry: its copies in the clusters its own binding (if any) does not cover.
-fn dependency(
-    fleet: &Fleet<'_>,
-    template: &Template<'_>,
-    clusters: &BTreeSet<String>,
-    own: Option<&BTreeSet<String>>,
-) -> Entry {
+fn dependency(fleet: &Fleet<'_>, template: &Template<'_>, required: &Required) -> Entry {
+    let (clusters, own) = (&required.clusters, required.own.as_ref());
     let mut problems = Vec::new();
     let json = match template.json() {
         Ok(json) => Some(json),
@@ -104,7 +117,7 @@ fn dependency(
     }
     let binding = own
         .is_none()
-        .then(|| Arc::new(dependency_binding(template, clusters)));
+        .then(|| Arc::new(dependency_binding(template, &required.by)));
     Entry {
         binding,
         copies,
@@ -115,26 +128,19 @@ fn dependency(
 }
 
 /// The binding of a dependency no policy claims: it goes where its workloads go.
-fn dependency_binding(template: &Template<'_>, clusters: &BTreeSet<String>) -> ResourceBinding {
-    let targets = clusters
-        .iter()
-        .map(|name| TargetCluster {
-            name: name.clone(),
-            replicas: 0,
-        })
-        .collect();
+fn dependency_binding(template: &Template<'_>, by: &[BindingSnapshot]) -> ResourceBinding {
     let unclaimed = PropagationPolicy {
         api_version: String::new(),
         kind: String::new(),
         metadata: ObjectMeta::default(),
         spec: Default::default(),
     };
-    let mut binding = binding_for(template, &unclaimed, 0, targets, Vec::new(), scheduled());
+    // As Karmada's attached bindings: no placement, no clusters of its own, no scheduling;
+    // `requiredBy` says where it goes.
+    let mut binding = binding_for(template, &unclaimed, 0, Vec::new(), Vec::new(), scheduled());
     binding.metadata.labels.clear();
     binding.spec.placement = None;
-    binding
-        .metadata
-        .annotations
-        .insert("meshfleet.io/dependency".to_owned(), "true".to_owned());
+    binding.spec.required_by = by.to_vec();
+    binding.status = Default::default();
     binding
 }

@@ -725,10 +725,19 @@ spec:
             "Deployment.apps shop/web"
         ]
     );
-    assert_eq!(
-        targets(&plan, "ConfigMap", Some("shop"), "web-config"),
-        pairs(&[("member3", 0)])
-    );
+    // As Karmada's attached binding: no clusters of its own, required by the workload's.
+    let config_map = binding(&plan, "ConfigMap", Some("shop"), "web-config");
+    assert_eq!(config_map.spec.clusters, vec![]);
+    let by: Vec<(&str, &str, Vec<&str>)> = config_map
+        .spec
+        .required_by
+        .iter()
+        .map(|b| {
+            let clusters = b.clusters.iter().map(|t| t.name.as_str()).collect();
+            (b.namespace.as_str(), b.name.as_str(), clusters)
+        })
+        .collect();
+    assert_eq!(by, [("shop", "web-deployment", vec!["member3"])]);
 }
 
 /// Every file below `root`, with its text.
