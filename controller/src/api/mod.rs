@@ -26,8 +26,7 @@ use serde::de::DeserializeOwned;
 
 pub use binding::{
     BindingCondition, BindingSnapshot, GracefulEvictionTask, ObjectReference, ReplicaRequirements,
-    ResourceBinding,
-    ResourceBindingSpec, ResourceBindingStatus, TargetCluster,
+    ResourceBinding, ResourceBindingSpec, ResourceBindingStatus, TargetCluster,
 };
 pub use cluster::{
     Cluster, ClusterSpec, ClusterStatus, Condition, EastWestGateway, ResourceSummary, Taint,

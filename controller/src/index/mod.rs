@@ -55,11 +55,24 @@ pub struct FileContents {
     /// document index and key. The index keeps that object's last valid version from the
     /// same file in effect.
     pub rejected: Vec<(usize, ObjectKey)>,
+    /// The file could not be read or decoded at all: what it held before stays in effect.
+    pub unreadable: bool,
 }
 
 /// A refused document does not take its object away: the version the file held before stays,
 /// as an API server keeps an object when an update to it is refused.
 fn keep_last_valid(file: &str, old: &FileContents, contents: &mut FileContents) {
+    if contents.unreadable {
+        contents.documents.clone_from(&old.documents);
+        if !contents.documents.is_empty() {
+            for problem in &mut contents.problems {
+                problem
+                    .message
+                    .push_str("; what it held before stays in effect");
+            }
+        }
+        return;
+    }
     let mut kept = false;
     for (index, key) in &contents.rejected {
         if contents.documents.iter().any(|d| d.object.key() == *key) {

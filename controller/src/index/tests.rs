@@ -231,3 +231,27 @@ spec:
         .cluster_names;
     assert_eq!(names, &["member2"]);
 }
+
+#[test]
+fn a_file_that_cannot_be_read_keeps_what_it_held() {
+    let mut index = Index::default();
+    index.apply_file(
+        "a.yaml",
+        contents(vec![cluster("east-1").region("us-east").into()]),
+    );
+    let unreadable = FileContents {
+        problems: vec![Problem::new("a.yaml", "not UTF-8: invalid utf-8 sequence")],
+        unreadable: true,
+        ..FileContents::default()
+    };
+    index.apply_file("a.yaml", unreadable);
+    assert_eq!(names(index.clusters(), |c| c.name().to_owned()), ["east-1"]);
+    let problems: Vec<String> = index.problems().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        problems,
+        ["a.yaml: not UTF-8: invalid utf-8 sequence; what it held before stays in effect"]
+    );
+    // Removing the file still removes what it held.
+    index.remove_file("a.yaml");
+    assert_eq!(index.clusters().count(), 0);
+}

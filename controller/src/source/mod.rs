@@ -300,6 +300,7 @@ impl ConfigDir {
                 let problem = Problem::new(rel, format!("cannot read: {error}"));
                 let contents = FileContents {
                     problems: vec![problem],
+                    unreadable: true,
                     ..Default::default()
                 };
                 return Some(Update::Apply(rel.to_owned(), contents));
@@ -315,6 +316,7 @@ impl ConfigDir {
             Ok(text) => parse_file(rel, text),
             Err(error) => FileContents {
                 problems: vec![Problem::new(rel, format!("not UTF-8: {error}"))],
+                unreadable: true,
                 ..Default::default()
             },
         };

@@ -69,6 +69,7 @@ spec: {region: us-east, zone: us-east-1b}
                     cluster: String::new(),
                 }
             )],
+            unreadable: false,
         }
     );
 }
@@ -116,6 +117,7 @@ fn unknown_kinds_are_a_warning_and_skipped() {
                 "unknown kind Widget (example.com/v1); skipped"
             )],
             rejected: vec![],
+            unreadable: false,
         }
     );
 }
