@@ -77,14 +77,7 @@ fn main() -> anyhow::Result<()> {
     let mut sink = DirSink::new(dir.path());
     let clusters: Vec<_> = index.clusters().cloned().collect();
     let started = Instant::now();
-    let applied = apply(
-        &mut sink,
-        &plan.manifests,
-        &plan.keep,
-        &clusters,
-        None,
-        None,
-    )?;
+    let applied = apply(&mut sink, plan.desired(), &clusters, None, None)?;
     println!(
         "full write: {} files in {:.0} ms",
         applied.written,
@@ -107,14 +100,7 @@ fn main() -> anyhow::Result<()> {
         let plan = planner.plan(&index, now);
         let planned = Instant::now();
         let only = plan.changed.as_ref();
-        let applied = apply(
-            &mut sink,
-            &plan.manifests,
-            &plan.keep,
-            &clusters,
-            None,
-            only,
-        )?;
+        let applied = apply(&mut sink, plan.desired(), &clusters, None, only)?;
         let done = Instant::now();
         latencies.push(done - started);
         parsing += parsed - started;

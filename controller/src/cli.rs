@@ -224,14 +224,8 @@ fn render(args: &RenderArgs) -> anyhow::Result<()> {
     report(&index, &plan.problems);
     let clusters: Vec<_> = index.clusters().cloned().collect();
     let mut sink = DirSink::new(&args.out);
-    let applied = crate::propagation::apply::apply(
-        &mut sink,
-        &plan.manifests,
-        &plan.keep,
-        &clusters,
-        None,
-        None,
-    )?;
+    let applied =
+        crate::propagation::apply::apply(&mut sink, plan.desired(), &clusters, None, None)?;
     eprintln!(
         "{} manifests for {} clusters in {} ({} written, {} unchanged, {} removed)",
         applied.written + applied.unchanged,

@@ -265,8 +265,7 @@ fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &Sta
     };
     let result = apply(
         sink.as_mut(),
-        &plan.manifests,
-        &plan.keep,
+        plan.desired(),
         &clusters,
         zone.as_deref(),
         only,

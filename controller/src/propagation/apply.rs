@@ -10,7 +10,18 @@ use crate::api::Cluster;
 
 use super::plan::Changes;
 use super::selector::zones;
-use super::sink::{Applied, ApplyManifests, ManifestKey, Manifests, SinkError};
+use super::sink::{Applied, ApplyManifests, Keep, ManifestKey, Manifests, SinkError};
+
+/// What the clusters should hold: each cluster's manifests, the keys to leave as they are in
+/// each, and the keys to leave as they are everywhere (see [`Keep`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Desired<'a> {
+    pub manifests: &'a BTreeMap<String, Manifests>,
+    pub keep: &'a BTreeMap<String, BTreeSet<ManifestKey>>,
+    pub keep_everywhere: &'a BTreeSet<ManifestKey>,
+    /// Keys never kept everywhere: dependencies follow their workloads.
+    pub dependencies: &'a BTreeSet<ManifestKey>,
+}
 
 /// Why some clusters were not brought up to date; the others were.
 #[derive(Debug, thiserror::Error)]
@@ -31,14 +42,19 @@ pub struct ApplyError {
 /// The first cluster that failed, and how many did; every other cluster is still applied.
 pub fn apply(
     sink: &mut dyn ApplyManifests,
-    manifests: &BTreeMap<String, Manifests>,
-    keep: &BTreeMap<String, BTreeSet<ManifestKey>>,
+    desired: Desired<'_>,
     clusters: &[Arc<Cluster>],
     zone: Option<&str>,
     only: Option<&Changes>,
 ) -> Result<Applied, ApplyError> {
     let empty_manifests = Manifests::new();
     let empty_keep = BTreeSet::new();
+    let Desired {
+        manifests,
+        keep,
+        keep_everywhere,
+        dependencies,
+    } = desired;
     let mut targets: Vec<&str> = clusters
         .iter()
         .filter(|c| zone.is_none_or(|z| zones(c).contains(&z)))
@@ -64,12 +80,14 @@ pub fn apply(
     let mut failure: Option<ApplyError> = None;
     for (i, cluster) in targets.into_iter().enumerate() {
         let (desired, keep) = if i < in_fleet {
-            (
-                manifests.get(cluster).unwrap_or(&empty_manifests),
-                keep.get(cluster).unwrap_or(&empty_keep),
-            )
+            let keep = Keep {
+                here: keep.get(cluster).unwrap_or(&empty_keep),
+                everywhere: keep_everywhere,
+                except: dependencies,
+            };
+            (manifests.get(cluster).unwrap_or(&empty_manifests), keep)
         } else {
-            (&empty_manifests, &empty_keep)
+            (&empty_manifests, Keep::none())
         };
         let result = match only.and_then(|o| o.get(cluster)) {
             Some(keys) => sink.apply_keys(cluster, desired, keep, keys),
@@ -130,15 +148,14 @@ mod tests {
             ("west-1".to_owned(), one("b")),
         ]);
         let fleet = [east.clone(), west];
-        let applied = apply(
-            &mut sink,
-            &manifests,
-            &BTreeMap::new(),
-            &fleet,
-            Some("us-east-1a"),
-            None,
-        )
-        .unwrap();
+        let (keep, everywhere) = (BTreeMap::new(), BTreeSet::new());
+        let desired = Desired {
+            manifests: &manifests,
+            keep: &keep,
+            keep_everywhere: &everywhere,
+            dependencies: &everywhere,
+        };
+        let applied = apply(&mut sink, desired, &fleet, Some("us-east-1a"), None).unwrap();
         assert_eq!(applied.written, 1);
         assert!(
             dir.path()
@@ -147,10 +164,10 @@ mod tests {
         );
         assert!(!dir.path().join("clusters/west-1").exists());
 
-        let applied = apply(&mut sink, &manifests, &BTreeMap::new(), &fleet, None, None).unwrap();
+        let applied = apply(&mut sink, desired, &fleet, None, None).unwrap();
         assert_eq!((applied.written, applied.unchanged), (1, 1));
         // west-1 leaves the fleet: its manifests go.
-        let applied = apply(&mut sink, &manifests, &BTreeMap::new(), &[east], None, None).unwrap();
+        let applied = apply(&mut sink, desired, &[east], None, None).unwrap();
         assert_eq!(applied.removed, 1);
         assert!(
             !dir.path()

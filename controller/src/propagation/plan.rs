@@ -28,6 +28,7 @@ use crate::api::{
 use crate::index::Index;
 use crate::problem::Problem;
 
+use super::apply::Desired;
 use super::claim::{Holder, claim_held};
 use super::failover;
 use super::render::{self, RenderInput};
@@ -51,11 +52,29 @@ pub struct Plan {
     pub manifests: BTreeMap<String, Manifests>,
     /// Per member cluster, manifests whose new rendering failed: keep the last good copy.
     pub keep: BTreeMap<String, BTreeSet<ManifestKey>>,
+    /// Templates no policy claims: as in Karmada, where one was propagated before (its policy
+    /// deleted, or no longer selecting it), its copies are left as they are. Deleting the
+    /// template itself removes them.
+    pub keep_everywhere: BTreeSet<ManifestKey>,
+    /// Dependencies (`propagateDeps`): never kept everywhere, they go where their workloads go.
+    pub dependencies: BTreeSet<ManifestKey>,
     pub problems: Vec<Problem>,
     /// What the last [`Planner::plan`] changed: by cluster, the manifest keys whose manifest
     /// or kept status may differ. `None` when every cluster may have changed (the first plan,
     /// or the fleet or a policy changed).
     pub changed: Option<Changes>,
+}
+
+impl Plan {
+    /// What the sinks should make the clusters hold.
+    pub fn desired(&self) -> Desired<'_> {
+        Desired {
+            manifests: &self.manifests,
+            keep: &self.keep,
+            keep_everywhere: &self.keep_everywhere,
+            dependencies: &self.dependencies,
+        }
+    }
 }
 
 /// What every binding is planned against.
@@ -82,6 +101,8 @@ struct Entry {
     /// Whether the clock can change it: a copy being evicted, or a target with a `NoExecute`
     /// taint whose toleration may run out.
     timed: bool,
+    /// A template no policy claims.
+    unclaimed: bool,
 }
 
 /// An entry as last planned, with what it was planned from.
@@ -162,6 +183,7 @@ impl Planner {
             self.deps.clear();
             self.plan.manifests.clear();
             self.plan.keep.clear();
+            self.plan.keep_everywhere.clear();
             std::mem::take(&mut self.plan.bindings)
         } else {
             Bindings::new()
@@ -187,6 +209,10 @@ impl Planner {
                 replaced.push((key.clone(), None, Some(planned.clone())));
             }
         }
+        self.plan.dependencies = deps
+            .iter()
+            .map(|(key, planned)| manifest_key_of(key, &planned.object))
+            .collect();
         self.deps = deps;
         // Everything taken out first, then put in: a manifest moving from one entry to
         // another (a dependency's copy now made by its own binding) is not lost.
@@ -265,7 +291,10 @@ impl Planner {
             let holder = from_index
                 .get(&reference)
                 .and_then(|b| Holder::of(&b.metadata));
-            let entry = plan_template(fleet, template, last, holder).unwrap_or_default();
+            let entry = plan_template(fleet, template, last, holder).unwrap_or(Entry {
+                unclaimed: true,
+                ..Entry::default()
+            });
             let new = Planned {
                 object: template.object.clone(),
                 required: None,
@@ -319,6 +348,9 @@ type Replaced = (ObjectKey, Option<Planned>, Option<Planned>);
 /// Takes an entry's copies and binding out of the plan.
 fn take_out(plan: &mut Plan, key: &ObjectKey, planned: &Planned, changed: &mut Changes) {
     let manifest_key = manifest_key_of(key, &planned.object);
+    if planned.entry.unclaimed {
+        plan.keep_everywhere.remove(&manifest_key);
+    }
     for (cluster, _) in &planned.entry.copies {
         if let Some(m) = plan.manifests.get_mut(cluster) {
             m.remove(&manifest_key);
@@ -339,6 +371,9 @@ fn take_out(plan: &mut Plan, key: &ObjectKey, planned: &Planned, changed: &mut C
 /// Puts an entry's copies and binding into the plan.
 fn put_in(plan: &mut Plan, key: &ObjectKey, planned: &Planned, changed: &mut Changes) {
     let manifest_key = manifest_key_of(key, &planned.object);
+    if planned.entry.unclaimed {
+        plan.keep_everywhere.insert(manifest_key.clone());
+    }
     for (cluster, copy) in &planned.entry.copies {
         match copy {
             Ok(manifest) => {
@@ -443,6 +478,7 @@ fn plan_template(
                 problems,
                 deps: Vec::new(),
                 timed: false,
+                unclaimed: false,
             });
         }
     };
@@ -523,6 +559,7 @@ fn plan_template(
         problems,
         deps,
         timed,
+        unclaimed: false,
     })
 }
 

@@ -119,6 +119,40 @@ pub enum SinkError {
     },
 }
 
+/// What a sink leaves as it is in one cluster: the keys kept there (their new rendering
+/// failed: the last good copy stays) and the keys kept everywhere (templates no policy claims
+/// any more: as in Karmada, what was propagated stays where it is), but those `except`
+/// (dependencies, which go where their workloads go).
+#[derive(Clone, Copy, Debug)]
+pub struct Keep<'a> {
+    pub here: &'a BTreeSet<ManifestKey>,
+    pub everywhere: &'a BTreeSet<ManifestKey>,
+    pub except: &'a BTreeSet<ManifestKey>,
+}
+
+impl<'a> Keep<'a> {
+    /// Nothing kept.
+    pub fn none() -> Keep<'static> {
+        static EMPTY: BTreeSet<ManifestKey> = BTreeSet::new();
+        Keep {
+            here: &EMPTY,
+            everywhere: &EMPTY,
+            except: &EMPTY,
+        }
+    }
+
+    pub fn contains(&self, key: &ManifestKey) -> bool {
+        self.here.contains(key) || (self.everywhere.contains(key) && !self.except.contains(key))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a ManifestKey> {
+        let except = self.except;
+        self.here
+            .iter()
+            .chain(self.everywhere.iter().filter(move |k| !except.contains(*k)))
+    }
+}
+
 /// Makes member clusters hold what propagation wants there.
 pub trait ApplyManifests {
     /// Makes `cluster` hold `desired`: creates and updates what differs, removes what this sink
@@ -130,7 +164,7 @@ pub trait ApplyManifests {
         &mut self,
         cluster: &str,
         desired: &Manifests,
-        keep: &BTreeSet<ManifestKey>,
+        keep: Keep<'_>,
     ) -> Result<Applied, SinkError>;
 
     /// Like [`ApplyManifests::apply`], when only the manifests under `keys` may have changed
@@ -143,7 +177,7 @@ pub trait ApplyManifests {
         &mut self,
         cluster: &str,
         desired: &Manifests,
-        keep: &BTreeSet<ManifestKey>,
+        keep: Keep<'_>,
         keys: &BTreeSet<ManifestKey>,
     ) -> Result<Applied, SinkError> {
         let _ = keys;
@@ -283,7 +317,7 @@ impl ApplyManifests for DirSink {
         &mut self,
         cluster: &str,
         desired: &Manifests,
-        keep: &BTreeSet<ManifestKey>,
+        keep: Keep<'_>,
     ) -> Result<Applied, SinkError> {
         let dir = self.root.join(component("cluster", cluster)?);
         let files = self.load(cluster)?;
@@ -297,7 +331,7 @@ impl ApplyManifests for DirSink {
         let stale: Vec<ManifestKey> = files
             .written
             .keys()
-            .filter(|k| !desired.contains_key(*k) && !keep.contains(*k))
+            .filter(|k| !desired.contains_key(*k) && !keep.contains(k))
             .cloned()
             .collect();
         for key in stale {
@@ -335,7 +369,7 @@ impl ApplyManifests for DirSink {
         &mut self,
         cluster: &str,
         desired: &Manifests,
-        keep: &BTreeSet<ManifestKey>,
+        keep: Keep<'_>,
         keys: &BTreeSet<ManifestKey>,
     ) -> Result<Applied, SinkError> {
         let dir = self.root.join(component("cluster", cluster)?);
@@ -524,7 +558,7 @@ mod tests {
             ),
             (ns.clone(), serde_json::json!({"kind": "Namespace"})),
         ]);
-        let applied = sink.apply("east-1", &desired, &BTreeSet::new()).unwrap();
+        let applied = sink.apply("east-1", &desired, Keep::none()).unwrap();
         assert_eq!(
             applied,
             Applied {
@@ -546,7 +580,7 @@ mod tests {
         assert_eq!(text, "kind: Deployment\nspec:\n  replicas: 2\n");
 
         // Same again: nothing written. Then the Deployment goes away.
-        let applied = sink.apply("east-1", &desired, &BTreeSet::new()).unwrap();
+        let applied = sink.apply("east-1", &desired, Keep::none()).unwrap();
         assert_eq!(
             applied,
             Applied {
@@ -556,7 +590,7 @@ mod tests {
             }
         );
         let only_ns = manifests(&[(ns, serde_json::json!({"kind": "Namespace"}))]);
-        let applied = sink.apply("east-1", &only_ns, &BTreeSet::new()).unwrap();
+        let applied = sink.apply("east-1", &only_ns, Keep::none()).unwrap();
         assert_eq!(
             applied,
             Applied {
@@ -588,14 +622,14 @@ mod tests {
         let mut sink = DirSink::new(dir.path());
         let first = manifests(&[(a.clone(), v(1)), (b.clone(), v(1))]);
         let applied = sink
-            .apply_keys("east-1", &first, &none, &keys(&[&a]))
+            .apply_keys("east-1", &first, Keep::none(), &keys(&[&a]))
             .unwrap();
         assert_eq!((applied.written, applied.removed), (2, 0));
 
         // b changes and c appears, but only c is named: b's file is left as it was.
         let second = manifests(&[(a.clone(), v(1)), (b.clone(), v(2)), (c.clone(), v(1))]);
         let applied = sink
-            .apply_keys("east-1", &second, &none, &keys(&[&c]))
+            .apply_keys("east-1", &second, Keep::none(), &keys(&[&c]))
             .unwrap();
         assert_eq!(
             (applied.written, applied.removed, applied.unchanged),
@@ -607,7 +641,16 @@ mod tests {
         // a goes away; kept c is left alone even though it is not desired.
         let third = manifests(&[(b.clone(), v(2))]);
         let applied = sink
-            .apply_keys("east-1", &third, &keys(&[&c]), &keys(&[&a, &c]))
+            .apply_keys(
+                "east-1",
+                &third,
+                Keep {
+                    here: &keys(&[&c]),
+                    everywhere: &none,
+                    except: &none,
+                },
+                &keys(&[&a, &c]),
+            )
             .unwrap();
         assert_eq!((applied.written, applied.removed), (0, 1));
         assert_eq!(
@@ -619,7 +662,7 @@ mod tests {
         );
 
         // A full apply brings b up to date and, c no longer kept, removes it.
-        let applied = sink.apply("east-1", &third, &none).unwrap();
+        let applied = sink.apply("east-1", &third, Keep::none()).unwrap();
         assert_eq!((applied.written, applied.removed), (1, 1));
         assert!(std::fs::read_to_string(&b_file).unwrap().contains("'2'"));
         assert_eq!(files(dir.path()), ["clusters/east-1/web/configmap-b.yaml"]);
@@ -631,14 +674,12 @@ mod tests {
         let deploy = key("Deployment", "web", "nginx");
         let desired = manifests(&[(deploy, serde_json::json!({"kind": "Deployment"}))]);
         DirSink::new(dir.path())
-            .apply("east-1", &desired, &BTreeSet::new())
+            .apply("east-1", &desired, Keep::none())
             .unwrap();
 
         let mut restarted = DirSink::new(dir.path());
         assert_eq!(restarted.clusters().unwrap(), ["east-1"]);
-        let applied = restarted
-            .apply("east-1", &desired, &BTreeSet::new())
-            .unwrap();
+        let applied = restarted.apply("east-1", &desired, Keep::none()).unwrap();
         assert_eq!(
             applied,
             Applied {
@@ -648,7 +689,7 @@ mod tests {
             }
         );
         let applied = restarted
-            .apply("east-1", &Manifests::new(), &BTreeSet::new())
+            .apply("east-1", &Manifests::new(), Keep::none())
             .unwrap();
         assert_eq!(applied.removed, 1);
         assert_eq!(files(dir.path()), Vec::<String>::new());
@@ -660,15 +701,34 @@ mod tests {
         let mut sink = DirSink::new(dir.path());
         let deploy = key("Deployment", "web", "nginx");
         let desired = manifests(&[(deploy.clone(), serde_json::json!({"kind": "Deployment"}))]);
-        sink.apply("east-1", &desired, &BTreeSet::new()).unwrap();
-        let applied = sink
-            .apply("east-1", &Manifests::new(), &BTreeSet::from([deploy]))
-            .unwrap();
-        assert_eq!(applied, Applied::default());
-        assert_eq!(
-            files(dir.path()),
-            ["clusters/east-1/web/deployment-nginx.yaml"]
-        );
+        sink.apply("east-1", &desired, Keep::none()).unwrap();
+        let kept = BTreeSet::from([deploy]);
+        let none = BTreeSet::new();
+        // Kept in this cluster, or kept everywhere: the file stays, also for a sink that
+        // finds it on disk after a restart.
+        for keep in [
+            Keep {
+                here: &kept,
+                everywhere: &none,
+                except: &none,
+            },
+            Keep {
+                here: &none,
+                everywhere: &kept,
+                except: &none,
+            },
+        ] {
+            let applied = sink.apply("east-1", &Manifests::new(), keep).unwrap();
+            assert_eq!(applied, Applied::default());
+            let applied = DirSink::new(dir.path())
+                .apply("east-1", &Manifests::new(), keep)
+                .unwrap();
+            assert_eq!(applied, Applied::default());
+            assert_eq!(
+                files(dir.path()),
+                ["clusters/east-1/web/deployment-nginx.yaml"]
+            );
+        }
     }
 
     #[test]

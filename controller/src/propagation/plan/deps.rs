@@ -124,6 +124,7 @@ fn dependency(fleet: &Fleet<'_>, template: &Template<'_>, required: &Required) -
         problems,
         deps: Vec::new(),
         timed: false,
+        unclaimed: false,
     }
 }
 

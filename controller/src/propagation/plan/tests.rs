@@ -677,6 +677,47 @@ spec:
 }
 
 #[test]
+fn deleting_a_policy_leaves_its_copies_and_deleting_the_template_removes_them() {
+    let (deployment, policy) = NGINX.split_once("---").unwrap();
+    let mut index = index(&[
+        ("fleet.yaml", FLEET),
+        ("deployment.yaml", deployment),
+        ("policy.yaml", policy),
+        (
+            "other.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: never-propagated}\n",
+        ),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = DirSink::new(dir.path());
+    let clusters: Vec<_> = index.clusters().cloned().collect();
+    let mut planner = Planner::default();
+    let full = |planner: &mut Planner, index: &Index, sink: &mut DirSink| {
+        let plan = planner.plan(index, now());
+        apply(sink, plan.desired(), &clusters, None, None).unwrap();
+        tree(dir.path()).into_keys().collect::<Vec<_>>()
+    };
+    let copies = [
+        "clusters/member1/default/deployment-nginx.yaml",
+        "clusters/member2/default/deployment-nginx.yaml",
+    ];
+    assert_eq!(full(&mut planner, &index, &mut sink), copies);
+
+    // As in Karmada: the policy goes, the copies stay (also for a sink started afresh).
+    index.remove_file("policy.yaml");
+    assert_eq!(full(&mut planner, &index, &mut sink), copies);
+    let mut restarted = DirSink::new(dir.path());
+    assert_eq!(
+        full(&mut Planner::default(), &index, &mut restarted),
+        copies
+    );
+
+    // The template goes: so do its copies.
+    index.remove_file("deployment.yaml");
+    assert_eq!(full(&mut planner, &index, &mut sink), Vec::<String>::new());
+}
+
+#[test]
 fn dependencies_follow_their_workload() {
     let config = "
 apiVersion: v1
@@ -859,15 +900,7 @@ spec:
     let mut sink = DirSink::new(incremental_dir.path());
     let clusters: Vec<_> = index.clusters().cloned().collect();
     let current = planner.current();
-    apply(
-        &mut sink,
-        &current.manifests,
-        &current.keep,
-        &clusters,
-        None,
-        None,
-    )
-    .unwrap();
+    apply(&mut sink, current.desired(), &clusters, None, None).unwrap();
     for (file, text) in steps {
         let before = planner.current().bindings.clone();
         match &text {
@@ -887,27 +920,11 @@ spec:
 
         let current = planner.current();
         let only = current.changed.as_ref();
-        apply(
-            &mut sink,
-            &current.manifests,
-            &current.keep,
-            &clusters,
-            None,
-            only,
-        )
-        .unwrap();
+        apply(&mut sink, current.desired(), &clusters, None, only).unwrap();
         let fresh_dir = tempfile::tempdir().unwrap();
         let fresh = plan(&index, &before, now());
         let mut fresh_sink = DirSink::new(fresh_dir.path());
-        apply(
-            &mut fresh_sink,
-            &fresh.manifests,
-            &fresh.keep,
-            &clusters,
-            None,
-            None,
-        )
-        .unwrap();
+        apply(&mut fresh_sink, fresh.desired(), &clusters, None, None).unwrap();
         assert_eq!(
             tree(incremental_dir.path()),
             tree(fresh_dir.path()),
