@@ -12,11 +12,15 @@
 //! `cargo bench -p meshfleet --bench fleet` (all sizes) or
 //! `cargo bench -p meshfleet --bench fleet -- 1000000` (one size).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use support::{memory, ms, pct};
 
 use futures::StreamExt;
 use meshfleet::catalog::Catalog;
@@ -288,26 +292,4 @@ async fn run_stream(
 fn seen_id() -> usize {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 * p / 100.0).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// VmRSS and VmHWM from /proc/self/status.
-fn memory() -> String {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim().to_owned())
-            .unwrap_or_default()
-    };
-    format!("rss {}, peak {}", field("VmRSS:"), field("VmHWM:"))
 }

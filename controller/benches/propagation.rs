@@ -14,9 +14,13 @@
 //! `cargo bench -p meshfleet --bench propagation` (10,000 workloads) or
 //! `cargo bench -p meshfleet --bench propagation -- 50000`.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime};
+
+use support::{memory, ms, pct, us};
 
 use meshfleet::index::Index;
 use meshfleet::propagation::apply::apply;
@@ -265,30 +269,4 @@ fn workloads_file(ns: usize, count: usize, version: usize) -> String {
         );
     }
     out
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 * p / 100.0).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-/// VmRSS and VmHWM from /proc/self/status.
-fn memory() -> String {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim().to_owned())
-            .unwrap_or_default()
-    };
-    format!("rss {}, peak {}", field("VmRSS:"), field("VmHWM:"))
 }

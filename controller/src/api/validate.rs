@@ -4,7 +4,7 @@
 
 use super::policy::{
     ClusterAffinity, LabelSelector, OverridePolicy, Overriders, Placement, PropagationPolicy,
-    SelectorRequirement,
+    ResourceSelector, SelectorRequirement,
 };
 
 /// A refused field: its path and why.
@@ -77,15 +77,7 @@ pub fn propagation_policy(policy: &PropagationPolicy) -> Checked {
         spec.activation_preference.as_deref(),
         &["", "Lazy"],
     )?;
-    for (i, selector) in spec.resource_selectors.iter().enumerate() {
-        let field = format!("spec.resourceSelectors[{i}]");
-        if selector.api_version.is_empty() || selector.kind.is_empty() {
-            return refuse(field, "apiVersion and kind are required");
-        }
-        if let Some(labels) = &selector.label_selector {
-            label_selector(&format!("{field}.labelSelector"), labels)?;
-        }
-    }
+    resource_selectors(&spec.resource_selectors)?;
     placement(&spec.placement)?;
     if let Some(failover) = &spec.failover
         && let Some(application) = &failover.application
@@ -125,6 +117,19 @@ pub fn propagation_policy(policy: &PropagationPolicy) -> Checked {
                 format!("{field}.decisionConditions.tolerationSeconds"),
                 "must be greater than or equal to 0",
             );
+        }
+    }
+    Ok(())
+}
+
+fn resource_selectors(selectors: &[ResourceSelector]) -> Checked {
+    for (i, selector) in selectors.iter().enumerate() {
+        let field = format!("spec.resourceSelectors[{i}]");
+        if selector.api_version.is_empty() || selector.kind.is_empty() {
+            return refuse(field, "apiVersion and kind are required");
+        }
+        if let Some(labels) = &selector.label_selector {
+            label_selector(&format!("{field}.labelSelector"), labels)?;
         }
     }
     Ok(())
@@ -323,15 +328,7 @@ pub fn override_policy(policy: &OverridePolicy) -> Checked {
             "overrideRules and (overriders or targetCluster) can't co-exist",
         );
     }
-    for (i, selector) in spec.resource_selectors.iter().enumerate() {
-        let field = format!("spec.resourceSelectors[{i}]");
-        if selector.api_version.is_empty() || selector.kind.is_empty() {
-            return refuse(field, "apiVersion and kind are required");
-        }
-        if let Some(labels) = &selector.label_selector {
-            label_selector(&format!("{field}.labelSelector"), labels)?;
-        }
-    }
+    resource_selectors(&spec.resource_selectors)?;
     if let Some(target) = &spec.target_cluster {
         cluster_affinity("spec.targetCluster", target)?;
     }
