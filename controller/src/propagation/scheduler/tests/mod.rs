@@ -4,6 +4,7 @@
 mod divide;
 mod filter;
 mod spread;
+mod spread_search;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

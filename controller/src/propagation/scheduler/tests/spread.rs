@@ -86,19 +86,21 @@ fn by_cluster_swaps_in_capacity_for_divided_replicas() {
 
 #[test]
 fn by_region_karmada_docs_example() {
-    // Two regions, two to three clusters: regions with more clusters rank first when scores tie,
+    // Two regions, two to three clusters. Duplicated, every cluster can take the replica: a
+    // region weighs 1000 per cluster, so the pair r1 (2 clusters) + r3 (3) is the heaviest;
     // then each region's best cluster, then the rest by score, available replicas, name.
     let placement = || placement().spread("region", 2, 2).spread("cluster", 2, 3);
     assert_eq!(
         Case::new(placement(), 1, regions()).run(),
         decided(&[("a", 1), ("b", 1), ("d", 1)])
     );
-    // A previous cluster makes its region rank first.
+    // A previous cluster adds only its score (100) to its region's weight: r2 (1100) stays
+    // lighter than r1 (2000) and r3 (3000), so Karmada leaves it, as meshfleet now does.
     assert_eq!(
         Case::new(placement(), 1, regions())
             .previous(&[("c", 1)])
             .run(),
-        decided(&[("c", 1), ("d", 1), ("e", 1)])
+        decided(&[("a", 1), ("b", 1), ("d", 1)])
     );
 }
 
@@ -204,4 +206,93 @@ fn static_weights_ignore_spread_constraints() {
         Case::new(placement, 4, regions()).run(),
         decided(&[("a", 2), ("b", 2)])
     );
+}
+
+/// A ready cluster in `region` with `cpu` cores and 110 pods free.
+fn in_region(name: &str, region: &str, cpu: &str) -> Arc<Cluster> {
+    cluster(name)
+        .region(region)
+        .capacity(&[("cpu", cpu), ("pods", "110")], &[])
+        .ready()
+        .arc()
+}
+
+#[test]
+fn by_region_search_differs_from_greedy_ranking() {
+    // Where ranking regions by their best cluster's score, then cluster count, and taking a
+    // prefix (meshfleet's former greedy choice) and Karmada's weighed search part ways.
+    let small_and_large = || {
+        vec![
+            in_region("a", "r1", "8"),
+            in_region("b", "r1", "8"),
+            in_region("c", "r2", "2"),
+            in_region("d", "r2", "2"),
+            in_region("e", "r2", "2"),
+        ]
+    };
+    let cases: Vec<(&str, Case, Result<Decision, Unschedulable>)> = vec![
+        (
+            // Greedy: r2 first for its previous cluster, 1 cluster < 2 and maxGroups 1: failure.
+            // Search: any single region holding 2 clusters; r3 weighs most.
+            "the previous cluster's region is too small",
+            Case::new(
+                placement().spread("region", 1, 1).spread("cluster", 2, 2),
+                1,
+                regions(),
+            )
+            .previous(&[("c", 1)]),
+            decided(&[("d", 1), ("e", 1)]),
+        ),
+        (
+            // Greedy: r2 (previous) then r3 = c, d, e. Search: r1 + r3 is the heaviest pair,
+            // but r3 alone already holds 3 clusters, and fewer regions win.
+            "fewer regions suffice",
+            Case::new(
+                placement().spread("region", 1, 2).spread("cluster", 3, 3),
+                1,
+                regions(),
+            )
+            .previous(&[("c", 1)]),
+            decided(&[("d", 1), ("e", 1), ("f", 1)]),
+        ),
+        (
+            // Greedy: r2 has more clusters, but two of them hold 4 replicas. Divided weights: r1
+            // reaches its 11-replica aim (11000), r2 only 6 (6000).
+            "divided: the region that can take the replicas",
+            Case::new(
+                placement()
+                    .spread("region", 1, 1)
+                    .spread("cluster", 1, 2)
+                    .dynamic(),
+                10,
+                small_and_large(),
+            ),
+            decided(&[("a", 5), ("b", 5)]),
+        ),
+        (
+            // Greedy: r2 has more clusters, none can run 3 replicas. Duplicated weights count
+            // the clusters that can: r1 has two.
+            "duplicated: the region whose clusters can run all replicas",
+            Case::new(
+                placement().spread("region", 1, 1).spread("cluster", 1, 2),
+                3,
+                small_and_large(),
+            ),
+            decided(&[("a", 3), ("b", 3)]),
+        ),
+        (
+            // Equal scores: a region's best cluster is the one with the most available
+            // replicas, not the first by name.
+            "a region's best cluster has the most available replicas",
+            Case::new(
+                placement().spread("region", 1, 1).spread("cluster", 1, 1),
+                1,
+                vec![in_region("a", "r1", "2"), in_region("b", "r1", "8")],
+            ),
+            decided(&[("b", 1)]),
+        ),
+    ];
+    for (name, case, want) in cases {
+        assert_eq!(case.run(), want, "{name}");
+    }
 }
