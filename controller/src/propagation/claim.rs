@@ -228,14 +228,18 @@ mod tests {
         }
     }
 
-    fn winner(policies: &[Arc<PropagationPolicy>]) -> Option<(String, Vec<String>)> {
-        let meta = nginx();
-        let id = ResourceId {
+    fn nginx_id(meta: &ObjectMeta) -> ResourceId<'_> {
+        ResourceId {
             api_version: "apps/v1",
             kind: "Deployment",
             namespace: "web",
-            meta: &meta,
-        };
+            meta,
+        }
+    }
+
+    fn winner(policies: &[Arc<PropagationPolicy>]) -> Option<(String, Vec<String>)> {
+        let meta = nginx();
+        let id = nginx_id(&meta);
         claim(policies, &id).map(|c| {
             (
                 format!("{} {}", c.policy.kind, c.policy.metadata.name),
@@ -350,12 +354,7 @@ mod tests {
 
     fn held_by(policies: &[Arc<PropagationPolicy>], holder: Holder<'_>) -> Option<String> {
         let meta = nginx();
-        let id = ResourceId {
-            api_version: "apps/v1",
-            kind: "Deployment",
-            namespace: "web",
-            meta: &meta,
-        };
+        let id = nginx_id(&meta);
         claim_held(policies, &id, Some(holder)).map(|c| c.policy.metadata.name.clone())
     }
 
