@@ -196,6 +196,34 @@ impl PartialOrd for Party<'_> {
     }
 }
 
+/// Gives every party the seats it would hold once every seat of priority above `V / D` is
+/// handed out (`V` the votes, `D = 2 × (seats − parties)`): a state the one-at-a-time run passes
+/// through, whatever the tie-breaking, since it hands out seats in order of priority. It holds
+/// at most `D / 2 + parties / 2 ≤ seats` seats, so at most about `parties` are left to hand out
+/// one at a time. Returns how many seats were given.
+fn head_start(seats: i64, parties: &mut [Party<'_>]) -> i64 {
+    let n = i64::try_from(parties.len()).unwrap_or(i64::MAX);
+    let total: u128 = parties
+        .iter()
+        .map(|p| u128::try_from(p.votes.max(0)).unwrap_or(0))
+        .sum();
+    if seats <= 2 * n || total == 0 {
+        return 0;
+    }
+    let d = u128::try_from(2 * (seats - n)).unwrap_or(0);
+    let mut given = 0;
+    for party in parties.iter_mut() {
+        let votes = u128::try_from(party.votes.max(0)).unwrap_or(0);
+        // Seats k (0-based) with votes / (2k + 1) > total / d, i.e. (2k + 1) × total < votes × d.
+        let m = votes * d;
+        let odd = if m == 0 { 0 } else { (m - 1) / total };
+        let count = if odd >= 1 { (odd - 1) / 2 + 1 } else { 0 };
+        party.seats = i64::try_from(count).unwrap_or(i64::MAX);
+        given += party.seats;
+    }
+    given
+}
+
 /// `seats` apportioned over `(cluster index, votes)` by the Webster method.
 fn webster(context: &Context<'_>, seats: i64, votes: &[(usize, i64)]) -> Vec<(usize, i64)> {
     let shares = apportion(seats, votes.iter().map(|&(i, v)| (context.name(i), v)));
@@ -207,8 +235,12 @@ fn webster(context: &Context<'_>, seats: i64, votes: &[(usize, i64)]) -> Vec<(us
 }
 
 /// Seats per party, in the order given, by the Webster method with Karmada's tie-breaking.
+///
+/// Seats are handed out one at a time, to the party of highest priority `votes / (2 × seats +
+/// 1)`. For many seats the run is started part-way ([`head_start`]), so the time depends on the
+/// number of parties, not of seats.
 pub fn apportion<'a>(seats: i64, parties: impl IntoIterator<Item = (&'a str, i64)>) -> Vec<i64> {
-    let mut heap: BinaryHeap<Party<'a>> = parties
+    let mut parties: Vec<Party<'a>> = parties
         .into_iter()
         .enumerate()
         .map(|(slot, (name, votes))| Party {
@@ -218,11 +250,13 @@ pub fn apportion<'a>(seats: i64, parties: impl IntoIterator<Item = (&'a str, i64
             seats: 0,
         })
         .collect();
-    let mut result = vec![0; heap.len()];
-    if heap.is_empty() {
+    let mut result = vec![0; parties.len()];
+    if parties.is_empty() {
         return result;
     }
-    for _ in 0..seats {
+    let given = head_start(seats, &mut parties);
+    let mut heap = BinaryHeap::from(parties);
+    for _ in given..seats {
         if let Some(mut top) = heap.peek_mut() {
             top.seats += 1;
         }

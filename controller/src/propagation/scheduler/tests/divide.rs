@@ -275,3 +275,69 @@ fn available_replicas_from_the_resource_summary() {
         0
     );
 }
+
+/// The Webster run one seat at a time, as Karmada's dispenser does it: the reference.
+fn one_at_a_time(seats: i64, votes: &[i64], names: &[String]) -> Vec<i64> {
+    let mut given = vec![0_i64; votes.len()];
+    for _ in 0..seats {
+        let best = (0..votes.len())
+            .max_by(|&a, &b| {
+                let mine = i128::from(votes[a]) * i128::from(2 * given[b] + 1);
+                let theirs = i128::from(votes[b]) * i128::from(2 * given[a] + 1);
+                mine.cmp(&theirs)
+                    .then(given[b].cmp(&given[a]))
+                    .then_with(|| names[b].cmp(&names[a]))
+            })
+            .unwrap();
+        given[best] += 1;
+    }
+    given
+}
+
+#[test]
+fn many_seats_start_part_way_and_give_what_one_at_a_time_gives() {
+    // A small deterministic generator: no dependency, the same cases every run.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = |bound: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % bound
+    };
+    for case in 0..2_000 {
+        let parties = 1 + next(8) as usize;
+        let names: Vec<String> = (0..parties)
+            .map(|i| format!("c{}", next(4) * 10 + i as u64))
+            .collect();
+        let votes: Vec<i64> = (0..parties)
+            .map(|_| match next(4) {
+                0 => 0,
+                1 => 1 + next(3) as i64,
+                _ => 1 + next(1_000) as i64,
+            })
+            .collect();
+        let seats = if case % 4 == 0 {
+            next(5_000) as i64
+        } else {
+            next(400) as i64
+        };
+        let want = one_at_a_time(seats, &votes, &names);
+        let got = apportion(
+            seats,
+            names.iter().map(String::as_str).zip(votes.iter().copied()),
+        );
+        assert_eq!(got, want, "case {case}: {seats} seats over {votes:?}");
+    }
+}
+
+#[test]
+fn a_huge_replica_count_is_apportioned_at_once() {
+    let seats = i64::from(i32::MAX);
+    let started = std::time::Instant::now();
+    let got = apportion(seats, [("a", 1), ("b", 2), ("c", 3)]);
+    assert_eq!(got.iter().sum::<i64>(), seats);
+    // Quotas 357,913,941.17, 715,827,882.33 and 1,073,741,823.5: Webster rounds each.
+    assert_eq!(got, [357_913_941, 715_827_882, 1_073_741_824]);
+    // Not a timing assertion on the machine's speed: one at a time would take seconds.
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}
