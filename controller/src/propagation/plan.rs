@@ -23,7 +23,7 @@ use std::time::SystemTime;
 
 use crate::api::{
     BindingCondition, Cluster, Object, ObjectKey, ObjectReference, OverridePolicy,
-    PropagationPolicy, ResourceBinding, split_api_version,
+    PropagationPolicy, ResourceBinding, TargetCluster, split_api_version,
 };
 use crate::index::Index;
 use crate::problem::Problem;
@@ -35,7 +35,7 @@ use super::render::{self, RenderInput};
 use super::selector::ResourceId;
 use super::sink::{Manifest, ManifestKey, Manifests};
 use super::templates::{Template, templates};
-use super::workload::{Requirements, workload};
+use super::workload::workload;
 
 /// Annotation on a PropagationPolicy: `"true"` moves replicas back to a cluster that recovers
 /// (Karmada leaves them where failover put them).
@@ -416,7 +416,7 @@ fn job_completions<'a>(
     kind: &str,
     json: &serde_json::Value,
     divided: bool,
-    targets: &'a [crate::api::TargetCluster],
+    targets: &'a [TargetCluster],
 ) -> BTreeMap<&'a str, i64> {
     let completions = json
         .pointer("/spec/completions")
@@ -435,6 +435,43 @@ fn job_completions<'a>(
         .map(|t| t.name.as_str())
         .zip(shares)
         .collect()
+}
+
+/// The entry of a template that cannot be scheduled as written (YAML that JSON cannot hold,
+/// replicas that are not a count): `Scheduled=False`, and the copies its last binding placed
+/// are kept as they are, as an API server would have refused the edit.
+fn invalid(
+    template: &Template<'_>,
+    policy: &PropagationPolicy,
+    last: Option<&ResourceBinding>,
+    message: String,
+    mut problems: Vec<Problem>,
+) -> Entry {
+    problems.push(Problem::new(
+        template.to_string(),
+        format!("{message}; not scheduled, its copies stay as they are"),
+    ));
+    let condition = BindingCondition {
+        type_: "Scheduled".to_owned(),
+        status: "False".to_owned(),
+        reason: "InvalidTemplate".to_owned(),
+        message: message.clone(),
+    };
+    let targets: Vec<TargetCluster> = last.map(|b| b.spec.clusters.clone()).unwrap_or_default();
+    let copies = targets
+        .iter()
+        .map(|t| (t.name.clone(), Err(message.clone())))
+        .collect();
+    let replicas = last.map_or(0, |b| b.spec.replicas);
+    let binding = binding_for(template, policy, replicas, targets, Vec::new(), condition);
+    Entry {
+        binding: Some(Arc::new(binding)),
+        copies,
+        problems,
+        deps: Vec::new(),
+        timed: false,
+        unclaimed: false,
+    }
 }
 
 /// Plans one template: claim, schedule, render. `None` when no policy claims it. `holder` is
@@ -461,33 +498,13 @@ fn plan_template(
             ),
         ));
     }
-    let json = match template.json() {
-        Ok(json) => json,
-        Err(message) => {
-            problems.push(Problem::new(template.to_string(), message.clone()));
-            let condition = BindingCondition {
-                type_: "Scheduled".to_owned(),
-                status: "False".to_owned(),
-                reason: "InvalidTemplate".to_owned(),
-                message,
-            };
-            let binding = binding_for(template, policy, 0, Vec::new(), Vec::new(), condition);
-            return Some(Entry {
-                binding: Some(Arc::new(binding)),
-                copies: Vec::new(),
-                problems,
-                deps: Vec::new(),
-                timed: false,
-                unclaimed: false,
-            });
-        }
-    };
-    let (replicas, requirements) = match workload(template.kind, &json) {
-        Ok(w) => (w.replicas, w.requirements),
-        Err(error) => {
-            problems.push(Problem::new(template.to_string(), error.to_string()));
-            (0, Requirements::default())
-        }
+    let workload = template.json().and_then(|json| {
+        let w = workload(template.kind, &json).map_err(|e| e.to_string())?;
+        Ok((json, w))
+    });
+    let (json, replicas, requirements) = match workload {
+        Ok((json, w)) => (json, w.replicas, w.requirements),
+        Err(message) => return Some(invalid(template, policy, last, message, problems)),
     };
     let binding = schedule(
         fleet,
@@ -577,7 +594,9 @@ pub(super) fn render_copy(
             Manifest::encode(&manifest).map_err(|error| format!("cannot be encoded: {error}"))
         });
     encoded.map(Arc::new).map_err(|error| {
-        let message = format!("not rendered for cluster {cluster} (its last copy stays): {error}");
+        let message = format!(
+            "not rendered for cluster {cluster} (a copy already there stays as it is): {error}"
+        );
         problems.push(Problem::new(template.to_string(), message.clone()));
         message
     })

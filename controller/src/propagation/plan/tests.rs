@@ -718,6 +718,32 @@ fn deleting_a_policy_leaves_its_copies_and_deleting_the_template_removes_them() 
 }
 
 #[test]
+fn a_template_edited_into_invalid_replicas_keeps_its_copies() {
+    let mut index = index(&[("fleet.yaml", FLEET), ("nginx.yaml", NGINX)]);
+    let first = plan(&index, &Bindings::new(), now());
+    assert_eq!(
+        targets(&first, "Deployment", Some("default"), "nginx"),
+        pairs(&[("member1", 1), ("member2", 1)])
+    );
+    let broken = NGINX.replace("replicas: 2", "replicas: -5");
+    index.apply_file("nginx.yaml", parse_file("nginx.yaml", &broken));
+    let next = super::plan(&index, &first.bindings, now());
+    let nginx = binding(&next, "Deployment", Some("default"), "nginx");
+    assert_eq!(nginx.status.conditions[0].reason, "InvalidTemplate");
+    assert_eq!(
+        targets(&next, "Deployment", Some("default"), "nginx"),
+        pairs(&[("member1", 1), ("member2", 1)])
+    );
+    // No new copy anywhere; the last ones are kept.
+    assert!(manifest(&next, "member1", "Deployment", "nginx").is_none());
+    for cluster in ["member1", "member2"] {
+        assert_eq!(next.keep[cluster].len(), 1, "{cluster}");
+    }
+    let message = messages(&next).join("\n");
+    assert!(message.contains("its copies stay as they are"), "{message}");
+}
+
+#[test]
 fn dependencies_follow_their_workload() {
     let config = "
 apiVersion: v1
