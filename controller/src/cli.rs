@@ -137,7 +137,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// `meshfleet catalog`: load once, print, report problems on stderr.
 fn catalog(args: &CatalogArgs) -> anyhow::Result<()> {
-    let index = load(&args.config);
+    let index = load(&args.config)?;
     let catalog = Catalog::build_reporting(&index);
     for problem in &catalog.problems {
         eprintln!("warning: {problem}");
@@ -150,10 +150,21 @@ fn catalog(args: &CatalogArgs) -> anyhow::Result<()> {
 }
 
 /// Loads a config directory once.
-fn load(config: &std::path::Path) -> Index {
+fn load(config: &std::path::Path) -> anyhow::Result<Index> {
+    ensure_dir(config)?;
     let mut index = Index::default();
     ConfigDir::new(config.to_owned()).load(&mut index);
-    index
+    Ok(index)
+}
+
+/// A `--config` that is not a directory is a mistake to report, not an empty fleet.
+pub(crate) fn ensure_dir(config: &std::path::Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.is_dir(),
+        "--config {}: not a directory",
+        config.display()
+    );
+    Ok(())
 }
 
 /// A dry run that printed or wrote everything it could, but not everything: some bindings are
@@ -194,7 +205,7 @@ fn report(index: &Index, problems: &[Problem]) {
 
 /// `meshfleet schedule`: one ResourceBinding per propagated resource.
 fn schedule(args: &ScheduleArgs) -> anyhow::Result<()> {
-    let index = load(&args.config);
+    let index = load(&args.config)?;
     let plan = plan(&index, &Default::default(), SystemTime::now());
     report(&index, &plan.problems);
     let bindings: Vec<&crate::api::ResourceBinding> =
@@ -219,7 +230,7 @@ fn schedule(args: &ScheduleArgs) -> anyhow::Result<()> {
 
 /// `meshfleet render`: every cluster's manifests under `<out>/clusters/<cluster>/`.
 fn render(args: &RenderArgs) -> anyhow::Result<()> {
-    let index = load(&args.config);
+    let index = load(&args.config)?;
     let plan = plan(&index, &Default::default(), SystemTime::now());
     report(&index, &plan.problems);
     let clusters: Vec<_> = index.clusters().cloned().collect();

@@ -115,6 +115,7 @@ pub struct Controller {
 impl Controller {
     /// Loads the config directory, builds the first catalog, binds the ports and starts serving.
     pub async fn start(args: &RunArgs) -> anyhow::Result<Self> {
+        crate::cli::ensure_dir(&args.config)?;
         let index = Arc::new(Mutex::new(Index::default()));
         let mut source = ConfigDir::new(args.config.clone());
         source.load(&mut index.lock().expect("index lock"));

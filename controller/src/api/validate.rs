@@ -41,6 +41,60 @@ fn one_of(field: impl Into<String>, value: &str, allowed: &[&str]) -> Checked {
     )
 }
 
+/// A Kubernetes qualified name (label and annotation keys): an optional DNS subdomain prefix
+/// and `/`, then at most 63 characters, alphanumeric at both ends, `-`, `_` or `.` between.
+fn qualified_name(field: &str, name: &str) -> Checked {
+    let (prefix, local) = match name.rsplit_once('/') {
+        Some((prefix, local)) => (Some(prefix), local),
+        None => (None, name),
+    };
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !part.starts_with('-')
+                    && !part.ends_with('-')
+            })
+    });
+    if prefix_ok && !local.is_empty() && name_part_ok(local) {
+        return Ok(());
+    }
+    refuse(
+        field,
+        format!(
+            "{name:?}: a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character, with an optional DNS subdomain prefix and '/'"
+        ),
+    )
+}
+
+/// A label value: empty, or a name part.
+fn label_value(field: &str, value: &str) -> Checked {
+    if value.is_empty() || name_part_ok(value) {
+        return Ok(());
+    }
+    refuse(
+        field,
+        format!(
+            "{value:?}: a valid label value must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+        ),
+    )
+}
+
+/// At most 63 characters: alphanumeric at both ends, `-`, `_` or `.` between.
+fn name_part_ok(part: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_alphanumeric();
+    part.len() <= 63
+        && part.starts_with(alnum)
+        && part.ends_with(alnum)
+        && part
+            .chars()
+            .all(|c| alnum(c) || c == '-' || c == '_' || c == '.')
+}
+
 /// A JSON pointer: empty (the whole document) or starting with `/`.
 fn pointer(field: String, path: &str) -> Checked {
     if path.is_empty() || path.starts_with('/') {
@@ -78,11 +132,27 @@ pub fn propagation_policy(policy: &PropagationPolicy) -> Checked {
         &["", "Lazy"],
     )?;
     resource_selectors(&spec.resource_selectors)?;
+    if spec.preemption.as_deref() == Some("Always") {
+        for (i, selector) in spec.resource_selectors.iter().enumerate() {
+            if selector.name.as_deref().is_none_or(str::is_empty) {
+                return refuse(
+                    format!("spec.resourceSelectors[{i}].name"),
+                    "name cannot be empty if preemption is Always, the empty name may cause unexpected resources preemption",
+                );
+            }
+        }
+    }
     placement(&spec.placement)?;
     if let Some(failover) = &spec.failover
         && let Some(application) = &failover.application
     {
         let field = "spec.failover.application";
+        if !spec.propagate_deps {
+            return refuse(
+                "spec.propagateDeps",
+                "application failover is set, propagateDeps must be true",
+            );
+        }
         optional(
             format!("{field}.purgeMode"),
             application.purge_mode.as_deref(),
@@ -149,9 +219,7 @@ fn placement(placement: &Placement) -> Checked {
     let mut names = std::collections::BTreeSet::new();
     for (i, term) in placement.cluster_affinities.iter().enumerate() {
         let at = format!("{field}.clusterAffinities[{i}]");
-        if term.affinity_name.is_empty() {
-            return refuse(format!("{at}.affinityName"), "must not be empty");
-        }
+        qualified_name(&format!("{at}.affinityName"), &term.affinity_name)?;
         if !names.insert(term.affinity_name.as_str()) {
             return refuse(
                 format!("{at}.affinityName"),
@@ -205,6 +273,9 @@ fn placement(placement: &Placement) -> Checked {
             )?;
             for (i, weight) in weights.static_weight_list.iter().enumerate() {
                 let at = format!("{at}.weightPreference.staticWeightList[{i}]");
+                if weight.weight < 0 {
+                    return refuse(format!("{at}.weight"), "must be greater than or equal to 0");
+                }
                 cluster_affinity(&format!("{at}.targetCluster"), &weight.target_cluster)?;
             }
         }
@@ -216,6 +287,7 @@ fn placement(placement: &Placement) -> Checked {
 fn spread_constraints(placement: &Placement) -> Checked {
     let mut by_cluster = false;
     let mut by_group = false;
+    let mut seen = std::collections::BTreeSet::new();
     for (i, constraint) in placement.spread_constraints.iter().enumerate() {
         let at = format!("spec.placement.spreadConstraints[{i}]");
         let field = constraint.spread_by_field.as_deref().unwrap_or_default();
@@ -234,6 +306,12 @@ fn spread_constraints(placement: &Placement) -> Checked {
                 field,
                 &["cluster", "region", "zone", "provider"],
             )?;
+            if !seen.insert(field) {
+                return refuse(
+                    format!("{at}.spreadByField"),
+                    format!("multiple {field} spread constraints are not allowed"),
+                );
+            }
         }
         if field == "cluster" {
             by_cluster = true;
@@ -375,13 +453,23 @@ fn overriders(at: &str, overriders: &Overriders) -> Checked {
             }
         }
     }
-    for (name, list) in [
-        ("labelsOverrider", &overriders.labels_overrider),
-        ("annotationsOverrider", &overriders.annotations_overrider),
+    for (name, list, labels) in [
+        ("labelsOverrider", &overriders.labels_overrider, true),
+        (
+            "annotationsOverrider",
+            &overriders.annotations_overrider,
+            false,
+        ),
     ] {
         for (i, o) in list.iter().enumerate() {
             let field = format!("{at}.{name}[{i}]");
             one_of(format!("{field}.operator"), &o.operator, OPERATORS)?;
+            for (key, value) in &o.value {
+                qualified_name(&format!("{field}.value"), key)?;
+                if labels {
+                    label_value(&format!("{field}.value.{key}"), value)?;
+                }
+            }
         }
     }
     for (i, o) in overriders.field_overrider.iter().enumerate() {

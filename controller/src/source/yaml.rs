@@ -34,7 +34,6 @@ pub fn parse_file(file: &str, text: &str) -> FileContents {
                 field: Some(unknown.0),
                 message: "unknown field, ignored (check its spelling)".to_owned(),
             };
-            tracing::warn!(%problem, "unknown field in the config directory");
             contents.problems.push(problem);
         }
         match parsed.result {

@@ -140,7 +140,57 @@ fn what_karmadas_admission_refuses_is_refused_with_its_field() {
             "unsupported value",
         ),
     ];
-    for (yaml, field, message) in cases {
+    let spec = |body: &str| {
+        format!(
+            "apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata: {{name: p}}\nspec:\n{body}"
+        )
+    };
+    let more = [
+        (
+            spec(
+                "  preemption: Always\n  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment}]\n",
+            ),
+            "spec.resourceSelectors[0].name",
+            "name cannot be empty if preemption is Always",
+        ),
+        (
+            spec(
+                "  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment}]\n  failover: {application: {purgeMode: Directly}}\n",
+            ),
+            "spec.propagateDeps",
+            "propagateDeps must be true",
+        ),
+        (
+            propagation(
+                "spreadConstraints: [{spreadByField: region, minGroups: 1}, {spreadByField: region, minGroups: 2}, {spreadByField: cluster}]",
+            ),
+            "spec.placement.spreadConstraints[1].spreadByField",
+            "multiple region spread constraints are not allowed",
+        ),
+        (
+            propagation("clusterAffinities: [{affinityName: 'Bad Name!', clusterNames: [a]}]"),
+            "spec.placement.clusterAffinities[0].affinityName",
+            "a qualified name",
+        ),
+        (
+            propagation(
+                "replicaScheduling: {replicaSchedulingType: Divided, weightPreference: {staticWeightList: [{targetCluster: {clusterNames: [a]}, weight: -3}]}}",
+            ),
+            "spec.placement.replicaScheduling.weightPreference.staticWeightList[0].weight",
+            "greater than or equal to 0",
+        ),
+        (
+            overriders("labelsOverrider: [{operator: add, value: {'bad key!': x}}]"),
+            "spec.overrideRules[0].overriders.labelsOverrider[0].value",
+            "a qualified name",
+        ),
+        (
+            overriders("labelsOverrider: [{operator: add, value: {app: 'no spaces'}}]"),
+            "spec.overrideRules[0].overriders.labelsOverrider[0].value.app",
+            "a valid label value",
+        ),
+    ];
+    for (yaml, field, message) in cases.into_iter().chain(more) {
         let (got_field, got_message) = check(&yaml).expect_err(&yaml);
         assert_eq!(got_field, field, "{yaml}");
         assert!(got_message.contains(message), "{got_message:?} for {yaml}");
@@ -152,7 +202,7 @@ fn failover_grace_period_only_with_graceful_purging() {
     let with = |application: &str| {
         format!(
             "apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata: {{name: p}}\n\
-             spec:\n  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment}}]\n  failover:\n    application: {application}\n"
+             spec:\n  propagateDeps: true\n  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment}}]\n  failover:\n    application: {application}\n"
         )
     };
     assert_eq!(
