@@ -35,12 +35,14 @@
 //! beat the best candidate found so far; in the worst case it is exponential in the number of
 //! groups, as Karmada's is.
 //!
-//! Where Karmada is silent or stricter, meshfleet chooses:
+//! Where Karmada is silent, stricter or reads a field differently, meshfleet chooses:
 //! - Several group constraints: one applies, the first of region, zone, provider, label (Karmada
 //!   applies region only); all of them still filter out clusters lacking their field.
-//! - No `maxGroups` means no upper bound (Karmada rejects such policies), and a `maxGroups` below
-//!   `minGroups` counts as `minGroups`; a group constraint without a cluster constraint selects
-//!   every cluster of the chosen groups (Karmada requires a cluster constraint alongside).
+//! - No `maxGroups` means no upper bound. (Karmada reads it as 0: one cluster per chosen group,
+//!   and none at all for a cluster constraint alone, which it tracks as a bug.) A `maxGroups`
+//!   below `minGroups` counts as `minGroups` (admission refuses it anyway); a group constraint
+//!   without a cluster constraint selects every cluster of the chosen groups (Karmada's
+//!   admission, and meshfleet's, require a cluster constraint alongside).
 //! - Static weights ignore spread constraints for selection, as in Karmada.
 
 use std::cmp::Ordering;
