@@ -209,8 +209,9 @@ async fn a_zones_instance_writes_only_its_zone_and_bad_input_costs_only_itself()
 #[test]
 fn a_dry_run_that_cannot_place_everything_says_so_and_exits_2() {
     let config = config_copy();
-    // A second Deployment no cluster fits, and an override that cannot apply to member2.
-    let extra = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: lost, labels: {app: lost}}\nspec: {replicas: 1}\n---\napiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata: {name: lost}\nspec:\n  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, name: lost}]\n  placement: {clusterAffinity: {clusterNames: [member9]}}\n---\napiVersion: policy.karmada.io/v1alpha1\nkind: OverridePolicy\nmetadata: {name: broken}\nspec:\n  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, name: nginx}]\n  overrideRules:\n  - targetCluster: {clusterNames: [member2]}\n    overriders: {plaintext: [{path: /spec/nothing/here, operator: replace, value: 1}]}\n";
+    // A second Deployment no cluster fits, an override that cannot apply to member2, and a
+    // policy Karmada would refuse.
+    let extra = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: lost, labels: {app: lost}}\nspec: {replicas: 1}\n---\napiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata: {name: lost}\nspec:\n  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, name: lost}]\n  placement: {clusterAffinity: {clusterNames: [member9]}}\n---\napiVersion: policy.karmada.io/v1alpha1\nkind: OverridePolicy\nmetadata: {name: broken}\nspec:\n  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, name: nginx}]\n  overrideRules:\n  - targetCluster: {clusterNames: [member2]}\n    overriders: {plaintext: [{path: /spec/nothing/here, operator: replace, value: 1}]}\n---\napiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata: {name: refused}\nspec:\n  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, name: other}]\n  placement: {spreadConstraints: [{spreadByField: cluster, minGroups: 3, maxGroups: 1}]}\n";
     std::fs::write(config.path().join("extra.yaml"), extra).unwrap();
     let out = tempfile::tempdir().unwrap();
     let config_arg = config.path().to_str().unwrap();
@@ -235,7 +236,13 @@ fn a_dry_run_that_cannot_place_everything_says_so_and_exits_2() {
             "{stderr}"
         );
         assert!(
-            stderr.contains("1 binding(s) not scheduled, 1 cop(ies) not rendered"),
+            stderr.contains("extra.yaml#3 spec.placement.spreadConstraints[0].maxGroups: maxGroups lower than minGroups is not allowed"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(
+                "1 document(s) refused, 1 binding(s) not scheduled, 1 cop(ies) not rendered"
+            ),
             "{stderr}"
         );
     }

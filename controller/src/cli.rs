@@ -167,29 +167,33 @@ pub(crate) fn ensure_dir(config: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A dry run that printed or wrote everything it could, but not everything: some bindings are
-/// not scheduled or some copies not rendered. Exit status 2.
+/// A dry run that printed or wrote everything it could, but not everything: some documents
+/// were refused, some bindings are not scheduled or some copies not rendered. Exit status 2.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{unscheduled} binding(s) not scheduled, {unrendered} cop(ies) not rendered; see the warnings above"
+    "{refused} document(s) refused, {unscheduled} binding(s) not scheduled, {unrendered} cop(ies) not rendered; see the warnings above"
 )]
 struct Incomplete {
+    refused: usize,
     unscheduled: usize,
     unrendered: usize,
 }
 
-/// `Err(Incomplete)` when some of `plan` would not be applied.
-fn complete(plan: &crate::propagation::plan::Plan) -> anyhow::Result<()> {
+/// `Err(Incomplete)` when some of the config was refused or some of `plan` would not be
+/// applied.
+fn complete(index: &Index, plan: &crate::propagation::plan::Plan) -> anyhow::Result<()> {
+    let refused = index.refused();
     let unscheduled = plan
         .bindings
         .values()
         .filter(|b| b.status.conditions.iter().any(|c| c.status != "True"))
         .count();
     let unrendered = plan.keep.values().map(|k| k.len()).sum();
-    if unscheduled + unrendered == 0 {
+    if refused + unscheduled + unrendered == 0 {
         return Ok(());
     }
     Err(Incomplete {
+        refused,
         unscheduled,
         unrendered,
     }
@@ -225,7 +229,7 @@ fn schedule(args: &ScheduleArgs) -> anyhow::Result<()> {
         }
     };
     write_stdout(&text)?;
-    complete(&plan)
+    complete(&index, &plan)
 }
 
 /// `meshfleet render`: every cluster's manifests under `<out>/clusters/<cluster>/`.
@@ -246,7 +250,7 @@ fn render(args: &RenderArgs) -> anyhow::Result<()> {
         applied.unchanged,
         applied.removed
     );
-    complete(&plan)
+    complete(&index, &plan)
 }
 
 /// Prints `text`; a closed pipe (`| head`) is not an error.

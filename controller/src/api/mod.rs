@@ -317,10 +317,35 @@ fn typed_noting<T: DeserializeOwned>(
     unknown.extend(
         ignored
             .into_iter()
-            .filter(|p| !(p == "metadata" || p.starts_with("metadata.") || p == "status"))
+            .filter(|p| !server_set(p))
             .map(UnknownField),
     );
     Ok(typed)
+}
+
+/// Whether an ignored field is one the API server sets or every object may carry (read back
+/// with `kubectl get -o yaml`): `status`, and ObjectMeta's fields meshfleet does not model.
+fn server_set(path: &str) -> bool {
+    const META: [&str; 11] = [
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "managedFields",
+        "ownerReferences",
+        "finalizers",
+        "generateName",
+        "selfLink",
+    ];
+    if path == "status" || path.starts_with("status.") {
+        return true;
+    }
+    path.strip_prefix("metadata.").is_some_and(|rest| {
+        let field = rest.split(['.', '[']).next().unwrap_or_default();
+        META.contains(&field)
+    })
 }
 
 /// `spec.overrideRules[0].overriders`, as serde_path_to_error writes paths.

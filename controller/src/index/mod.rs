@@ -57,6 +57,8 @@ pub struct FileContents {
     pub rejected: Vec<(usize, ObjectKey)>,
     /// The file could not be read or decoded at all: what it held before stays in effect.
     pub unreadable: bool,
+    /// How many documents were refused (did not parse or validate).
+    pub refused: usize,
 }
 
 /// A refused document does not take its object away: the version the file held before stays,
@@ -164,6 +166,14 @@ impl Index {
             }
         }
         true
+    }
+
+    /// How many documents of all files were refused, and how many files could not be read.
+    pub fn refused(&self) -> usize {
+        self.files
+            .values()
+            .map(|f| f.refused + usize::from(f.unreadable))
+            .sum()
     }
 
     /// The files the index holds, in path order.

@@ -47,6 +47,7 @@ pub fn parse_file(file: &str, text: &str) -> FileContents {
                 contents
                     .rejected
                     .extend(parsed.identity.map(|key| (index, key)));
+                contents.refused += 1;
             }
             Err(DocumentError::UnknownKind { api_version, kind }) => {
                 let problem = Problem::new(

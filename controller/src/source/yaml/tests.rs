@@ -70,6 +70,7 @@ spec: {region: us-east, zone: us-east-1b}
                 }
             )],
             unreadable: false,
+            refused: 1,
         }
     );
 }
@@ -118,6 +119,7 @@ fn unknown_kinds_are_a_warning_and_skipped() {
             )],
             rejected: vec![],
             unreadable: false,
+            refused: 0,
         }
     );
 }
@@ -255,6 +257,7 @@ metadata:
   uid: 0b5c7e1e-2c0e-4d8f-9a57-1b6f0c1d2e3f
   resourceVersion: '4711'
   managedFields: [{manager: kubectl}]
+  lables: {app: web}
 spec:
   resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, nmae: web}]
   placement:
@@ -280,6 +283,7 @@ items:
     assert_eq!(
         contents.problems,
         [
+            problem("p.yaml#0", Some("metadata.lables"), unknown),
             problem("p.yaml#0", Some("spec.resourceSelectors[0].nmae"), unknown),
             problem("p.yaml#0", Some("spec.placement.clusterAfinity"), unknown),
             problem(
