@@ -276,8 +276,26 @@ pub fn identity(value: &serde_yaml::Value) -> Option<ObjectKey> {
     let api_version = value.get("apiVersion")?.as_str()?;
     let kind = value.get("kind")?.as_str()?;
     classify(api_version, kind)?;
-    let meta: ObjectMeta = serde_yaml::from_value(value.get("metadata")?.clone()).ok()?;
-    (!meta.name.is_empty()).then(|| ObjectKey::of(api_version, kind, &meta))
+    // Only what the key needs, each read on its own: the rest of the metadata may be what
+    // made the document fail.
+    let metadata = value.get("metadata")?;
+    let text =
+        |v: Option<&serde_yaml::Value>| v.and_then(serde_yaml::Value::as_str).map(str::to_owned);
+    let name = text(metadata.get("name")).filter(|n| !n.is_empty())?;
+    let source_cluster = text(
+        metadata
+            .get("labels")
+            .and_then(|labels| labels.get(LABEL_SOURCE_CLUSTER)),
+    );
+    let meta = ObjectMeta {
+        name,
+        namespace: text(metadata.get("namespace")),
+        labels: source_cluster
+            .map(|c| std::collections::BTreeMap::from([(LABEL_SOURCE_CLUSTER.to_owned(), c)]))
+            .unwrap_or_default(),
+        ..ObjectMeta::default()
+    };
+    Some(ObjectKey::of(api_version, kind, &meta))
 }
 
 impl From<validate::Refused> for DocumentError {

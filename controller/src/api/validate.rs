@@ -315,7 +315,7 @@ fn spread_constraints(placement: &Placement) -> Checked {
         }
         if field == "cluster" {
             by_cluster = true;
-        } else if !field.is_empty() || !label.is_empty() {
+        } else if !field.is_empty() {
             by_group = true;
         }
         let min = constraint.min_groups.unwrap_or(0);
@@ -326,6 +326,7 @@ fn spread_constraints(placement: &Placement) -> Checked {
             );
         }
         if let Some(max) = constraint.max_groups
+            && max > 0
             && max < min
         {
             return refuse(

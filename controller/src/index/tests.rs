@@ -255,3 +255,20 @@ fn a_file_that_cannot_be_read_keeps_what_it_held() {
     index.remove_file("a.yaml");
     assert_eq!(index.clusters().count(), 0);
 }
+
+#[test]
+fn a_document_refused_for_its_metadata_still_keeps_its_last_valid_version() {
+    use crate::source::parse_file;
+    let good = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop, labels: {version: '1.0'}}\nspec: {replicas: 2}\n";
+    let mut index = Index::default();
+    index.apply_file("d.yaml", parse_file("d.yaml", good));
+    let before: Vec<_> = index.objects().map(|(k, _)| k.clone()).collect();
+    assert_eq!(before.len(), 1);
+    // A label value that is a number, not a string: refused, and the object stays.
+    let bad = good.replace("'1.0'", "1.0");
+    let contents = parse_file("d.yaml", &bad);
+    assert_eq!(contents.rejected.len(), 1, "{:?}", contents.problems);
+    index.apply_file("d.yaml", contents);
+    let after: Vec<_> = index.objects().map(|(k, _)| k.clone()).collect();
+    assert_eq!(after, before);
+}

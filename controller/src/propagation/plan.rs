@@ -458,12 +458,19 @@ fn invalid(
         message: message.clone(),
     };
     let targets: Vec<TargetCluster> = last.map(|b| b.spec.clusters.clone()).unwrap_or_default();
+    let tasks = last
+        .map(|b| b.spec.graceful_eviction_tasks.clone())
+        .unwrap_or_default();
     let copies = targets
         .iter()
-        .map(|t| (t.name.clone(), Err(message.clone())))
+        .map(|t| &t.name)
+        .chain(tasks.iter().map(|t| &t.from_cluster))
+        .map(|cluster| (cluster.clone(), Err(message.clone())))
         .collect();
     let replicas = last.map_or(0, |b| b.spec.replicas);
-    let binding = binding_for(template, policy, replicas, targets, Vec::new(), condition);
+    let mut binding = binding_for(template, policy, replicas, targets, tasks, condition);
+    binding.status.scheduler_observed_affinity_name =
+        last.and_then(|b| b.status.scheduler_observed_affinity_name.clone());
     Entry {
         binding: Some(Arc::new(binding)),
         copies,

@@ -287,10 +287,16 @@ impl ClusterFiles {
             }
         };
         // The last good copy stays on error; the next apply tries again.
-        if write_one(dir, &path, manifest, before)? {
-            applied.written += 1;
-        } else {
-            applied.unchanged += 1;
+        match write_one(dir, &path, manifest, before) {
+            Ok(true) => applied.written += 1,
+            Ok(false) => applied.unchanged += 1,
+            Err(error) => {
+                // A file found on disk stays known, to be matched or removed later.
+                if let (false, Some(hash)) = (self.written.contains_key(key), before) {
+                    self.found.insert(path, hash);
+                }
+                return Err(error);
+            }
         }
         self.written.insert(key.clone(), (path, manifest.hash));
         Ok(())
@@ -340,12 +346,14 @@ impl ApplyManifests for DirSink {
             }
         }
         if !files.found.is_empty() {
-            let kept: BTreeSet<PathBuf> = keep
+            let kept: HashMap<PathBuf, &ManifestKey> = keep
                 .iter()
-                .filter_map(|k| file_of(cluster, k).ok())
+                .filter_map(|k| Some((file_of(cluster, k).ok()?, k)))
                 .collect();
-            for path in std::mem::take(&mut files.found).into_keys() {
-                if kept.contains(&path) {
+            for (path, hash) in std::mem::take(&mut files.found) {
+                // A kept file is this sink's from now on: removed once no longer kept.
+                if let Some(key) = kept.get(&path) {
+                    files.written.insert((*key).clone(), (path, hash));
                     continue;
                 }
                 match remove(&dir.join(&path)) {
@@ -729,6 +737,30 @@ mod tests {
                 ["clusters/east-1/web/deployment-nginx.yaml"]
             );
         }
+    }
+
+    #[test]
+    fn a_kept_file_found_after_a_restart_goes_once_no_longer_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let deploy = key("Deployment", "web", "nginx");
+        let desired = manifests(&[(deploy.clone(), serde_json::json!({"kind": "Deployment"}))]);
+        DirSink::new(dir.path())
+            .apply("east-1", &desired, Keep::none())
+            .unwrap();
+        let (kept, none) = (BTreeSet::from([deploy]), BTreeSet::new());
+        let keep = Keep {
+            here: &none,
+            everywhere: &kept,
+            except: &none,
+        };
+        let mut restarted = DirSink::new(dir.path());
+        let applied = restarted.apply("east-1", &Manifests::new(), keep).unwrap();
+        assert_eq!(applied, Applied::default());
+        let applied = restarted
+            .apply("east-1", &Manifests::new(), Keep::none())
+            .unwrap();
+        assert_eq!(applied.removed, 1);
+        assert_eq!(files(dir.path()), Vec::<String>::new());
     }
 
     #[test]

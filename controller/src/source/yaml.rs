@@ -183,8 +183,10 @@ impl Parsed {
             }
             other => other,
         });
+        // A refused document's unknown fields are noise beside why it was refused.
         let unknown = unknown
             .into_iter()
+            .filter(|_| result.is_ok())
             .map(|UnknownField(field)| UnknownField(format!("{prefix}{field}")))
             .collect();
         Self {

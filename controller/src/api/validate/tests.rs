@@ -49,6 +49,8 @@ fn karmadas_samples_are_accepted() {
         propagation(
             "clusterAffinities:\n- {affinityName: local, clusterNames: [member1]}\n- {affinityName: cloud, clusterNames: [member2]}",
         ),
+        propagation("spreadConstraints:\n- {spreadByLabel: rack, minGroups: 2, maxGroups: 3}"),
+        propagation("spreadConstraints:\n- {spreadByField: cluster, minGroups: 2, maxGroups: 0}"),
         propagation(
             "clusterTolerations:\n- {key: cluster.karmada.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 30}",
         ),

@@ -50,10 +50,12 @@ pub(super) fn plan_dependencies(
             continue;
         };
         let object = template.object;
+        // Where its own binding puts copies, those being evicted included: those clusters'
+        // copies are its own entry's.
         let own: Option<BTreeSet<String>> = entries
             .get(&key)
-            .and_then(|p| p.entry.binding.as_ref())
-            .map(|b| b.spec.clusters.iter().map(|t| t.name.clone()).collect());
+            .filter(|p| p.entry.binding.is_some())
+            .map(|p| p.entry.copies.iter().map(|(c, _)| c.clone()).collect());
         let inputs = Required { clusters, own, by };
         let reused = old.get(&key).filter(|p| {
             !everything && p.object.same(object) && p.required.as_ref() == Some(&inputs)

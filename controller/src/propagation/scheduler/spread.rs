@@ -41,8 +41,8 @@
 //! - No `maxGroups` means no upper bound. (Karmada reads it as 0: one cluster per chosen group,
 //!   and none at all for a cluster constraint alone, which it tracks as a bug.) A `maxGroups`
 //!   below `minGroups` counts as `minGroups` (admission refuses it anyway); a group constraint
-//!   without a cluster constraint selects every cluster of the chosen groups (Karmada's
-//!   admission, and meshfleet's, require a cluster constraint alongside).
+//!   without a cluster constraint selects every cluster of the chosen groups (admission
+//!   requires one beside a `spreadByField`, as Karmada's does).
 //! - Static weights ignore spread constraints for selection, as in Karmada.
 
 use std::cmp::Ordering;
