@@ -99,6 +99,14 @@ pub struct Applied {
 pub enum SinkError {
     #[error("{what} {name:?} cannot be used as a path component")]
     InvalidName { what: &'static str, name: String },
+    /// Two manifests whose kinds differ only in API group (Istio's and the Gateway API's
+    /// `Gateway`) would share one file; the first (in key order) keeps it.
+    #[error("{key} would be written to {path}, which holds {owner}")]
+    PathTaken {
+        path: PathBuf,
+        key: String,
+        owner: String,
+    },
     #[error("writing {path}")]
     WriteManifest {
         path: PathBuf,
@@ -205,6 +213,8 @@ struct ClusterFiles {
     found: BTreeMap<PathBuf, u64>,
     /// What this sink has put there, by manifest: path and hash of the bytes.
     written: HashMap<ManifestKey, (PathBuf, u64)>,
+    /// The manifest each written path holds.
+    owners: HashMap<PathBuf, ManifestKey>,
 }
 
 /// Writes `manifest` at `dir/path` unless the file already holds it. Returns whether it wrote.
@@ -282,6 +292,13 @@ impl ClusterFiles {
             Some((path, hash)) => (path.clone(), Some(*hash)),
             None => {
                 let path = file_of(cluster, key)?;
+                if let Some(owner) = self.owners.get(&path) {
+                    return Err(SinkError::PathTaken {
+                        path,
+                        key: key.to_string(),
+                        owner: owner.to_string(),
+                    });
+                }
                 let before = self.found.remove(&path);
                 (path, before)
             }
@@ -298,6 +315,7 @@ impl ClusterFiles {
                 return Err(error);
             }
         }
+        self.owners.insert(path.clone(), key.clone());
         self.written.insert(key.clone(), (path, manifest.hash));
         Ok(())
     }
@@ -311,6 +329,7 @@ impl ClusterFiles {
     ) -> Result<(), SinkError> {
         if let Some((path, _)) = self.written.get(key) {
             remove(&dir.join(path))?;
+            self.owners.remove(path);
             self.written.remove(key);
             applied.removed += 1;
         }
@@ -329,11 +348,7 @@ impl ApplyManifests for DirSink {
         let files = self.load(cluster)?;
         let mut applied = Applied::default();
         let mut first_error = None;
-        for (key, manifest) in desired {
-            if let Err(error) = files.put(&dir, cluster, key, manifest, &mut applied) {
-                first_error.get_or_insert(error);
-            }
-        }
+        // What goes, first: its path may be what a new manifest is to be written at.
         let stale: Vec<ManifestKey> = files
             .written
             .keys()
@@ -345,6 +360,11 @@ impl ApplyManifests for DirSink {
                 first_error.get_or_insert(error);
             }
         }
+        for (key, manifest) in desired {
+            if let Err(error) = files.put(&dir, cluster, key, manifest, &mut applied) {
+                first_error.get_or_insert(error);
+            }
+        }
         if !files.found.is_empty() {
             let kept: HashMap<PathBuf, &ManifestKey> = keep
                 .iter()
@@ -353,6 +373,7 @@ impl ApplyManifests for DirSink {
             for (path, hash) in std::mem::take(&mut files.found) {
                 // A kept file is this sink's from now on: removed once no longer kept.
                 if let Some(key) = kept.get(&path) {
+                    files.owners.insert(path.clone(), (*key).clone());
                     files.written.insert((*key).clone(), (path, hash));
                     continue;
                 }
@@ -390,13 +411,17 @@ impl ApplyManifests for DirSink {
         };
         let mut applied = Applied::default();
         let mut first_error = None;
-        for key in keys {
-            let result = match desired.get(key) {
-                Some(manifest) => files.put(&dir, cluster, key, manifest, &mut applied),
-                None if keep.contains(key) => Ok(()),
-                None => files.take(&dir, key, &mut applied),
-            };
-            if let Err(error) = result {
+        // What goes, first, then what is new or changed (as in a full apply).
+        let (puts, takes): (Vec<&ManifestKey>, Vec<&ManifestKey>) =
+            keys.iter().partition(|k| desired.contains_key(*k));
+        for key in takes.into_iter().filter(|k| !keep.contains(k)) {
+            if let Err(error) = files.take(&dir, key, &mut applied) {
+                first_error.get_or_insert(error);
+            }
+        }
+        for key in puts {
+            let manifest = &desired[key];
+            if let Err(error) = files.put(&dir, cluster, key, manifest, &mut applied) {
                 first_error.get_or_insert(error);
             }
         }
@@ -761,6 +786,59 @@ mod tests {
             .unwrap();
         assert_eq!(applied.removed, 1);
         assert_eq!(files(dir.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn kinds_that_differ_only_in_group_do_not_share_a_file_silently() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = DirSink::new(dir.path());
+        let gateway = |group: &str| ManifestKey {
+            group: group.to_owned(),
+            kind: "Gateway".to_owned(),
+            namespace: "web".to_owned(),
+            name: "edge".to_owned(),
+        };
+        let (api, istio) = (
+            gateway("gateway.networking.k8s.io"),
+            gateway("networking.istio.io"),
+        );
+        let both = manifests(&[
+            (
+                api.clone(),
+                serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1"}),
+            ),
+            (
+                istio.clone(),
+                serde_json::json!({"apiVersion": "networking.istio.io/v1"}),
+            ),
+        ]);
+        let error = sink.apply("east-1", &both, Keep::none()).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("Gateway.networking.istio.io web/edge"),
+            "{message}"
+        );
+        assert!(
+            message.contains("holds Gateway.gateway.networking.k8s.io web/edge"),
+            "{message}"
+        );
+        let file = dir.path().join("clusters/east-1/web/gateway-edge.yaml");
+        assert!(
+            std::fs::read_to_string(&file)
+                .unwrap()
+                .contains("gateway.networking.k8s.io")
+        );
+        // The first goes: the second takes the file.
+        let second = manifests(&[(
+            istio,
+            serde_json::json!({"apiVersion": "networking.istio.io/v1"}),
+        )]);
+        sink.apply("east-1", &second, Keep::none()).unwrap();
+        assert!(
+            std::fs::read_to_string(&file)
+                .unwrap()
+                .contains("networking.istio.io")
+        );
     }
 
     #[test]
