@@ -489,11 +489,24 @@ fn overriders(at: &str, overriders: &Overriders) -> Checked {
             } else {
                 j - o.json.len()
             };
-            one_of(
-                format!("{field}.{list}[{k}].operator"),
-                &op.operator,
-                OPERATORS,
-            )?;
+            let at = format!("{field}.{list}[{k}]");
+            one_of(format!("{at}.operator"), &op.operator, OPERATORS)?;
+            pointer(format!("{at}.subPath"), &op.sub_path)?;
+            match (op.operator.as_str(), &op.value) {
+                ("add" | "replace", None) => {
+                    return refuse(
+                        format!("{at}.value"),
+                        "value is required for add or replace operation",
+                    );
+                }
+                ("remove", Some(_)) => {
+                    return refuse(
+                        format!("{at}.value"),
+                        "value is not allowed for remove operation",
+                    );
+                }
+                _ => {}
+            }
         }
     }
     Ok(())

@@ -137,6 +137,20 @@ fn what_karmadas_admission_refuses_is_refused_with_its_field() {
             "both YAML and JSON",
         ),
         (
+            overriders(
+                "fieldOverrider: [{fieldPath: /data/a, yaml: [{subPath: db/port, operator: replace, value: 1}]}]",
+            ),
+            "spec.overrideRules[0].overriders.fieldOverrider[0].yaml[0].subPath",
+            "a JSON pointer",
+        ),
+        (
+            overriders(
+                "fieldOverrider: [{fieldPath: /data/a, json: [{subPath: /x, operator: add}]}]",
+            ),
+            "spec.overrideRules[0].overriders.fieldOverrider[0].json[0].value",
+            "value is required",
+        ),
+        (
             overriders("labelsOverrider: [{operator: upsert, value: {a: b}}]"),
             "spec.overrideRules[0].overriders.labelsOverrider[0].operator",
             "unsupported value",
