@@ -42,13 +42,13 @@ pub(super) fn plan_dependencies(
     if required.is_empty() {
         return deps;
     }
-    let by_key: BTreeMap<&ObjectKey, &Template<'_>> =
-        templates.iter().map(|t| (t.key, t)).collect();
     for (key, (clusters, by)) in required {
-        // A dependency defined nowhere may be created in the member clusters by other means.
-        let Some(template) = by_key.get(&key) else {
+        // Templates are in key order. A dependency defined nowhere may be created in the
+        // member clusters by other means.
+        let Ok(at) = templates.binary_search_by(|t| t.key.cmp(&key)) else {
             continue;
         };
+        let template = &templates[at];
         let object = template.object;
         // Where its own binding puts copies, those being evicted included: those clusters'
         // copies are its own entry's.
