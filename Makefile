@@ -9,7 +9,9 @@ demo: setup
 	cargo run --release --bin meshfleet -- demo
 
 test: setup
-	cargo nextest run --workspace --no-fail-fast --profile ci
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo nextest run --workspace --no-fail-fast --profile ci --locked
 
 setup:
 	@bash tests/setup.sh

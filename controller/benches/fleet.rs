@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 use support::{memory, ms, pct};
 
 use futures::StreamExt;
-use meshfleet::catalog::Catalog;
-use meshfleet::index::Index;
-use meshfleet::source::ConfigDir;
+use meshfleet_catalog::Catalog;
+use meshfleet_index::Index;
+use meshfleet_model::{ClientKey, Locality, Mesh};
+use meshfleet_runtime::source::ConfigDir;
 use meshfleet_xds::cache::SnapshotCache;
-use meshfleet_xds::model::{ClientKey, Locality, Mesh};
 use meshfleet_xds::pb::envoy::config::core::v3::{Locality as PbLocality, Node};
 use meshfleet_xds::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use meshfleet_xds::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;

@@ -22,15 +22,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use support::{memory, ms, pct, us};
 
-use meshfleet::index::Index;
-use meshfleet::propagation::apply::apply;
-use meshfleet::propagation::claim::claim;
-use meshfleet::propagation::plan::Planner;
-use meshfleet::propagation::scheduler::{self, Request};
-use meshfleet::propagation::sink::DirSink;
-use meshfleet::propagation::templates::templates;
-use meshfleet::propagation::workload::workload;
-use meshfleet::source::parse_file;
+use meshfleet_api::yaml::parse_file;
+use meshfleet_index::Index;
+use meshfleet_propagation::claim::claim;
+use meshfleet_propagation::plan::Planner;
+use meshfleet_propagation::scheduler::{self, Request};
+use meshfleet_propagation::templates::templates;
+use meshfleet_propagation::workload::workload;
+use meshfleet_runtime::apply::apply;
+use meshfleet_runtime::sink::DirSink;
 
 const CLUSTERS: usize = 100;
 const NAMESPACES: usize = 100;

@@ -1,20 +1,19 @@
 //! The command line: `meshfleet run | schedule | render | catalog | demo`. Parsing and printing
-//! only; the work lives in [`crate::run`], [`crate::propagation`], [`crate::catalog`] and
-//! [`crate::demo`].
+//! only; the work lives in [`meshfleet_runtime::run`], [`meshfleet_propagation`], [`meshfleet_catalog`] and
+//! [`meshfleet_demo`].
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::catalog::Catalog;
-use crate::index::Index;
-use crate::problem::Problem;
-use crate::propagation::plan::plan;
-use crate::propagation::sink::DirSink;
-use crate::source::ConfigDir;
+use meshfleet_catalog::Catalog;
+use meshfleet_index::Index;
+use meshfleet_model::problem::Problem;
+use meshfleet_propagation::plan::plan;
+use meshfleet_runtime::sink::DirSink;
+use meshfleet_runtime::source::ConfigDir;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the mesh: xDS to Envoy and proxyless gRPC, admin and metrics.
-    Run(RunArgs),
+    Run(meshfleet_runtime::RunArgs),
     /// Dry run of propagation: one ResourceBinding per propagated resource.
     Schedule(ScheduleArgs),
     /// Write what propagation would apply, per member cluster, under `<out>/clusters/`.
@@ -38,26 +37,7 @@ pub enum Command {
     /// Print the NameService catalog: every exported service with its endpoints.
     Catalog(CatalogArgs),
     /// The two-zone demo: backends, the controller and one Envoy per zone, live.
-    Demo(crate::demo::DemoArgs),
-}
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct RunArgs {
-    /// Directory of YAML manifests, watched for changes.
-    #[arg(long, value_name = "DIR")]
-    pub config: PathBuf,
-    /// ADS over plaintext gRPC.
-    #[arg(long, default_value = "0.0.0.0:15010")]
-    pub xds_addr: SocketAddr,
-    /// `/metrics`, `/healthz`, `/readyz`, `/debug/...`.
-    #[arg(long, default_value = "0.0.0.0:15014")]
-    pub admin_addr: SocketAddr,
-    /// Propagate: write each member cluster's manifests under `DIR/clusters/`, kept up to date.
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// Propagate only to the clusters of this zone (every zone's instance plans alike).
-    #[arg(long, value_name = "ZONE", requires = "state_dir")]
-    pub zone: Option<String>,
+    Demo(meshfleet_demo::DemoArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -108,13 +88,15 @@ pub fn main() -> ExitCode {
         Command::Demo(_) => "warn",
         _ => "info",
     };
-    crate::run::init_tracing(default_level);
+    meshfleet_runtime::run::init_tracing(default_level);
     let result = match cli.command {
-        Command::Run(args) => runtime().and_then(|rt| rt.block_on(crate::run::run(args))),
+        Command::Run(args) => {
+            runtime().and_then(|rt| rt.block_on(meshfleet_runtime::run::run(args)))
+        }
         Command::Schedule(args) => schedule(&args),
         Command::Render(args) => render(&args),
         Command::Catalog(args) => catalog(&args),
-        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(crate::demo::run(args))),
+        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(meshfleet_demo::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -151,20 +133,10 @@ fn catalog(args: &CatalogArgs) -> anyhow::Result<()> {
 
 /// Loads a config directory once.
 fn load(config: &std::path::Path) -> anyhow::Result<Index> {
-    ensure_dir(config)?;
+    meshfleet_runtime::ensure_dir(config)?;
     let mut index = Index::default();
     ConfigDir::new(config.to_owned()).load(&mut index);
     Ok(index)
-}
-
-/// A `--config` that is not a directory is a mistake to report, not an empty fleet.
-pub(crate) fn ensure_dir(config: &std::path::Path) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        config.is_dir(),
-        "--config {}: not a directory",
-        config.display()
-    );
-    Ok(())
 }
 
 /// A dry run that printed or wrote everything it could, but not everything: some documents
@@ -181,7 +153,7 @@ struct Incomplete {
 
 /// `Err(Incomplete)` when some of the config was refused or some of `plan` would not be
 /// applied.
-fn complete(index: &Index, plan: &crate::propagation::plan::Plan) -> anyhow::Result<()> {
+fn complete(index: &Index, plan: &meshfleet_propagation::plan::Plan) -> anyhow::Result<()> {
     let refused = index.refused();
     let unscheduled = plan
         .bindings
@@ -212,7 +184,7 @@ fn schedule(args: &ScheduleArgs) -> anyhow::Result<()> {
     let index = load(&args.config)?;
     let plan = plan(&index, &Default::default(), SystemTime::now());
     report(&index, &plan.problems);
-    let bindings: Vec<&crate::api::ResourceBinding> =
+    let bindings: Vec<&meshfleet_api::ResourceBinding> =
         plan.bindings.values().map(AsRef::as_ref).collect();
     let text = match args.output {
         BindingOutput::Yaml => {
@@ -240,7 +212,7 @@ fn render(args: &RenderArgs) -> anyhow::Result<()> {
     let clusters: Vec<_> = index.clusters().cloned().collect();
     let mut sink = DirSink::new(&args.out);
     let applied =
-        crate::propagation::apply::apply(&mut sink, plan.desired(), &clusters, None, None)?;
+        meshfleet_runtime::apply::apply(&mut sink, plan.desired(), &clusters, None, None)?;
     eprintln!(
         "{} manifests for {} clusters in {} ({} written, {} unchanged, {} removed)",
         applied.written + applied.unchanged,

@@ -14,10 +14,12 @@
 
 pub mod cache;
 pub mod locality;
-pub mod model;
 pub mod resource;
 pub mod server;
 pub mod translate;
+
+/// The mesh model this crate translates, from `meshfleet-model`.
+pub use meshfleet_model as model;
 
 pub use cache::{Snapshot, SnapshotCache};
 pub use envoy_types::pb;

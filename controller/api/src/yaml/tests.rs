@@ -1,0 +1,296 @@
+use super::*;
+use crate::Object;
+use crate::fixtures::*;
+
+fn problem(source: &str, field: Option<&str>, message: &str) -> Problem {
+    Problem {
+        source: source.to_owned(),
+        field: field.map(str::to_owned),
+        message: message.to_owned(),
+    }
+}
+
+/// Parses like the source, without Service templates' copies of their documents.
+fn parse_file(file: &str, text: &str) -> FileContents {
+    let mut contents = super::parse_file(file, text);
+    for document in &mut contents.documents {
+        document.object = without_raw(document.object.clone());
+    }
+    contents
+}
+
+fn document(index: usize, object: impl Into<Object>) -> Document {
+    Document {
+        index,
+        object: object.into(),
+    }
+}
+
+#[test]
+fn a_bad_document_in_the_middle_costs_only_itself() {
+    let text = "\
+# clusters of the east zone
+apiVersion: meshfleet.io/v1alpha1
+kind: Cluster
+metadata: {name: east-1}
+spec: {region: us-east, zone: us-east-1a}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: team-a}
+spec:
+  ports:
+  - name: http
+    port: eighty
+---
+apiVersion: meshfleet.io/v1alpha1
+kind: Cluster
+metadata: {name: east-2}
+spec: {region: us-east, zone: us-east-1b}
+";
+    assert_eq!(
+        parse_file("zones/east.yaml", text),
+        FileContents {
+            documents: vec![
+                document(0, cluster("east-1").region("us-east").zone("us-east-1a")),
+                document(2, cluster("east-2").region("us-east").zone("us-east-1b")),
+            ],
+            problems: vec![problem(
+                "zones/east.yaml#1",
+                Some("spec.ports[0].port"),
+                "invalid type: string \"eighty\", expected u32"
+            )],
+            rejected: vec![(
+                1,
+                crate::ObjectKey {
+                    kind: "Service".to_owned(),
+                    namespace: "team-a".to_owned(),
+                    name: "api".to_owned(),
+                    cluster: String::new(),
+                }
+            )],
+            unreadable: false,
+            refused: 1,
+        }
+    );
+}
+
+#[test]
+fn a_syntax_error_is_reported_with_its_line_and_later_documents_still_load() {
+    let text = "\
+apiVersion: v1
+kind: Service
+metadata: {name: a}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b, labels: [x
+---
+apiVersion: v1
+kind: Service
+metadata: {name: c}
+";
+    let contents = parse_file("svc.yaml", text);
+    assert_eq!(
+        contents.documents,
+        vec![document(0, service("", "a")), document(2, service("", "c"))]
+    );
+    assert_eq!(
+        contents.problems,
+        vec![problem(
+            "svc.yaml#1",
+            None,
+            "invalid YAML: did not find expected ',' or ']' at line 8 column 1, while parsing a flow sequence at line 7 column 29"
+        )]
+    );
+}
+
+#[test]
+fn unknown_kinds_are_a_warning_and_skipped() {
+    let text = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: a}\n";
+    assert_eq!(
+        parse_file("w.yaml", text),
+        FileContents {
+            documents: vec![document(1, service("", "a"))],
+            problems: vec![problem(
+                "w.yaml#0",
+                None,
+                "unknown kind Widget (example.com/v1); skipped"
+            )],
+            rejected: vec![],
+            unreadable: false,
+            refused: 0,
+        }
+    );
+}
+
+#[test]
+fn document_indexes_count_documents_not_separators() {
+    let text = "\
+# leading comment, then a marker: not a document of its own
+---
+apiVersion: v1
+kind: Service
+metadata: {name: a}
+---
+# an empty document still has an index
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b}
+...
+---
+apiVersion: v1
+kind: Service
+metadata: {name: c}
+";
+    let contents = parse_file("f.yaml", text);
+    assert_eq!(
+        contents.documents,
+        vec![
+            document(0, service("", "a")),
+            document(2, service("", "b")),
+            document(3, service("", "c")),
+        ]
+    );
+    assert_eq!(contents.problems, vec![]);
+    assert_eq!(parse_file("empty.yaml", ""), FileContents::default());
+    assert_eq!(
+        parse_file("comments.yaml", "# nothing here\n"),
+        FileContents::default()
+    );
+}
+
+#[test]
+fn merge_keys_are_applied() {
+    let text = "\
+x-ports: &ports
+  ports: [{name: http, port: 80}]
+apiVersion: v1
+kind: Service
+metadata: {name: a}
+spec:
+  <<: *ports
+";
+    let contents = parse_file("m.yaml", text);
+    assert_eq!(
+        contents.documents,
+        vec![document(0, service("", "a").port("http", 80))]
+    );
+}
+
+#[test]
+fn split_documents_on_marker_lines_only() {
+    let text = "a: 1\n--- # start\nb: |\n  ---not a marker\n---\r\nc: 3";
+    let chunks = split_documents(text);
+    assert_eq!(
+        chunks,
+        vec![
+            Chunk {
+                text: "a: 1\n",
+                first_line: 0
+            },
+            Chunk {
+                text: "--- # start\nb: |\n  ---not a marker\n",
+                first_line: 1
+            },
+            Chunk {
+                text: "---\r\nc: 3",
+                first_line: 4
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_byte_order_mark_is_not_part_of_the_first_document() {
+    let text = "\u{feff}apiVersion: meshfleet.io/v1alpha1\nkind: Cluster\nmetadata: {name: east-1}\nspec: {region: us-east}\n---\napiVersion: meshfleet.io/v1alpha1\nkind: Cluster\nmetadata: {name: east-2}\nspec: {region: us-east}\n";
+    let contents = parse_file("bom.yaml", text);
+    assert_eq!(contents.problems, vec![]);
+    assert_eq!(contents.documents.len(), 2);
+}
+
+#[test]
+fn a_kubectl_list_loads_its_items() {
+    let text = "\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: meshfleet.io/v1alpha1
+  kind: Cluster
+  metadata: {name: east-1}
+  spec: {region: us-east}
+- apiVersion: v1
+  kind: Service
+  metadata: {name: api, namespace: team-a}
+  spec:
+    ports: [{name: http, port: eighty}]
+- apiVersion: meshfleet.io/v1alpha1
+  kind: Cluster
+  metadata: {name: east-2}
+  spec: {region: us-east}
+";
+    let contents = parse_file("list.yaml", text);
+    let names: Vec<String> = contents
+        .documents
+        .iter()
+        .map(|d| format!("{}#{}", d.object.key(), d.index))
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(contents.problems.len(), 1, "{:?}", contents.problems);
+    let problem = &contents.problems[0];
+    assert_eq!(problem.source, "list.yaml#0");
+    assert_eq!(
+        problem.field.as_deref(),
+        Some("items[1].spec.ports[0].port")
+    );
+}
+
+#[test]
+fn unknown_fields_of_a_policy_are_reported_and_the_policy_still_loads() {
+    let text = "
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata:
+  name: web
+  namespace: shop
+  uid: 0b5c7e1e-2c0e-4d8f-9a57-1b6f0c1d2e3f
+  resourceVersion: '4711'
+  managedFields: [{manager: kubectl}]
+  lables: {app: web}
+spec:
+  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, nmae: web}]
+  placement:
+    clusterAfinity: {clusterNames: [member1]}
+    clusterAffinities:
+    - {affinityName: local, clusterNames: [member1]}
+status: {}
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: policy.karmada.io/v1alpha1
+  kind: ClusterOverridePolicy
+  metadata: {name: mirror}
+  spec:
+    resourceSelectors: [{apiVersion: apps/v1, kind: Deployment}]
+    overrideRules:
+    - overriders: {imageOverrider: [{component: Registry, operator: replace, value: m, extra: 1}]}
+";
+    let contents = parse_file("p.yaml", text);
+    assert_eq!(contents.documents.len(), 2);
+    let unknown = "unknown field, ignored (check its spelling)";
+    assert_eq!(
+        contents.problems,
+        [
+            problem("p.yaml#0", Some("metadata.lables"), unknown),
+            problem("p.yaml#0", Some("spec.resourceSelectors[0].nmae"), unknown),
+            problem("p.yaml#0", Some("spec.placement.clusterAfinity"), unknown),
+            problem(
+                "p.yaml#1",
+                Some("items[0].spec.overrideRules[0].overriders.imageOverrider[0].extra"),
+                unknown
+            ),
+        ]
+    );
+}

@@ -1,0 +1,219 @@
+//! A global service's endpoints, from its EndpointSlices in every member cluster: each address
+//! with the locality and network of its cluster and, across networks, its gateway.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use meshfleet_model::Endpoint;
+
+use super::ports::PortSpec;
+use super::topology::{Site, Topology};
+use meshfleet_api::{ANNOTATION_WEIGHT, EndpointSlice, LABEL_SOURCE_CLUSTER, ObjectKey};
+use meshfleet_model::problem::Problem;
+
+/// Per port (in the order of the service's ports), its endpoints; and the clusters they are in.
+#[derive(Debug, Default)]
+pub(super) struct Endpoints {
+    pub per_port: Vec<Vec<Endpoint>>,
+    pub clusters: BTreeSet<String>,
+}
+
+/// The endpoints of `slices` (one service's, in one namespace) for `ports`.
+pub(super) fn endpoints(
+    ports: &[PortSpec],
+    slices: &[Arc<EndpointSlice>],
+    topology: &Topology,
+    problems: &mut Vec<Problem>,
+) -> Endpoints {
+    let mut out = Endpoints {
+        per_port: vec![Vec::new(); ports.len()],
+        clusters: BTreeSet::new(),
+    };
+    for slice in slices {
+        let Some((cluster, site)) = placed(slice, topology, problems) else {
+            continue;
+        };
+        if !matches!(slice.address_type.as_str(), "IPv4" | "IPv6") {
+            if slice.address_type != "FQDN" {
+                problems.push(
+                    Problem::new(
+                        source(slice),
+                        format!("unsupported addressType {:?}; skipped", slice.address_type),
+                    )
+                    .at("addressType"),
+                );
+            }
+            continue;
+        }
+        let template = Endpoint {
+            address: String::new(),
+            port: 0,
+            locality: site.locality.clone().unwrap_or_default(),
+            network: site.network.clone(),
+            cluster: cluster.to_owned(),
+            weight: weight(slice, problems),
+            ready: true,
+            gateway: topology.gateway(&site.network).cloned(),
+            labels: std::sync::Arc::new(labels(slice, cluster, site)),
+        };
+        let matched = match_ports(ports, slice);
+        for (i, endpoint) in slice.endpoints.iter().enumerate() {
+            if endpoint.addresses.is_empty() {
+                problems.push(
+                    Problem::new(source(slice), "endpoint has no addresses; skipped")
+                        .at(format!("endpoints[{i}].addresses")),
+                );
+                continue;
+            }
+            let located = in_zone(&template, endpoint.zone.as_deref());
+            for address in &endpoint.addresses {
+                if let Err(message) = check_address(address, &slice.address_type) {
+                    problems.push(
+                        Problem::new(source(slice), format!("{message}; endpoint skipped"))
+                            .at(format!("endpoints[{i}].addresses")),
+                    );
+                    continue;
+                }
+                for &(port_index, target) in &matched {
+                    out.per_port[port_index].push(Endpoint {
+                        address: address.clone(),
+                        port: target,
+                        ready: endpoint.ready(),
+                        ..located.as_ref().clone()
+                    });
+                }
+            }
+        }
+        if !matched.is_empty() {
+            out.clusters.insert(cluster.to_owned());
+        }
+    }
+    for endpoints in &mut out.per_port {
+        endpoints.sort_by(|a, b| {
+            (&a.locality, &a.cluster, &a.address, a.port).cmp(&(
+                &b.locality,
+                &b.cluster,
+                &b.address,
+                b.port,
+            ))
+        });
+    }
+    out
+}
+
+/// The slice's cluster and where it is; `None` (with a problem) when it cannot be placed.
+fn placed<'a>(
+    slice: &'a EndpointSlice,
+    topology: &'a Topology,
+    problems: &mut Vec<Problem>,
+) -> Option<(&'a str, &'a Site)> {
+    let field = format!("metadata.labels[\"{LABEL_SOURCE_CLUSTER}\"]");
+    let Some(cluster) = slice.metadata.source_cluster() else {
+        problems.push(Problem::new(source(slice), "no source cluster; slice skipped").at(field));
+        return None;
+    };
+    let Some(site) = topology.site(cluster) else {
+        problems.push(
+            Problem::new(
+                source(slice),
+                format!("unknown cluster {cluster:?}; slice skipped"),
+            )
+            .at(field),
+        );
+        return None;
+    };
+    if site.locality.is_none() {
+        problems.push(Problem::new(
+            source(slice),
+            format!("Cluster {cluster} has no spec.region; slice skipped"),
+        ));
+        return None;
+    }
+    Some((cluster, site))
+}
+
+/// (index of the service port, target port on the endpoint) for each service port the slice
+/// serves: same name, or the single unnamed port of a slice for a single-port service.
+fn match_ports(ports: &[PortSpec], slice: &EndpointSlice) -> Vec<(usize, u32)> {
+    let mut matched = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let by_name = slice.ports.iter().find(|p| p.name() == port.name);
+        let single = match (ports.len(), slice.ports.as_slice()) {
+            (1, [only]) if only.name().is_empty() => Some(only),
+            _ => None,
+        };
+        if let Some(target) = by_name.or(single).and_then(|p| p.port) {
+            matched.push((i, target));
+        }
+    }
+    matched
+}
+
+/// The endpoint as placed in `zone` (the zone of its node, from the slice), when that differs
+/// from its cluster's first zone: clusters can span zones, and Istio places each endpoint by
+/// its own node.
+fn in_zone<'a>(template: &'a Endpoint, zone: Option<&str>) -> std::borrow::Cow<'a, Endpoint> {
+    match zone {
+        Some(zone) if !zone.is_empty() && zone != template.locality.zone => {
+            let mut endpoint = template.clone();
+            endpoint.locality.zone = zone.to_owned();
+            let mut labels = (*endpoint.labels).clone();
+            labels.insert("topology.kubernetes.io/zone".to_owned(), zone.to_owned());
+            endpoint.labels = Arc::new(labels);
+            std::borrow::Cow::Owned(endpoint)
+        }
+        _ => std::borrow::Cow::Borrowed(template),
+    }
+}
+
+/// An address Envoy can connect to, of the slice's address type.
+fn check_address(address: &str, address_type: &str) -> Result<(), String> {
+    match (address.parse::<std::net::IpAddr>(), address_type) {
+        (Ok(std::net::IpAddr::V4(_)), "IPv4") | (Ok(std::net::IpAddr::V6(_)), "IPv6") => Ok(()),
+        (Ok(_), _) => Err(format!("address {address:?} is not {address_type}")),
+        (Err(_), _) => Err(format!("address {address:?} is not an IP address")),
+    }
+}
+
+/// `meshfleet.io/weight`, default 1; Envoy wants at least 1.
+fn weight(slice: &EndpointSlice, problems: &mut Vec<Problem>) -> u32 {
+    let Some(value) = slice.metadata.annotation(ANNOTATION_WEIGHT) else {
+        return 1;
+    };
+    match value.trim().parse::<u32>() {
+        Ok(weight) if weight >= 1 => weight,
+        _ => {
+            problems.push(
+                Problem::new(
+                    source(slice),
+                    format!("weight {value:?} is not an integer >= 1; using 1"),
+                )
+                .at(format!("metadata.annotations[\"{ANNOTATION_WEIGHT}\"]")),
+            );
+            1
+        }
+    }
+}
+
+/// The slice's labels, then the topology labels of its cluster (which win: the cluster decides
+/// where the endpoint is).
+fn labels(slice: &EndpointSlice, cluster: &str, site: &Site) -> BTreeMap<String, String> {
+    let mut labels = slice.metadata.labels.clone();
+    let locality = site.locality.clone().unwrap_or_default();
+    let mut set = |key: &str, value: &str| {
+        labels.insert(key.to_owned(), value.to_owned());
+    };
+    set("topology.kubernetes.io/region", &locality.region);
+    set("topology.kubernetes.io/zone", &locality.zone);
+    if !locality.subzone.is_empty() {
+        set("topology.istio.io/subzone", &locality.subzone);
+    }
+    set("topology.istio.io/network", &site.network);
+    set("topology.istio.io/cluster", cluster);
+    labels
+}
+
+/// `EndpointSlice team-a/api-x (cluster east-1)`: made only when there is a problem to report.
+fn source(slice: &EndpointSlice) -> String {
+    ObjectKey::of(&slice.api_version, "EndpointSlice", &slice.metadata).to_string()
+}

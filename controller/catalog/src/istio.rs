@@ -1,0 +1,406 @@
+//! Istio DestinationRules for global services: which rule applies to which service, Istio's
+//! validation of `localityLbSetting` and `outlierDetection`, and their mapping to the xDS model.
+//!
+//! Validation follows Istio's (`pkg/config/validation`: `ValidateLocalityLbSetting`,
+//! `validateOutlierDetection`); a setting that fails it is reported and ignored, as Istio's
+//! webhook would have refused it. One difference: overlapping `to` localities in one `distribute`
+//! rule are a warning and kept in the written order (Istio's check there depends on Go's random
+//! map order, so it accepts or refuses the same rule by chance).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use meshfleet_model as model;
+
+use meshfleet_api::{self as api, DestinationRule};
+use meshfleet_index::Index;
+use meshfleet_model::problem::Problem;
+
+const LOCALITY_LB: &str = "spec.trafficPolicy.loadBalancer.localityLbSetting";
+const OUTLIER: &str = "spec.trafficPolicy.outlierDetection";
+
+/// The DestinationRule that applies to each global service, by (namespace, name).
+#[derive(Debug, Default)]
+pub(super) struct Rules {
+    by_service: BTreeMap<(String, String), Arc<DestinationRule>>,
+}
+
+impl Rules {
+    /// Resolves every rule's host; of several rules for one exported service the first by
+    /// (namespace, name) wins and the others are reported.
+    pub fn new(
+        index: &Index,
+        exported: &BTreeSet<(String, String)>,
+        problems: &mut Vec<Problem>,
+    ) -> Self {
+        let mut rules = Self::default();
+        for rule in index.destination_rules() {
+            let namespace = rule.metadata.namespace_or_default();
+            let Some(service) = resolve_host(&rule.spec.host, namespace) else {
+                continue;
+            };
+            if !exported.contains(&service) {
+                continue;
+            }
+            match rules.by_service.get(&service) {
+                Some(first) => problems.push(
+                    Problem::new(
+                        source(rule),
+                        format!(
+                            "{}/{} also has DestinationRule {}/{}, which wins; ignored",
+                            service.0,
+                            service.1,
+                            first.metadata.namespace_or_default(),
+                            first.metadata.name
+                        ),
+                    )
+                    .at("spec.host"),
+                ),
+                None => {
+                    rules.by_service.insert(service, rule.clone());
+                }
+            }
+        }
+        rules
+    }
+
+    pub fn get(&self, namespace: &str, name: &str) -> Option<&Arc<DestinationRule>> {
+        self.by_service
+            .get(&(namespace.to_owned(), name.to_owned()))
+    }
+}
+
+/// `DestinationRule team-a/api`.
+pub(super) fn source(rule: &DestinationRule) -> String {
+    format!(
+        "DestinationRule {}/{}",
+        rule.metadata.namespace_or_default(),
+        rule.metadata.name
+    )
+}
+
+/// The (namespace, service) a rule's host names: `<svc>.<ns>.global`,
+/// `<svc>.<ns>.svc.clusterset.local`, `<svc>.<ns>.svc.cluster.local`, or a short name `<svc>` in
+/// the rule's own namespace (Istio's resolution). Wildcard hosts name no single service.
+pub(super) fn resolve_host(host: &str, rule_namespace: &str) -> Option<(String, String)> {
+    if host.is_empty() || host.contains('*') {
+        return None;
+    }
+    if !host.contains('.') {
+        return Some((rule_namespace.to_owned(), host.to_owned()));
+    }
+    [".global", ".svc.clusterset.local", ".svc.cluster.local"]
+        .iter()
+        .find_map(|suffix| host.strip_suffix(suffix))
+        .and_then(|rest| rest.split_once('.'))
+        .filter(|(svc, ns)| !svc.is_empty() && !ns.is_empty() && !ns.contains('.'))
+        .map(|(svc, ns)| (ns.to_owned(), svc.to_owned()))
+}
+
+/// What a rule says, once validated: each part `None` when absent or invalid.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct RulePolicy {
+    pub setting: Option<model::LocalityLbSetting>,
+    pub outlier: Option<model::OutlierDetection>,
+}
+
+pub(super) fn rule_policy(rule: &DestinationRule, problems: &mut Vec<Problem>) -> RulePolicy {
+    let policy = rule.spec.traffic_policy.as_ref();
+    let outlier_spec = policy.and_then(|p| p.outlier_detection.as_ref());
+    let lb = policy
+        .and_then(|p| p.load_balancer.as_ref())
+        .and_then(|lb| lb.locality_lb_setting.as_ref());
+    let mut report = |findings: Vec<(String, String)>, what: &str| {
+        for (field, message) in findings {
+            problems.push(Problem::new(source(rule), format!("{message}{what}")).at(field));
+        }
+    };
+    let outlier = outlier_spec.and_then(|spec| {
+        let errors = check_outlier(spec);
+        let valid = errors.is_empty();
+        report(errors, "; outlierDetection ignored");
+        valid.then(|| outlier_detection(spec))
+    });
+    let setting = lb.and_then(|lb| {
+        // An invalid outlierDetection is ignored: failover has none to rely on.
+        let check = check_locality_lb(lb, outlier.is_some());
+        let valid = check.errors.is_empty();
+        report(check.errors, "; localityLbSetting ignored");
+        report(check.warnings, "");
+        valid.then(|| locality_lb_setting(lb))
+    });
+    RulePolicy { setting, outlier }
+}
+
+fn locality_lb_setting(lb: &api::LocalityLbSetting) -> model::LocalityLbSetting {
+    model::LocalityLbSetting {
+        enabled: lb.enabled,
+        distribute: lb
+            .distribute
+            .iter()
+            .map(|d| model::Distribute {
+                from: d.from.clone(),
+                to: d.to.clone(),
+            })
+            .collect(),
+        failover: lb
+            .failover
+            .iter()
+            .map(|f| model::Failover {
+                from: f.from.clone(),
+                to: f.to.clone(),
+            })
+            .collect(),
+        failover_priority: lb.failover_priority.clone(),
+    }
+}
+
+/// Istio's `outlierDetection` with Istio's (Envoy's) defaults made explicit: 5 consecutive 5xx,
+/// interval 10s, base ejection time 30s, at most 10% ejected, panic threshold 0%. Gateway errors
+/// count only when set; local-origin failures only with `splitExternalLocalOriginErrors`.
+pub(super) fn outlier_detection(spec: &api::OutlierDetection) -> model::OutlierDetection {
+    let ms = |d: Option<api::Duration>, default: u64| {
+        d.map_or(default, |d| {
+            u64::try_from(d.0.as_millis()).unwrap_or(u64::MAX)
+        })
+    };
+    model::OutlierDetection {
+        consecutive_5xx: Some(spec.consecutive_5xx_errors.unwrap_or(5)),
+        consecutive_gateway_errors: spec.consecutive_gateway_errors,
+        consecutive_local_origin_failures: spec
+            .split_external_local_origin_errors
+            .then(|| spec.consecutive_local_origin_failures.unwrap_or(5)),
+        interval_ms: ms(spec.interval, 10_000),
+        base_ejection_time_ms: ms(spec.base_ejection_time, 30_000),
+        // Istio sets it only when > 0; Envoy's default is 10.
+        max_ejection_percent: spec
+            .max_ejection_percent
+            .filter(|p| *p > 0)
+            .map_or(10, |p| p.unsigned_abs()),
+        min_health_percent: spec.min_health_percent.map_or(0, i32::unsigned_abs),
+    }
+}
+
+/// Istio's `validateOutlierDetection`: durations of at least 1ms in whole milliseconds,
+/// percentages in 0..=100. Returns (field, message) per error.
+fn check_outlier(spec: &api::OutlierDetection) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    for (name, duration) in [
+        ("interval", spec.interval),
+        ("baseEjectionTime", spec.base_ejection_time),
+    ] {
+        let Some(duration) = duration else { continue };
+        let message = if duration.0 < std::time::Duration::from_millis(1) {
+            "duration must be greater than 1ms"
+        } else if duration.0.subsec_nanos() % 1_000_000 != 0 {
+            "only durations to ms precision are supported"
+        } else {
+            continue;
+        };
+        errors.push((format!("{OUTLIER}.{name}"), message.to_owned()));
+    }
+    for (name, percent) in [
+        ("maxEjectionPercent", spec.max_ejection_percent),
+        ("minHealthPercent", spec.min_health_percent),
+    ] {
+        if let Some(p) = percent.filter(|p| !(0..=100).contains(p)) {
+            errors.push((
+                format!("{OUTLIER}.{name}"),
+                format!("percentage {p} is not in range 0..100"),
+            ));
+        }
+    }
+    errors
+}
+
+/// Findings of Istio's `ValidateLocalityLbSetting`, as (field, message).
+#[derive(Debug, Default, PartialEq)]
+struct Check {
+    errors: Vec<(String, String)>,
+    warnings: Vec<(String, String)>,
+}
+
+const TOPOLOGY_LABELS: &[&str] = &[
+    "topology.kubernetes.io/region",
+    "topology.kubernetes.io/zone",
+    "topology.istio.io/subzone",
+];
+
+fn check_locality_lb(lb: &api::LocalityLbSetting, has_outlier: bool) -> Check {
+    let mut check = Check::default();
+    let mut error = |field: String, message: String| check.errors.push((field, message));
+    if !lb.distribute.is_empty() && !lb.failover.is_empty() {
+        error(
+            LOCALITY_LB.to_owned(),
+            "can not simultaneously specify 'distribute' and 'failover'".to_owned(),
+        );
+        return check;
+    }
+    let topology_priority = lb
+        .failover_priority
+        .iter()
+        .enumerate()
+        .find(|(_, l)| TOPOLOGY_LABELS.contains(&l.as_str()));
+    if let (false, Some((i, label))) = (lb.failover.is_empty(), topology_priority) {
+        error(
+            format!("{LOCALITY_LB}.failoverPriority[{i}]"),
+            format!(
+                "can not simultaneously set 'failover' and topology label '{label}' in 'failoverPriority'"
+            ),
+        );
+        return check;
+    }
+    check_distribute(lb, &mut check);
+    if (!lb.failover.is_empty() || !lb.failover_priority.is_empty()) && !has_outlier {
+        check.warnings.push((
+            LOCALITY_LB.to_owned(),
+            "outlier detection policy must be provided for failover; without it there is no failover".to_owned(),
+        ));
+    }
+    for (i, failover) in lb.failover.iter().enumerate() {
+        let field = format!("{LOCALITY_LB}.failover[{i}]");
+        if failover.from == failover.to {
+            check.errors.push((
+                field.clone(),
+                "locality lb failover settings must specify different regions".to_owned(),
+            ));
+        }
+        if failover.from.contains('/') || failover.to.contains('/') {
+            check.errors.push((
+                field.clone(),
+                "locality lb failover only specify region".to_owned(),
+            ));
+        }
+        if failover.from.contains('*') || failover.to.contains('*') {
+            check.errors.push((
+                field,
+                "locality lb failover region should not contain '*' wildcard".to_owned(),
+            ));
+        }
+    }
+    check
+}
+
+fn check_distribute(lb: &api::LocalityLbSetting, check: &mut Check) {
+    for (i, rule) in lb.distribute.iter().enumerate() {
+        let field = format!("{LOCALITY_LB}.distribute[{i}].to");
+        if let Some((locality, _)) = rule.to.iter().find(|(_, w)| *w == 0 || *w > 100) {
+            check.errors.push((
+                format!("{field}[{locality:?}]"),
+                "locality weight must be in range [1, 100]".to_owned(),
+            ));
+            return;
+        }
+        let total: u64 = rule.to.iter().map(|(_, w)| u64::from(*w)).sum();
+        if total != 100 {
+            check
+                .errors
+                .push((field, format!("total locality weight {total} != 100")));
+            return;
+        }
+        for (locality, _) in &rule.to {
+            if let Err(message) = check_locality(locality) {
+                check
+                    .errors
+                    .push((format!("{field}[{locality:?}]"), message));
+            }
+        }
+        for (a, (first, _)) in rule.to.iter().enumerate() {
+            for (second, _) in &rule.to[a + 1..] {
+                if overlap(first, second) {
+                    check.warnings.push((
+                        field.clone(),
+                        format!(
+                            "localities {first:?} and {second:?} overlap; kept in the written order"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let froms: Vec<&str> = lb.distribute.iter().map(|d| d.from.as_str()).collect();
+    if let Err((i, message)) = check_sources(&froms) {
+        check
+            .errors
+            .push((format!("{LOCALITY_LB}.distribute[{i}].from"), message));
+    }
+}
+
+/// One locality of a rule: at most one `*`, only at the end; no empty region, zone or subzone.
+fn check_locality(locality: &str) -> Result<(), String> {
+    let stars = locality.matches('*').count();
+    if stars > 1 || (stars == 1 && !locality.ends_with('*')) {
+        return Err(format!(
+            "locality {locality} wildcard '*' number can not exceed 1 and must be in the end"
+        ));
+    }
+    if locality.splitn(3, '/').any(str::is_empty) {
+        return Err(format!(
+            "locality {locality} must not contain empty region/zone/subzone info"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether some locality matches both rules (Istio's `LocalityMatch`: `*` or a missing part
+/// matches anything).
+fn overlap(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.splitn(3, '/').collect(), b.splitn(3, '/').collect());
+    (0..3).all(|i| {
+        let (x, y) = (
+            a.get(i).copied().unwrap_or("*"),
+            b.get(i).copied().unwrap_or("*"),
+        );
+        x == "*" || y == "*" || x == y
+    })
+}
+
+/// Istio's `validateLocalities` over the `from`s in the written order: a `from` may not be
+/// covered by an earlier one. Returns the index and message of the first error.
+fn check_sources(froms: &[&str]) -> Result<(), (usize, String)> {
+    // region → zone → subzones; "*" marks "all of it".
+    let mut seen: BTreeMap<&str, BTreeMap<&str, BTreeSet<&str>>> = BTreeMap::new();
+    for (i, locality) in froms.iter().copied().enumerate() {
+        check_locality(locality).map_err(|m| (i, m))?;
+        let overlapping = || {
+            Err((
+                i,
+                format!("locality {locality} overlap with previous specified ones"),
+            ))
+        };
+        if seen.contains_key("*") {
+            return overlapping();
+        }
+        let parts: Vec<&str> = locality.splitn(3, '/').collect();
+        match parts.as_slice() {
+            [region] => {
+                if seen.contains_key(region) {
+                    return overlapping();
+                }
+                seen.insert(region, BTreeMap::from([("*", BTreeSet::from(["*"]))]));
+            }
+            [region, zone] => {
+                let zones = seen.entry(region).or_default();
+                if zones.contains_key("*") || zones.contains_key(zone) {
+                    return overlapping();
+                }
+                zones.insert(zone, BTreeSet::from(["*"]));
+            }
+            [region, zone, subzone, ..] => {
+                let zones = seen.entry(region).or_default();
+                if zones.contains_key("*") {
+                    return overlapping();
+                }
+                let subzones = zones.entry(zone).or_default();
+                if subzones.contains("*") || !subzones.insert(subzone) {
+                    return overlapping();
+                }
+            }
+            [] => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

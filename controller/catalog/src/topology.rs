@@ -1,0 +1,79 @@
+//! Where each member cluster is: its locality, its network, and each network's east-west gateway.
+
+use std::collections::BTreeMap;
+
+use meshfleet_model::{Gateway, Locality};
+
+use meshfleet_api::{ANNOTATION_EAST_WEST_GATEWAY, Cluster};
+use meshfleet_index::Index;
+use meshfleet_model::problem::Problem;
+
+/// One member cluster's place in the mesh.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Site {
+    /// `None` when the Cluster has no region: its endpoints cannot be placed.
+    pub locality: Option<Locality>,
+    /// Istio network; empty = the default network.
+    pub network: String,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Topology {
+    sites: BTreeMap<String, Site>,
+    /// Per network, the gateway of its first cluster (by name) that has one.
+    gateways: BTreeMap<String, Gateway>,
+}
+
+impl Topology {
+    pub fn new(index: &Index, problems: &mut Vec<Problem>) -> Self {
+        let mut topology = Self::default();
+        // Clusters come in name order, so "the first cluster with a gateway" is deterministic.
+        for cluster in index.clusters() {
+            let site = Site {
+                locality: locality(cluster),
+                network: cluster.network().to_owned(),
+            };
+            match cluster.east_west_gateway() {
+                Ok(Some(gateway)) => {
+                    topology
+                        .gateways
+                        .entry(site.network.clone())
+                        .or_insert(Gateway {
+                            address: gateway.address,
+                            port: gateway.port,
+                        });
+                }
+                Ok(None) => {}
+                Err(message) => problems.push(
+                    Problem::new(
+                        format!("Cluster {}", cluster.name()),
+                        format!("{message}; no east-west gateway"),
+                    )
+                    .at(if cluster.spec.east_west_gateway.is_some() {
+                        "spec.eastWestGateway".to_owned()
+                    } else {
+                        format!("metadata.annotations[\"{ANNOTATION_EAST_WEST_GATEWAY}\"]")
+                    }),
+                ),
+            }
+            topology.sites.insert(cluster.name().to_owned(), site);
+        }
+        topology
+    }
+
+    pub fn site(&self, cluster: &str) -> Option<&Site> {
+        self.sites.get(cluster)
+    }
+
+    pub fn gateway(&self, network: &str) -> Option<&Gateway> {
+        self.gateways.get(network)
+    }
+}
+
+fn locality(cluster: &Cluster) -> Option<Locality> {
+    Some(Locality::new(
+        cluster.region()?,
+        cluster.zone().unwrap_or_default(),
+        cluster.subzone().unwrap_or_default(),
+    ))
+}

@@ -1,0 +1,274 @@
+use super::*;
+use meshfleet_api::fixtures::*;
+
+fn contents(objects: Vec<Object>) -> FileContents {
+    FileContents {
+        documents: objects
+            .into_iter()
+            .enumerate()
+            .map(|(index, object)| Document { index, object })
+            .collect(),
+        ..FileContents::default()
+    }
+}
+
+fn names<'a, T: 'a>(
+    items: impl Iterator<Item = &'a Arc<T>>,
+    name: impl Fn(&T) -> String,
+) -> Vec<String> {
+    items.map(|item| name(item)).collect()
+}
+
+#[test]
+fn apply_file_says_whether_anything_changed() {
+    let mut index = Index::default();
+    let file = || {
+        contents(vec![
+            cluster("east-1").region("us-east").into(),
+            service("team-a", "api").into(),
+        ])
+    };
+    assert!(index.apply_file("a.yaml", file()));
+    assert!(!index.apply_file("a.yaml", file()), "same contents again");
+    assert!(index.apply_file(
+        "a.yaml",
+        contents(vec![cluster("east-1").region("us-west").into()])
+    ));
+    assert_eq!(index.cluster("east-1").unwrap().region(), Some("us-west"));
+    assert_eq!(
+        index.services().count(),
+        0,
+        "the file's Service is gone with its old contents"
+    );
+    assert!(index.remove_file("a.yaml"));
+    assert!(!index.remove_file("a.yaml"), "already gone");
+    assert!(!index.remove_file("never.yaml"));
+    assert_eq!(index.objects().count(), 0);
+    assert_eq!(index.files().count(), 0);
+}
+
+#[test]
+fn typed_getters_split_templates_from_observed_copies() {
+    let mut index = Index::default();
+    index.apply_file(
+        "all.yaml",
+        contents(vec![
+            service("team-a", "api").observed_in("west-1").into(),
+            service("team-a", "api").into(),
+            service("team-a", "api").observed_in("east-1").into(),
+            slice("team-a", "api-1", "api", "east-1").into(),
+            service_export("team-a", "api"),
+            rule("team-a", "api", "api").into(),
+            cluster("east-1").into(),
+        ]),
+    );
+    let cluster_of = |s: &Service| s.source_cluster().unwrap_or("-").to_owned();
+    assert_eq!(
+        names(index.services(), cluster_of),
+        ["-", "east-1", "west-1"]
+    );
+    assert_eq!(names(index.service_templates(), cluster_of), ["-"]);
+    assert_eq!(
+        names(index.observed_services(), cluster_of),
+        ["east-1", "west-1"]
+    );
+    assert_eq!(
+        names(index.endpoint_slices(), |s| s.metadata.name.clone()),
+        ["api-1"]
+    );
+    assert_eq!(
+        names(index.service_exports(), |s| s.metadata.name.clone()),
+        ["api"]
+    );
+    assert_eq!(
+        names(index.destination_rules(), |s| s.metadata.name.clone()),
+        ["api"]
+    );
+    assert_eq!(names(index.clusters(), |c| c.name().to_owned()), ["east-1"]);
+    assert_eq!(index.generic().count(), 0);
+    assert_eq!(index.problems(), vec![]);
+}
+
+#[test]
+fn the_same_key_twice_is_reported_and_the_last_file_wins() {
+    let mut index = Index::default();
+    assert!(index.apply_file(
+        "b.yaml",
+        contents(vec![cluster("east-1").region("from-b").into()])
+    ));
+    assert!(index.apply_file(
+        "a.yaml",
+        contents(vec![cluster("east-1").region("from-a").into()])
+    ));
+    // Path order, not load order, decides.
+    assert_eq!(index.cluster("east-1").unwrap().region(), Some("from-b"));
+    assert_eq!(
+        index.problems(),
+        vec![Problem::new(
+            "a.yaml#0",
+            "Cluster east-1 is defined again in b.yaml#0, which wins; this one is ignored"
+        )]
+    );
+    assert!(index.remove_file("b.yaml"));
+    assert_eq!(index.cluster("east-1").unwrap().region(), Some("from-a"));
+    assert_eq!(index.problems(), vec![]);
+}
+
+#[test]
+fn the_same_key_twice_in_one_file_keeps_the_later_document() {
+    let mut index = Index::default();
+    index.apply_file(
+        "a.yaml",
+        contents(vec![
+            cluster("c").region("first").into(),
+            cluster("c").region("second").into(),
+        ]),
+    );
+    assert_eq!(index.cluster("c").unwrap().region(), Some("second"));
+    assert_eq!(
+        index.problems(),
+        vec![Problem::new(
+            "a.yaml#0",
+            "Cluster c is defined again in a.yaml#1, which wins; this one is ignored"
+        )]
+    );
+    index.apply_file("a.yaml", contents(vec![cluster("c").region("only").into()]));
+    assert_eq!(index.problems(), vec![]);
+}
+
+#[test]
+fn parse_problems_are_replaced_when_the_file_reloads() {
+    let mut index = Index::default();
+    let bad = FileContents {
+        problems: vec![Problem::new("a.yaml#0", "bad")],
+        ..FileContents::default()
+    };
+    index.apply_file(
+        "b.yaml",
+        FileContents {
+            problems: vec![Problem::new("b.yaml#3", "worse")],
+            ..Default::default()
+        },
+    );
+    index.apply_file("a.yaml", bad);
+    assert_eq!(
+        index.problems(),
+        vec![
+            Problem::new("a.yaml#0", "bad"),
+            Problem::new("b.yaml#3", "worse")
+        ]
+    );
+    index.apply_file("a.yaml", contents(vec![cluster("c").into()]));
+    assert_eq!(index.problems(), vec![Problem::new("b.yaml#3", "worse")]);
+}
+
+#[test]
+fn a_refused_document_keeps_the_last_valid_version_of_its_object() {
+    use meshfleet_api::yaml::parse_file;
+    let good = "
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment}]
+  placement: {clusterAffinity: {clusterNames: [member1]}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: shop}
+";
+    let mut index = Index::default();
+    index.apply_file("p.yaml", parse_file("p.yaml", good));
+    let before: Vec<_> = index.propagation_policies().cloned().collect();
+    assert_eq!(before.len(), 1);
+
+    // An edit Karmada would refuse, and the ConfigMap taken out: the policy stays as it was,
+    // the ConfigMap goes, and the problem says what stays.
+    let broken = "
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment}]
+  placement:
+    clusterAffinity: {clusterNames: [member1]}
+    spreadConstraints: [{spreadByField: region, minGroups: 1}]
+";
+    assert!(index.apply_file("p.yaml", parse_file("p.yaml", broken)));
+    let after: Vec<_> = index.propagation_policies().cloned().collect();
+    assert_eq!(after, before);
+    assert_eq!(index.objects().count(), 1, "the ConfigMap is gone");
+    let problems: Vec<String> = index.problems().iter().map(ToString::to_string).collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("p.yaml#0 spec.placement.spreadConstraints: "),
+        "{problems:?}"
+    );
+    assert!(
+        problems[0].ends_with("; its last valid version stays in effect"),
+        "{problems:?}"
+    );
+    // Read again unchanged: nothing changes.
+    assert!(!index.apply_file("p.yaml", parse_file("p.yaml", broken)));
+
+    // A refused document with no earlier version defines nothing.
+    index.apply_file(
+        "q.yaml",
+        parse_file("q.yaml", &broken.replace("name: web", "name: new")),
+    );
+    assert_eq!(index.propagation_policies().count(), 1);
+
+    // Fixed: the new version takes effect.
+    let fixed = good.replace("member1", "member2");
+    index.apply_file("p.yaml", parse_file("p.yaml", &fixed));
+    let policy = index.propagation_policies().next().unwrap();
+    let names = &policy
+        .spec
+        .placement
+        .cluster_affinity
+        .as_ref()
+        .unwrap()
+        .cluster_names;
+    assert_eq!(names, &["member2"]);
+}
+
+#[test]
+fn a_file_that_cannot_be_read_keeps_what_it_held() {
+    let mut index = Index::default();
+    index.apply_file(
+        "a.yaml",
+        contents(vec![cluster("east-1").region("us-east").into()]),
+    );
+    let unreadable = FileContents {
+        problems: vec![Problem::new("a.yaml", "not UTF-8: invalid utf-8 sequence")],
+        unreadable: true,
+        ..FileContents::default()
+    };
+    index.apply_file("a.yaml", unreadable);
+    assert_eq!(names(index.clusters(), |c| c.name().to_owned()), ["east-1"]);
+    let problems: Vec<String> = index.problems().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        problems,
+        ["a.yaml: not UTF-8: invalid utf-8 sequence; what it held before stays in effect"]
+    );
+    // Removing the file still removes what it held.
+    index.remove_file("a.yaml");
+    assert_eq!(index.clusters().count(), 0);
+}
+
+#[test]
+fn a_document_refused_for_its_metadata_still_keeps_its_last_valid_version() {
+    use meshfleet_api::yaml::parse_file;
+    let good = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop, labels: {version: '1.0'}}\nspec: {replicas: 2}\n";
+    let mut index = Index::default();
+    index.apply_file("d.yaml", parse_file("d.yaml", good));
+    let before: Vec<_> = index.objects().map(|(k, _)| k.clone()).collect();
+    assert_eq!(before.len(), 1);
+    // A label value that is a number, not a string: refused, and the object stays.
+    let bad = good.replace("'1.0'", "1.0");
+    let contents = parse_file("d.yaml", &bad);
+    assert_eq!(contents.rejected.len(), 1, "{:?}", contents.problems);
+    index.apply_file("d.yaml", contents);
+    let after: Vec<_> = index.objects().map(|(k, _)| k.clone()).collect();
+    assert_eq!(after, before);
+}

@@ -1,0 +1,49 @@
+//! meshfleet's runtime: the only crate with I/O. Sources feed the index, the reconcile loop
+//! turns it into a catalog for the xDS cache and a plan for the sinks, and the servers (ADS,
+//! admin) serve what was decided.
+//!
+//! ```text
+//!  source::ConfigDir ──apply/delete──> Index ──> Catalog ──> xds::SnapshotCache ──> ADS streams
+//!   (watched directory)                  │
+//!                                        └──> Planner ──> apply ──> sink::DirSink
+//!  admin: /metrics /healthz /readyz /debug/...  (reads run::State)
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod apply;
+pub mod run;
+pub mod sink;
+pub mod source;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Directory of YAML manifests, watched for changes.
+    #[arg(long, value_name = "DIR")]
+    pub config: PathBuf,
+    /// ADS over plaintext gRPC.
+    #[arg(long, default_value = "0.0.0.0:15010")]
+    pub xds_addr: SocketAddr,
+    /// `/metrics`, `/healthz`, `/readyz`, `/debug/...`.
+    #[arg(long, default_value = "0.0.0.0:15014")]
+    pub admin_addr: SocketAddr,
+    /// Propagate: write each member cluster's manifests under `DIR/clusters/`, kept up to date.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Propagate only to the clusters of this zone (every zone's instance plans alike).
+    #[arg(long, value_name = "ZONE", requires = "state_dir")]
+    pub zone: Option<String>,
+}
+
+/// A `--config` that is not a directory is a mistake to report, not an empty fleet.
+pub fn ensure_dir(config: &std::path::Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.is_dir(),
+        "--config {}: not a directory",
+        config.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! `meshfleet run`: wires the config-directory source, the index, the catalog, the xDS cache,
+//! propagation and the servers (ADS, admin) together.
+//!
+//! ```text
+//!  ConfigDir::watch ──changed──> reconcile: Catalog::build ──> SnapshotCache::set_mesh ──> ADS streams
+//!                                   │      └──> State (admin: /debug/catalog, /debug/problems)
+//!                    tick (5 s) ──> └─> Planner::plan ──> apply ──> DirSink (--state-dir, --zone)
+//!                                              └──> State (admin: /debug/bindings)
+//! ```
+//!
+//! Propagation also runs on a tick: failover is a matter of time (a toleration runs out, a grace
+//! period ends) as well as of change.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use meshfleet_xds::cache::SnapshotCache;
+use meshfleet_xds::server::AdsServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::RunArgs;
+use crate::apply::apply;
+use crate::sink::{ApplyManifests, DirSink};
+use crate::source::ConfigDir;
+use meshfleet_catalog::Catalog;
+use meshfleet_index::Index;
+use meshfleet_model::problem::Problem;
+use meshfleet_propagation::plan::{Bindings, Planner};
+
+/// How often propagation is planned again without a change (failover runs on the clock).
+const PROPAGATION_TICK: Duration = Duration::from_secs(5);
+
+/// What the admin endpoints read; written only by the reconcile loop.
+#[derive(Default)]
+pub struct State {
+    /// The catalog currently served.
+    catalog: RwLock<Arc<Catalog>>,
+    /// Problems of the last reconcile: parse errors of the sources, catalog problems, then
+    /// propagation problems.
+    problems: RwLock<Arc<Vec<Problem>>>,
+    /// Catalog problems alone, to merge with the propagation problems of a tick.
+    catalog_problems: RwLock<Arc<Vec<Problem>>>,
+    /// Propagation problems of the last plan.
+    propagation_problems: RwLock<Arc<Vec<Problem>>>,
+    /// The bindings of the last plan (empty without `--state-dir`).
+    bindings: RwLock<Arc<Bindings>>,
+    /// Set once the first catalog is served and the xDS port is bound.
+    ready: AtomicBool,
+    /// How many times the catalog was rebuilt.
+    reconciles: AtomicU64,
+}
+
+impl State {
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().expect("state lock").clone()
+    }
+
+    pub fn problems(&self) -> Arc<Vec<Problem>> {
+        self.problems.read().expect("state lock").clone()
+    }
+
+    pub fn bindings(&self) -> Arc<Bindings> {
+        self.bindings.read().expect("state lock").clone()
+    }
+
+    /// Sets the problems of one half and publishes the merged list, logging new problems once.
+    fn publish_problems(&self, catalog: Option<Vec<Problem>>, propagation: Option<Vec<Problem>>) {
+        if let Some(problems) = catalog {
+            *self.catalog_problems.write().expect("state lock") = Arc::new(problems);
+        }
+        if let Some(problems) = propagation {
+            *self.propagation_problems.write().expect("state lock") = Arc::new(problems);
+        }
+        let merged: Vec<Problem> = self
+            .catalog_problems
+            .read()
+            .expect("state lock")
+            .iter()
+            .chain(self.propagation_problems.read().expect("state lock").iter())
+            .cloned()
+            .collect();
+        let before = self.problems();
+        let before: HashSet<&Problem> = before.iter().collect();
+        for problem in merged.iter().filter(|p| !before.contains(p)) {
+            tracing::warn!(%problem, "config problem");
+        }
+        *self.problems.write().expect("state lock") = Arc::new(merged);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn reconciles(&self) -> u64 {
+        self.reconciles.load(Ordering::Relaxed)
+    }
+}
+
+/// A running controller: its bound addresses and its tasks. Dropping it does not stop it; call
+/// [`Controller::shutdown`].
+pub struct Controller {
+    pub xds_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub state: Arc<State>,
+    pub ads: AdsServer,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Controller {
+    /// Loads the config directory, builds the first catalog, binds the ports and starts serving.
+    pub async fn start(args: &RunArgs) -> anyhow::Result<Self> {
+        crate::ensure_dir(&args.config)?;
+        let index = Arc::new(Mutex::new(Index::default()));
+        let mut source = ConfigDir::new(args.config.clone());
+        source.load(&mut index.lock().expect("index lock"));
+        let cache = SnapshotCache::default();
+        let state = Arc::new(State::default());
+        let propagation = args.state_dir.as_ref().map(|dir| {
+            Arc::new(Mutex::new(Propagation {
+                planner: Planner::default(),
+                sink: Box::new(DirSink::new(dir)),
+                zone: args.zone.clone(),
+                retry: false,
+            }))
+        });
+        reconcile(&index, &cache, &state);
+        if let Some(propagation) = &propagation {
+            propagate(&index, propagation, &state, true);
+        }
+
+        let ads = AdsServer::new(cache.clone());
+        let xds = TcpListener::bind(args.xds_addr)
+            .await
+            .with_context(|| format!("binding xDS address {}", args.xds_addr))?;
+        let admin = TcpListener::bind(args.admin_addr)
+            .await
+            .with_context(|| format!("binding admin address {}", args.admin_addr))?;
+        let (xds_addr, admin_addr) = (xds.local_addr()?, admin.local_addr()?);
+
+        let (changed_tx, changed_rx) = watch::channel(0);
+        let tasks = vec![
+            tokio::spawn(source.watch(index.clone(), changed_tx)),
+            tokio::spawn(reconcile_loop(
+                changed_rx,
+                index,
+                cache,
+                state.clone(),
+                propagation,
+            )),
+            tokio::spawn(serve_xds(xds, ads.clone())),
+            tokio::spawn(crate::admin::serve(admin, state.clone(), ads.clone())),
+        ];
+        state.ready.store(true, Ordering::Release);
+        tracing::info!(%xds_addr, %admin_addr, config = %args.config.display(), "meshfleet is serving");
+        Ok(Self {
+            xds_addr,
+            admin_addr,
+            state,
+            ads,
+            tasks,
+        })
+    }
+
+    /// Stops every task of this controller.
+    pub fn shutdown(self) {
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// `meshfleet run --config DIR`: serve until SIGINT or SIGTERM.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let controller = Controller::start(&args).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    controller.shutdown();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Propagation in `run`: the planner keeps the last bindings, the sink what it wrote.
+struct Propagation {
+    planner: Planner,
+    sink: Box<dyn ApplyManifests + Send>,
+    /// `--zone`: write only to this zone's clusters.
+    zone: Option<String>,
+    /// Set when an apply failed: the next one covers every cluster.
+    retry: bool,
+}
+
+/// Rebuilds the catalog (and propagates) whenever the index changes, and propagates again on a
+/// tick. Bursts of changes are coalesced by the watch channel: only the latest state is built.
+async fn reconcile_loop(
+    mut changed: watch::Receiver<u64>,
+    index: Arc<Mutex<Index>>,
+    cache: SnapshotCache,
+    state: Arc<State>,
+    propagation: Option<Arc<Mutex<Propagation>>>,
+) {
+    let mut tick = tokio::time::interval(PROPAGATION_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let catalog_too = tokio::select! {
+            changed = changed.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                true
+            }
+            _ = tick.tick(), if propagation.is_some() => false,
+        };
+        let (index, cache, state) = (index.clone(), cache.clone(), state.clone());
+        let propagation = propagation.clone();
+        // Building the catalog, translating and planning is CPU work: keep it off the async
+        // workers.
+        let done = tokio::task::spawn_blocking(move || {
+            if catalog_too {
+                reconcile(&index, &cache, &state);
+            }
+            if let Some(propagation) = &propagation {
+                propagate(&index, propagation, &state, !catalog_too);
+            }
+        })
+        .await;
+        if let Err(error) = done {
+            tracing::error!(%error, "reconcile panicked; keeping the last catalog and bindings");
+        }
+    }
+}
+
+/// One propagation pass: plan against the index, write through the sink. After a change only
+/// the clusters whose manifests changed are written; on a tick (`full`), and after a failed
+/// apply, every cluster is brought in line.
+fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &State, full: bool) {
+    let mut propagation = propagation.lock().expect("propagation lock");
+    let Propagation {
+        planner,
+        sink,
+        zone,
+        retry,
+    } = &mut *propagation;
+    let (plan, clusters) = {
+        let index = index.lock().expect("index lock");
+        let clusters: Vec<_> = index.clusters().cloned().collect();
+        (planner.plan(&index, SystemTime::now()), clusters)
+    };
+    let only = if full || *retry {
+        None
+    } else {
+        plan.changed.as_ref()
+    };
+    let result = apply(
+        sink.as_mut(),
+        plan.desired(),
+        &clusters,
+        zone.as_deref(),
+        only,
+    );
+    *retry = result.is_err();
+    match result {
+        Ok(applied) if applied.written + applied.removed > 0 => tracing::info!(
+            bindings = plan.bindings.len(),
+            written = applied.written,
+            removed = applied.removed,
+            "propagated"
+        ),
+        Ok(_) => {}
+        Err(error) => {
+            tracing::error!(error = %anyhow::Error::from(error), "propagation not fully applied")
+        }
+    }
+    *state.bindings.write().expect("state lock") = Arc::new(plan.bindings.clone());
+    state.publish_problems(None, Some(plan.problems.clone()));
+}
+
+/// One pass: index → catalog → xDS cache and admin state. Problems new since the last pass
+/// are logged once.
+fn reconcile(index: &Mutex<Index>, cache: &SnapshotCache, state: &State) {
+    let catalog = Catalog::build_reporting(&index.lock().expect("index lock"));
+    let problems = catalog.problems.clone();
+    cache.set_mesh(catalog.mesh());
+    tracing::info!(
+        services = catalog.services.len(),
+        problems = problems.len(),
+        "catalog built"
+    );
+    *state.catalog.write().expect("state lock") = Arc::new(catalog);
+    state.publish_problems(Some(problems), None);
+    state.reconciles.fetch_add(1, Ordering::Relaxed);
+}
+
+async fn serve_xds(listener: TcpListener, ads: AdsServer) {
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let result = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(ads.into_service())
+        .serve_with_incoming(incoming)
+        .await;
+    if let Err(error) = result {
+        tracing::error!(%error, "xDS server stopped");
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `default_level`), `MESHFLEET_LOG_FORMAT=json`
+/// for JSON.
+pub fn init_tracing(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = if std::env::var("MESHFLEET_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    // A second init (tests, the demo) keeps the first subscriber.
+    drop(result);
+}

