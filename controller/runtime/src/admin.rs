@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use meshfleet_xds::server::AdsServer;
 use tokio::net::TcpListener;
 
-use crate::run::State;
+use crate::state::State;
 
 #[derive(Clone)]
 struct Admin {

@@ -15,6 +15,7 @@ pub mod apply;
 pub mod run;
 pub mod sink;
 pub mod source;
+pub mod state;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

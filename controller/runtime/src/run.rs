@@ -11,10 +11,9 @@
 //! Propagation also runs on a tick: failover is a matter of time (a toleration runs out, a grace
 //! period ends) as well as of change.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
@@ -28,79 +27,13 @@ use crate::RunArgs;
 use crate::apply::apply;
 use crate::sink::{ApplyManifests, DirSink};
 use crate::source::ConfigDir;
+use crate::state::State;
 use meshfleet_catalog::Catalog;
 use meshfleet_index::Index;
-use meshfleet_model::problem::Problem;
-use meshfleet_propagation::plan::{Bindings, Planner};
+use meshfleet_propagation::plan::Planner;
 
 /// How often propagation is planned again without a change (failover runs on the clock).
 const PROPAGATION_TICK: Duration = Duration::from_secs(5);
-
-/// What the admin endpoints read; written only by the reconcile loop.
-#[derive(Default)]
-pub struct State {
-    /// The catalog currently served.
-    catalog: RwLock<Arc<Catalog>>,
-    /// Problems of the last reconcile: parse errors of the sources, catalog problems, then
-    /// propagation problems.
-    problems: RwLock<Arc<Vec<Problem>>>,
-    /// Catalog problems alone, to merge with the propagation problems of a tick.
-    catalog_problems: RwLock<Arc<Vec<Problem>>>,
-    /// Propagation problems of the last plan.
-    propagation_problems: RwLock<Arc<Vec<Problem>>>,
-    /// The bindings of the last plan (empty without `--state-dir`).
-    bindings: RwLock<Arc<Bindings>>,
-    /// Set once the first catalog is served and the xDS port is bound.
-    ready: AtomicBool,
-    /// How many times the catalog was rebuilt.
-    reconciles: AtomicU64,
-}
-
-impl State {
-    pub fn catalog(&self) -> Arc<Catalog> {
-        self.catalog.read().expect("state lock").clone()
-    }
-
-    pub fn problems(&self) -> Arc<Vec<Problem>> {
-        self.problems.read().expect("state lock").clone()
-    }
-
-    pub fn bindings(&self) -> Arc<Bindings> {
-        self.bindings.read().expect("state lock").clone()
-    }
-
-    /// Sets the problems of one half and publishes the merged list, logging new problems once.
-    fn publish_problems(&self, catalog: Option<Vec<Problem>>, propagation: Option<Vec<Problem>>) {
-        if let Some(problems) = catalog {
-            *self.catalog_problems.write().expect("state lock") = Arc::new(problems);
-        }
-        if let Some(problems) = propagation {
-            *self.propagation_problems.write().expect("state lock") = Arc::new(problems);
-        }
-        let merged: Vec<Problem> = self
-            .catalog_problems
-            .read()
-            .expect("state lock")
-            .iter()
-            .chain(self.propagation_problems.read().expect("state lock").iter())
-            .cloned()
-            .collect();
-        let before = self.problems();
-        let before: HashSet<&Problem> = before.iter().collect();
-        for problem in merged.iter().filter(|p| !before.contains(p)) {
-            tracing::warn!(%problem, "config problem");
-        }
-        *self.problems.write().expect("state lock") = Arc::new(merged);
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-    }
-
-    pub fn reconciles(&self) -> u64 {
-        self.reconciles.load(Ordering::Relaxed)
-    }
-}
 
 /// A running controller: its bound addresses and its tasks. Dropping it does not stop it; call
 /// [`Controller::shutdown`].

@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::overrides::Fault;
+use super::fault::Fault;
 use super::patch::Op;
 use super::tree;
 use meshfleet_api::CommandArgsOverrider;

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::overrides::Fault;
+use super::fault::Fault;
 use super::patch::{Op, apply_op, parse_pointer, resolve_mut};
 use meshfleet_api::{FieldOverrider, PatchOperation};
 

@@ -14,7 +14,7 @@
 
 use serde_json::Value;
 
-use super::overrides::Fault;
+use super::fault::Fault;
 use super::patch::{Op, parse_pointer, resolve_mut};
 use super::reference::ImageRef;
 use super::tree;

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::overrides::Fault;
+use super::fault::Fault;
 use super::patch::Op;
 use super::tree;
 use meshfleet_api::LabelAnnotationOverrider;

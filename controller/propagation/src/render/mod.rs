@@ -30,6 +30,7 @@
 
 mod containers;
 mod deps;
+mod fault;
 mod field;
 mod image;
 mod locality;

@@ -19,29 +19,11 @@ use serde_json::Value;
 
 use super::RenderError;
 use super::containers::{self, Target};
+use super::fault::Fault;
 use super::meta::{self, Map};
 use super::{field, image, patch};
 use crate::selector::{Precision, ResourceId, best_match, cluster_matches};
 use meshfleet_api::{Cluster, ClusterAffinity, OverridePolicy, Overriders};
-
-/// Why one overrider did not apply: which one (`list` and the index part `at`, like `[2]` or
-/// `[0].yaml[1]`) and what went wrong.
-#[derive(Debug)]
-pub(super) struct Fault {
-    pub list: &'static str,
-    pub at: String,
-    pub message: String,
-}
-
-impl Fault {
-    pub(super) fn at(list: &'static str, index: usize, message: String) -> Self {
-        Self {
-            list,
-            at: format!("[{index}]"),
-            message,
-        }
-    }
-}
 
 /// The policies that apply to `resource`, in the order they are applied.
 pub(super) fn applicable<'p>(

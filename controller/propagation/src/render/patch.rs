@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::overrides::Fault;
+use super::fault::Fault;
 use meshfleet_api::PlaintextOverrider;
 
 /// The operators overriders accept.

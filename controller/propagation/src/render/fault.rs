@@ -1,0 +1,21 @@
+//! What went wrong applying one overrider: the overriders report it, `overrides` turns it into
+//! a render error naming the policy and the field.
+
+/// Why one overrider did not apply: which one (`list` and the index part `at`, like `[2]` or
+/// `[0].yaml[1]`) and what went wrong.
+#[derive(Debug)]
+pub(super) struct Fault {
+    pub list: &'static str,
+    pub at: String,
+    pub message: String,
+}
+
+impl Fault {
+    pub(super) fn at(list: &'static str, index: usize, message: String) -> Self {
+        Self {
+            list,
+            at: format!("[{index}]"),
+            message,
+        }
+    }
+}
