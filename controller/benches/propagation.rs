@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use support::{memory, ms, pct, us};
 
 use meshfleet_api::yaml::parse_file;
-use meshfleet_index::Index;
+use meshfleet_index::{Index, Origin};
 use meshfleet_propagation::claim::claim;
 use meshfleet_propagation::plan::Planner;
 use meshfleet_propagation::scheduler::{self, Request};
@@ -44,12 +44,15 @@ fn main() -> anyhow::Result<()> {
     println!("meshfleet propagation bench: {workloads} workloads, {CLUSTERS} clusters, 2 cores");
     let mut index = Index::default();
     let started = Instant::now();
-    index.apply_file("fleet.yaml", parse_file("fleet.yaml", &fleet()));
+    index.reset(
+        &Origin::file("fleet.yaml"),
+        parse_file("fleet.yaml", &fleet()),
+    );
     let mut files = Vec::new();
     for ns in 0..NAMESPACES {
         let name = format!("ns{ns}.yaml");
         let text = workloads_file(ns, workloads / NAMESPACES, 0);
-        index.apply_file(&name, parse_file(&name, &text));
+        index.reset(&Origin::file(&name), parse_file(&name, &text));
         files.push(name);
     }
     let problems = index.problems();
@@ -99,7 +102,7 @@ fn main() -> anyhow::Result<()> {
         let text = workloads_file(ns, workloads / NAMESPACES, change);
         let started = Instant::now();
         let name = &files[ns];
-        index.apply_file(name, parse_file(name, &text));
+        index.reset(&Origin::file(name), parse_file(name, &text));
         let parsed = Instant::now();
         let plan = planner.plan(&index, now);
         let planned = Instant::now();

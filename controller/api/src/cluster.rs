@@ -112,13 +112,32 @@ impl Cluster {
         &self.metadata.name
     }
 
-    /// `spec.zone`, else the first of `spec.zones`.
+    /// Every zone of the cluster: `spec.zone` (Karmada's deprecated field), then `spec.zones`,
+    /// each once, empty names left out. The one definition of a cluster's zones: scheduling
+    /// (`--zone`, spread by zone), locality labels and the catalog all read it.
+    pub fn zones(&self) -> Vec<&str> {
+        let mut zones: Vec<&str> = Vec::new();
+        let named = self.spec.zone.iter().chain(&self.spec.zones);
+        for zone in named.map(String::as_str).filter(|z| !z.is_empty()) {
+            if !zones.contains(&zone) {
+                zones.push(zone);
+            }
+        }
+        zones
+    }
+
+    /// The cluster's zone as a locality: the first of [`Cluster::zones`]. Endpoints of a cluster
+    /// that spans zones carry their node's zone instead.
     pub fn zone(&self) -> Option<&str> {
-        self.spec
-            .zone
-            .as_deref()
-            .or(self.spec.zones.first().map(String::as_str))
-            .filter(|z| !z.is_empty())
+        self.zones().first().copied()
+    }
+
+    /// The zone, when the cluster has exactly one.
+    pub fn single_zone(&self) -> Option<&str> {
+        match self.zones()[..] {
+            [zone] => Some(zone),
+            _ => None,
+        }
     }
 
     pub fn region(&self) -> Option<&str> {

@@ -122,6 +122,22 @@ impl fmt::Display for ObjectKey {
     }
 }
 
+impl From<&ObjectKey> for meshfleet_model::Source {
+    /// The object, for a problem about it: its kind without the group.
+    fn from(key: &ObjectKey) -> Self {
+        let kind = key
+            .kind
+            .split_once('.')
+            .map_or(key.kind.as_str(), |(k, _)| k);
+        let source = Self::object(kind, &key.namespace, &key.name);
+        if key.cluster.is_empty() {
+            source
+        } else {
+            source.in_cluster(&key.cluster)
+        }
+    }
+}
+
 /// A document of a kind meshfleet does not type yet (resource templates, policies): its type,
 /// metadata and whole value.
 #[derive(Clone, PartialEq)]

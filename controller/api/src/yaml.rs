@@ -1,4 +1,4 @@
-//! One multi-document YAML file → [`FileContents`]: every document that parses becomes an object;
+//! One multi-document YAML file → [`Contents`]: every document that parses becomes an object;
 //! every one that does not becomes a [`Problem`] naming the file, the document and the field.
 //!
 //! The file is split into documents at `---` / `...` lines before parsing, so a syntax error
@@ -9,7 +9,7 @@ use serde_yaml::Value;
 
 use crate::{self as api, DocumentError, Object, ObjectKey, UnknownField};
 use meshfleet_model::parallel;
-use meshfleet_model::problem::Problem;
+use meshfleet_model::problem::{Problem, Source};
 
 /// One document's object.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,9 +19,10 @@ pub struct Document {
     pub object: Object,
 }
 
-/// Everything one source file holds: its objects and what was wrong with the rest of it.
+/// Everything one origin holds (a file of the config directory, a member cluster's watch): its
+/// objects and what was wrong with the rest of it.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct FileContents {
+pub struct Contents {
     pub documents: Vec<Document>,
     pub problems: Vec<Problem>,
     /// Documents refused (they did not parse or validate) whose object could still be told:
@@ -38,19 +39,19 @@ pub struct FileContents {
 const DOCUMENTS_PER_THREAD: usize = 256;
 
 /// Parses every document of `text`, the contents of `file` (a path relative to the source root).
-pub fn parse_file(file: &str, text: &str) -> FileContents {
+pub fn parse_file(file: &str, text: &str) -> Contents {
     // Editors on Windows start files with a byte-order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let chunks = split_documents(text);
     // Parsing YAML is most of a load: big files use every core.
     let parsed = parallel::map_ordered(&chunks, DOCUMENTS_PER_THREAD, parse_chunk);
-    let mut contents = FileContents::default();
+    let mut contents = Contents::default();
     let results = parsed
         .into_iter()
         .enumerate()
         .flat_map(|(index, results)| results.into_iter().map(move |result| (index, result)));
     for (index, parsed) in results {
-        let source = Problem::document(file, index);
+        let source = Source::document(file, index);
         for unknown in parsed.unknown {
             let problem = Problem {
                 source: source.clone(),

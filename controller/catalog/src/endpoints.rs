@@ -9,7 +9,7 @@ use meshfleet_model::Endpoint;
 use super::ports::PortSpec;
 use super::topology::{Site, Topology};
 use meshfleet_api::{ANNOTATION_WEIGHT, EndpointSlice, LABEL_SOURCE_CLUSTER, ObjectKey};
-use meshfleet_model::problem::Problem;
+use meshfleet_model::problem::{Problem, Source};
 
 /// Per port (in the order of the service's ports), its endpoints; and the clusters they are in.
 #[derive(Debug, Default)]
@@ -214,6 +214,10 @@ fn labels(slice: &EndpointSlice, cluster: &str, site: &Site) -> BTreeMap<String,
 }
 
 /// `EndpointSlice team-a/api-x (cluster east-1)`: made only when there is a problem to report.
-fn source(slice: &EndpointSlice) -> String {
-    ObjectKey::of(&slice.api_version, "EndpointSlice", &slice.metadata).to_string()
+fn source(slice: &EndpointSlice) -> Source {
+    Source::from(&ObjectKey::of(
+        &slice.api_version,
+        "EndpointSlice",
+        &slice.metadata,
+    ))
 }

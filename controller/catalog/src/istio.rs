@@ -14,7 +14,7 @@ use meshfleet_model as model;
 
 use meshfleet_api::{self as api, DestinationRule};
 use meshfleet_index::Index;
-use meshfleet_model::problem::Problem;
+use meshfleet_model::problem::{Problem, Source};
 
 const LOCALITY_LB: &str = "spec.trafficPolicy.loadBalancer.localityLbSetting";
 const OUTLIER: &str = "spec.trafficPolicy.outlierDetection";
@@ -71,11 +71,11 @@ impl Rules {
 }
 
 /// `DestinationRule team-a/api`.
-pub(super) fn source(rule: &DestinationRule) -> String {
-    format!(
-        "DestinationRule {}/{}",
+pub(super) fn source(rule: &DestinationRule) -> Source {
+    Source::object(
+        "DestinationRule",
         rule.metadata.namespace_or_default(),
-        rule.metadata.name
+        &rule.metadata.name,
     )
 }
 

@@ -33,7 +33,7 @@ use meshfleet_api::{
 };
 use meshfleet_index::Index;
 use meshfleet_model::parallel;
-use meshfleet_model::problem::Problem;
+use meshfleet_model::problem::{Problem, Source};
 
 pub use tiers::{DEFAULT_TIERS, format_tier_weights, parse_tier_weights};
 
@@ -202,11 +202,7 @@ fn exported_services(
         let reported = export.reasons.contains(&ExportReason::ServiceExport);
         if export.template.is_none() && export.observed.is_empty() && !reported {
             problems.push(Problem::new(
-                format!(
-                    "ServiceExport {}/{}",
-                    meta.namespace_or_default(),
-                    meta.name
-                ),
+                Source::object("ServiceExport", meta.namespace_or_default(), &meta.name),
                 "no Service of that namespace and name; nothing exported",
             ));
         }
@@ -235,8 +231,12 @@ fn global_annotation(service: &Service, problems: &mut Vec<Problem>) -> bool {
 }
 
 /// `Service team-a/api`, or `Service team-a/api (cluster east-1)` for an observed copy.
-fn object_name(service: &Service) -> String {
-    ObjectKey::of(&service.api_version, "Service", &service.metadata).to_string()
+fn object_name(service: &Service) -> Source {
+    Source::from(&ObjectKey::of(
+        &service.api_version,
+        "Service",
+        &service.metadata,
+    ))
 }
 
 fn slices_by_service(index: &Index) -> BTreeMap<(String, String), Vec<Arc<EndpointSlice>>> {
@@ -351,7 +351,7 @@ fn tier_policy(export: &Export, problems: &mut Vec<Problem>) -> (TierWeights, Po
         Ok(tiers) => (
             tiers,
             PolicySource::Annotation {
-                object: object_name(service),
+                object: object_name(service).to_string(),
             },
         ),
         Err(message) => {

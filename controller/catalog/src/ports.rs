@@ -5,7 +5,7 @@ use std::sync::Arc;
 use meshfleet_model::Protocol;
 
 use meshfleet_api::{Service, ServicePortSpec};
-use meshfleet_model::problem::Problem;
+use meshfleet_model::problem::{Problem, Source};
 
 /// A port of a global service, before its endpoints are known.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,11 +38,12 @@ pub(super) fn service_ports(
                 None => ports.push((port, cluster)),
                 Some((first, first_cluster)) if first.port != port.port => problems.push(
                     Problem::new(
-                        format!(
-                            "Service {}/{} (cluster {cluster})",
+                        Source::object(
+                            "Service",
                             service.metadata.namespace_or_default(),
-                            service.metadata.name
-                        ),
+                            &service.metadata.name,
+                        )
+                        .in_cluster(cluster),
                         format!(
                             "port {:?} is {} here but {} in cluster {first_cluster}, which wins",
                             port.name, port.port, first.port

@@ -6,7 +6,7 @@ use meshfleet_model::{Gateway, Locality};
 
 use meshfleet_api::{ANNOTATION_EAST_WEST_GATEWAY, Cluster};
 use meshfleet_index::Index;
-use meshfleet_model::problem::Problem;
+use meshfleet_model::problem::{Problem, Source};
 
 /// One member cluster's place in the mesh.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,7 +46,7 @@ impl Topology {
                 Ok(None) => {}
                 Err(message) => problems.push(
                     Problem::new(
-                        format!("Cluster {}", cluster.name()),
+                        Source::object("Cluster", "", cluster.name()),
                         format!("{message}; no east-west gateway"),
                     )
                     .at(if cluster.spec.east_west_gateway.is_some() {

@@ -1,27 +1,30 @@
-//! The in-memory index of typed objects, fed by sources one file at a time.
+//! The in-memory index of typed objects, fed by any source through one interface: what an
+//! [`Origin`] holds, replaced whole ([`Index::reset`]: a config file read again, a watch
+//! relisted), one object at a time ([`Index::apply`], [`Index::delete`]: a watch event), or
+//! dropped ([`Index::forget`]: a file removed, a member cluster unregistered).
 //!
 //! ```text
-//!  source ──apply_file(file, contents)──> files: file → documents, problems
-//!         ──remove_file(file)──────────>   │
-//!                                          └─> objects: key → definitions by (file, document)
-//!                                                         the last one wins ──> typed getters
+//!  config dir ──reset(File(path), Contents)──┐
+//!  kube watch ──apply / delete(Cluster(name))─┼─> per origin: objects by key and position, problems
+//!                                             └─> objects: key → definitions by (origin, position)
+//!                                                           the last one wins ──> typed getters
 //! ```
 //!
-//! A source hands over everything one file holds; the index replaces that file's objects and says
-//! whether anything changed. The same [`ObjectKey`] in two places is reported, and the definition
-//! last in (file path, document index) order wins, so the result does not depend on load order.
-//! Nothing here does I/O.
-#![forbid(unsafe_code)]
+//! Every update says whether anything changed. The same [`ObjectKey`] from two places is
+//! reported, and the definition last in (origin, position) order wins (files before clusters,
+//! then by path or name, then by document index), so the result does not depend on the order
+//! updates came in. Nothing here does I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::sync::Arc;
 
-pub use meshfleet_api::yaml::{Document, FileContents};
+pub use meshfleet_api::yaml::{Contents, Document};
 use meshfleet_api::{
     Cluster, DestinationRule, EndpointSlice, Generic, Object, ObjectKey, OverridePolicy,
     PropagationPolicy, ResourceBinding, Service, ServiceExport,
 };
-use meshfleet_model::problem::Problem;
+use meshfleet_model::problem::{Problem, Source};
 
 /// Index keys of the typed kinds (see [`ObjectKey`] for the qualification rule).
 pub mod kinds {
@@ -38,11 +41,92 @@ pub mod kinds {
     pub const CLUSTER_RESOURCE_BINDING: &str = "ClusterResourceBinding";
 }
 
-/// A refused document does not take its object away: the version the file held before stays,
-/// as an API server keeps an object when an update to it is refused.
-fn keep_last_valid(file: &str, old: &FileContents, contents: &mut FileContents) {
+/// Where objects come from. Its order decides which of two definitions of a key wins: the later.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Origin {
+    /// A file of the config directory, by path relative to it.
+    File(String),
+    /// A watch of one cluster's API server (the gateway cluster or a member), by cluster name.
+    Cluster(String),
+}
+
+impl Origin {
+    pub fn file(path: &str) -> Self {
+        Self::File(path.to_owned())
+    }
+
+    pub fn cluster(name: &str) -> Self {
+        Self::Cluster(name.to_owned())
+    }
+
+    /// Where the definition at `position` is, for a problem about it.
+    fn source(&self, position: usize) -> Source {
+        match self {
+            Self::File(path) => Source::document(path.as_str(), position),
+            Self::Cluster(name) => Source::Cluster { name: name.clone() },
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(path) => f.write_str(path),
+            Self::Cluster(name) => write!(f, "cluster {name}"),
+        }
+    }
+}
+
+/// Definitions of one key within one origin, by position (a file's document index; 0 for an
+/// object applied alone). A file may define a key twice; a watch never does.
+type Definitions = BTreeMap<usize, Object>;
+
+/// What one origin holds.
+#[derive(Debug, Default, PartialEq)]
+struct Held {
+    /// Its objects, by key.
+    objects: BTreeMap<ObjectKey, Definitions>,
+    /// What was wrong with the rest of it; replaced by every [`Index::reset`].
+    problems: Vec<Problem>,
+    /// How many of its documents were refused (did not parse or validate).
+    refused: usize,
+    /// It could not be read or decoded at all: what it held before stays in effect.
+    unreadable: bool,
+}
+
+impl Held {
+    fn from_contents(contents: Contents) -> Self {
+        let mut objects: BTreeMap<ObjectKey, Definitions> = BTreeMap::new();
+        for document in contents.documents {
+            objects
+                .entry(document.object.key())
+                .or_default()
+                .insert(document.index, document.object);
+        }
+        Self {
+            objects,
+            problems: contents.problems,
+            refused: contents.refused,
+            unreadable: contents.unreadable,
+        }
+    }
+}
+
+/// A refused document does not take its object away: the version the origin held before
+/// stays, as an API server keeps an object when an update to it is refused. So does everything
+/// an origin held when it cannot be read at all.
+fn keep_last_valid(origin: &Origin, old: &Held, contents: &mut Contents) {
     if contents.unreadable {
-        contents.documents.clone_from(&old.documents);
+        contents.documents = old
+            .objects
+            .values()
+            .flat_map(|d| d.iter())
+            .map(|(index, object)| Document {
+                index: *index,
+                object: object.clone(),
+            })
+            .collect();
+        contents.documents.sort_by_key(|d| d.index);
         if !contents.documents.is_empty() {
             for problem in &mut contents.problems {
                 problem
@@ -57,15 +141,15 @@ fn keep_last_valid(file: &str, old: &FileContents, contents: &mut FileContents) 
         if contents.documents.iter().any(|d| d.object.key() == *key) {
             continue;
         }
-        let Some(last) = old.documents.iter().find(|d| d.object.key() == *key) else {
+        let Some(last) = old.objects.get(key).and_then(|d| d.values().next_back()) else {
             continue;
         };
         contents.documents.push(Document {
             index: *index,
-            object: last.object.clone(),
+            object: last.clone(),
         });
         kept = true;
-        let source = Problem::document(file, *index);
+        let source = origin.source(*index);
         let note = "; its last valid version stays in effect";
         if let Some(problem) = contents
             .problems
@@ -80,101 +164,143 @@ fn keep_last_valid(file: &str, old: &FileContents, contents: &mut FileContents) 
     }
 }
 
-/// Where a definition comes from: file, then document index. Its order decides who wins.
-type Origin = (String, usize);
-
-/// Typed objects from every source file. See the module docs.
+/// Typed objects from every origin. See the module docs.
 #[derive(Debug, Default)]
 pub struct Index {
-    /// What each file holds, by path relative to its source: replaced whole when it reloads.
-    files: BTreeMap<String, FileContents>,
-    /// Every definition of each key: the last by [`Origin`] is the object.
-    objects: BTreeMap<ObjectKey, BTreeMap<Origin, Object>>,
+    /// What each origin holds.
+    origins: BTreeMap<Origin, Held>,
+    /// Every definition of each key, by (origin, position): the last is the object.
+    objects: BTreeMap<ObjectKey, BTreeMap<(Origin, usize), Object>>,
     /// Keys defined more than once, reported by [`Index::problems`].
     duplicates: BTreeSet<ObjectKey>,
 }
 
 impl Index {
-    /// Replaces what `file` holds with `contents`.
+    /// Replaces everything `origin` holds with `contents` (a file read again, a watch
+    /// relisted). A document `contents` refuses keeps its object's last valid version from this
+    /// origin; an unreadable origin keeps all it held.
     ///
-    /// Returns whether anything changed: `false` when the file held exactly this before.
-    pub fn apply_file(&mut self, file: &str, mut contents: FileContents) -> bool {
-        if let Some(old) = self.files.get(file) {
-            keep_last_valid(file, old, &mut contents);
-        }
-        if self.files.get(file) == Some(&contents) {
+    /// Returns whether anything changed: `false` when the origin held exactly this before.
+    pub fn reset(&mut self, origin: &Origin, mut contents: Contents) -> bool {
+        let old = self.origins.remove(origin).unwrap_or_default();
+        keep_last_valid(origin, &old, &mut contents);
+        let new = Held::from_contents(contents);
+        if new == old {
+            self.origins.insert(origin.clone(), old);
             return false;
         }
-        self.remove_file(file);
-        for document in &contents.documents {
-            let key = document.object.key();
-            let origin = (file.to_owned(), document.index);
-            let definitions = self.objects.entry(key.clone()).or_default();
-            definitions.insert(origin, document.object.clone());
-            if definitions.len() > 1 {
-                self.duplicates.insert(key);
+        for (key, before) in &old.objects {
+            if new.objects.get(key) != Some(before) {
+                self.redefine(origin, key, Some(before), new.objects.get(key));
             }
         }
-        self.files.insert(file.to_owned(), contents);
+        for (key, after) in &new.objects {
+            if !old.objects.contains_key(key) {
+                self.redefine(origin, key, None, Some(after));
+            }
+        }
+        self.origins.insert(origin.clone(), new);
         true
     }
 
-    /// Removes everything `file` held. Returns whether it held anything (a file that was never
-    /// applied is not an error).
-    pub fn remove_file(&mut self, file: &str) -> bool {
-        let Some(old) = self.files.remove(file) else {
+    /// Adds `object` to `origin`, or replaces the one it held under the same key (a watch's
+    /// ADDED or MODIFIED). Returns whether anything changed.
+    pub fn apply(&mut self, origin: &Origin, object: Object) -> bool {
+        let key = object.key();
+        let after = Definitions::from([(0, object)]);
+        let held = self.origins.entry(origin.clone()).or_default();
+        if held.objects.get(&key) == Some(&after) {
+            return false;
+        }
+        let before = held.objects.insert(key.clone(), after.clone());
+        self.redefine(origin, &key, before.as_ref(), Some(&after));
+        true
+    }
+
+    /// Removes what `origin` held under `key` (a watch's DELETED). Returns whether it held
+    /// anything there: deleting what is gone is not an error.
+    pub fn delete(&mut self, origin: &Origin, key: &ObjectKey) -> bool {
+        let Some(held) = self.origins.get_mut(origin) else {
             return false;
         };
-        for document in &old.documents {
-            let key = document.object.key();
-            let Some(definitions) = self.objects.get_mut(&key) else {
-                continue;
-            };
-            definitions.remove(&(file.to_owned(), document.index));
-            match definitions.len() {
-                0 => {
-                    self.objects.remove(&key);
-                    self.duplicates.remove(&key);
-                }
-                1 => {
-                    self.duplicates.remove(&key);
-                }
-                _ => {}
-            }
+        let Some(before) = held.objects.remove(key) else {
+            return false;
+        };
+        self.redefine(origin, key, Some(&before), None);
+        true
+    }
+
+    /// Drops everything `origin` held (a file removed, a cluster unregistered). Returns whether
+    /// it held anything.
+    pub fn forget(&mut self, origin: &Origin) -> bool {
+        let Some(old) = self.origins.remove(origin) else {
+            return false;
+        };
+        for (key, before) in &old.objects {
+            self.redefine(origin, key, Some(before), None);
         }
         true
     }
 
-    /// How many documents of all files were refused, and how many files could not be read.
+    /// Puts `after` in place of `before` among the definitions of `key`.
+    fn redefine(
+        &mut self,
+        origin: &Origin,
+        key: &ObjectKey,
+        before: Option<&Definitions>,
+        after: Option<&Definitions>,
+    ) {
+        let definitions = self.objects.entry(key.clone()).or_default();
+        for position in before.into_iter().flat_map(|d| d.keys()) {
+            definitions.remove(&(origin.clone(), *position));
+        }
+        for (position, object) in after.into_iter().flatten() {
+            definitions.insert((origin.clone(), *position), object.clone());
+        }
+        match definitions.len() {
+            0 => {
+                self.objects.remove(key);
+                self.duplicates.remove(key);
+            }
+            1 => {
+                self.duplicates.remove(key);
+            }
+            _ => {
+                self.duplicates.insert(key.clone());
+            }
+        }
+    }
+
+    /// How many documents of all origins were refused, and how many origins could not be read.
     pub fn refused(&self) -> usize {
-        self.files
+        self.origins
             .values()
-            .map(|f| f.refused + usize::from(f.unreadable))
+            .map(|h| h.refused + usize::from(h.unreadable))
             .sum()
     }
 
-    /// The files the index holds, in path order.
-    pub fn files(&self) -> impl Iterator<Item = &str> {
-        self.files.keys().map(String::as_str)
+    /// The origins the index holds, in order.
+    pub fn origins(&self) -> impl Iterator<Item = &Origin> {
+        self.origins.keys()
     }
 
-    /// Current problems: each file's parse problems (in path order, replaced when the file
-    /// reloads), then one per shadowed definition of a key defined more than once.
+    /// Current problems: each origin's own (in origin order, replaced when it is reset), then
+    /// one per shadowed definition of a key defined more than once.
     pub fn problems(&self) -> Vec<Problem> {
         let mut problems: Vec<Problem> = self
-            .files
+            .origins
             .values()
-            .flat_map(|contents| contents.problems.iter().cloned())
+            .flat_map(|held| held.problems.iter().cloned())
             .collect();
         for key in &self.duplicates {
             let definitions = &self.objects[key];
-            let Some(((winner_file, winner_index), _)) = definitions.last_key_value() else {
+            let Some(((winner, position), _)) = definitions.last_key_value() else {
                 continue;
             };
-            let winner = Problem::document(winner_file, *winner_index);
-            for (file, index) in definitions.keys().take(definitions.len() - 1) {
+            let winner = winner.source(*position);
+            for (origin, position) in definitions.keys().take(definitions.len() - 1) {
                 problems.push(Problem::new(
-                    Problem::document(file, *index),
+                    origin.source(*position),
                     format!("{key} is defined again in {winner}, which wins; this one is ignored"),
                 ));
             }

@@ -1,14 +1,15 @@
 use super::*;
 use meshfleet_api::fixtures::*;
+use meshfleet_model::Source;
 
-fn contents(objects: Vec<Object>) -> FileContents {
-    FileContents {
+fn contents(objects: Vec<Object>) -> Contents {
+    Contents {
         documents: objects
             .into_iter()
             .enumerate()
             .map(|(index, object)| Document { index, object })
             .collect(),
-        ..FileContents::default()
+        ..Contents::default()
     }
 }
 
@@ -20,7 +21,7 @@ fn names<'a, T: 'a>(
 }
 
 #[test]
-fn apply_file_says_whether_anything_changed() {
+fn reset_and_forget_say_whether_anything_changed() {
     let mut index = Index::default();
     let file = || {
         contents(vec![
@@ -28,10 +29,13 @@ fn apply_file_says_whether_anything_changed() {
             service("team-a", "api").into(),
         ])
     };
-    assert!(index.apply_file("a.yaml", file()));
-    assert!(!index.apply_file("a.yaml", file()), "same contents again");
-    assert!(index.apply_file(
-        "a.yaml",
+    assert!(index.reset(&Origin::file("a.yaml"), file()));
+    assert!(
+        !index.reset(&Origin::file("a.yaml"), file()),
+        "same contents again"
+    );
+    assert!(index.reset(
+        &Origin::file("a.yaml"),
         contents(vec![cluster("east-1").region("us-west").into()])
     ));
     assert_eq!(index.cluster("east-1").unwrap().region(), Some("us-west"));
@@ -40,18 +44,18 @@ fn apply_file_says_whether_anything_changed() {
         0,
         "the file's Service is gone with its old contents"
     );
-    assert!(index.remove_file("a.yaml"));
-    assert!(!index.remove_file("a.yaml"), "already gone");
-    assert!(!index.remove_file("never.yaml"));
+    assert!(index.forget(&Origin::file("a.yaml")));
+    assert!(!index.forget(&Origin::file("a.yaml")), "already gone");
+    assert!(!index.forget(&Origin::file("never.yaml")));
     assert_eq!(index.objects().count(), 0);
-    assert_eq!(index.files().count(), 0);
+    assert_eq!(index.origins().count(), 0);
 }
 
 #[test]
 fn typed_getters_split_templates_from_observed_copies() {
     let mut index = Index::default();
-    index.apply_file(
-        "all.yaml",
+    index.reset(
+        &Origin::file("all.yaml"),
         contents(vec![
             service("team-a", "api").observed_in("west-1").into(),
             service("team-a", "api").into(),
@@ -92,12 +96,12 @@ fn typed_getters_split_templates_from_observed_copies() {
 #[test]
 fn the_same_key_twice_is_reported_and_the_last_file_wins() {
     let mut index = Index::default();
-    assert!(index.apply_file(
-        "b.yaml",
+    assert!(index.reset(
+        &Origin::file("b.yaml"),
         contents(vec![cluster("east-1").region("from-b").into()])
     ));
-    assert!(index.apply_file(
-        "a.yaml",
+    assert!(index.reset(
+        &Origin::file("a.yaml"),
         contents(vec![cluster("east-1").region("from-a").into()])
     ));
     // Path order, not load order, decides.
@@ -105,11 +109,11 @@ fn the_same_key_twice_is_reported_and_the_last_file_wins() {
     assert_eq!(
         index.problems(),
         vec![Problem::new(
-            "a.yaml#0",
+            Source::document("a.yaml", 0),
             "Cluster east-1 is defined again in b.yaml#0, which wins; this one is ignored"
         )]
     );
-    assert!(index.remove_file("b.yaml"));
+    assert!(index.forget(&Origin::file("b.yaml")));
     assert_eq!(index.cluster("east-1").unwrap().region(), Some("from-a"));
     assert_eq!(index.problems(), vec![]);
 }
@@ -117,8 +121,8 @@ fn the_same_key_twice_is_reported_and_the_last_file_wins() {
 #[test]
 fn the_same_key_twice_in_one_file_keeps_the_later_document() {
     let mut index = Index::default();
-    index.apply_file(
-        "a.yaml",
+    index.reset(
+        &Origin::file("a.yaml"),
         contents(vec![
             cluster("c").region("first").into(),
             cluster("c").region("second").into(),
@@ -128,38 +132,44 @@ fn the_same_key_twice_in_one_file_keeps_the_later_document() {
     assert_eq!(
         index.problems(),
         vec![Problem::new(
-            "a.yaml#0",
+            Source::document("a.yaml", 0),
             "Cluster c is defined again in a.yaml#1, which wins; this one is ignored"
         )]
     );
-    index.apply_file("a.yaml", contents(vec![cluster("c").region("only").into()]));
+    index.reset(
+        &Origin::file("a.yaml"),
+        contents(vec![cluster("c").region("only").into()]),
+    );
     assert_eq!(index.problems(), vec![]);
 }
 
 #[test]
 fn parse_problems_are_replaced_when_the_file_reloads() {
     let mut index = Index::default();
-    let bad = FileContents {
-        problems: vec![Problem::new("a.yaml#0", "bad")],
-        ..FileContents::default()
+    let bad = Contents {
+        problems: vec![Problem::new(Source::document("a.yaml", 0), "bad")],
+        ..Contents::default()
     };
-    index.apply_file(
-        "b.yaml",
-        FileContents {
-            problems: vec![Problem::new("b.yaml#3", "worse")],
+    index.reset(
+        &Origin::file("b.yaml"),
+        Contents {
+            problems: vec![Problem::new(Source::document("b.yaml", 3), "worse")],
             ..Default::default()
         },
     );
-    index.apply_file("a.yaml", bad);
+    index.reset(&Origin::file("a.yaml"), bad);
     assert_eq!(
         index.problems(),
         vec![
-            Problem::new("a.yaml#0", "bad"),
-            Problem::new("b.yaml#3", "worse")
+            Problem::new(Source::document("a.yaml", 0), "bad"),
+            Problem::new(Source::document("b.yaml", 3), "worse")
         ]
     );
-    index.apply_file("a.yaml", contents(vec![cluster("c").into()]));
-    assert_eq!(index.problems(), vec![Problem::new("b.yaml#3", "worse")]);
+    index.reset(&Origin::file("a.yaml"), contents(vec![cluster("c").into()]));
+    assert_eq!(
+        index.problems(),
+        vec![Problem::new(Source::document("b.yaml", 3), "worse")]
+    );
 }
 
 #[test]
@@ -178,7 +188,7 @@ kind: ConfigMap
 metadata: {name: settings, namespace: shop}
 ";
     let mut index = Index::default();
-    index.apply_file("p.yaml", parse_file("p.yaml", good));
+    index.reset(&Origin::file("p.yaml"), parse_file("p.yaml", good));
     let before: Vec<_> = index.propagation_policies().cloned().collect();
     assert_eq!(before.len(), 1);
 
@@ -194,7 +204,7 @@ spec:
     clusterAffinity: {clusterNames: [member1]}
     spreadConstraints: [{spreadByField: region, minGroups: 1}]
 ";
-    assert!(index.apply_file("p.yaml", parse_file("p.yaml", broken)));
+    assert!(index.reset(&Origin::file("p.yaml"), parse_file("p.yaml", broken)));
     let after: Vec<_> = index.propagation_policies().cloned().collect();
     assert_eq!(after, before);
     assert_eq!(index.objects().count(), 1, "the ConfigMap is gone");
@@ -209,18 +219,18 @@ spec:
         "{problems:?}"
     );
     // Read again unchanged: nothing changes.
-    assert!(!index.apply_file("p.yaml", parse_file("p.yaml", broken)));
+    assert!(!index.reset(&Origin::file("p.yaml"), parse_file("p.yaml", broken)));
 
     // A refused document with no earlier version defines nothing.
-    index.apply_file(
-        "q.yaml",
+    index.reset(
+        &Origin::file("q.yaml"),
         parse_file("q.yaml", &broken.replace("name: web", "name: new")),
     );
     assert_eq!(index.propagation_policies().count(), 1);
 
     // Fixed: the new version takes effect.
     let fixed = good.replace("member1", "member2");
-    index.apply_file("p.yaml", parse_file("p.yaml", &fixed));
+    index.reset(&Origin::file("p.yaml"), parse_file("p.yaml", &fixed));
     let policy = index.propagation_policies().next().unwrap();
     let names = &policy
         .spec
@@ -235,16 +245,19 @@ spec:
 #[test]
 fn a_file_that_cannot_be_read_keeps_what_it_held() {
     let mut index = Index::default();
-    index.apply_file(
-        "a.yaml",
+    index.reset(
+        &Origin::file("a.yaml"),
         contents(vec![cluster("east-1").region("us-east").into()]),
     );
-    let unreadable = FileContents {
-        problems: vec![Problem::new("a.yaml", "not UTF-8: invalid utf-8 sequence")],
+    let unreadable = Contents {
+        problems: vec![Problem::new(
+            Source::file("a.yaml"),
+            "not UTF-8: invalid utf-8 sequence",
+        )],
         unreadable: true,
-        ..FileContents::default()
+        ..Contents::default()
     };
-    index.apply_file("a.yaml", unreadable);
+    index.reset(&Origin::file("a.yaml"), unreadable);
     assert_eq!(names(index.clusters(), |c| c.name().to_owned()), ["east-1"]);
     let problems: Vec<String> = index.problems().iter().map(ToString::to_string).collect();
     assert_eq!(
@@ -252,7 +265,7 @@ fn a_file_that_cannot_be_read_keeps_what_it_held() {
         ["a.yaml: not UTF-8: invalid utf-8 sequence; what it held before stays in effect"]
     );
     // Removing the file still removes what it held.
-    index.remove_file("a.yaml");
+    index.forget(&Origin::file("a.yaml"));
     assert_eq!(index.clusters().count(), 0);
 }
 
@@ -261,14 +274,85 @@ fn a_document_refused_for_its_metadata_still_keeps_its_last_valid_version() {
     use meshfleet_api::yaml::parse_file;
     let good = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop, labels: {version: '1.0'}}\nspec: {replicas: 2}\n";
     let mut index = Index::default();
-    index.apply_file("d.yaml", parse_file("d.yaml", good));
+    index.reset(&Origin::file("d.yaml"), parse_file("d.yaml", good));
     let before: Vec<_> = index.objects().map(|(k, _)| k.clone()).collect();
     assert_eq!(before.len(), 1);
     // A label value that is a number, not a string: refused, and the object stays.
     let bad = good.replace("'1.0'", "1.0");
     let contents = parse_file("d.yaml", &bad);
     assert_eq!(contents.rejected.len(), 1, "{:?}", contents.problems);
-    index.apply_file("d.yaml", contents);
+    index.reset(&Origin::file("d.yaml"), contents);
     let after: Vec<_> = index.objects().map(|(k, _)| k.clone()).collect();
     assert_eq!(after, before);
+}
+
+#[test]
+fn a_watch_applies_and_deletes_one_object_at_a_time() {
+    let mut index = Index::default();
+    let east = Origin::cluster("east-1");
+    let slice = || -> Object { slice("team-a", "api-1", "api", "east-1").into() };
+    assert!(index.apply(&east, slice()));
+    assert!(!index.apply(&east, slice()), "the same object again");
+    assert!(index.apply(&east, service("team-a", "api").observed_in("east-1").into()));
+    assert_eq!(index.endpoint_slices().count(), 1);
+    assert_eq!(index.observed_services().count(), 1);
+
+    let key = slice().key();
+    assert!(index.delete(&east, &key));
+    assert!(
+        !index.delete(&east, &key),
+        "deleting what is gone is no change"
+    );
+    assert!(!index.delete(&Origin::cluster("west-1"), &key));
+    assert_eq!(index.endpoint_slices().count(), 0);
+    assert_eq!(index.observed_services().count(), 1);
+
+    assert!(index.forget(&east));
+    assert_eq!(index.objects().count(), 0);
+    assert_eq!(index.origins().count(), 0);
+}
+
+#[test]
+fn a_watch_relisted_replaces_what_it_held() {
+    let mut index = Index::default();
+    let east = Origin::cluster("east-1");
+    index.apply(&east, slice("team-a", "old", "api", "east-1").into());
+    let relist = contents(vec![slice("team-a", "new", "api", "east-1").into()]);
+    assert!(index.reset(&east, relist.clone()));
+    assert!(!index.reset(&east, relist));
+    let names: Vec<_> = index
+        .endpoint_slices()
+        .map(|s| s.metadata.name.clone())
+        .collect();
+    assert_eq!(names, ["new"]);
+}
+
+#[test]
+fn a_key_from_a_file_and_a_watch_is_reported_and_the_watch_wins() {
+    let mut index = Index::default();
+    index.reset(
+        &Origin::file("clusters.yaml"),
+        contents(vec![cluster("east-1").region("from-file").into()]),
+    );
+    index.apply(
+        &Origin::cluster("gateway"),
+        cluster("east-1").region("from-watch").into(),
+    );
+    assert_eq!(
+        index.cluster("east-1").unwrap().region(),
+        Some("from-watch")
+    );
+    assert_eq!(
+        index.problems(),
+        vec![Problem::new(
+            Source::document("clusters.yaml", 0),
+            "Cluster east-1 is defined again in cluster gateway, which wins; this one is ignored"
+        )]
+    );
+    index.delete(
+        &Origin::cluster("gateway"),
+        &Object::from(cluster("east-1")).key(),
+    );
+    assert_eq!(index.cluster("east-1").unwrap().region(), Some("from-file"));
+    assert_eq!(index.problems(), vec![]);
 }

@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use meshfleet_api::yaml::parse_file;
-use meshfleet_index::Index;
+use meshfleet_index::{Index, Origin};
 
 use crate::failover;
 
@@ -17,7 +17,7 @@ pub fn now() -> SystemTime {
 pub fn index(files: &[(&str, &str)]) -> Index {
     let mut index = Index::default();
     for (name, text) in files {
-        index.apply_file(name, parse_file(name, text));
+        index.reset(&Origin::file(name), parse_file(name, text));
     }
     index
 }

@@ -26,7 +26,7 @@ use meshfleet_api::{
     PropagationPolicy, ResourceBinding, TargetCluster, split_api_version,
 };
 use meshfleet_index::Index;
-use meshfleet_model::problem::Problem;
+use meshfleet_model::problem::{Problem, Source};
 
 use super::claim::{Holder, claim_held};
 use super::failover;
@@ -448,7 +448,7 @@ fn invalid(
     mut problems: Vec<Problem>,
 ) -> Entry {
     problems.push(Problem::new(
-        template.to_string(),
+        Source::from(template.key),
         format!("{message}; not scheduled, its copies stay as they are"),
     ));
     let condition = BindingCondition {
@@ -496,7 +496,7 @@ fn plan_template(
     if !claimed.tied.is_empty() {
         let others: Vec<String> = claimed.tied.iter().map(|p| policy_name(p)).collect();
         problems.push(Problem::new(
-            template.to_string(),
+            Source::from(template.key),
             format!(
                 "claimed by {} and, at equal priority, by {}; {} wins by name order",
                 policy_name(policy),
@@ -604,7 +604,7 @@ pub(super) fn render_copy(
         let message = format!(
             "not rendered for cluster {cluster} (a copy already there stays as it is): {error}"
         );
-        problems.push(Problem::new(template.to_string(), message.clone()));
+        problems.push(Problem::new(Source::from(template.key), message.clone()));
         message
     })
 }

@@ -41,7 +41,7 @@ pub fn fields_match(selector: &FieldSelector, cluster: &Cluster) -> bool {
         let values: Vec<&str> = match r.key.as_str() {
             "provider" => cluster.spec.provider.iter().map(String::as_str).collect(),
             "region" => cluster.region().into_iter().collect(),
-            "zone" => zones(cluster),
+            "zone" => cluster.zones(),
             _ => return false,
         };
         match r.operator.as_str() {
@@ -52,20 +52,6 @@ pub fn fields_match(selector: &FieldSelector, cluster: &Cluster) -> bool {
             _ => false,
         }
     })
-}
-
-/// Every zone of a cluster: `spec.zones`, plus `spec.zone` when set.
-pub fn zones(cluster: &Cluster) -> Vec<&str> {
-    let mut zones: Vec<&str> = cluster
-        .spec
-        .zone
-        .iter()
-        .chain(&cluster.spec.zones)
-        .map(String::as_str)
-        .filter(|z| !z.is_empty())
-        .collect();
-    zones.dedup();
-    zones
 }
 
 /// Whether `cluster` is one `affinity` selects: listed in `clusterNames` (when any are),

@@ -10,7 +10,6 @@ use meshfleet_api::Cluster;
 
 use meshfleet_propagation::manifest::{Desired, Keep, Manifests};
 use meshfleet_propagation::plan::Changes;
-use meshfleet_propagation::selector::zones;
 
 use crate::sink::{Applied, ApplyManifests, SinkError};
 
@@ -48,7 +47,7 @@ pub fn apply(
     } = desired;
     let mut targets: Vec<&str> = clusters
         .iter()
-        .filter(|c| zone.is_none_or(|z| zones(c).contains(&z)))
+        .filter(|c| zone.is_none_or(|z| c.zones().contains(&z)))
         .map(|c| c.name())
         .filter(|c| only.is_none_or(|o| o.contains_key(*c)))
         .collect();

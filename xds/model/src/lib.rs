@@ -18,4 +18,4 @@ pub mod parallel;
 pub mod problem;
 
 pub use mesh::*;
-pub use problem::Problem;
+pub use problem::{Problem, Source};

@@ -2,16 +2,18 @@ use super::*;
 use crate::Object;
 use crate::fixtures::*;
 
+/// A problem at `file#index`.
 fn problem(source: &str, field: Option<&str>, message: &str) -> Problem {
+    let (file, index) = source.split_once('#').expect("file#index");
     Problem {
-        source: source.to_owned(),
+        source: Source::document(file, index.parse().expect("a document index")),
         field: field.map(str::to_owned),
         message: message.to_owned(),
     }
 }
 
 /// Parses like the source, without Service templates' copies of their documents.
-fn parse_file(file: &str, text: &str) -> FileContents {
+fn parse_file(file: &str, text: &str) -> Contents {
     let mut contents = super::parse_file(file, text);
     for document in &mut contents.documents {
         document.object = without_raw(document.object.clone());
@@ -50,7 +52,7 @@ spec: {region: us-east, zone: us-east-1b}
 ";
     assert_eq!(
         parse_file("zones/east.yaml", text),
-        FileContents {
+        Contents {
             documents: vec![
                 document(0, cluster("east-1").region("us-east").zone("us-east-1a")),
                 document(2, cluster("east-2").region("us-east").zone("us-east-1b")),
@@ -110,7 +112,7 @@ fn unknown_kinds_are_a_warning_and_skipped() {
     let text = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: a}\n";
     assert_eq!(
         parse_file("w.yaml", text),
-        FileContents {
+        Contents {
             documents: vec![document(1, service("", "a"))],
             problems: vec![problem(
                 "w.yaml#0",
@@ -154,10 +156,10 @@ metadata: {name: c}
         ]
     );
     assert_eq!(contents.problems, vec![]);
-    assert_eq!(parse_file("empty.yaml", ""), FileContents::default());
+    assert_eq!(parse_file("empty.yaml", ""), Contents::default());
     assert_eq!(
         parse_file("comments.yaml", "# nothing here\n"),
-        FileContents::default()
+        Contents::default()
     );
 }
 
@@ -239,7 +241,7 @@ items:
     assert_eq!(names.len(), 2, "{names:?}");
     assert_eq!(contents.problems.len(), 1, "{:?}", contents.problems);
     let problem = &contents.problems[0];
-    assert_eq!(problem.source, "list.yaml#0");
+    assert_eq!(problem.source, Source::document("list.yaml", 0));
     assert_eq!(
         problem.field.as_deref(),
         Some("items[1].spec.ports[0].port")

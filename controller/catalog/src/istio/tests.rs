@@ -313,12 +313,12 @@ fn an_invalid_outlier_detection_is_ignored_and_the_setting_kept() {
     assert_eq!(
         problems,
         vec![Problem::new(
-            "DestinationRule team-a/api",
+            Source::object("DestinationRule", "team-a", "api"),
             "percentage 200 is not in range 0..100; outlierDetection ignored"
         )
         .at(format!("{OUTLIER}.maxEjectionPercent")),
         Problem::new(
-            "DestinationRule team-a/api",
+            Source::object("DestinationRule", "team-a", "api"),
             "outlier detection policy must be provided for failover; without it there is no failover"
         )
         .at(LOCALITY_LB)]

@@ -5,7 +5,7 @@ use meshfleet_model::{Distribute, Endpoint, Gateway, LocalityLbSetting, Protocol
 use super::*;
 use meshfleet_api::fixtures::*;
 use meshfleet_api::{self as api, Object};
-use meshfleet_index::{Document, FileContents};
+use meshfleet_index::{Contents, Document, Origin};
 
 fn index_of(objects: Vec<Object>) -> Index {
     let mut index = Index::default();
@@ -14,11 +14,11 @@ fn index_of(objects: Vec<Object>) -> Index {
         .enumerate()
         .map(|(index, object)| Document { index, object })
         .collect();
-    index.apply_file(
-        "fixture.yaml",
-        FileContents {
+    index.reset(
+        &Origin::file("fixture.yaml"),
+        Contents {
             documents,
-            ..FileContents::default()
+            ..Contents::default()
         },
     );
     index
@@ -138,9 +138,27 @@ fn only_service(catalog: &Catalog) -> &CatalogService {
     &catalog.services[0]
 }
 
-fn problem(source: &str, field: Option<&str>, message: &str) -> Problem {
+/// The source of an object as it prints: `Kind name`, `Kind ns/name`, `... (cluster c)`.
+fn source(text: &str) -> Source {
+    let (object, cluster) = match text
+        .strip_suffix(')')
+        .and_then(|t| t.split_once(" (cluster "))
+    {
+        Some((object, cluster)) => (object, Some(cluster)),
+        None => (text, None),
+    };
+    let (kind, name) = object.split_once(' ').expect("Kind name");
+    let (namespace, name) = name.split_once('/').unwrap_or(("", name));
+    let source = Source::object(kind, namespace, name);
+    match cluster {
+        Some(cluster) => source.in_cluster(cluster),
+        None => source,
+    }
+}
+
+fn problem(text: &str, field: Option<&str>, message: &str) -> Problem {
     Problem {
-        source: source.to_owned(),
+        source: source(text),
         field: field.map(str::to_owned),
         message: message.to_owned(),
     }

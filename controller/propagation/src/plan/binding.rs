@@ -9,7 +9,7 @@ use meshfleet_api::{
     ResourceBinding, ResourceBindingSpec, ResourceBindingStatus, TargetCluster,
 };
 use meshfleet_index::Index;
-use meshfleet_model::problem::Problem;
+use meshfleet_model::problem::{Problem, Source};
 
 use super::super::failover;
 use super::super::scheduler::{self, Request};
@@ -88,7 +88,7 @@ pub(super) fn schedule(
         }
         Err(unschedulable) => {
             problems.push(Problem::new(
-                template.to_string(),
+                Source::from(template.key),
                 format!(
                     "not scheduled by {} ({}): {}",
                     super::checks::policy_name(policy),

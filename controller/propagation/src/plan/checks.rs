@@ -4,9 +4,19 @@ use std::sync::Arc;
 
 use meshfleet_api::PropagationPolicy;
 use meshfleet_index::Index;
-use meshfleet_model::problem::Problem;
+use meshfleet_model::problem::{Problem, Source};
 
 /// `PropagationPolicy web/nginx` or `ClusterPropagationPolicy all`.
+/// The policy, for a problem about it.
+pub(super) fn policy_source(policy: &PropagationPolicy) -> Source {
+    let namespace = if policy.is_cluster_scoped() {
+        ""
+    } else {
+        policy.metadata.namespace_or_default()
+    };
+    Source::object(&policy.kind, namespace, &policy.metadata.name)
+}
+
 pub(super) fn policy_name(policy: &PropagationPolicy) -> String {
     if policy.is_cluster_scoped() {
         format!("{} {}", policy.kind, policy.metadata.name)
@@ -27,7 +37,7 @@ pub(super) fn check_clusters(index: &Index) -> Vec<Problem> {
         .filter(|c| c.region().is_none())
         .map(|c| {
             Problem::new(
-                format!("Cluster {}", c.name()),
+                Source::object("Cluster", "", c.name()),
                 "no region: spread by region leaves it out, and its workloads get no region label",
             )
             .at("spec.region")
@@ -39,10 +49,11 @@ pub(super) fn check_clusters(index: &Index) -> Vec<Problem> {
 pub(super) fn check_policies(policies: &[&Arc<PropagationPolicy>]) -> Vec<Problem> {
     let mut problems = Vec::new();
     for policy in policies {
-        let name = policy_name(policy);
+        let name = policy_source(policy);
         if policy.spec.resource_selectors.is_empty() {
             problems.push(
-                Problem::new(&name, "empty: it selects nothing").at("spec.resourceSelectors"),
+                Problem::new(name.clone(), "empty: it selects nothing")
+                    .at("spec.resourceSelectors"),
             );
         }
         let weights = policy
@@ -57,7 +68,7 @@ pub(super) fn check_policies(policies: &[&Arc<PropagationPolicy>]) -> Vec<Proble
         {
             problems.push(
                 Problem::new(
-                    &name,
+                    name.clone(),
                     "weights sum to 0: replicas are divided equally among the selected clusters",
                 )
                 .at("spec.placement.replicaScheduling.weightPreference.staticWeightList"),

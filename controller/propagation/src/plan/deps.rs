@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use meshfleet_api::{BindingSnapshot, ObjectKey, ObjectMeta, PropagationPolicy, ResourceBinding};
-use meshfleet_model::problem::Problem;
+use meshfleet_model::problem::{Problem, Source};
 
 use super::super::render::RenderInput;
 use super::super::templates::Template;
@@ -94,7 +94,7 @@ fn dependency(fleet: &Fleet<'_>, template: &Template<'_>, required: &Required) -
     let json = match template.json() {
         Ok(json) => Some(json),
         Err(message) => {
-            problems.push(Problem::new(template.to_string(), message));
+            problems.push(Problem::new(Source::from(template.key), message));
             None
         }
     };

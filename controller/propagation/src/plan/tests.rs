@@ -5,6 +5,7 @@ use super::binding::scheduled;
 use super::*;
 use crate::fixtures::{FLEET, NGINX, index, now};
 use meshfleet_api::yaml::parse_file;
+use meshfleet_index::Origin;
 
 fn targets(plan: &Plan, kind: &str, namespace: Option<&str>, name: &str) -> Vec<(String, i32)> {
     let binding = binding(plan, kind, namespace, name);
@@ -358,7 +359,10 @@ metadata:
 status: {readyReplicas: 2}
 ";
     let mut with_status = index;
-    with_status.apply_file("observed.yaml", parse_file("observed.yaml", observed));
+    with_status.reset(
+        &Origin::file("observed.yaml"),
+        parse_file("observed.yaml", observed),
+    );
     let next = super::plan(&with_status, &plan.bindings, now());
     assert_eq!(
         binding(&next, "Deployment", Some("shop"), "web")
@@ -430,7 +434,10 @@ spec:
     );
     let preempting = newcomer.replace("priority: 10", "priority: 10\n  preemption: Always");
     let mut held = held;
-    held.apply_file("new.yaml", parse_file("new.yaml", &preempting));
+    held.reset(
+        &Origin::file("new.yaml"),
+        parse_file("new.yaml", &preempting),
+    );
     let plan = super::plan(&held, &Bindings::new(), now());
     assert_eq!(
         targets(&plan, "Deployment", Some("default"), "nginx"),
@@ -526,7 +533,10 @@ spec:
             Some("backup")
         );
 
-        index.apply_file("clusters.yaml", parse_file("clusters.yaml", &recovered));
+        index.reset(
+            &Origin::file("clusters.yaml"),
+            parse_file("clusters.yaml", &recovered),
+        );
         let next = super::plan(&index, &first.bindings, now());
         let (cluster, term) = if back {
             ("east-1", "primary")
@@ -596,7 +606,10 @@ fn a_template_edited_into_invalid_replicas_keeps_its_copies() {
         pairs(&[("member1", 1), ("member2", 1)])
     );
     let broken = NGINX.replace("replicas: 2", "replicas: -5");
-    index.apply_file("nginx.yaml", parse_file("nginx.yaml", &broken));
+    index.reset(
+        &Origin::file("nginx.yaml"),
+        parse_file("nginx.yaml", &broken),
+    );
     let next = super::plan(&index, &first.bindings, now());
     let nginx = binding(&next, "Deployment", Some("default"), "nginx");
     assert_eq!(nginx.status.conditions[0].reason, "InvalidTemplate");

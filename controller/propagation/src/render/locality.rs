@@ -14,8 +14,6 @@
 //! locality routing depends on them, so a policy cannot remove or fake them. A cluster spanning
 //! several zones gets no zone label: the node's own zone label says where each pod runs.
 
-use std::collections::BTreeSet;
-
 use serde_json::Value;
 
 use super::tree;
@@ -33,7 +31,7 @@ pub(super) fn locality_labels(cluster: &Cluster) -> Vec<(&'static str, &str)> {
     if let Some(region) = cluster.region() {
         labels.push((LABEL_REGION, region));
     }
-    if let Some(zone) = single_zone(cluster) {
+    if let Some(zone) = cluster.single_zone() {
         labels.push((LABEL_ZONE, zone));
     }
     if let Some(subzone) = cluster.subzone() {
@@ -44,23 +42,6 @@ pub(super) fn locality_labels(cluster: &Cluster) -> Vec<(&'static str, &str)> {
     }
     labels.push((LABEL_CLUSTER, cluster.name()));
     labels
-}
-
-/// `spec.zone` and `spec.zones` together, when they name exactly one zone.
-fn single_zone(cluster: &Cluster) -> Option<&str> {
-    let zones: BTreeSet<&str> = cluster
-        .spec
-        .zone
-        .iter()
-        .chain(&cluster.spec.zones)
-        .map(String::as_str)
-        .filter(|z| !z.is_empty())
-        .collect();
-    let mut zones = zones.into_iter();
-    match (zones.next(), zones.next()) {
-        (Some(zone), None) => Some(zone),
-        _ => None,
-    }
 }
 
 /// Writes the managed label, and the locality labels on `kind`'s pod template.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use meshfleet_api::yaml::parse_file;
-use meshfleet_index::Index;
+use meshfleet_index::{Index, Origin};
 use meshfleet_propagation::fixtures::{FLEET, NGINX, index, now};
 use meshfleet_propagation::plan::{Bindings, Plan, Planner, plan};
 
@@ -39,7 +39,7 @@ fn deleting_a_policy_leaves_its_copies_and_deleting_the_template_removes_them() 
     assert_eq!(full(&mut planner, &index, &mut sink), copies);
 
     // As in Karmada: the policy goes, the copies stay (also for a sink started afresh).
-    index.remove_file("policy.yaml");
+    index.forget(&Origin::file("policy.yaml"));
     assert_eq!(full(&mut planner, &index, &mut sink), copies);
     let mut restarted = DirSink::new(dir.path());
     assert_eq!(
@@ -48,7 +48,7 @@ fn deleting_a_policy_leaves_its_copies_and_deleting_the_template_removes_them() 
     );
 
     // The template goes: so do its copies.
-    index.remove_file("deployment.yaml");
+    index.forget(&Origin::file("deployment.yaml"));
     assert_eq!(full(&mut planner, &index, &mut sink), Vec::<String>::new());
 }
 
@@ -175,8 +175,8 @@ spec:
     for (file, text) in steps {
         let before = planner.current().bindings.clone();
         match &text {
-            Some(text) => index.apply_file(file, parse_file(file, text)),
-            None => index.remove_file(file),
+            Some(text) => index.reset(&Origin::file(file), parse_file(file, text)),
+            None => index.forget(&Origin::file(file)),
         };
         let incremental = summary(planner.plan(&index, now()));
         let changed = planner.current().changed.clone();

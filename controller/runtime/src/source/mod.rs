@@ -4,7 +4,7 @@
 //! ```text
 //!  notify (inotify, recursive) ──events──> debounce 100 ms ──> changed paths ──> read, hash
 //!  or polling every 2 s ──────────────────> rescan ───────────┘     │ bytes unchanged: skip
-//!                                                                  └─> parse ──> Index::apply_file
+//!                                                                  └─> parse ──> Index::reset
 //!                                                                          └─> changed.send_modify(+1)
 //! ```
 //!
@@ -22,8 +22,8 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
-use meshfleet_index::{FileContents, Index};
-use meshfleet_model::problem::Problem;
+use meshfleet_index::{Contents, Index, Origin};
+use meshfleet_model::problem::{Problem, Source};
 
 pub use meshfleet_api::yaml::parse_file;
 
@@ -56,7 +56,7 @@ pub struct ConfigDir {
 /// What reading one file means for the index.
 #[derive(Debug)]
 enum Update {
-    Apply(String, FileContents),
+    Apply(String, Contents),
     Remove(String),
 }
 
@@ -295,8 +295,8 @@ impl ConfigDir {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return self.forget(rel),
             Err(error) => {
                 self.files.insert(rel.to_owned(), None);
-                let problem = Problem::new(rel, format!("cannot read: {error}"));
-                let contents = FileContents {
+                let problem = Problem::new(Source::file(rel), format!("cannot read: {error}"));
+                let contents = Contents {
                     problems: vec![problem],
                     unreadable: true,
                     ..Default::default()
@@ -312,8 +312,11 @@ impl ConfigDir {
         tracing::debug!(file = rel, "reading config file");
         let contents = match std::str::from_utf8(&bytes) {
             Ok(text) => parse_file(rel, text),
-            Err(error) => FileContents {
-                problems: vec![Problem::new(rel, format!("not UTF-8: {error}"))],
+            Err(error) => Contents {
+                problems: vec![Problem::new(
+                    Source::file(rel),
+                    format!("not UTF-8: {error}"),
+                )],
                 unreadable: true,
                 ..Default::default()
             },
@@ -332,8 +335,8 @@ fn apply(updates: Vec<Update>, index: &mut Index) -> bool {
     let mut changed = false;
     for update in updates {
         changed |= match update {
-            Update::Apply(file, contents) => index.apply_file(&file, contents),
-            Update::Remove(file) => index.remove_file(&file),
+            Update::Apply(file, contents) => index.reset(&Origin::file(&file), contents),
+            Update::Remove(file) => index.forget(&Origin::file(&file)),
         };
     }
     changed

@@ -54,14 +54,14 @@ fn load_reads_every_yaml_file_below_the_root() {
     assert!(source.load(&mut index));
     assert_eq!(regions(&index), pairs(&[("a", "r1"), ("b", "r2")]));
     assert_eq!(
-        index.files().collect::<Vec<_>>(),
+        index.origins().map(ToString::to_string).collect::<Vec<_>>(),
         ["clusters.yaml", "zones/bad.yaml", "zones/east/more.yml"]
     );
     assert_eq!(
         index.problems(),
         vec![
             Problem::new(
-                "zones/bad.yaml#0",
+                Source::document("zones/bad.yaml", 0),
                 "invalid type: string \"x\", expected u32"
             )
             .at("spec.ports[0].port")
@@ -87,7 +87,7 @@ fn a_missing_root_loads_nothing() {
     let mut source = ConfigDir::new(PathBuf::from("/nonexistent/meshfleet-config"));
     let mut index = Index::default();
     assert!(!source.load(&mut index));
-    assert_eq!(index.files().count(), 0);
+    assert_eq!(index.origins().count(), 0);
 }
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -181,7 +181,12 @@ async fn watch_follows_adds_edits_renames_and_removals_and_reads_only_those_file
     fs::rename(root.join("sub"), dir.path().join(".moved")).unwrap();
     until(&index, &mut changed, |i| i.cluster("b").is_none()).await;
     assert_eq!(
-        index.lock().unwrap().files().collect::<Vec<_>>(),
+        index
+            .lock()
+            .unwrap()
+            .origins()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
         ["a.yaml"]
     );
     task.abort();
@@ -209,7 +214,12 @@ async fn watch_follows_a_mounted_config_map_update() {
     })
     .await;
     assert_eq!(
-        index.lock().unwrap().files().collect::<Vec<_>>(),
+        index
+            .lock()
+            .unwrap()
+            .origins()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
         ["clusters.yaml"]
     );
     task.abort();
