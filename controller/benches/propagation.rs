@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use support::{memory, ms, pct, us};
 
+use futures::executor::block_on;
 use meshfleet_api::yaml::parse_file;
 use meshfleet_index::{Index, Origin};
 use meshfleet_propagation::claim::claim;
@@ -84,7 +85,7 @@ fn main() -> anyhow::Result<()> {
     let mut sink = DirSink::new(dir.path());
     let clusters: Vec<_> = index.clusters().cloned().collect();
     let started = Instant::now();
-    let applied = apply(&mut sink, plan.desired(), &clusters, None, None)?;
+    let applied = block_on(apply(&mut sink, plan.desired(), &clusters, None, None))?;
     println!(
         "full write: {} files in {:.0} ms",
         applied.written,
@@ -107,7 +108,7 @@ fn main() -> anyhow::Result<()> {
         let plan = planner.plan(&index, now);
         let planned = Instant::now();
         let only = plan.changed.as_ref();
-        let applied = apply(&mut sink, plan.desired(), &clusters, None, only)?;
+        let applied = block_on(apply(&mut sink, plan.desired(), &clusters, None, only))?;
         let done = Instant::now();
         latencies.push(done - started);
         parsing += parsed - started;

@@ -211,8 +211,13 @@ fn render(args: &RenderArgs) -> anyhow::Result<()> {
     report(&index, &plan.problems);
     let clusters: Vec<_> = index.clusters().cloned().collect();
     let mut sink = DirSink::new(&args.out);
-    let applied =
-        meshfleet_runtime::apply::apply(&mut sink, plan.desired(), &clusters, None, None)?;
+    let applied = futures::executor::block_on(meshfleet_runtime::apply::apply(
+        &mut sink,
+        plan.desired(),
+        &clusters,
+        None,
+        None,
+    ))?;
     eprintln!(
         "{} manifests for {} clusters in {} ({} written, {} unchanged, {} removed)",
         applied.written + applied.unchanged,

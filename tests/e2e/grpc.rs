@@ -162,7 +162,7 @@ impl Backends {
 /// The fleet's Clusters (as `meshfleet demo` writes them) and one EndpointSlice per cluster,
 /// port `grpc`, pointing at its backends.
 fn write_config(dir: &Path, clusters: &[ClusterSpec], ports: &BTreeMap<String, u16>) {
-    write_atomic(&dir.join("clusters.yaml"), &fleet::clusters_yaml(clusters)).unwrap();
+    write_atomic(&dir.join("clusters.yaml"), fleet::clusters_yaml(clusters)).unwrap();
     for (i, c) in clusters.iter().enumerate() {
         let mut yaml = format!(
             "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {SERVICE}-{c}\n\

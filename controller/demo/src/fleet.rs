@@ -131,8 +131,9 @@ impl Fleet {
     fn write_clusters(&self) -> anyhow::Result<()> {
         write_atomic(
             &self.dir.join("clusters.yaml"),
-            &clusters_yaml(&self.clusters),
-        )
+            clusters_yaml(&self.clusters),
+        )?;
+        Ok(())
     }
 
     fn write_service(&self) -> anyhow::Result<()> {
@@ -145,7 +146,8 @@ impl Fleet {
              \x20 annotations:{annotations}\nspec:\n  ports:\n    - name: http\n      port: 80\n\
              \x20     targetPort: 8080\n"
         );
-        write_atomic(&self.dir.join("service.yaml"), &yaml)
+        write_atomic(&self.dir.join("service.yaml"), &yaml)?;
+        Ok(())
     }
 
     fn write_endpoints(&self, i: usize, ready: bool) -> anyhow::Result<()> {
@@ -169,7 +171,8 @@ impl Fleet {
         write_atomic(
             &self.dir.join(format!("endpoints-{}.yaml", cluster.name)),
             &yaml,
-        )
+        )?;
+        Ok(())
     }
 }
 
@@ -209,10 +212,4 @@ async fn start_backends(i: usize, cluster: &ClusterSpec) -> anyhow::Result<Vec<E
     Ok(servers)
 }
 
-/// Writes a temporary file, then renames it: a watcher never reads half a file.
-pub fn write_atomic(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("yaml.tmp");
-    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
-}
+pub use meshfleet_runtime::fs::write_atomic;

@@ -30,7 +30,7 @@ pub struct ApplyError {
 ///
 /// # Errors
 /// The first cluster that failed, and how many did; every other cluster is still applied.
-pub fn apply(
+pub async fn apply(
     sink: &mut dyn ApplyManifests,
     desired: Desired<'_>,
     clusters: &[Arc<Cluster>],
@@ -54,7 +54,7 @@ pub fn apply(
     let mut gone = Vec::new();
     if zone.is_none() && only.is_none() {
         let known: BTreeSet<&str> = clusters.iter().map(|c| c.name()).collect();
-        match sink.clusters() {
+        match sink.clusters().await {
             Ok(held) => {
                 gone = held
                     .into_iter()
@@ -80,8 +80,8 @@ pub fn apply(
             (&empty_manifests, Keep::none())
         };
         let result = match only.and_then(|o| o.get(cluster)) {
-            Some(keys) => sink.apply_keys(cluster, desired, keep, keys),
-            None => sink.apply(cluster, desired, keep),
+            Some(keys) => sink.apply_keys(cluster, desired, keep, keys).await,
+            None => sink.apply(cluster, desired, keep).await,
         };
         match result {
             Ok(applied) => {
@@ -111,6 +111,8 @@ pub fn apply(
 mod plan_tests;
 #[cfg(test)]
 mod tests {
+    use futures::executor::block_on;
+
     use super::*;
     use std::collections::BTreeMap;
 
@@ -151,7 +153,8 @@ mod tests {
             keep_everywhere: &everywhere,
             dependencies: &everywhere,
         };
-        let applied = apply(&mut sink, desired, &fleet, Some("us-east-1a"), None).unwrap();
+        let applied =
+            block_on(apply(&mut sink, desired, &fleet, Some("us-east-1a"), None)).unwrap();
         assert_eq!(applied.written, 1);
         assert!(
             dir.path()
@@ -160,10 +163,10 @@ mod tests {
         );
         assert!(!dir.path().join("clusters/west-1").exists());
 
-        let applied = apply(&mut sink, desired, &fleet, None, None).unwrap();
+        let applied = block_on(apply(&mut sink, desired, &fleet, None, None)).unwrap();
         assert_eq!((applied.written, applied.unchanged), (1, 1));
         // west-1 leaves the fleet: its manifests go.
-        let applied = apply(&mut sink, desired, &[east], None, None).unwrap();
+        let applied = block_on(apply(&mut sink, desired, &[east], None, None)).unwrap();
         assert_eq!(applied.removed, 1);
         assert!(
             !dir.path()

@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod apply;
+pub mod fs;
 pub mod run;
 pub mod sink;
 pub mod source;

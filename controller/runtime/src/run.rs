@@ -64,7 +64,10 @@ impl Controller {
         });
         reconcile(&index, &cache, &state);
         if let Some(propagation) = &propagation {
-            propagate(&index, propagation, &state, true);
+            let (index, propagation, state) = (index.clone(), propagation.clone(), state.clone());
+            tokio::task::spawn_blocking(move || propagate(&index, &propagation, &state, true))
+                .await
+                .context("the first propagation panicked")?;
         }
 
         let ads = AdsServer::new(cache.clone());
@@ -176,7 +179,7 @@ async fn reconcile_loop(
     }
 }
 
-/// One propagation pass: plan against the index, write through the sink. After a change only
+/// One propagation pass, on a blocking thread: plan against the index, write through the sink. After a change only
 /// the clusters whose manifests changed are written; on a tick (`full`), and after a failed
 /// apply, every cluster is brought in line.
 fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &State, full: bool) {
@@ -197,13 +200,15 @@ fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &Sta
     } else {
         plan.changed.as_ref()
     };
-    let result = apply(
+    // Called on a blocking thread: the sink's I/O (files, API calls) is driven from here,
+    // never from an async worker.
+    let result = tokio::runtime::Handle::current().block_on(apply(
         sink.as_mut(),
         plan.desired(),
         &clusters,
         zone.as_deref(),
         only,
-    );
+    ));
     *retry = result.is_err();
     match result {
         Ok(applied) if applied.written + applied.removed > 0 => tracing::info!(

@@ -8,6 +8,8 @@ use meshfleet_index::{Index, Origin};
 use meshfleet_propagation::fixtures::{FLEET, NGINX, index, now};
 use meshfleet_propagation::plan::{Bindings, Plan, Planner, plan};
 
+use futures::executor::block_on;
+
 use crate::apply::apply;
 use crate::sink::DirSink;
 
@@ -29,7 +31,7 @@ fn deleting_a_policy_leaves_its_copies_and_deleting_the_template_removes_them() 
     let mut planner = Planner::default();
     let full = |planner: &mut Planner, index: &Index, sink: &mut DirSink| {
         let plan = planner.plan(index, now());
-        apply(sink, plan.desired(), &clusters, None, None).unwrap();
+        block_on(apply(sink, plan.desired(), &clusters, None, None)).unwrap();
         tree(dir.path()).into_keys().collect::<Vec<_>>()
     };
     let copies = [
@@ -171,7 +173,7 @@ spec:
     let mut sink = DirSink::new(incremental_dir.path());
     let clusters: Vec<_> = index.clusters().cloned().collect();
     let current = planner.current();
-    apply(&mut sink, current.desired(), &clusters, None, None).unwrap();
+    block_on(apply(&mut sink, current.desired(), &clusters, None, None)).unwrap();
     for (file, text) in steps {
         let before = planner.current().bindings.clone();
         match &text {
@@ -191,11 +193,18 @@ spec:
 
         let current = planner.current();
         let only = current.changed.as_ref();
-        apply(&mut sink, current.desired(), &clusters, None, only).unwrap();
+        block_on(apply(&mut sink, current.desired(), &clusters, None, only)).unwrap();
         let fresh_dir = tempfile::tempdir().unwrap();
         let fresh = plan(&index, &before, now());
         let mut fresh_sink = DirSink::new(fresh_dir.path());
-        apply(&mut fresh_sink, fresh.desired(), &clusters, None, None).unwrap();
+        block_on(apply(
+            &mut fresh_sink,
+            fresh.desired(),
+            &clusters,
+            None,
+            None,
+        ))
+        .unwrap();
         assert_eq!(
             tree(incremental_dir.path()),
             tree(fresh_dir.path()),

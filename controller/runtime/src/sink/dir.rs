@@ -1,6 +1,5 @@
-//! Sinks: where rendered manifests go. Every sink makes a member cluster hold exactly what
-//! propagation wants there, through one trait, [`ApplyManifests`]; the directory sink writes
-//! files, the Kubernetes sink (server-side apply) implements the same trait.
+//! The directory sink: each member cluster's manifests as files, where a pull agent, a GitOps
+//! tool or a person reads them.
 //!
 //! ```text
 //!  <state-dir>/clusters/<cluster>/<namespace>/<kind>-<name>.yaml
@@ -15,87 +14,18 @@
 //! - Unchanged manifests are not rewritten; what is no longer desired is removed, except the
 //!   keys the caller asks to keep (their new rendering failed: the last good copy stays).
 //! - Removing a file that is already gone is success.
+//!
+//! # Caveats
+//! File I/O is blocking: the futures this sink returns do their work when polled. The runtime
+//! drives the sink from a blocking thread, never from an async worker.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use meshfleet_propagation::manifest::{Keep, Manifest, ManifestKey, Manifests};
 
-/// What an apply did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Applied {
-    pub written: usize,
-    pub removed: usize,
-    pub unchanged: usize,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    #[error("{what} {name:?} cannot be used as a path component")]
-    InvalidName { what: &'static str, name: String },
-    /// Two manifests whose kinds differ only in API group (Istio's and the Gateway API's
-    /// `Gateway`) would share one file; the first (in key order) keeps it.
-    #[error("{key} would be written to {path}, which holds {owner}")]
-    PathTaken {
-        path: PathBuf,
-        key: String,
-        owner: String,
-    },
-    #[error("writing {path}")]
-    WriteManifest {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("removing {path}")]
-    RemoveManifest {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("reading {path}")]
-    ReadState {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// Makes member clusters hold what propagation wants there.
-pub trait ApplyManifests {
-    /// Makes `cluster` hold `desired`: creates and updates what differs, removes what this sink
-    /// put there before and is neither desired nor in `keep`.
-    ///
-    /// # Errors
-    /// The first manifest that could not be written or removed; the others are still applied.
-    fn apply(
-        &mut self,
-        cluster: &str,
-        desired: &Manifests,
-        keep: Keep<'_>,
-    ) -> Result<Applied, SinkError>;
-
-    /// Like [`ApplyManifests::apply`], when only the manifests under `keys` may have changed
-    /// since the last apply to `cluster`: a sink may look at those alone. The default applies
-    /// everything.
-    ///
-    /// # Errors
-    /// As [`ApplyManifests::apply`].
-    fn apply_keys(
-        &mut self,
-        cluster: &str,
-        desired: &Manifests,
-        keep: Keep<'_>,
-        keys: &BTreeSet<ManifestKey>,
-    ) -> Result<Applied, SinkError> {
-        let _ = keys;
-        self.apply(cluster, desired, keep)
-    }
-
-    /// The clusters this sink holds manifests in (to empty those no longer in the fleet).
-    fn clusters(&mut self) -> Result<Vec<String>, SinkError>;
-}
+use super::{Applied, ApplyManifests, SinkError, SinkFuture};
+use crate::fs::write_atomic;
 
 /// Writes each cluster's manifests under `<root>/clusters/<cluster>/`.
 #[derive(Debug)]
@@ -128,7 +58,11 @@ fn write_one(
     if before == Some(manifest.hash) {
         return Ok(false);
     }
-    write_atomic(&dir.join(path), manifest.yaml.as_bytes())?;
+    let path = dir.join(path);
+    write_atomic(&path, manifest.yaml.as_bytes()).map_err(|source| SinkError::WriteManifest {
+        location: path.display().to_string(),
+        source: source.into(),
+    })?;
     Ok(true)
 }
 
@@ -194,8 +128,8 @@ impl ClusterFiles {
             None => {
                 let path = file_of(cluster, key)?;
                 if let Some(owner) = self.owners.get(&path) {
-                    return Err(SinkError::PathTaken {
-                        path,
+                    return Err(SinkError::PlaceTaken {
+                        location: path.display().to_string(),
                         key: key.to_string(),
                         owner: owner.to_string(),
                     });
@@ -238,8 +172,8 @@ impl ClusterFiles {
     }
 }
 
-impl ApplyManifests for DirSink {
-    fn apply(
+impl DirSink {
+    fn apply_now(
         &mut self,
         cluster: &str,
         desired: &Manifests,
@@ -295,7 +229,7 @@ impl ApplyManifests for DirSink {
 
     /// Looks at `keys` alone once the cluster's directory is known and every file found there
     /// has been matched; until then, applies everything.
-    fn apply_keys(
+    fn apply_keys_now(
         &mut self,
         cluster: &str,
         desired: &Manifests,
@@ -308,7 +242,7 @@ impl ApplyManifests for DirSink {
             .get_mut(cluster)
             .filter(|f| f.found.is_empty())
         else {
-            return self.apply(cluster, desired, keep);
+            return self.apply_now(cluster, desired, keep);
         };
         let mut applied = Applied::default();
         let mut first_error = None;
@@ -332,7 +266,7 @@ impl ApplyManifests for DirSink {
         }
     }
 
-    fn clusters(&mut self) -> Result<Vec<String>, SinkError> {
+    fn clusters_now(&mut self) -> Result<Vec<String>, SinkError> {
         let mut clusters: BTreeSet<String> = self.clusters.keys().cloned().collect();
         match std::fs::read_dir(&self.root) {
             Ok(entries) => {
@@ -345,12 +279,37 @@ impl ApplyManifests for DirSink {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => {
                 return Err(SinkError::ReadState {
-                    path: self.root.clone(),
-                    source,
+                    location: self.root.display().to_string(),
+                    source: source.into(),
                 });
             }
         }
         Ok(clusters.into_iter().collect())
+    }
+}
+
+impl ApplyManifests for DirSink {
+    fn apply<'a>(
+        &'a mut self,
+        cluster: &'a str,
+        desired: &'a Manifests,
+        keep: Keep<'a>,
+    ) -> SinkFuture<'a, Applied> {
+        Box::pin(async move { self.apply_now(cluster, desired, keep) })
+    }
+
+    fn apply_keys<'a>(
+        &'a mut self,
+        cluster: &'a str,
+        desired: &'a Manifests,
+        keep: Keep<'a>,
+        keys: &'a BTreeSet<ManifestKey>,
+    ) -> SinkFuture<'a, Applied> {
+        Box::pin(async move { self.apply_keys_now(cluster, desired, keep, keys) })
+    }
+
+    fn clusters(&mut self) -> SinkFuture<'_, Vec<String>> {
+        Box::pin(async move { self.clusters_now() })
     }
 }
 
@@ -385,8 +344,8 @@ fn scan(dir: &Path, relative: &Path, files: &mut BTreeMap<PathBuf, u64>) -> Resu
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(source) => {
             return Err(SinkError::ReadState {
-                path: dir.to_owned(),
-                source,
+                location: dir.display().to_string(),
+                source: source.into(),
             });
         }
     };
@@ -397,30 +356,12 @@ fn scan(dir: &Path, relative: &Path, files: &mut BTreeMap<PathBuf, u64>) -> Resu
             scan(&path, &name, files)?;
         } else if path.extension().is_some_and(|e| e == "yaml") {
             let bytes = std::fs::read(&path).map_err(|source| SinkError::ReadState {
-                path: path.clone(),
-                source,
+                location: path.display().to_string(),
+                source: source.into(),
             })?;
             files.insert(name, xxhash_rust::xxh3::xxh3_64(&bytes));
         }
     }
-    Ok(())
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
-    let error = |source| SinkError::WriteManifest {
-        path: path.to_owned(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(error)?;
-    let mut file = tempfile::Builder::new()
-        .prefix(".meshfleet-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(error)?;
-    file.write_all(bytes).map_err(error)?;
-    file.persist(path).map_err(|e| error(e.error))?;
     Ok(())
 }
 
@@ -430,8 +371,8 @@ fn remove(path: &Path) -> Result<(), SinkError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(source) => {
             return Err(SinkError::RemoveManifest {
-                path: path.to_owned(),
-                source,
+                location: path.display().to_string(),
+                source: source.into(),
             });
         }
     }
@@ -447,6 +388,8 @@ mod tests {
     use std::sync::Arc;
 
     use serde_json::Value;
+
+    use futures::executor::block_on;
 
     use super::*;
 
@@ -496,7 +439,7 @@ mod tests {
             ),
             (ns.clone(), serde_json::json!({"kind": "Namespace"})),
         ]);
-        let applied = sink.apply("east-1", &desired, Keep::none()).unwrap();
+        let applied = block_on(sink.apply("east-1", &desired, Keep::none())).unwrap();
         assert_eq!(
             applied,
             Applied {
@@ -518,7 +461,7 @@ mod tests {
         assert_eq!(text, "kind: Deployment\nspec:\n  replicas: 2\n");
 
         // Same again: nothing written. Then the Deployment goes away.
-        let applied = sink.apply("east-1", &desired, Keep::none()).unwrap();
+        let applied = block_on(sink.apply("east-1", &desired, Keep::none())).unwrap();
         assert_eq!(
             applied,
             Applied {
@@ -528,7 +471,7 @@ mod tests {
             }
         );
         let only_ns = manifests(&[(ns, serde_json::json!({"kind": "Namespace"}))]);
-        let applied = sink.apply("east-1", &only_ns, Keep::none()).unwrap();
+        let applied = block_on(sink.apply("east-1", &only_ns, Keep::none())).unwrap();
         assert_eq!(
             applied,
             Applied {
@@ -559,16 +502,14 @@ mod tests {
         // must be matched first.
         let mut sink = DirSink::new(dir.path());
         let first = manifests(&[(a.clone(), v(1)), (b.clone(), v(1))]);
-        let applied = sink
-            .apply_keys("east-1", &first, Keep::none(), &keys(&[&a]))
-            .unwrap();
+        let applied =
+            block_on(sink.apply_keys("east-1", &first, Keep::none(), &keys(&[&a]))).unwrap();
         assert_eq!((applied.written, applied.removed), (2, 0));
 
         // b changes and c appears, but only c is named: b's file is left as it was.
         let second = manifests(&[(a.clone(), v(1)), (b.clone(), v(2)), (c.clone(), v(1))]);
-        let applied = sink
-            .apply_keys("east-1", &second, Keep::none(), &keys(&[&c]))
-            .unwrap();
+        let applied =
+            block_on(sink.apply_keys("east-1", &second, Keep::none(), &keys(&[&c]))).unwrap();
         assert_eq!(
             (applied.written, applied.removed, applied.unchanged),
             (1, 0, 0)
@@ -578,18 +519,17 @@ mod tests {
 
         // a goes away; kept c is left alone even though it is not desired.
         let third = manifests(&[(b.clone(), v(2))]);
-        let applied = sink
-            .apply_keys(
-                "east-1",
-                &third,
-                Keep {
-                    here: &keys(&[&c]),
-                    everywhere: &none,
-                    except: &none,
-                },
-                &keys(&[&a, &c]),
-            )
-            .unwrap();
+        let applied = block_on(sink.apply_keys(
+            "east-1",
+            &third,
+            Keep {
+                here: &keys(&[&c]),
+                everywhere: &none,
+                except: &none,
+            },
+            &keys(&[&a, &c]),
+        ))
+        .unwrap();
         assert_eq!((applied.written, applied.removed), (0, 1));
         assert_eq!(
             files(dir.path()),
@@ -600,7 +540,7 @@ mod tests {
         );
 
         // A full apply brings b up to date and, c no longer kept, removes it.
-        let applied = sink.apply("east-1", &third, Keep::none()).unwrap();
+        let applied = block_on(sink.apply("east-1", &third, Keep::none())).unwrap();
         assert_eq!((applied.written, applied.removed), (1, 1));
         assert!(std::fs::read_to_string(&b_file).unwrap().contains("'2'"));
         assert_eq!(files(dir.path()), ["clusters/east-1/web/configmap-b.yaml"]);
@@ -611,13 +551,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let deploy = key("Deployment", "web", "nginx");
         let desired = manifests(&[(deploy, serde_json::json!({"kind": "Deployment"}))]);
-        DirSink::new(dir.path())
-            .apply("east-1", &desired, Keep::none())
-            .unwrap();
+        block_on(DirSink::new(dir.path()).apply("east-1", &desired, Keep::none())).unwrap();
 
         let mut restarted = DirSink::new(dir.path());
-        assert_eq!(restarted.clusters().unwrap(), ["east-1"]);
-        let applied = restarted.apply("east-1", &desired, Keep::none()).unwrap();
+        assert_eq!(block_on(restarted.clusters()).unwrap(), ["east-1"]);
+        let applied = block_on(restarted.apply("east-1", &desired, Keep::none())).unwrap();
         assert_eq!(
             applied,
             Applied {
@@ -626,9 +564,7 @@ mod tests {
                 unchanged: 1
             }
         );
-        let applied = restarted
-            .apply("east-1", &Manifests::new(), Keep::none())
-            .unwrap();
+        let applied = block_on(restarted.apply("east-1", &Manifests::new(), Keep::none())).unwrap();
         assert_eq!(applied.removed, 1);
         assert_eq!(files(dir.path()), Vec::<String>::new());
     }
@@ -639,7 +575,7 @@ mod tests {
         let mut sink = DirSink::new(dir.path());
         let deploy = key("Deployment", "web", "nginx");
         let desired = manifests(&[(deploy.clone(), serde_json::json!({"kind": "Deployment"}))]);
-        sink.apply("east-1", &desired, Keep::none()).unwrap();
+        block_on(sink.apply("east-1", &desired, Keep::none())).unwrap();
         let kept = BTreeSet::from([deploy]);
         let none = BTreeSet::new();
         // Kept in this cluster, or kept everywhere: the file stays, also for a sink that
@@ -656,11 +592,11 @@ mod tests {
                 except: &none,
             },
         ] {
-            let applied = sink.apply("east-1", &Manifests::new(), keep).unwrap();
+            let applied = block_on(sink.apply("east-1", &Manifests::new(), keep)).unwrap();
             assert_eq!(applied, Applied::default());
-            let applied = DirSink::new(dir.path())
-                .apply("east-1", &Manifests::new(), keep)
-                .unwrap();
+            let applied =
+                block_on(DirSink::new(dir.path()).apply("east-1", &Manifests::new(), keep))
+                    .unwrap();
             assert_eq!(applied, Applied::default());
             assert_eq!(
                 files(dir.path()),
@@ -674,9 +610,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let deploy = key("Deployment", "web", "nginx");
         let desired = manifests(&[(deploy.clone(), serde_json::json!({"kind": "Deployment"}))]);
-        DirSink::new(dir.path())
-            .apply("east-1", &desired, Keep::none())
-            .unwrap();
+        block_on(DirSink::new(dir.path()).apply("east-1", &desired, Keep::none())).unwrap();
         let (kept, none) = (BTreeSet::from([deploy]), BTreeSet::new());
         let keep = Keep {
             here: &none,
@@ -684,11 +618,9 @@ mod tests {
             except: &none,
         };
         let mut restarted = DirSink::new(dir.path());
-        let applied = restarted.apply("east-1", &Manifests::new(), keep).unwrap();
+        let applied = block_on(restarted.apply("east-1", &Manifests::new(), keep)).unwrap();
         assert_eq!(applied, Applied::default());
-        let applied = restarted
-            .apply("east-1", &Manifests::new(), Keep::none())
-            .unwrap();
+        let applied = block_on(restarted.apply("east-1", &Manifests::new(), Keep::none())).unwrap();
         assert_eq!(applied.removed, 1);
         assert_eq!(files(dir.path()), Vec::<String>::new());
     }
@@ -717,7 +649,7 @@ mod tests {
                 serde_json::json!({"apiVersion": "networking.istio.io/v1"}),
             ),
         ]);
-        let error = sink.apply("east-1", &both, Keep::none()).unwrap_err();
+        let error = block_on(sink.apply("east-1", &both, Keep::none())).unwrap_err();
         let message = error.to_string();
         assert!(
             message.contains("Gateway.networking.istio.io web/edge"),
@@ -738,7 +670,7 @@ mod tests {
             istio,
             serde_json::json!({"apiVersion": "networking.istio.io/v1"}),
         )]);
-        sink.apply("east-1", &second, Keep::none()).unwrap();
+        block_on(sink.apply("east-1", &second, Keep::none())).unwrap();
         assert!(
             std::fs::read_to_string(&file)
                 .unwrap()
