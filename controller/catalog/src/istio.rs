@@ -13,14 +13,13 @@ use std::sync::Arc;
 use meshfleet_model as model;
 
 use meshfleet_api::{self as api, DestinationRule};
-use meshfleet_index::Index;
 use meshfleet_model::problem::{Problem, Source};
 
 const LOCALITY_LB: &str = "spec.trafficPolicy.loadBalancer.localityLbSetting";
 const OUTLIER: &str = "spec.trafficPolicy.outlierDetection";
 
 /// The DestinationRule that applies to each global service, by (namespace, name).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Rules {
     by_service: BTreeMap<(String, String), Arc<DestinationRule>>,
 }
@@ -28,13 +27,13 @@ pub(super) struct Rules {
 impl Rules {
     /// Resolves every rule's host; of several rules for one exported service the first by
     /// (namespace, name) wins and the others are reported.
-    pub fn new(
-        index: &Index,
+    pub fn new<'a>(
+        destination_rules: impl IntoIterator<Item = &'a Arc<DestinationRule>>,
         exported: &BTreeSet<(String, String)>,
         problems: &mut Vec<Problem>,
     ) -> Self {
         let mut rules = Self::default();
-        for rule in index.destination_rules() {
+        for rule in destination_rules {
             let namespace = rule.metadata.namespace_or_default();
             let Some(service) = resolve_host(&rule.spec.host, namespace) else {
                 continue;
@@ -67,6 +66,20 @@ impl Rules {
     pub fn get(&self, namespace: &str, name: &str) -> Option<&Arc<DestinationRule>> {
         self.by_service
             .get(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    /// The services whose rule differs between `self` and `other` (another rule, or the same
+    /// rule changed).
+    pub fn changed_services(&self, other: &Self) -> BTreeSet<(String, String)> {
+        let keys = self.by_service.keys().chain(other.by_service.keys());
+        keys.filter(
+            |k| match (self.by_service.get(*k), other.by_service.get(*k)) {
+                (Some(a), Some(b)) => !Arc::ptr_eq(a, b) && a != b,
+                (a, b) => a.is_some() != b.is_some(),
+            },
+        )
+        .cloned()
+        .collect()
     }
 }
 

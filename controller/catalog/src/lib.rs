@@ -13,13 +13,14 @@
 #![forbid(unsafe_code)]
 
 mod endpoints;
+mod incremental;
 mod istio;
 mod ports;
 mod table;
 mod tiers;
 mod topology;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use meshfleet_model::{
@@ -32,13 +33,10 @@ use meshfleet_api::{
     Service,
 };
 use meshfleet_index::Index;
-use meshfleet_model::parallel;
 use meshfleet_model::problem::{Problem, Source};
 
+pub use incremental::{Incremental, ServiceKey, Work};
 pub use tiers::{DEFAULT_TIERS, format_tier_weights, parse_tier_weights};
-
-/// Below this many services per core the catalog is built on one thread.
-const SERVICES_PER_THREAD: usize = 256;
 
 /// The catalog at one moment. Serializes as `{"services": [...], "problems": [...]}`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -120,31 +118,11 @@ impl Catalog {
     }
 
     /// Builds the catalog from the index. Deterministic: the same index gives the same catalog.
+    /// To follow an index as it changes, keep an [`Incremental`] instead.
     pub fn build(index: &Index) -> Self {
-        let mut problems = Vec::new();
-        let topology = topology::Topology::new(index, &mut problems);
-        let exported: Vec<_> = exported_services(index, &mut problems)
-            .into_iter()
-            .collect();
-        let keys: BTreeSet<(String, String)> = exported.iter().map(|(k, _)| k.clone()).collect();
-        let rules = istio::Rules::new(index, &keys, &mut problems);
-        let slices = slices_by_service(index);
-        // Services are independent of each other: build them on every core, problems in order.
-        let built = parallel::map_ordered(&exported, SERVICES_PER_THREAD, |(key, export)| {
-            let parts = Parts {
-                slices: slices.get(key).map_or(&[], Vec::as_slice),
-                rule: rules.get(&key.0, &key.1),
-                topology: &topology,
-            };
-            build_service(key, export, &parts)
-        });
-        let mut services = Vec::with_capacity(built.len());
-        for (service, service_problems) in built {
-            services.push(service);
-            problems.extend(service_problems);
-        }
-        services.sort_by(|a, b| a.service.host.cmp(&b.service.host));
-        Self { services, problems }
+        let mut incremental = Incremental::default();
+        let work = incremental.collect(index);
+        incremental.build(work)
     }
 
     /// The mesh for xDS: the same `Arc`s, no copy of any service.
@@ -166,7 +144,7 @@ impl Catalog {
 
 /// One exported (namespace, name): its template, its observed copies, and why it is exported.
 #[derive(Debug, Default)]
-struct Export {
+pub(crate) struct Export {
     /// The Service without a source cluster: when present, it alone defines the ports.
     template: Option<Arc<Service>>,
     /// Member clusters' copies, by source cluster name.
@@ -175,45 +153,15 @@ struct Export {
     reasons: BTreeSet<ExportReason>,
 }
 
-fn exported_services(
-    index: &Index,
-    problems: &mut Vec<Problem>,
-) -> BTreeMap<(String, String), Export> {
-    let mut all: BTreeMap<(String, String), Export> = BTreeMap::new();
-    // Services come by namespace, name, then cluster: the template first, copies in cluster order.
-    for service in index.services() {
-        let key = (
-            service.metadata.namespace_or_default().to_owned(),
-            service.metadata.name.clone(),
-        );
-        let export = all.entry(key).or_default();
-        if global_annotation(service, problems) {
-            export.reasons.insert(ExportReason::Annotation);
-        }
-        match service.source_cluster() {
-            Some(_) => export.observed.push(service.clone()),
-            None => export.template = Some(service.clone()),
-        }
+impl Export {
+    /// Exported, and by something that exists: a reason and a Service to export.
+    pub(crate) fn is_exported(&self) -> bool {
+        !self.reasons.is_empty() && (self.template.is_some() || !self.observed.is_empty())
     }
-    for service_export in index.service_exports() {
-        let meta = &service_export.metadata;
-        let key = (meta.namespace_or_default().to_owned(), meta.name.clone());
-        let export = all.entry(key).or_default();
-        let reported = export.reasons.contains(&ExportReason::ServiceExport);
-        if export.template.is_none() && export.observed.is_empty() && !reported {
-            problems.push(Problem::new(
-                Source::object("ServiceExport", meta.namespace_or_default(), &meta.name),
-                "no Service of that namespace and name; nothing exported",
-            ));
-        }
-        export.reasons.insert(ExportReason::ServiceExport);
-    }
-    all.retain(|_, e| !e.reasons.is_empty() && (e.template.is_some() || !e.observed.is_empty()));
-    all
 }
 
 /// `meshfleet.io/global`: `"true"` exports, `"false"` (or none) does not, anything else is reported.
-fn global_annotation(service: &Service, problems: &mut Vec<Problem>) -> bool {
+pub(crate) fn global_annotation(service: &Service, problems: &mut Vec<Problem>) -> bool {
     match service.metadata.annotation(ANNOTATION_GLOBAL) {
         Some("true") => true,
         None | Some("false") => false,
@@ -239,29 +187,15 @@ fn object_name(service: &Service) -> Source {
     ))
 }
 
-fn slices_by_service(index: &Index) -> BTreeMap<(String, String), Vec<Arc<EndpointSlice>>> {
-    let mut slices: BTreeMap<(String, String), Vec<Arc<EndpointSlice>>> = BTreeMap::new();
-    for slice in index.endpoint_slices() {
-        if let Some(service) = slice.service_name() {
-            let namespace = slice.metadata.namespace_or_default().to_owned();
-            slices
-                .entry((namespace, service.to_owned()))
-                .or_default()
-                .push(slice.clone());
-        }
-    }
-    slices
-}
-
 /// What one service is built from, besides its Services.
-struct Parts<'a> {
-    slices: &'a [Arc<EndpointSlice>],
-    rule: Option<&'a Arc<DestinationRule>>,
-    topology: &'a topology::Topology,
+pub(crate) struct Parts<'a> {
+    pub slices: &'a [Arc<EndpointSlice>],
+    pub rule: Option<&'a Arc<DestinationRule>>,
+    pub topology: &'a topology::Topology,
 }
 
 /// One service and the problems found building it.
-fn build_service(
+pub(crate) fn build_service(
     (namespace, name): &(String, String),
     export: &Export,
     parts: &Parts<'_>,

@@ -1,11 +1,11 @@
 //! Where each member cluster is: its locality, its network, and each network's east-west gateway.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use meshfleet_model::{Gateway, Locality};
 
 use meshfleet_api::{ANNOTATION_EAST_WEST_GATEWAY, Cluster};
-use meshfleet_index::Index;
 use meshfleet_model::problem::{Problem, Source};
 
 /// One member cluster's place in the mesh.
@@ -17,7 +17,7 @@ pub(super) struct Site {
     pub network: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Topology {
     sites: BTreeMap<String, Site>,
     /// Per network, the gateway of its first cluster (by name) that has one.
@@ -25,10 +25,14 @@ pub(super) struct Topology {
 }
 
 impl Topology {
-    pub fn new(index: &Index, problems: &mut Vec<Problem>) -> Self {
+    /// From every Cluster, in name order (so "the first cluster with a gateway" is
+    /// deterministic).
+    pub fn new<'a>(
+        clusters: impl IntoIterator<Item = &'a Arc<Cluster>>,
+        problems: &mut Vec<Problem>,
+    ) -> Self {
         let mut topology = Self::default();
-        // Clusters come in name order, so "the first cluster with a gateway" is deterministic.
-        for cluster in index.clusters() {
+        for cluster in clusters {
             let site = Site {
                 locality: locality(cluster),
                 network: cluster.network().to_owned(),
@@ -67,6 +71,21 @@ impl Topology {
 
     pub fn gateway(&self, network: &str) -> Option<&Gateway> {
         self.gateways.get(network)
+    }
+
+    /// The clusters whose place differs between `self` and `other`, or `None` when a network's
+    /// gateway changed (every service with endpoints may be touched).
+    pub fn changed_clusters(&self, other: &Self) -> Option<BTreeSet<String>> {
+        if self.gateways != other.gateways {
+            return None;
+        }
+        let names = self.sites.keys().chain(other.sites.keys());
+        Some(
+            names
+                .filter(|c| self.sites.get(*c) != other.sites.get(*c))
+                .cloned()
+                .collect(),
+        )
     }
 }
 

@@ -15,7 +15,7 @@
 //! then by path or name, then by document index), so the result does not depend on the order
 //! updates came in. Nothing here does I/O.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -173,6 +173,36 @@ pub struct Index {
     objects: BTreeMap<ObjectKey, BTreeMap<(Origin, usize), Object>>,
     /// Keys defined more than once, reported by [`Index::problems`].
     duplicates: BTreeSet<ObjectKey>,
+    /// Which keys changed when, for consumers that follow the index incrementally.
+    changes: ChangeLog,
+}
+
+/// The keys whose definitions changed, each at the generation of its last change.
+///
+/// A consumer remembers the [`Index::generation`] it last saw and asks for the keys changed
+/// since ([`Index::changes_since`]). Entries of keys that no longer exist are dropped by
+/// [`Index::trim_changes`] once every consumer has seen them; a consumer that asks from before
+/// that point is told to start afresh.
+#[derive(Debug, Default)]
+struct ChangeLog {
+    /// Grows by one with every changed key.
+    generation: u64,
+    /// The log itself: generation of a key's last change → the key.
+    log: BTreeMap<u64, ObjectKey>,
+    /// Each logged key's generation in `log`.
+    stamps: HashMap<ObjectKey, u64>,
+    /// Changes up to here may have been trimmed.
+    floor: u64,
+}
+
+impl ChangeLog {
+    fn record(&mut self, key: &ObjectKey) {
+        self.generation += 1;
+        if let Some(old) = self.stamps.insert(key.clone(), self.generation) {
+            self.log.remove(&old);
+        }
+        self.log.insert(self.generation, key.clone());
+    }
 }
 
 impl Index {
@@ -250,6 +280,7 @@ impl Index {
         before: Option<&Definitions>,
         after: Option<&Definitions>,
     ) {
+        self.changes.record(key);
         let definitions = self.objects.entry(key.clone()).or_default();
         for position in before.into_iter().flat_map(|d| d.keys()) {
             definitions.remove(&(origin.clone(), *position));
@@ -269,6 +300,48 @@ impl Index {
                 self.duplicates.insert(key.clone());
             }
         }
+    }
+
+    /// A count of changes: it grows whenever a key's definitions change.
+    pub fn generation(&self) -> u64 {
+        self.changes.generation
+    }
+
+    /// The keys whose definitions changed after `generation` (each once, in the order of their
+    /// last change), or `None` when the log no longer reaches back that far (see
+    /// [`Index::trim_changes`]): then everything may have changed.
+    pub fn changes_since(&self, generation: u64) -> Option<Vec<&ObjectKey>> {
+        if generation < self.changes.floor {
+            return None;
+        }
+        let after = generation.saturating_add(1);
+        Some(
+            self.changes
+                .log
+                .range(after..)
+                .map(|(_, key)| key)
+                .collect(),
+        )
+    }
+
+    /// Forgets the changes of keys that no longer exist up to `generation`, once every
+    /// consumer has seen them, so that a fleet whose objects come and go keeps a bounded log.
+    /// Asking for changes from before `generation` afterwards gets `None`.
+    pub fn trim_changes(&mut self, generation: u64) {
+        let generation = generation.min(self.changes.generation);
+        let gone: Vec<u64> = self
+            .changes
+            .log
+            .range(..=generation)
+            .filter(|(_, key)| !self.objects.contains_key(*key))
+            .map(|(stamp, _)| *stamp)
+            .collect();
+        for stamp in gone {
+            if let Some(key) = self.changes.log.remove(&stamp) {
+                self.changes.stamps.remove(&key);
+            }
+        }
+        self.changes.floor = self.changes.floor.max(generation);
     }
 
     /// How many documents of all origins were refused, and how many origins could not be read.
@@ -354,6 +427,54 @@ impl Index {
             Object::Service(s) => Some(s),
             _ => None,
         })
+    }
+
+    /// The Services of one namespace and name: the template (no source cluster) first, then the
+    /// observed copies by cluster.
+    pub fn services_named<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<Service>> + 'a {
+        self.named(kinds::SERVICE, namespace, name)
+            .filter_map(|o| match o {
+                Object::Service(s) => Some(s),
+                _ => None,
+            })
+    }
+
+    /// The ServiceExports of one namespace and name (one, unless copies are observed too).
+    pub fn service_exports_named<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<ServiceExport>> + 'a {
+        self.named(kinds::SERVICE_EXPORT, namespace, name)
+            .filter_map(|o| match o {
+                Object::ServiceExport(s) => Some(s),
+                _ => None,
+            })
+    }
+
+    /// Objects of one kind, namespace and name, by source cluster.
+    fn named<'a>(
+        &'a self,
+        kind: &'a str,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a Object> + 'a {
+        let first = ObjectKey {
+            kind: kind.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            cluster: String::new(),
+        };
+        self.objects
+            .range(first..)
+            .take_while(move |(key, _)| {
+                key.kind == kind && key.namespace == namespace && key.name == name
+            })
+            .filter_map(|(_, d)| d.values().next_back())
     }
 
     /// Services without the `multicluster.kubernetes.io/source-cluster` label.

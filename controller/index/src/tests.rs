@@ -356,3 +356,61 @@ fn a_key_from_a_file_and_a_watch_is_reported_and_the_watch_wins() {
     assert_eq!(index.cluster("east-1").unwrap().region(), Some("from-file"));
     assert_eq!(index.problems(), vec![]);
 }
+
+#[test]
+fn the_change_log_names_each_changed_key_once() {
+    let mut index = Index::default();
+    let file = Origin::file("a.yaml");
+    let start = index.generation();
+    index.reset(
+        &file,
+        contents(vec![
+            cluster("east-1").region("r").into(),
+            service("team-a", "api").into(),
+        ]),
+    );
+    let loaded = index.generation();
+    let keys = |changes: Option<Vec<&ObjectKey>>| -> Vec<String> {
+        changes.unwrap().iter().map(ToString::to_string).collect()
+    };
+    assert_eq!(
+        keys(index.changes_since(start)),
+        ["Cluster east-1", "Service team-a/api"]
+    );
+    assert_eq!(keys(index.changes_since(loaded)), Vec::<String>::new());
+
+    // The same contents again change nothing; a new region changes the cluster alone.
+    index.reset(
+        &file,
+        contents(vec![
+            cluster("east-1").region("r").into(),
+            service("team-a", "api").into(),
+        ]),
+    );
+    assert_eq!(index.generation(), loaded);
+    index.reset(
+        &file,
+        contents(vec![
+            cluster("east-1").region("s").into(),
+            service("team-a", "api").into(),
+        ]),
+    );
+    assert_eq!(keys(index.changes_since(loaded)), ["Cluster east-1"]);
+    assert_eq!(
+        keys(index.changes_since(start)),
+        ["Service team-a/api", "Cluster east-1"],
+        "each key once, at its last change"
+    );
+
+    // A deletion is a change; once trimmed, it is forgotten and older readers start afresh.
+    let before_delete = index.generation();
+    index.forget(&file);
+    assert_eq!(
+        keys(index.changes_since(before_delete)),
+        ["Cluster east-1", "Service team-a/api"]
+    );
+    let now = index.generation();
+    index.trim_changes(now);
+    assert!(index.changes_since(start).is_none());
+    assert_eq!(keys(index.changes_since(now)), Vec::<String>::new());
+}

@@ -28,7 +28,7 @@ use crate::apply::apply;
 use crate::sink::{ApplyManifests, DirSink};
 use crate::source::ConfigDir;
 use crate::state::State;
-use meshfleet_catalog::Catalog;
+use meshfleet_catalog::Incremental;
 use meshfleet_index::Index;
 use meshfleet_propagation::plan::Planner;
 
@@ -62,7 +62,8 @@ impl Controller {
                 retry: false,
             }))
         });
-        reconcile(&index, &cache, &state);
+        let catalog = Arc::new(Mutex::new(Incremental::default()));
+        reconcile(&index, &catalog, &cache, &state);
         if let Some(propagation) = &propagation {
             let (index, propagation, state) = (index.clone(), propagation.clone(), state.clone());
             tokio::task::spawn_blocking(move || propagate(&index, &propagation, &state, true))
@@ -85,6 +86,7 @@ impl Controller {
             tokio::spawn(reconcile_loop(
                 changed_rx,
                 index,
+                catalog,
                 cache,
                 state.clone(),
                 propagation,
@@ -144,6 +146,7 @@ struct Propagation {
 async fn reconcile_loop(
     mut changed: watch::Receiver<u64>,
     index: Arc<Mutex<Index>>,
+    catalog: Arc<Mutex<Incremental>>,
     cache: SnapshotCache,
     state: Arc<State>,
     propagation: Option<Arc<Mutex<Propagation>>>,
@@ -160,13 +163,14 @@ async fn reconcile_loop(
             }
             _ = tick.tick(), if propagation.is_some() => false,
         };
-        let (index, cache, state) = (index.clone(), cache.clone(), state.clone());
+        let (index, catalog) = (index.clone(), catalog.clone());
+        let (cache, state) = (cache.clone(), state.clone());
         let propagation = propagation.clone();
         // Building the catalog, translating and planning is CPU work: keep it off the async
         // workers.
         let done = tokio::task::spawn_blocking(move || {
             if catalog_too {
-                reconcile(&index, &cache, &state);
+                reconcile(&index, &catalog, &cache, &state);
             }
             if let Some(propagation) = &propagation {
                 propagate(&index, propagation, &state, !catalog_too);
@@ -228,12 +232,30 @@ fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &Sta
 
 /// One pass: index → catalog → xDS cache and admin state. Problems new since the last pass
 /// are logged once.
-fn reconcile(index: &Mutex<Index>, cache: &SnapshotCache, state: &State) {
-    let catalog = Catalog::build_reporting(&index.lock().expect("index lock"));
-    let problems = catalog.problems.clone();
+fn reconcile(
+    index: &Mutex<Index>,
+    catalog: &Mutex<Incremental>,
+    cache: &SnapshotCache,
+    state: &State,
+) {
+    let mut incremental = catalog.lock().expect("catalog lock");
+    // The index is locked only to read what changed; the services are built after.
+    let (work, index_problems) = {
+        let mut index = index.lock().expect("index lock");
+        let work = incremental.collect(&index);
+        index.trim_changes(work.generation());
+        (work, index.problems())
+    };
+    let rebuilt = work.len();
+    let mut catalog = incremental.build(work);
+    // Everything a user has to fix: the sources' problems first, as `meshfleet catalog` shows.
+    let mut problems = index_problems;
+    problems.append(&mut catalog.problems);
+    catalog.problems = problems.clone();
     cache.set_mesh(catalog.mesh());
     tracing::info!(
         services = catalog.services.len(),
+        rebuilt,
         problems = problems.len(),
         "catalog built"
     );

@@ -7,20 +7,22 @@ use meshfleet_api::fixtures::*;
 use meshfleet_api::{self as api, Object};
 use meshfleet_index::{Contents, Document, Origin};
 
-fn index_of(objects: Vec<Object>) -> Index {
-    let mut index = Index::default();
+/// What a file of `objects` holds, in order.
+fn contents(objects: Vec<Object>) -> Contents {
     let documents = objects
         .into_iter()
         .enumerate()
         .map(|(index, object)| Document { index, object })
         .collect();
-    index.reset(
-        &Origin::file("fixture.yaml"),
-        Contents {
-            documents,
-            ..Contents::default()
-        },
-    );
+    Contents {
+        documents,
+        ..Contents::default()
+    }
+}
+
+fn index_of(objects: Vec<Object>) -> Index {
+    let mut index = Index::default();
+    index.reset(&Origin::file("fixture.yaml"), contents(objects));
     index
 }
 
@@ -164,6 +166,7 @@ fn problem(text: &str, field: Option<&str>, message: &str) -> Problem {
     }
 }
 
+mod incremental;
 mod output;
 mod policy;
 mod services;

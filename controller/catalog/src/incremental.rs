@@ -1,0 +1,390 @@
+//! The catalog kept up to date with the index, one change at a time.
+//!
+//! ```text
+//!  Index::changes_since(seen) ──> keys changed ──collect (index locked: Arc clones only)──> Work
+//!    Service, ServiceExport ──> that (namespace, name)                                       │
+//!    EndpointSlice ──────────> the service it named before and the one it names now          │
+//!    Cluster ────────────────> topology again; services with slices in a moved cluster       │
+//!    DestinationRule ────────> rules again; services whose rule differs                      │
+//!  Work ──build (no lock: endpoints, ports, policy, on every core)──> entries ──> Catalog
+//! ```
+//!
+//! # Guarantees
+//! - The catalog equals a full build of the same index ([`Catalog::build`] is this, from
+//!   nothing), whatever the sequence of changes (checked by a test on random sequences).
+//! - Work is proportional to the services a change touches, plus the topology or the rules when
+//!   a Cluster or a DestinationRule changed. The index is locked only while the changed objects
+//!   are read ([`Incremental::collect`]), never while services are built.
+//!
+//! # Caveats
+//! When the index's change log no longer reaches back to what was seen (it was trimmed past
+//! it), everything is collected and built again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use meshfleet_api::{DestinationRule, EndpointSlice, ObjectKey, Service, ServiceExport};
+use meshfleet_index::{Index, kinds};
+use meshfleet_model::parallel;
+use meshfleet_model::problem::{Problem, Source};
+
+use crate::istio::Rules;
+use crate::topology::Topology;
+use crate::{
+    Catalog, CatalogService, Export, ExportReason, Parts, build_service, global_annotation,
+};
+
+/// Below this many services per core the services are built on one thread.
+const SERVICES_PER_THREAD: usize = 256;
+
+/// A global service's key: namespace and name (namespace sameness).
+pub type ServiceKey = (String, String);
+
+/// The catalog and what it was built from, updated by the changes of the index. See the
+/// module docs.
+#[derive(Debug, Default)]
+pub struct Incremental {
+    /// The index generation the catalog reflects; `None` before the first build.
+    seen: Option<u64>,
+    /// EndpointSlices by the service they name, each by key (the order a full build reads them).
+    slices: HashMap<ServiceKey, BTreeMap<ObjectKey, Arc<EndpointSlice>>>,
+    /// The service each slice named when last seen: where to find it when it changes or goes.
+    slice_owner: HashMap<ObjectKey, ServiceKey>,
+    /// Where each cluster is, and what was wrong with the Clusters.
+    topology: Arc<Topology>,
+    topology_problems: Vec<Problem>,
+    /// Every DestinationRule, as last read.
+    destination_rules: Vec<Arc<DestinationRule>>,
+    /// The rule of each exported service, and what was wrong with the rules' hosts.
+    rules: Rules,
+    rule_problems: Vec<Problem>,
+    /// Every (namespace, name) with a Service or a ServiceExport: its global service when it is
+    /// exported, and the problems found building it.
+    entries: BTreeMap<ServiceKey, Entry>,
+}
+
+/// One (namespace, name) of the catalog.
+#[derive(Debug)]
+struct Entry {
+    service: Option<CatalogService>,
+    problems: Vec<Problem>,
+}
+
+/// What changed, read from the index: the inputs of every service to build again.
+#[derive(Debug)]
+pub struct Work {
+    /// The index generation read.
+    generation: u64,
+    /// The topology, when a Cluster changed.
+    topology: Option<(Topology, Vec<Problem>)>,
+    /// The rules (all DestinationRules, the rule per service, problems), when they changed.
+    rules: Option<(Vec<Arc<DestinationRule>>, Rules, Vec<Problem>)>,
+    /// Services to build again with their inputs; `None`: nothing of that name is left.
+    services: Vec<(ServiceKey, Option<Inputs>)>,
+}
+
+impl Work {
+    /// The index generation this work brings the catalog to.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// How many services are built again.
+    pub fn len(&self) -> usize {
+        self.services.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty() && self.topology.is_none() && self.rules.is_none()
+    }
+}
+
+/// Everything one service is built from.
+#[derive(Debug)]
+struct Inputs {
+    export: Export,
+    /// Problems with its Services' and ServiceExport's annotations and names.
+    problems: Vec<Problem>,
+    slices: Vec<Arc<EndpointSlice>>,
+    rule: Option<Arc<DestinationRule>>,
+}
+
+impl Incremental {
+    /// The index generation the catalog reflects, once built.
+    pub fn generation(&self) -> Option<u64> {
+        self.seen
+    }
+
+    /// Reads from `index` what changed since the last build (everything, the first time):
+    /// the changed objects and the inputs of each service they touch. Cheap (it clones
+    /// `Arc`s), so it can run while the index is locked; [`Incremental::build`] does the work.
+    pub fn collect(&mut self, index: &Index) -> Work {
+        let generation = index.generation();
+        let changes = self.seen.and_then(|seen| index.changes_since(seen));
+        let mut dirty = BTreeSet::new();
+        let (mut clusters_changed, mut rules_changed) = (changes.is_none(), changes.is_none());
+        match changes {
+            None => {
+                self.slices.clear();
+                self.slice_owner.clear();
+                for slice in index.endpoint_slices() {
+                    let key = ObjectKey::of(&slice.api_version, "EndpointSlice", &slice.metadata);
+                    dirty.extend(self.track_slice(key, Some(slice)));
+                }
+                dirty.extend(self.entries.keys().cloned());
+                dirty.extend(index.services().map(|s| service_key(&s.metadata)));
+                dirty.extend(index.service_exports().map(|e| service_key(&e.metadata)));
+            }
+            Some(changes) => {
+                for key in changes {
+                    match key.kind.as_str() {
+                        kinds::SERVICE | kinds::SERVICE_EXPORT => {
+                            dirty.insert((key.namespace.clone(), key.name.clone()));
+                        }
+                        kinds::ENDPOINT_SLICE => {
+                            let slice = match index.get(key) {
+                                Some(meshfleet_api::Object::EndpointSlice(s)) => Some(s),
+                                _ => None,
+                            };
+                            dirty.extend(self.track_slice(key.clone(), slice));
+                        }
+                        kinds::CLUSTER => clusters_changed = true,
+                        kinds::DESTINATION_RULE => rules_changed = true,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let topology = clusters_changed.then(|| {
+            let mut problems = Vec::new();
+            let topology = Topology::new(index.clusters(), &mut problems);
+            dirty.extend(self.moved(&topology));
+            (topology, problems)
+        });
+        let mut exports: BTreeMap<ServiceKey, Option<(Export, Vec<Problem>)>> = dirty
+            .into_iter()
+            .map(|key| {
+                let export = export_of(index, &key);
+                (key, export)
+            })
+            .collect();
+        let rules = self.rules_after(index, rules_changed, &exports);
+        if let Some((_, new_rules, _)) = &rules {
+            for key in self.rules.changed_services(new_rules) {
+                exports
+                    .entry(key)
+                    .or_insert_with_key(|key| export_of(index, key));
+            }
+        }
+        let rule_of = |key: &ServiceKey| {
+            let rules = rules.as_ref().map_or(&self.rules, |(_, r, _)| r);
+            rules.get(&key.0, &key.1).cloned()
+        };
+        let services = exports
+            .into_iter()
+            .map(|(key, export)| {
+                let inputs = export.map(|(export, problems)| Inputs {
+                    slices: self
+                        .slices
+                        .get(&key)
+                        .map(|s| s.values().cloned().collect())
+                        .unwrap_or_default(),
+                    rule: rule_of(&key),
+                    export,
+                    problems,
+                });
+                (key, inputs)
+            })
+            .collect();
+        Work {
+            generation,
+            topology,
+            rules,
+            services,
+        }
+    }
+
+    /// Builds the services `work` names (on every core), and returns the whole catalog.
+    pub fn build(&mut self, work: Work) -> Catalog {
+        if let Some((topology, problems)) = work.topology {
+            self.topology = Arc::new(topology);
+            self.topology_problems = problems;
+        }
+        if let Some((destination_rules, rules, problems)) = work.rules {
+            self.destination_rules = destination_rules;
+            self.rules = rules;
+            self.rule_problems = problems;
+        }
+        let topology = &self.topology;
+        let built = parallel::map_ordered(&work.services, SERVICES_PER_THREAD, |(key, inputs)| {
+            inputs
+                .as_ref()
+                .map(|inputs| build_entry(key, inputs, topology))
+        });
+        for ((key, _), entry) in work.services.into_iter().zip(built) {
+            match entry {
+                Some(entry) => self.entries.insert(key, entry),
+                None => self.entries.remove(&key),
+            };
+        }
+        self.seen = Some(work.generation);
+        self.catalog()
+    }
+
+    /// The catalog as it stands: services by host; problems of the Clusters, of the rules'
+    /// hosts, then of each service in (namespace, name) order.
+    fn catalog(&self) -> Catalog {
+        let mut services: Vec<CatalogService> = self
+            .entries
+            .values()
+            .filter_map(|e| e.service.clone())
+            .collect();
+        services.sort_by(|a, b| a.service.host.cmp(&b.service.host));
+        let problems = self
+            .topology_problems
+            .iter()
+            .chain(&self.rule_problems)
+            .chain(self.entries.values().flat_map(|e| &e.problems))
+            .cloned()
+            .collect();
+        Catalog { services, problems }
+    }
+
+    /// Follows one slice to its current state (`None`: gone). Returns the services it named
+    /// before and names now.
+    fn track_slice(
+        &mut self,
+        key: ObjectKey,
+        slice: Option<&Arc<EndpointSlice>>,
+    ) -> Vec<ServiceKey> {
+        let mut touched = Vec::new();
+        if let Some(owner) = self.slice_owner.remove(&key) {
+            if let Some(slices) = self.slices.get_mut(&owner) {
+                slices.remove(&key);
+                if slices.is_empty() {
+                    self.slices.remove(&owner);
+                }
+            }
+            touched.push(owner);
+        }
+        let owner = slice.and_then(|s| {
+            let service = s.service_name()?;
+            Some((s.clone(), (key.namespace.clone(), service.to_owned())))
+        });
+        if let Some((slice, owner)) = owner {
+            self.slices
+                .entry(owner.clone())
+                .or_default()
+                .insert(key.clone(), slice);
+            self.slice_owner.insert(key, owner.clone());
+            touched.push(owner);
+        }
+        touched
+    }
+
+    /// Services with slices in a cluster whose place differs in `topology` (every service with
+    /// slices when a gateway changed).
+    fn moved(&self, topology: &Topology) -> Vec<ServiceKey> {
+        let changed = self.topology.changed_clusters(topology);
+        self.slices
+            .iter()
+            .filter(|(_, slices)| match &changed {
+                None => true,
+                Some(clusters) => slices.keys().any(|k| clusters.contains(&k.cluster)),
+            })
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// The rules again, when a DestinationRule changed or a service started or stopped being
+    /// exported; `None` when they cannot have changed.
+    fn rules_after(
+        &self,
+        index: &Index,
+        rules_changed: bool,
+        exports: &BTreeMap<ServiceKey, Option<(Export, Vec<Problem>)>>,
+    ) -> Option<(Vec<Arc<DestinationRule>>, Rules, Vec<Problem>)> {
+        let is_exported = |export: &Option<(Export, Vec<Problem>)>| {
+            export.as_ref().is_some_and(|(e, _)| e.is_exported())
+        };
+        let was_exported =
+            |key: &ServiceKey| self.entries.get(key).is_some_and(|e| e.service.is_some());
+        let export_changed = exports
+            .iter()
+            .any(|(key, export)| is_exported(export) != was_exported(key));
+        if !rules_changed && !export_changed {
+            return None;
+        }
+        let mut exported: BTreeSet<ServiceKey> = self
+            .entries
+            .iter()
+            .filter(|(key, e)| e.service.is_some() && !exports.contains_key(*key))
+            .map(|(key, _)| key.clone())
+            .collect();
+        exported.extend(
+            exports
+                .iter()
+                .filter(|(_, export)| is_exported(export))
+                .map(|(key, _)| key.clone()),
+        );
+        let destination_rules = if rules_changed {
+            index.destination_rules().cloned().collect()
+        } else {
+            self.destination_rules.clone()
+        };
+        let mut problems = Vec::new();
+        let rules = Rules::new(&destination_rules, &exported, &mut problems);
+        Some((destination_rules, rules, problems))
+    }
+}
+
+fn service_key(meta: &meshfleet_api::ObjectMeta) -> ServiceKey {
+    (meta.namespace_or_default().to_owned(), meta.name.clone())
+}
+
+/// Why (and whether) `key` is exported, from its Services and ServiceExports; `None` when it
+/// has neither.
+fn export_of(index: &Index, (namespace, name): &ServiceKey) -> Option<(Export, Vec<Problem>)> {
+    let services: Vec<&Arc<Service>> = index.services_named(namespace, name).collect();
+    let exports: Vec<&Arc<ServiceExport>> = index.service_exports_named(namespace, name).collect();
+    if services.is_empty() && exports.is_empty() {
+        return None;
+    }
+    let mut export = Export::default();
+    let mut problems = Vec::new();
+    // The template (no source cluster) comes first, then the copies by cluster.
+    for service in services {
+        if global_annotation(service, &mut problems) {
+            export.reasons.insert(ExportReason::Annotation);
+        }
+        match service.source_cluster() {
+            Some(_) => export.observed.push(service.clone()),
+            None => export.template = Some(service.clone()),
+        }
+    }
+    if !exports.is_empty() {
+        if export.template.is_none() && export.observed.is_empty() {
+            problems.push(Problem::new(
+                Source::object("ServiceExport", namespace, name),
+                "no Service of that namespace and name; nothing exported",
+            ));
+        }
+        export.reasons.insert(ExportReason::ServiceExport);
+    }
+    Some((export, problems))
+}
+
+fn build_entry(key: &ServiceKey, inputs: &Inputs, topology: &Topology) -> Entry {
+    let mut problems = inputs.problems.clone();
+    let service = inputs.export.is_exported().then(|| {
+        let parts = Parts {
+            slices: &inputs.slices,
+            rule: inputs.rule.as_ref(),
+            topology,
+        };
+        let (service, built) = build_service(key, &inputs.export, &parts);
+        problems.extend(built);
+        service
+    });
+    Entry { service, problems }
+}
