@@ -61,12 +61,14 @@ pub struct Incremental {
     /// Every (namespace, name) with a Service or a ServiceExport: its global service when it is
     /// exported, and the problems found building it.
     entries: BTreeMap<ServiceKey, Entry>,
+    /// The exported services by host: the catalog's order, kept as entries change.
+    by_host: BTreeMap<String, Arc<CatalogService>>,
 }
 
 /// One (namespace, name) of the catalog.
 #[derive(Debug)]
 struct Entry {
-    service: Option<CatalogService>,
+    service: Option<Arc<CatalogService>>,
     problems: Vec<Problem>,
 }
 
@@ -222,6 +224,12 @@ impl Incremental {
                 .map(|inputs| build_entry(key, inputs, topology))
         });
         for ((key, _), entry) in work.services.into_iter().zip(built) {
+            // A key's host is its own: `<name>.<namespace>.global`.
+            let host = format!("{}.{}.global", key.1, key.0);
+            match entry.as_ref().and_then(|e| e.service.clone()) {
+                Some(service) => self.by_host.insert(host, service),
+                None => self.by_host.remove(&host),
+            };
             match entry {
                 Some(entry) => self.entries.insert(key, entry),
                 None => self.entries.remove(&key),
@@ -234,12 +242,7 @@ impl Incremental {
     /// The catalog as it stands: services by host; problems of the Clusters, of the rules'
     /// hosts, then of each service in (namespace, name) order.
     fn catalog(&self) -> Catalog {
-        let mut services: Vec<CatalogService> = self
-            .entries
-            .values()
-            .filter_map(|e| e.service.clone())
-            .collect();
-        services.sort_by(|a, b| a.service.host.cmp(&b.service.host));
+        let services = self.by_host.values().cloned().collect();
         let problems = self
             .topology_problems
             .iter()
@@ -384,7 +387,7 @@ fn build_entry(key: &ServiceKey, inputs: &Inputs, topology: &Topology) -> Entry 
         };
         let (service, built) = build_service(key, &inputs.export, &parts);
         problems.extend(built);
-        service
+        Arc::new(service)
     });
     Entry { service, problems }
 }

@@ -41,8 +41,8 @@ pub use tiers::{DEFAULT_TIERS, format_tier_weights, parse_tier_weights};
 /// The catalog at one moment. Serializes as `{"services": [...], "problems": [...]}`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Catalog {
-    /// Exported services, sorted by host.
-    pub services: Vec<CatalogService>,
+    /// Exported services, sorted by host; shared with the catalog that follows, when unchanged.
+    pub services: Vec<Arc<CatalogService>>,
     /// What did not validate while building, in a stable order.
     pub problems: Vec<Problem>,
 }

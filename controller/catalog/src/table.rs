@@ -18,7 +18,7 @@ const HEADER: [&str; 7] = [
 ];
 
 pub(super) fn render(catalog: &Catalog) -> String {
-    let rows: Vec<[String; 7]> = catalog.services.iter().map(row).collect();
+    let rows: Vec<[String; 7]> = catalog.services.iter().map(|s| row(s)).collect();
     let mut widths = HEADER.map(str::len);
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {

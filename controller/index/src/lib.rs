@@ -329,10 +329,16 @@ impl Index {
     /// Asking for changes from before `generation` afterwards gets `None`.
     pub fn trim_changes(&mut self, generation: u64) {
         let generation = generation.min(self.changes.generation);
+        if generation <= self.changes.floor {
+            return;
+        }
+        // Entries at or below the floor were looked at by the last trim: a key deleted since
+        // was logged again, above it.
+        let after = self.changes.floor.saturating_add(1);
         let gone: Vec<u64> = self
             .changes
             .log
-            .range(..=generation)
+            .range(after..=generation)
             .filter(|(_, key)| !self.objects.contains_key(*key))
             .map(|(stamp, _)| *stamp)
             .collect();

@@ -238,6 +238,7 @@ fn reconcile(
     cache: &SnapshotCache,
     state: &State,
 ) {
+    let started = std::time::Instant::now();
     let mut incremental = catalog.lock().expect("catalog lock");
     // The index is locked only to read what changed; the services are built after.
     let (work, index_problems) = {
@@ -246,8 +247,10 @@ fn reconcile(
         index.trim_changes(work.generation());
         (work, index.problems())
     };
+    let collected = started.elapsed();
     let rebuilt = work.len();
     let mut catalog = incremental.build(work);
+    let built = started.elapsed();
     // Everything a user has to fix: the sources' problems first, as `meshfleet catalog` shows.
     let mut problems = index_problems;
     problems.append(&mut catalog.problems);
@@ -257,6 +260,9 @@ fn reconcile(
         services = catalog.services.len(),
         rebuilt,
         problems = problems.len(),
+        collect_ms = collected.as_secs_f64() * 1e3,
+        build_ms = (built - collected).as_secs_f64() * 1e3,
+        translate_ms = (started.elapsed() - built).as_secs_f64() * 1e3,
         "catalog built"
     );
     *state.catalog.write().expect("state lock") = Arc::new(catalog);
