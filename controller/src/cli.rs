@@ -191,7 +191,7 @@ fn schedule(args: &ScheduleArgs) -> anyhow::Result<()> {
             let mut text = String::new();
             for binding in bindings {
                 text.push_str("---\n");
-                text.push_str(&serde_yaml::to_string(binding)?);
+                text.push_str(&serde_norway::to_string(binding)?);
             }
             text
         }

@@ -27,9 +27,9 @@ fn meshfleet(args: &[&str]) -> (String, String) {
     (stdout, stderr)
 }
 
-fn yaml(path: &Path) -> serde_yaml::Value {
+fn yaml(path: &Path) -> serde_norway::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml::from_str(&text).expect("written YAML parses")
+    serde_norway::from_str(&text).expect("written YAML parses")
 }
 
 /// A copy of `examples/karmada` to change.
@@ -106,7 +106,7 @@ async fn run_keeps_the_clusters_up_to_date_and_fails_over() {
         .path()
         .join("clusters/member2/default/deployment-nginx.yaml");
     let replicas = |path: &Path| -> anyhow::Result<i64> {
-        let value: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path)?)?;
+        let value: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(path)?)?;
         value["spec"]["replicas"]
             .as_i64()
             .ok_or_else(|| anyhow::anyhow!("no replicas"))

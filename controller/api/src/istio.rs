@@ -16,7 +16,7 @@ pub struct DestinationRule {
     pub spec: DestinationRuleSpec,
     /// A template's whole document, as written (see [`super::Service::raw`]).
     #[serde(skip)]
-    pub raw: Option<std::sync::Arc<serde_yaml::Value>>,
+    pub raw: Option<std::sync::Arc<serde_norway::Value>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -215,7 +215,7 @@ mod tests {
     #[test]
     fn distribute_to_keeps_written_order() {
         let yaml = "from: us-east/*\nto:\n  us-west/*: 20\n  us-east/*: 70\n  eu/*: 10\n";
-        let d: Distribute = serde_yaml::from_str(yaml).unwrap();
+        let d: Distribute = serde_norway::from_str(yaml).unwrap();
         assert_eq!(
             d.to,
             vec![

@@ -190,7 +190,7 @@ enum Known {
 /// [`DocumentError::Invalid`] with the field path when the document does not fit its kind;
 /// [`DocumentError::UnknownKind`] when meshfleet does not read that kind. Errors of a `Secret`
 /// never quote values from the document.
-pub fn parse_document(value: &serde_yaml::Value) -> Result<Object, DocumentError> {
+pub fn parse_document(value: &serde_norway::Value) -> Result<Object, DocumentError> {
     parse_document_noting(value, &mut Vec::new())
 }
 
@@ -205,7 +205,7 @@ pub struct UnknownField(pub String);
 /// # Errors
 /// As [`parse_document`].
 pub fn parse_document_noting(
-    value: &serde_yaml::Value,
+    value: &serde_norway::Value,
     unknown: &mut Vec<UnknownField>,
 ) -> Result<Object, DocumentError> {
     let meta: TypeMeta = typed(value)?;
@@ -275,15 +275,16 @@ pub fn parse_document_noting(
 /// The key of the object a document means to define, read leniently: for a document that
 /// failed to parse or validate, so the last valid version of that object can stay in effect.
 /// `None` when even that cannot be told (no kind, no name, or a kind meshfleet does not read).
-pub fn identity(value: &serde_yaml::Value) -> Option<ObjectKey> {
+pub fn identity(value: &serde_norway::Value) -> Option<ObjectKey> {
     let api_version = value.get("apiVersion")?.as_str()?;
     let kind = value.get("kind")?.as_str()?;
     classify(api_version, kind)?;
     // Only what the key needs, each read on its own: the rest of the metadata may be what
     // made the document fail.
     let metadata = value.get("metadata")?;
-    let text =
-        |v: Option<&serde_yaml::Value>| v.and_then(serde_yaml::Value::as_str).map(str::to_owned);
+    let text = |v: Option<&serde_norway::Value>| {
+        v.and_then(serde_norway::Value::as_str).map(str::to_owned)
+    };
     let name = text(metadata.get("name")).filter(|n| !n.is_empty())?;
     let source_cluster = text(
         metadata
@@ -311,11 +312,11 @@ impl From<validate::Refused> for DocumentError {
 }
 
 /// Deserializes `value` as `T`, keeping the path of the field that failed.
-fn typed<T: DeserializeOwned>(value: &serde_yaml::Value) -> Result<T, DocumentError> {
+fn typed<T: DeserializeOwned>(value: &serde_norway::Value) -> Result<T, DocumentError> {
     serde_path_to_error::deserialize(value).map_err(invalid_at)
 }
 
-fn invalid_at(error: serde_path_to_error::Error<serde_yaml::Error>) -> DocumentError {
+fn invalid_at(error: serde_path_to_error::Error<serde_norway::Error>) -> DocumentError {
     let path = error.path().to_string();
     DocumentError::Invalid {
         field: (path != ".").then_some(path),
@@ -326,7 +327,7 @@ fn invalid_at(error: serde_path_to_error::Error<serde_yaml::Error>) -> DocumentE
 /// [`typed`], noting the fields no field of `T` matched (but those under `metadata` and
 /// `status`).
 fn typed_noting<T: DeserializeOwned>(
-    value: &serde_yaml::Value,
+    value: &serde_norway::Value,
     unknown: &mut Vec<UnknownField>,
 ) -> Result<T, DocumentError> {
     let mut ignored = Vec::new();

@@ -146,7 +146,7 @@ pub struct Generic {
     pub kind: String,
     pub metadata: ObjectMeta,
     /// The whole document as written.
-    pub raw: serde_yaml::Value,
+    pub raw: serde_norway::Value,
 }
 
 #[derive(Deserialize)]
@@ -158,7 +158,7 @@ struct GenericHead {
 }
 
 impl Generic {
-    pub(super) fn from_value(value: &serde_yaml::Value) -> Result<Self, DocumentError> {
+    pub(super) fn from_value(value: &serde_norway::Value) -> Result<Self, DocumentError> {
         let head: GenericHead = super::typed(value)?;
         Ok(Self {
             api_version: head.api_version,

@@ -19,7 +19,7 @@ pub struct Service {
     /// A template's whole document, as written: what propagation copies to member clusters.
     /// `None` for observed copies.
     #[serde(skip)]
-    pub raw: Option<std::sync::Arc<serde_yaml::Value>>,
+    pub raw: Option<std::sync::Arc<serde_norway::Value>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -158,5 +158,5 @@ pub struct ServiceExport {
     pub metadata: ObjectMeta,
     /// A template's whole document, as written (see [`Service::raw`]).
     #[serde(skip)]
-    pub raw: Option<std::sync::Arc<serde_yaml::Value>>,
+    pub raw: Option<std::sync::Arc<serde_norway::Value>>,
 }

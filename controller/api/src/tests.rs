@@ -4,7 +4,7 @@ use super::fixtures::*;
 use super::*;
 
 fn parse(yaml: &str) -> Result<Object, DocumentError> {
-    parse_document(&serde_yaml::from_str(yaml).expect("test YAML parses")).map(without_raw)
+    parse_document(&serde_norway::from_str(yaml).expect("test YAML parses")).map(without_raw)
 }
 
 fn invalid(field: Option<&str>, message: &str) -> Result<Object, DocumentError> {
@@ -310,7 +310,7 @@ fn unknown_kinds_and_generic_documents() {
     };
     assert_eq!(
         template.raw,
-        serde_yaml::from_str::<serde_yaml::Value>(yaml).unwrap()
+        serde_norway::from_str::<serde_norway::Value>(yaml).unwrap()
     );
     assert!(matches!(
         parse("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n"),

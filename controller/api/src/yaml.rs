@@ -5,7 +5,7 @@
 //! costs only the document it is in (a YAML parser stops at the first one). The YAML spec forbids
 //! these markers inside a document's content, so the split is exact.
 
-use serde_yaml::Value;
+use serde_norway::Value;
 
 use crate::{self as api, DocumentError, Object, ObjectKey, UnknownField};
 use meshfleet_model::parallel;
@@ -149,7 +149,7 @@ fn push_chunk<'a>(chunks: &mut Vec<Chunk<'a>>, text: &'a str, first_line: usize,
 /// The objects of one document: none when it is empty, one, or the items of a `v1 List` (what
 /// `kubectl get ... -o yaml` prints), each item's problem with its `items[i]` field.
 fn parse_chunk(chunk: &Chunk<'_>) -> Vec<Parsed> {
-    let mut value: Value = match serde_yaml::from_str(chunk.text) {
+    let mut value: Value = match serde_norway::from_str(chunk.text) {
         Ok(value) => value,
         Err(_) => return vec![Parsed::failed(syntax_error(chunk), None)],
     };
@@ -239,7 +239,7 @@ fn list_item((i, item): (usize, &Value)) -> Parsed {
 /// behind as many empty lines as precede it (only on error, so only errors pay for it).
 fn syntax_error(chunk: &Chunk<'_>) -> DocumentError {
     let padded = format!("{}{}", "\n".repeat(chunk.first_line), chunk.text);
-    let message = match serde_yaml::from_str::<Value>(&padded) {
+    let message = match serde_norway::from_str::<Value>(&padded) {
         Err(error) => {
             let mut message = error.to_string();
             if let (false, Some(at)) = (message.contains(" at line "), error.location()) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use meshfleet_model::Locality;
-use serde_yaml::Value;
+use serde_norway::Value;
 use tokio::process::{Child, Command};
 
 /// How the Envoy talks ADS.
@@ -40,7 +40,7 @@ const EXAMPLE_BOOTSTRAP: &str = include_str!("../../../examples/envoy-bootstrap.
 impl EnvoyConfig {
     /// The bootstrap (YAML): node with locality and metadata, ADS over gRPC to meshfleet.
     pub fn bootstrap(&self) -> anyhow::Result<String> {
-        let mut doc: Value = serde_yaml::from_str(EXAMPLE_BOOTSTRAP)?;
+        let mut doc: Value = serde_norway::from_str(EXAMPLE_BOOTSTRAP)?;
         let api_type = match self.api {
             AdsApi::Sotw => "GRPC",
             AdsApi::Delta => "DELTA_GRPC",
@@ -94,7 +94,7 @@ impl EnvoyConfig {
             &format!("{xds}.port_value"),
             self.xds_addr.port().into(),
         )?;
-        Ok(serde_yaml::to_string(&doc)?)
+        Ok(serde_norway::to_string(&doc)?)
     }
 }
 

@@ -45,8 +45,8 @@ impl Manifest {
     ///
     /// # Errors
     /// A value YAML cannot hold (none that came from JSON).
-    pub fn encode(value: &Value) -> Result<Self, serde_yaml::Error> {
-        let yaml = serde_yaml::to_string(value)?;
+    pub fn encode(value: &Value) -> Result<Self, serde_norway::Error> {
+        let yaml = serde_norway::to_string(value)?;
         let hash = xxhash_rust::xxh3::xxh3_64(yaml.as_bytes());
         Ok(Self { yaml, hash })
     }
@@ -55,8 +55,8 @@ impl Manifest {
     ///
     /// # Errors
     /// Never for a manifest made by [`Manifest::encode`].
-    pub fn decode(&self) -> Result<Value, serde_yaml::Error> {
-        serde_yaml::from_str(&self.yaml)
+    pub fn decode(&self) -> Result<Value, serde_norway::Error> {
+        serde_norway::from_str(&self.yaml)
     }
 }
 

@@ -20,7 +20,7 @@ pub struct Template<'a> {
     pub namespace: &'a str,
     pub meta: &'a ObjectMeta,
     /// The document as written.
-    pub raw: &'a serde_yaml::Value,
+    pub raw: &'a serde_norway::Value,
 }
 
 /// Every template of the index, in key order.

@@ -209,8 +209,8 @@ pub fn file_name(crd: &Value) -> String {
 ///
 /// # Errors
 /// The value does not serialize (it always does: it is plain JSON).
-pub fn to_yaml(crd: &Value) -> Result<String, serde_yaml::Error> {
-    Ok(format!("{HEADER}{}", serde_yaml::to_string(crd)?))
+pub fn to_yaml(crd: &Value) -> Result<String, serde_norway::Error> {
+    Ok(format!("{HEADER}{}", serde_norway::to_string(crd)?))
 }
 
 /// The OpenAPI v3 schema of a kind's Rust type, made structural, with the object-level fields

@@ -2,7 +2,7 @@ use crate::{DocumentError, Object, parse_document};
 
 /// Parses one policy document; `Ok(())` when accepted, else the field and message.
 fn check(yaml: &str) -> Result<(), (String, String)> {
-    let value: serde_yaml::Value = serde_yaml::from_str(yaml).expect("test YAML");
+    let value: serde_norway::Value = serde_norway::from_str(yaml).expect("test YAML");
     match parse_document(&value) {
         Ok(Object::PropagationPolicy(_) | Object::OverridePolicy(_)) => Ok(()),
         Ok(other) => panic!("not a policy: {other:?}"),

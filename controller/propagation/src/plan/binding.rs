@@ -203,7 +203,7 @@ fn copy_ready(index: &Index, template: &Template<'_>, cluster: &str, replicas: i
         .raw
         .get("status")
         .and_then(|s| s.get("readyReplicas"))
-        .and_then(serde_yaml::Value::as_i64)
+        .and_then(serde_norway::Value::as_i64)
         .unwrap_or(0);
     ready >= i64::from(replicas)
 }

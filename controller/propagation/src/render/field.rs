@@ -67,7 +67,7 @@ fn parse(text: &str, format: Format, path: &str) -> Result<Value, String> {
                 e.column()
             )
         }),
-        Format::Yaml => serde_yaml::from_str(text).map_err(|e| match e.location() {
+        Format::Yaml => serde_norway::from_str(text).map_err(|e| match e.location() {
             Some(at) => format!(
                 "value at {path} is not valid YAML (line {}, column {})",
                 at.line(),
@@ -90,6 +90,8 @@ fn patch_content(content: &mut Value, ops: &[PatchOperation]) -> Result<(), (usi
 fn serialize(content: &Value, format: Format) -> Result<String, String> {
     match format {
         Format::Json => serde_json::to_string(content).map_err(|_| "cannot write JSON".to_owned()),
-        Format::Yaml => serde_yaml::to_string(content).map_err(|_| "cannot write YAML".to_owned()),
+        Format::Yaml => {
+            serde_norway::to_string(content).map_err(|_| "cannot write YAML".to_owned())
+        }
     }
 }

@@ -78,7 +78,7 @@ fn manifests_match_the_rust_types() {
 #[test]
 fn kustomization_lists_every_crd_and_nothing_stale() {
     let text = fs::read_to_string(manifests().join("kustomization.yaml")).expect("read");
-    let kustomization: Value = serde_yaml::from_str(&text).expect("kustomization.yaml parses");
+    let kustomization: Value = serde_norway::from_str(&text).expect("kustomization.yaml parses");
     let listed: BTreeSet<String> = kustomization["resources"]
         .as_array()
         .expect("resources is a list")
@@ -221,7 +221,7 @@ fn karmada_samples() -> Vec<(String, Value)> {
     let mut samples = Vec::new();
     for file in files {
         let text = fs::read_to_string(&file).expect("read a sample");
-        for document in serde_yaml::Deserializer::from_str(&text) {
+        for document in serde_norway::Deserializer::from_str(&text) {
             let value = Value::deserialize(document).expect("a sample parses");
             let name = file.file_name().unwrap_or_default().to_string_lossy();
             samples.push((name.into_owned(), value));
@@ -358,6 +358,6 @@ fn yaml_starts_with_the_header_and_is_stable() {
         yaml,
         to_yaml(&clusters().expect("structural")).expect("yaml")
     );
-    let parsed: Value = serde_yaml::from_str(&yaml).expect("the file parses back");
+    let parsed: Value = serde_norway::from_str(&yaml).expect("the file parses back");
     assert_eq!(parsed, crd);
 }

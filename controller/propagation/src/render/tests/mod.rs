@@ -20,7 +20,7 @@ use meshfleet_api::{Cluster, ObjectMeta, OverridePolicy};
 
 /// A policy from YAML, as a user writes it.
 fn policy(yaml: &str) -> Arc<OverridePolicy> {
-    Arc::new(serde_yaml::from_str(yaml).expect("policy parses"))
+    Arc::new(serde_norway::from_str(yaml).expect("policy parses"))
 }
 
 /// Renders `template` (its kind, apiVersion and metadata from the template itself).
