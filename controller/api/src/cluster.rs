@@ -167,7 +167,7 @@ impl Cluster {
     /// # Errors
     /// The annotation does not parse, the address is not an IP (Envoy takes only IPs in
     /// endpoints), or the port is out of range; the message says why.
-    pub fn east_west_gateway(&self) -> Result<Option<EastWestGateway>, String> {
+    pub fn east_west_gateway(&self) -> Result<Option<EastWestGateway>, GatewayError> {
         let gateway = match &self.spec.east_west_gateway {
             Some(gateway) => Some(gateway.clone()),
             None => self
@@ -177,30 +177,55 @@ impl Cluster {
                 .transpose()?,
         };
         if let Some(gateway) = &gateway {
-            if gateway.address.parse::<std::net::IpAddr>().is_err() {
-                return Err(format!(
-                    "east-west gateway {:?} is not an IP address (hostnames are not resolved)",
-                    gateway.address
-                ));
+            if let Err(source) = gateway.address.parse::<std::net::IpAddr>() {
+                return Err(GatewayError::ParseAddress {
+                    address: gateway.address.clone(),
+                    source,
+                });
             }
             if !(1..=65535).contains(&gateway.port) {
-                return Err(format!(
-                    "east-west gateway port {} is not in 1..=65535",
-                    gateway.port
-                ));
+                return Err(GatewayError::CheckPort { port: gateway.port });
             }
         }
         Ok(gateway)
     }
 }
 
+/// Why a Cluster's east-west gateway cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    /// The annotation opens `[` without closing it.
+    #[error("{value:?}: missing ']'")]
+    CloseBracket { value: String },
+    /// The annotation has something other than `:port` after `]`.
+    #[error("{value:?}: expected ':' after ']'")]
+    SeparatePort { value: String },
+    /// The annotation has no host.
+    #[error("{value:?}: empty host")]
+    ParseHost { value: String },
+    /// The annotation's port is not a number in 1..=65535.
+    #[error("{value:?}: port {port:?} is not in 1..=65535")]
+    ParsePort { value: String, port: String },
+    /// The address is not an IP: Envoy takes only IPs in endpoints.
+    #[error("east-west gateway {address:?} is not an IP address (hostnames are not resolved)")]
+    ParseAddress {
+        address: String,
+        #[source]
+        source: std::net::AddrParseError,
+    },
+    /// The port is out of range.
+    #[error("east-west gateway port {port} is not in 1..=65535")]
+    CheckPort { port: u32 },
+}
+
 /// `host`, `host:port`, `[v6]` or `[v6]:port`.
-fn parse_host_port(value: &str) -> Result<EastWestGateway, String> {
+fn parse_host_port(value: &str) -> Result<EastWestGateway, GatewayError> {
     let value = value.trim();
+    let owned = || value.to_owned();
     let (host, port) = if let Some(rest) = value.strip_prefix('[') {
         let (host, after) = rest
             .split_once(']')
-            .ok_or_else(|| format!("{value:?}: missing ']'"))?;
+            .ok_or_else(|| GatewayError::CloseBracket { value: owned() })?;
         match after {
             "" => (host, None),
             _ => (
@@ -208,7 +233,7 @@ fn parse_host_port(value: &str) -> Result<EastWestGateway, String> {
                 Some(
                     after
                         .strip_prefix(':')
-                        .ok_or_else(|| format!("{value:?}: expected ':' after ']'"))?,
+                        .ok_or_else(|| GatewayError::SeparatePort { value: owned() })?,
                 ),
             ),
         }
@@ -219,13 +244,18 @@ fn parse_host_port(value: &str) -> Result<EastWestGateway, String> {
         (value, None)
     };
     if host.is_empty() {
-        return Err(format!("{value:?}: empty host"));
+        return Err(GatewayError::ParseHost { value: owned() });
     }
     let port = match port {
         None => EAST_WEST_PORT,
         Some(p) => match p.parse::<u16>() {
             Ok(p) if p > 0 => u32::from(p),
-            _ => return Err(format!("{value:?}: port {p:?} is not in 1..=65535")),
+            _ => {
+                return Err(GatewayError::ParsePort {
+                    value: owned(),
+                    port: p.to_owned(),
+                });
+            }
         },
     };
     Ok(EastWestGateway {
@@ -252,13 +282,11 @@ mod tests {
         assert_eq!(parse_host_port("[fd00::1]:15443"), Ok(gw("fd00::1", 15443)));
         assert_eq!(parse_host_port("[fd00::1]"), Ok(gw("fd00::1", 15443)));
         assert_eq!(parse_host_port("fd00::1"), Ok(gw("fd00::1", 15443)));
+        let message = |value: &str| parse_host_port(value).map_err(|e| e.to_string());
         assert_eq!(
-            parse_host_port("gw:x"),
+            message("gw:x"),
             Err("\"gw:x\": port \"x\" is not in 1..=65535".to_owned())
         );
-        assert_eq!(
-            parse_host_port(":80"),
-            Err("\":80\": empty host".to_owned())
-        );
+        assert_eq!(message(":80"), Err("\":80\": empty host".to_owned()));
     }
 }

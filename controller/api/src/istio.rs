@@ -116,10 +116,24 @@ fn ordered_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<(String
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Duration(pub std::time::Duration);
 
+/// Why a duration does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// The text is not Go's duration syntax.
+    #[error("invalid duration {text:?} (expected e.g. \"10s\", \"1m\", \"100ms\")")]
+    Parse { text: String },
+    /// The duration is negative.
+    #[error("negative duration {text:?}")]
+    Negative { text: String },
+    /// The duration does not fit in 2^64 nanoseconds.
+    #[error("duration {text:?} is too long")]
+    TooLong { text: String },
+}
+
 impl Duration {
     /// # Errors
     /// The text is not a Go duration, or it is negative.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, DurationError> {
         parse_go_duration(text).map(Self)
     }
 }
@@ -143,12 +157,15 @@ impl<'de> Deserialize<'de> for Duration {
     }
 }
 
-fn parse_go_duration(text: &str) -> Result<std::time::Duration, String> {
-    let invalid =
-        || format!("invalid duration {text:?} (expected e.g. \"10s\", \"1m\", \"100ms\")");
+fn parse_go_duration(text: &str) -> Result<std::time::Duration, DurationError> {
+    let invalid = || DurationError::Parse {
+        text: text.to_owned(),
+    };
     let unsigned = text.strip_prefix('+').unwrap_or(text);
     if unsigned.starts_with('-') {
-        return Err(format!("negative duration {text:?}"));
+        return Err(DurationError::Negative {
+            text: text.to_owned(),
+        });
     }
     if unsigned == "0" {
         return Ok(std::time::Duration::ZERO);
@@ -180,7 +197,9 @@ fn parse_go_duration(text: &str) -> Result<std::time::Duration, String> {
         nanos += number * scale;
     }
     if !nanos.is_finite() || nanos > u64::MAX as f64 {
-        return Err(format!("duration {text:?} is too long"));
+        return Err(DurationError::TooLong {
+            text: text.to_owned(),
+        });
     }
     Ok(std::time::Duration::from_nanos(nanos.round() as u64))
 }
@@ -189,8 +208,13 @@ fn parse_go_duration(text: &str) -> Result<std::time::Duration, String> {
 mod tests {
     use super::*;
 
-    fn ms(text: &str) -> Result<u128, String> {
+    fn ms(text: &str) -> Result<u128, DurationError> {
         Duration::parse(text).map(|d| d.0.as_millis())
+    }
+
+    /// The message of the error `text` gives.
+    fn refused(text: &str) -> String {
+        ms(text).expect_err(text).to_string()
     }
 
     #[test]
@@ -203,13 +227,13 @@ mod tests {
         assert_eq!(ms("0.1s"), Ok(100));
         assert_eq!(ms("0"), Ok(0));
         assert_eq!(
-            ms("10"),
-            Err("invalid duration \"10\" (expected e.g. \"10s\", \"1m\", \"100ms\")".to_owned())
+            refused("10"),
+            "invalid duration \"10\" (expected e.g. \"10s\", \"1m\", \"100ms\")"
         );
         assert!(ms("1d").is_err());
         assert!(ms("").is_err());
         assert!(ms("s").is_err());
-        assert_eq!(ms("-1s"), Err("negative duration \"-1s\"".to_owned()));
+        assert_eq!(refused("-1s"), "negative duration \"-1s\"");
     }
 
     #[test]

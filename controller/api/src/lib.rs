@@ -32,11 +32,12 @@ pub use binding::{
     ResourceBinding, ResourceBindingSpec, ResourceBindingStatus, TargetCluster,
 };
 pub use cluster::{
-    Cluster, ClusterSpec, ClusterStatus, Condition, EastWestGateway, ResourceSummary, Taint,
+    Cluster, ClusterSpec, ClusterStatus, Condition, EastWestGateway, GatewayError, ResourceSummary,
+    Taint,
 };
 pub use istio::{
-    DestinationRule, DestinationRuleSpec, Distribute, Duration, Failover, LoadBalancer,
-    LocalityLbSetting, OutlierDetection, TrafficPolicy,
+    DestinationRule, DestinationRuleSpec, Distribute, Duration, DurationError, Failover,
+    LoadBalancer, LocalityLbSetting, OutlierDetection, TrafficPolicy,
 };
 pub use meta::{Generic, ObjectKey, ObjectMeta, qualified_kind};
 pub use policy::{
@@ -151,16 +152,27 @@ impl Object {
 }
 
 /// Why a document did not become an object.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DocumentError {
     /// It does not parse as its kind: missing `apiVersion`, `kind` or `metadata.name`, or a field
-    /// of the wrong type. `field` is the path of the field at fault, if one is.
+    /// of the wrong type. `field` is the path of the field at fault, if one is. Shown as a
+    /// problem shows it: `field: message`, or the message alone.
+    #[error("{}", at_field(.field.as_deref(), .message))]
     Invalid {
         field: Option<String>,
         message: String,
     },
     /// A kind meshfleet does not read; skipped with a warning.
+    #[error("unknown kind {kind} ({api_version})")]
     UnknownKind { api_version: String, kind: String },
+}
+
+/// `spec.ports[0].port: invalid type`, or the message alone without a field.
+fn at_field(field: Option<&str>, message: &str) -> String {
+    match field {
+        Some(field) => format!("{field}: {message}"),
+        None => message.to_owned(),
+    }
 }
 
 #[derive(Deserialize)]

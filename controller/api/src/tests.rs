@@ -120,7 +120,7 @@ fn east_west_gateway_must_be_an_ip_with_a_port_in_range() {
         let Object::Cluster(cluster) = parse(&yaml).unwrap() else {
             panic!()
         };
-        cluster.east_west_gateway()
+        cluster.east_west_gateway().map_err(|e| e.to_string())
     };
     assert_eq!(
         gateway("{address: a1b2.elb.amazonaws.com}"),

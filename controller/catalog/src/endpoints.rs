@@ -166,12 +166,36 @@ fn in_zone<'a>(template: &'a Endpoint, zone: Option<&str>) -> std::borrow::Cow<'
     }
 }
 
+/// Why an endpoint's address is not one Envoy can connect to.
+#[derive(Debug, thiserror::Error)]
+enum AddressError {
+    /// The address is not an IP address.
+    #[error("address {address:?} is not an IP address")]
+    ParseAddress {
+        address: String,
+        #[source]
+        source: std::net::AddrParseError,
+    },
+    /// The address is an IP of the other family than the slice's `addressType`.
+    #[error("address {address:?} is not {address_type}")]
+    MatchAddressType {
+        address: String,
+        address_type: String,
+    },
+}
+
 /// An address Envoy can connect to, of the slice's address type.
-fn check_address(address: &str, address_type: &str) -> Result<(), String> {
+fn check_address(address: &str, address_type: &str) -> Result<(), AddressError> {
     match (address.parse::<std::net::IpAddr>(), address_type) {
         (Ok(std::net::IpAddr::V4(_)), "IPv4") | (Ok(std::net::IpAddr::V6(_)), "IPv6") => Ok(()),
-        (Ok(_), _) => Err(format!("address {address:?} is not {address_type}")),
-        (Err(_), _) => Err(format!("address {address:?} is not an IP address")),
+        (Ok(_), _) => Err(AddressError::MatchAddressType {
+            address: address.to_owned(),
+            address_type: address_type.to_owned(),
+        }),
+        (Err(source), _) => Err(AddressError::ParseAddress {
+            address: address.to_owned(),
+            source,
+        }),
     }
 }
 

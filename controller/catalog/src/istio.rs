@@ -312,10 +312,10 @@ fn check_distribute(lb: &api::LocalityLbSetting, check: &mut Check) {
             return;
         }
         for (locality, _) in &rule.to {
-            if let Err(message) = check_locality(locality) {
+            if let Err(error) = check_locality(locality) {
                 check
                     .errors
-                    .push((format!("{field}[{locality:?}]"), message));
+                    .push((format!("{field}[{locality:?}]"), error.to_string()));
             }
         }
         for (a, (first, _)) in rule.to.iter().enumerate() {
@@ -332,25 +332,41 @@ fn check_distribute(lb: &api::LocalityLbSetting, check: &mut Check) {
         }
     }
     let froms: Vec<&str> = lb.distribute.iter().map(|d| d.from.as_str()).collect();
-    if let Err((i, message)) = check_sources(&froms) {
-        check
-            .errors
-            .push((format!("{LOCALITY_LB}.distribute[{i}].from"), message));
+    if let Err((i, error)) = check_sources(&froms) {
+        check.errors.push((
+            format!("{LOCALITY_LB}.distribute[{i}].from"),
+            error.to_string(),
+        ));
     }
 }
 
+/// Why a locality of a rule, or a `from` of a `distribute`, is refused; the messages are
+/// Istio's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+enum LocalityError {
+    /// More than one `*`, or one not at the end.
+    #[error("locality {locality} wildcard '*' number can not exceed 1 and must be in the end")]
+    MisplacedWildcard { locality: String },
+    /// An empty region, zone or subzone.
+    #[error("locality {locality} must not contain empty region/zone/subzone info")]
+    EmptyPart { locality: String },
+    /// A `from` covered by an earlier one.
+    #[error("locality {locality} overlap with previous specified ones")]
+    OverlapsEarlier { locality: String },
+}
+
 /// One locality of a rule: at most one `*`, only at the end; no empty region, zone or subzone.
-fn check_locality(locality: &str) -> Result<(), String> {
+fn check_locality(locality: &str) -> Result<(), LocalityError> {
     let stars = locality.matches('*').count();
     if stars > 1 || (stars == 1 && !locality.ends_with('*')) {
-        return Err(format!(
-            "locality {locality} wildcard '*' number can not exceed 1 and must be in the end"
-        ));
+        return Err(LocalityError::MisplacedWildcard {
+            locality: locality.to_owned(),
+        });
     }
     if locality.splitn(3, '/').any(str::is_empty) {
-        return Err(format!(
-            "locality {locality} must not contain empty region/zone/subzone info"
-        ));
+        return Err(LocalityError::EmptyPart {
+            locality: locality.to_owned(),
+        });
     }
     Ok(())
 }
@@ -370,7 +386,7 @@ fn overlap(a: &str, b: &str) -> bool {
 
 /// Istio's `validateLocalities` over the `from`s in the written order: a `from` may not be
 /// covered by an earlier one. Returns the index and message of the first error.
-fn check_sources(froms: &[&str]) -> Result<(), (usize, String)> {
+fn check_sources(froms: &[&str]) -> Result<(), (usize, LocalityError)> {
     // region → zone → subzones; "*" marks "all of it".
     let mut seen: BTreeMap<&str, BTreeMap<&str, BTreeSet<&str>>> = BTreeMap::new();
     for (i, locality) in froms.iter().copied().enumerate() {
@@ -378,7 +394,9 @@ fn check_sources(froms: &[&str]) -> Result<(), (usize, String)> {
         let overlapping = || {
             Err((
                 i,
-                format!("locality {locality} overlap with previous specified ones"),
+                LocalityError::OverlapsEarlier {
+                    locality: locality.to_owned(),
+                },
             ))
         };
         if seen.contains_key("*") {

@@ -36,7 +36,7 @@ use meshfleet_index::Index;
 use meshfleet_model::problem::{Problem, Source};
 
 pub use incremental::{Incremental, ServiceKey, Work};
-pub use tiers::{DEFAULT_TIERS, format_tier_weights, parse_tier_weights};
+pub use tiers::{DEFAULT_TIERS, TierWeightsError, format_tier_weights, parse_tier_weights};
 
 /// The catalog at one moment. Serializes as `{"services": [...], "problems": [...]}`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

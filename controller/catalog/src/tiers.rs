@@ -8,18 +8,45 @@ use meshfleet_model::TierWeights;
 /// The default every exported service gets, as the annotation would write it.
 pub const DEFAULT_TIERS: &str = "local=99,remote=1";
 
+/// Why a `meshfleet.io/locality-weights` annotation does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TierWeightsError {
+    /// An entry is not `tier=weight`.
+    #[error("{entry:?} is not tier=weight")]
+    ParseEntry { entry: String },
+    /// The tier is not `subzone`, `zone`, `local`, `region` or `remote`.
+    #[error("unknown tier {tier:?} (expected subzone, zone, local, region or remote)")]
+    ParseTier { tier: String },
+    /// The weight is not a non-negative integer.
+    #[error("weight {weight:?} of tier {tier} is not a non-negative integer")]
+    ParseWeight {
+        tier: String,
+        weight: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    /// A tier is given twice (`local` and `zone` are the same tier).
+    #[error("tier {tier} is given twice (local is zone)")]
+    RepeatTier { tier: String },
+    /// The weights do not sum to 100.
+    #[error("weights sum to {sum}, not 100")]
+    SumWeights { sum: u64 },
+}
+
 /// Parses the annotation: comma-separated `tier=integer`, tiers `subzone`, `zone` (alias
 /// `local`), `region`, `remote`, each at most once, weights summing to 100.
 ///
 /// # Errors
-/// A message saying what is wrong (unknown tier, duplicate, non-integer, sum).
-pub fn parse_tier_weights(value: &str) -> Result<TierWeights, String> {
+/// What is wrong (unknown tier, duplicate, non-integer, sum); see [`TierWeightsError`].
+pub fn parse_tier_weights(value: &str) -> Result<TierWeights, TierWeightsError> {
     let mut tiers = TierWeights::new(None, None, None, None);
     let mut sum: u64 = 0;
     for entry in value.split(',') {
         let entry = entry.trim();
         let Some((tier, weight)) = entry.split_once('=') else {
-            return Err(format!("{entry:?} is not tier=weight"));
+            return Err(TierWeightsError::ParseEntry {
+                entry: entry.to_owned(),
+            });
         };
         let (tier, weight) = (tier.trim(), weight.trim());
         let slot = match tier {
@@ -28,21 +55,27 @@ pub fn parse_tier_weights(value: &str) -> Result<TierWeights, String> {
             "region" => &mut tiers.region,
             "remote" => &mut tiers.remote,
             _ => {
-                return Err(format!(
-                    "unknown tier {tier:?} (expected subzone, zone, local, region or remote)"
-                ));
+                return Err(TierWeightsError::ParseTier {
+                    tier: tier.to_owned(),
+                });
             }
         };
-        let weight: u32 = weight.parse().map_err(|_| {
-            format!("weight {weight:?} of tier {tier} is not a non-negative integer")
-        })?;
+        let weight: u32 = weight
+            .parse()
+            .map_err(|source| TierWeightsError::ParseWeight {
+                tier: tier.to_owned(),
+                weight: weight.to_owned(),
+                source,
+            })?;
         if slot.replace(weight).is_some() {
-            return Err(format!("tier {tier} is given twice (local is zone)"));
+            return Err(TierWeightsError::RepeatTier {
+                tier: tier.to_owned(),
+            });
         }
         sum += u64::from(weight);
     }
     if sum != 100 {
-        return Err(format!("weights sum to {sum}, not 100"));
+        return Err(TierWeightsError::SumWeights { sum });
     }
     Ok(tiers)
 }
@@ -118,7 +151,7 @@ mod tests {
         ];
         for (value, message) in cases {
             assert_eq!(
-                parse_tier_weights(value),
+                parse_tier_weights(value).map_err(|e| e.to_string()),
                 Err(message.to_owned()),
                 "{value}"
             );

@@ -505,7 +505,7 @@ fn plan_template(
             ),
         ));
     }
-    let workload = template.json().and_then(|json| {
+    let workload = template.json().map_err(|e| e.to_string()).and_then(|json| {
         let w = workload(template.kind, &json).map_err(|e| e.to_string())?;
         Ok((json, w))
     });

@@ -49,17 +49,23 @@ pub fn templates(index: &Index) -> Vec<Template<'_>> {
         .collect()
 }
 
+/// Why a template cannot be propagated.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// The YAML document has no JSON form (a non-string mapping key, a tagged value), so no
+    /// overrider can patch it.
+    #[error("cannot be propagated: it holds YAML that JSON cannot (a non-string key or a tag)")]
+    ConvertToJson(#[source] serde_json::Error),
+}
+
 impl Template<'_> {
     /// The document as JSON, the form overriders patch.
     ///
     /// # Errors
     /// YAML that JSON cannot hold (a non-string mapping key, a tagged value); the message says
     /// so without quoting values.
-    pub fn json(&self) -> Result<serde_json::Value, String> {
-        serde_json::to_value(self.raw).map_err(|_| {
-            "cannot be propagated: it holds YAML that JSON cannot (a non-string key or a tag)"
-                .to_owned()
-        })
+    pub fn json(&self) -> Result<serde_json::Value, TemplateError> {
+        serde_json::to_value(self.raw).map_err(TemplateError::ConvertToJson)
     }
 }
 

@@ -1,7 +1,6 @@
-//! The admin port (Istio's 15014): `/metrics` (Prometheus text), `/healthz`, `/readyz`, and
+//! The admin port (Istio's 15014): `/metrics` (OpenMetrics text, via `prometheus-client`), `/healthz`, `/readyz`, and
 //! `/debug/syncz`, `/debug/catalog`, `/debug/problems`, `/debug/bindings` (JSON).
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::State as Extract;
@@ -10,14 +9,22 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use meshfleet_xds::server::AdsServer;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use crate::state::State;
+
+/// The OpenMetrics text format, which Prometheus scrapes.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Clone)]
 struct Admin {
     state: Arc<State>,
     ads: AdsServer,
+    /// What `/metrics` encodes; the metrics in it share their values with the state and the
+    /// ADS server.
+    registry: Arc<Registry>,
 }
 
 /// Serves the admin endpoints on `listener` until the task is aborted.
@@ -36,7 +43,11 @@ fn router(state: Arc<State>, ads: AdsServer) -> Router {
         .route("/debug/catalog", get(catalog))
         .route("/debug/problems", get(problems))
         .route("/debug/bindings", get(bindings))
-        .with_state(Admin { state, ads })
+        .with_state(Admin {
+            registry: Arc::new(registry(&state, &ads)),
+            state,
+            ads,
+        })
 }
 
 async fn readyz(Extract(admin): Extract<Admin>) -> (StatusCode, &'static str) {
@@ -67,48 +78,22 @@ async fn bindings(Extract(admin): Extract<Admin>) -> Response {
 }
 
 async fn metrics(Extract(admin): Extract<Admin>) -> Response {
-    let body = render_metrics(&admin);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    let mut body = String::new();
+    match encode(&mut body, &admin.registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "encoding metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
-fn render_metrics(admin: &Admin) -> String {
-    let catalog = admin.state.catalog();
-    let endpoints: usize = catalog.services.iter().map(|s| s.endpoint_count()).sum();
-    let mut out = String::new();
-    let gauges = [
-        (
-            "meshfleet_catalog_services",
-            "Exported global services in the catalog.",
-            catalog.services.len() as u64,
-        ),
-        (
-            "meshfleet_catalog_endpoints",
-            "Endpoints over all global services and ports.",
-            endpoints as u64,
-        ),
-        (
-            "meshfleet_propagation_bindings",
-            "ResourceBindings of the last propagation plan.",
-            admin.state.bindings().len() as u64,
-        ),
-        (
-            "meshfleet_config_problems",
-            "Documents or objects reported as invalid by the last reconcile.",
-            admin.state.problems().len() as u64,
-        ),
-    ];
-    for (name, help, value) in gauges {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-        );
-    }
-    let name = "meshfleet_reconciles_total";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Catalog rebuilds since start.\n# TYPE {name} counter\n{name} {}",
-        admin.state.reconciles()
-    );
-    admin.ads.metrics().render_prometheus(&mut out);
-    out
+/// Every metric: the controller's (`meshfleet_*`) and the ADS server's (`meshfleet_xds_*`).
+fn registry(state: &State, ads: &AdsServer) -> Registry {
+    let mut registry = Registry::default();
+    let meshfleet = registry.sub_registry_with_prefix("meshfleet");
+    state.register_metrics(meshfleet);
+    ads.metrics()
+        .register(meshfleet.sub_registry_with_prefix("xds"));
+    registry
 }

@@ -226,7 +226,7 @@ fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &Sta
             tracing::error!(error = %anyhow::Error::from(error), "propagation not fully applied")
         }
     }
-    *state.bindings.write().expect("state lock") = Arc::new(plan.bindings.clone());
+    state.set_bindings(plan.bindings.clone());
     state.publish_problems(None, Some(plan.problems.clone()));
 }
 
@@ -265,9 +265,8 @@ fn reconcile(
         translate_ms = (started.elapsed() - built).as_secs_f64() * 1e3,
         "catalog built"
     );
-    *state.catalog.write().expect("state lock") = Arc::new(catalog);
+    state.set_catalog(catalog);
     state.publish_problems(Some(problems), None);
-    state.reconciles.fetch_add(1, Ordering::Relaxed);
 }
 
 async fn serve_xds(listener: TcpListener, ads: AdsServer) {

@@ -2,12 +2,15 @@
 //! reconcile, readiness. Written only by the reconcile loop ([`crate::run`]).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use meshfleet_catalog::Catalog;
 use meshfleet_model::problem::Problem;
 use meshfleet_propagation::plan::Bindings;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 /// What the admin endpoints read; written only by the reconcile loop.
 #[derive(Default)]
@@ -25,8 +28,19 @@ pub struct State {
     pub(crate) bindings: RwLock<Arc<Bindings>>,
     /// Set once the first catalog is served and the xDS port is bound.
     pub(crate) ready: AtomicBool,
-    /// How many times the catalog was rebuilt.
-    pub(crate) reconciles: AtomicU64,
+    /// What `/metrics` shows of the controller itself, kept with the values above.
+    metrics: StateMetrics,
+}
+
+/// The controller's own metrics (the ADS server has its own): gauges set when the state
+/// changes, so a scrape reads numbers and takes no lock.
+#[derive(Clone, Debug, Default)]
+struct StateMetrics {
+    catalog_services: Gauge,
+    catalog_endpoints: Gauge,
+    propagation_bindings: Gauge,
+    config_problems: Gauge,
+    reconciles: Counter,
 }
 
 impl State {
@@ -40,6 +54,58 @@ impl State {
 
     pub fn bindings(&self) -> Arc<Bindings> {
         self.bindings.read().expect("state lock").clone()
+    }
+
+    /// Serves `catalog` from now on.
+    pub(crate) fn set_catalog(&self, catalog: Catalog) {
+        let endpoints: usize = catalog.services.iter().map(|s| s.endpoint_count()).sum();
+        self.metrics
+            .catalog_services
+            .set(i64::try_from(catalog.services.len()).unwrap_or(i64::MAX));
+        self.metrics
+            .catalog_endpoints
+            .set(i64::try_from(endpoints).unwrap_or(i64::MAX));
+        self.metrics.reconciles.inc();
+        *self.catalog.write().expect("state lock") = Arc::new(catalog);
+    }
+
+    /// The bindings of the last plan.
+    pub(crate) fn set_bindings(&self, bindings: Bindings) {
+        self.metrics
+            .propagation_bindings
+            .set(i64::try_from(bindings.len()).unwrap_or(i64::MAX));
+        *self.bindings.write().expect("state lock") = Arc::new(bindings);
+    }
+
+    /// Registers the controller's metrics in `registry` (under a `meshfleet` prefix:
+    /// `meshfleet_catalog_services`, ...).
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        let m = &self.metrics;
+        registry.register(
+            "catalog_services",
+            "Exported global services in the catalog",
+            m.catalog_services.clone(),
+        );
+        registry.register(
+            "catalog_endpoints",
+            "Endpoints over all global services and ports",
+            m.catalog_endpoints.clone(),
+        );
+        registry.register(
+            "propagation_bindings",
+            "ResourceBindings of the last propagation plan",
+            m.propagation_bindings.clone(),
+        );
+        registry.register(
+            "config_problems",
+            "Documents or objects reported as invalid by the last reconcile",
+            m.config_problems.clone(),
+        );
+        registry.register(
+            "reconciles",
+            "Catalog builds since start",
+            m.reconciles.clone(),
+        );
     }
 
     /// Sets the problems of one half and publishes the merged list, logging new problems once.
@@ -67,6 +133,9 @@ impl State {
         for problem in merged.iter().filter(|p| !before.contains(p)) {
             tracing::warn!(%problem, "config problem");
         }
+        self.metrics
+            .config_problems
+            .set(i64::try_from(merged.len()).unwrap_or(i64::MAX));
         *self.problems.write().expect("state lock") = Arc::new(merged);
     }
 
@@ -74,7 +143,8 @@ impl State {
         self.ready.load(Ordering::Acquire)
     }
 
+    /// How many times the catalog was built.
     pub fn reconciles(&self) -> u64 {
-        self.reconciles.load(Ordering::Relaxed)
+        self.metrics.reconciles.get()
     }
 }

@@ -1,7 +1,11 @@
-//! Counters of the ADS server, rendered in Prometheus text format.
+//! Counters of the ADS server, as `prometheus-client` metrics: registered by whoever serves
+//! `/metrics` ([`Metrics::register`]), cheap to bump from every stream.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use crate::cache::type_index;
 
@@ -13,200 +17,192 @@ pub fn short_type(type_url: &str) -> Option<&'static str> {
     type_index(type_url).map(|i| SHORT_TYPES[i])
 }
 
-/// Atomic counters; cheap to bump from every stream.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// Streams currently open (gauge).
-    streams_open: AtomicI64,
-    /// Streams ever accepted.
-    streams_total: AtomicU64,
-    /// Requests received on all streams.
-    requests_total: AtomicU64,
-    /// Responses sent, per type in `SNAPSHOT_TYPES` order.
-    pushes_total: [AtomicU64; 4],
-    /// NACKs received, per type in `SNAPSHOT_TYPES` order.
-    nacks_total: [AtomicU64; 4],
-    /// Requests ignored because their nonce was not the last one sent.
-    stale_nonces_total: AtomicU64,
-    /// Requests for a type meshfleet does not serve.
-    unknown_type_total: AtomicU64,
-    /// `istio.io/debug/syncz` requests answered.
-    syncz_total: AtomicU64,
+/// The `type` label of per-type metrics: one of [`SHORT_TYPES`], never free text.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabel {
+    pub r#type: &'static str,
 }
 
-fn bump(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
+/// The ADS server's metrics. Clones share their values.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    /// Streams currently open.
+    streams_open: Gauge,
+    /// Streams ever accepted.
+    streams: Counter,
+    /// Requests received on all streams.
+    requests: Counter,
+    /// Responses sent, per type.
+    pushes: Family<TypeLabel, Counter>,
+    /// NACKs received, per type.
+    nacks: Family<TypeLabel, Counter>,
+    /// Requests ignored because their nonce was not the last one sent.
+    stale_nonces: Counter,
+    /// Requests for a type meshfleet does not serve.
+    unknown_types: Counter,
+    /// `istio.io/debug/syncz` requests answered.
+    syncz: Counter,
+    /// The counters of `pushes` and `nacks`, per type in [`SHORT_TYPES`] order: bumped
+    /// without the family's lock.
+    pushes_by_type: [Counter; 4],
+    nacks_by_type: [Counter; 4],
+}
+
+impl Default for Metrics {
+    /// Every per-type counter exists from the start, at 0.
+    fn default() -> Self {
+        let (pushes, nacks) = (Family::default(), Family::default());
+        let of = |family: &Family<TypeLabel, Counter>| {
+            SHORT_TYPES.map(|r#type| family.get_or_create(&TypeLabel { r#type }).clone())
+        };
+        Self {
+            pushes_by_type: of(&pushes),
+            nacks_by_type: of(&nacks),
+            pushes,
+            nacks,
+            streams_open: Gauge::default(),
+            streams: Counter::default(),
+            requests: Counter::default(),
+            stale_nonces: Counter::default(),
+            unknown_types: Counter::default(),
+            syncz: Counter::default(),
+        }
+    }
 }
 
 impl Metrics {
+    /// Registers every metric in `registry` (names as given, e.g. under a `meshfleet_xds`
+    /// prefix: `meshfleet_xds_streams_open`, `meshfleet_xds_pushes_total{type="eds"}`).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "streams_open",
+            "ADS streams open",
+            self.streams_open.clone(),
+        );
+        registry.register("streams", "ADS streams accepted", self.streams.clone());
+        registry.register(
+            "requests",
+            "Discovery requests received",
+            self.requests.clone(),
+        );
+        registry.register("pushes", "Discovery responses sent", self.pushes.clone());
+        registry.register("nacks", "Responses rejected by clients", self.nacks.clone());
+        registry.register(
+            "stale_nonces",
+            "Requests ignored for a stale nonce",
+            self.stale_nonces.clone(),
+        );
+        registry.register(
+            "unknown_type",
+            "Requests for a type not served",
+            self.unknown_types.clone(),
+        );
+        registry.register(
+            "syncz",
+            "istio.io/debug/syncz requests answered",
+            self.syncz.clone(),
+        );
+    }
+
     pub fn streams_open(&self) -> i64 {
-        self.streams_open.load(Ordering::Relaxed)
+        self.streams_open.get()
     }
 
     pub fn requests(&self) -> u64 {
-        self.requests_total.load(Ordering::Relaxed)
+        self.requests.get()
     }
 
     /// Responses sent of `type_url` (0 for types not in the snapshot).
     pub fn pushes(&self, type_url: &str) -> u64 {
-        type_index(type_url).map_or(0, |i| self.pushes_total[i].load(Ordering::Relaxed))
+        type_index(type_url).map_or(0, |i| self.pushes_by_type[i].get())
     }
 
     /// NACKs received over all types.
     pub fn nacks(&self) -> u64 {
-        self.nacks_total
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
+        self.nacks_by_type.iter().map(Counter::get).sum()
     }
 
     pub fn stale_nonces(&self) -> u64 {
-        self.stale_nonces_total.load(Ordering::Relaxed)
+        self.stale_nonces.get()
     }
 
     pub fn unknown_types(&self) -> u64 {
-        self.unknown_type_total.load(Ordering::Relaxed)
+        self.unknown_types.get()
     }
 
     pub(crate) fn stream_opened(&self) {
-        self.streams_open.fetch_add(1, Ordering::Relaxed);
-        bump(&self.streams_total);
+        self.streams_open.inc();
+        self.streams.inc();
     }
 
     pub(crate) fn stream_closed(&self) {
-        self.streams_open.fetch_sub(1, Ordering::Relaxed);
+        self.streams_open.dec();
     }
 
     pub(crate) fn request(&self) {
-        bump(&self.requests_total);
+        self.requests.inc();
     }
 
     pub(crate) fn push(&self, type_url: &str) {
         if let Some(i) = type_index(type_url) {
-            bump(&self.pushes_total[i]);
+            self.pushes_by_type[i].inc();
         }
     }
 
     pub(crate) fn nack(&self, type_url: &str) {
         if let Some(i) = type_index(type_url) {
-            bump(&self.nacks_total[i]);
+            self.nacks_by_type[i].inc();
         }
     }
 
     pub(crate) fn stale_nonce(&self) {
-        bump(&self.stale_nonces_total);
+        self.stale_nonces.inc();
     }
 
     pub(crate) fn unknown_type(&self) {
-        bump(&self.unknown_type_total);
+        self.unknown_types.inc();
     }
 
     pub(crate) fn syncz(&self) {
-        bump(&self.syncz_total);
-    }
-
-    /// Appends all metrics in Prometheus text format, names prefixed `meshfleet_xds_`.
-    pub fn render_prometheus(&self, out: &mut String) {
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let gauge = self.streams_open() as f64;
-        metric(
-            out,
-            "streams_open",
-            "gauge",
-            "ADS streams open.",
-            &[("", gauge)],
-        );
-        let scalar = |c: &AtomicU64| [("", load(c) as f64)];
-        let counters = [
-            (
-                "streams_total",
-                "ADS streams accepted.",
-                &self.streams_total,
-            ),
-            (
-                "requests_total",
-                "Discovery requests received.",
-                &self.requests_total,
-            ),
-            (
-                "stale_nonces_total",
-                "Requests ignored for a stale nonce.",
-                &self.stale_nonces_total,
-            ),
-            (
-                "unknown_type_total",
-                "Requests for a type not served.",
-                &self.unknown_type_total,
-            ),
-            (
-                "syncz_total",
-                "istio.io/debug/syncz requests answered.",
-                &self.syncz_total,
-            ),
-        ];
-        for (name, help, c) in counters {
-            metric(out, name, "counter", help, &scalar(c));
-        }
-        let per_type = |cs: &[AtomicU64; 4]| -> Vec<(&str, f64)> {
-            SHORT_TYPES
-                .iter()
-                .zip(cs)
-                .map(|(t, c)| (*t, load(c) as f64))
-                .collect()
-        };
-        let pushes = per_type(&self.pushes_total);
-        metric(
-            out,
-            "pushes_total",
-            "counter",
-            "Discovery responses sent.",
-            &pushes,
-        );
-        let nacks = per_type(&self.nacks_total);
-        metric(
-            out,
-            "nacks_total",
-            "counter",
-            "Responses rejected by clients.",
-            &nacks,
-        );
-    }
-}
-
-/// One metric family: `samples` are `(type label, value)`; an empty label means no labels.
-fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
-    let _ = writeln!(out, "# HELP meshfleet_xds_{name} {help}");
-    let _ = writeln!(out, "# TYPE meshfleet_xds_{name} {kind}");
-    for (ty, value) in samples {
-        if ty.is_empty() {
-            let _ = writeln!(out, "meshfleet_xds_{name} {value}");
-        } else {
-            let _ = writeln!(out, "meshfleet_xds_{name}{{type=\"{ty}\"}} {value}");
-        }
+        self.syncz.inc();
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use prometheus_client::encoding::text::encode;
+
     use super::*;
     use crate::resource::{CLUSTER, ENDPOINT, SNAPSHOT_TYPES};
 
     #[test]
-    fn renders_prometheus_text() {
+    fn registers_every_metric_under_the_prefix() {
         let m = Metrics::default();
+        let mut registry = Registry::default();
+        m.register(registry.sub_registry_with_prefix("meshfleet_xds"));
         m.stream_opened();
         m.push(CLUSTER);
         m.push(CLUSTER);
         m.nack(ENDPOINT);
         let mut out = String::new();
-        m.render_prometheus(&mut out);
+        encode(&mut out, &registry).unwrap();
         assert!(
-            out.contains("# TYPE meshfleet_xds_streams_open gauge\nmeshfleet_xds_streams_open 1\n")
+            out.contains("# TYPE meshfleet_xds_streams_open gauge\nmeshfleet_xds_streams_open 1\n"),
+            "{out}"
         );
-        assert!(out.contains("meshfleet_xds_pushes_total{type=\"cds\"} 2\n"));
-        assert!(out.contains("meshfleet_xds_pushes_total{type=\"eds\"} 0\n"));
-        assert!(out.contains("meshfleet_xds_nacks_total{type=\"eds\"} 1\n"));
-        assert!(out.contains("meshfleet_xds_streams_total 1\n"));
+        assert!(
+            out.contains("meshfleet_xds_pushes_total{type=\"cds\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("meshfleet_xds_pushes_total{type=\"eds\"} 0\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("meshfleet_xds_nacks_total{type=\"eds\"} 1\n"),
+            "{out}"
+        );
+        assert!(out.contains("meshfleet_xds_streams_total 1\n"), "{out}");
         assert_eq!(SNAPSHOT_TYPES.len(), SHORT_TYPES.len());
         for line in out.lines().filter(|l| !l.starts_with('#')) {
             assert!(line.starts_with("meshfleet_xds_"), "{line}");

@@ -156,7 +156,7 @@ fn invalid_settings_fail_as_in_istio() {
 
 #[test]
 fn repeated_sources_fail_in_the_written_order() {
-    let froms = |froms: &[&str]| check_sources(froms);
+    let froms = |froms: &[&str]| check_sources(froms).map_err(|(i, error)| (i, error.to_string()));
     let overlap = |i: usize, l: &str| {
         Err((
             i,

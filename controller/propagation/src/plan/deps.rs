@@ -93,8 +93,8 @@ fn dependency(fleet: &Fleet<'_>, template: &Template<'_>, required: &Required) -
     let mut problems = Vec::new();
     let json = match template.json() {
         Ok(json) => Some(json),
-        Err(message) => {
-            problems.push(Problem::new(Source::from(template.key), message));
+        Err(error) => {
+            problems.push(Problem::new(Source::from(template.key), error.to_string()));
             None
         }
     };

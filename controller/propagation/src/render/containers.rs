@@ -8,10 +8,30 @@
 
 use serde_json::Value;
 
-use super::fault::Fault;
-use super::patch::Op;
+use super::fault::{Fault, NotAnObject};
+use super::patch::{Op, PatchError};
 use super::tree;
 use meshfleet_api::CommandArgsOverrider;
+
+/// Why a command or args overrider did not apply.
+#[derive(Debug, thiserror::Error)]
+enum ContainersError {
+    /// The operator is not `add`, `remove` or `replace`.
+    #[error(transparent)]
+    ParseOperator(#[from] PatchError),
+    /// The operator is `replace`, which Karmada does not take for command and args.
+    #[error("unsupported operator \"replace\"")]
+    Replace,
+    /// The pod spec's container list is not a list.
+    #[error("{path} is not a list")]
+    ReadContainers { path: String },
+    /// A matching container's `command` or `args` is not a list of strings.
+    #[error("{path} is not a list of strings")]
+    ReadList { path: String },
+    /// A field on the way to the pod spec is not an object.
+    #[error(transparent)]
+    WalkTree(#[from] NotAnObject),
+}
 
 /// Which list of a container an overrider edits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +71,7 @@ pub(super) fn apply(
     };
     let path = tree::join(template, &["spec", "containers"]);
     for (i, o) in overriders.iter().enumerate() {
-        apply_one(doc, &path, target, o).map_err(|message| Fault::at(target.list(), i, message))?;
+        apply_one(doc, &path, target, o).map_err(|error| Fault::at(target.list(), i, &error))?;
     }
     Ok(())
 }
@@ -61,16 +81,18 @@ fn apply_one(
     path: &[&str],
     target: Target,
     o: &CommandArgsOverrider,
-) -> Result<(), String> {
+) -> Result<(), ContainersError> {
     let op = match Op::parse(&o.operator)? {
-        Op::Replace => return Err("unsupported operator \"replace\"".to_owned()),
+        Op::Replace => return Err(ContainersError::Replace),
         op => op,
     };
-    let Some(containers) = tree::get_mut(doc, path)? else {
+    let Some(containers) = tree::get_mut(doc, path).map_err(NotAnObject)? else {
         return Ok(());
     };
     let Value::Array(containers) = containers else {
-        return Err(format!("{} is not a list", tree::pointer(path)));
+        return Err(ContainersError::ReadContainers {
+            path: tree::pointer(path),
+        });
     };
     for (index, container) in containers.iter_mut().enumerate() {
         let Value::Object(container) = container else {
@@ -79,15 +101,17 @@ fn apply_one(
         if container.get("name").and_then(Value::as_str) != Some(o.container_name.as_str()) {
             continue;
         }
-        let at = || format!("{}/{index}/{}", tree::pointer(path), target.field());
+        let not_strings = || ContainersError::ReadList {
+            path: format!("{}/{index}/{}", tree::pointer(path), target.field()),
+        };
         let current = match container.get(target.field()) {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|item| item.as_str().map(str::to_owned))
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| format!("{} is not a list of strings", at()))?,
-            Some(_) => return Err(format!("{} is not a list of strings", at())),
+                .ok_or_else(not_strings)?,
+            Some(_) => return Err(not_strings()),
         };
         let edited = edit(current, op, &o.value);
         container.insert(

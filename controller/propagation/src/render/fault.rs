@@ -1,8 +1,12 @@
 //! What went wrong applying one overrider: the overriders report it, `overrides` turns it into
-//! a render error naming the policy and the field.
+//! a render error naming the policy and the field. And [`NotAnObject`], what walking the
+//! document to a fixed path reports, for the overriders and the label and replica writes.
+
+use std::fmt;
 
 /// Why one overrider did not apply: which one (`list` and the index part `at`, like `[2]` or
-/// `[0].yaml[1]`) and what went wrong.
+/// `[0].yaml[1]`) and what went wrong: the overrider's error as text, as
+/// [`RenderError::ApplyOverride`](super::RenderError::ApplyOverride) carries it.
 #[derive(Debug)]
 pub(super) struct Fault {
     pub list: &'static str,
@@ -11,11 +15,17 @@ pub(super) struct Fault {
 }
 
 impl Fault {
-    pub(super) fn at(list: &'static str, index: usize, message: String) -> Self {
+    pub(super) fn at(list: &'static str, index: usize, error: &dyn fmt::Display) -> Self {
         Self {
             list,
             at: format!("[{index}]"),
-            message,
+            message: error.to_string(),
         }
     }
 }
+
+/// A field on the way to a fixed path of the document (`/spec/template/metadata/labels`, ...)
+/// is not an object: the message of [`tree`](super::tree), which names the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(super) struct NotAnObject(pub String);

@@ -14,8 +14,8 @@
 
 use serde_json::Value;
 
-use super::fault::Fault;
-use super::patch::{Op, parse_pointer, resolve_mut};
+use super::fault::{Fault, NotAnObject};
+use super::patch::{Op, PatchError, parse_pointer, resolve_mut};
 use super::reference::ImageRef;
 use super::tree;
 use meshfleet_api::ImageOverrider;
@@ -33,6 +33,35 @@ enum Component {
     Tag,
 }
 
+/// Why an image overrider did not apply. Messages name paths, never an image.
+#[derive(Debug, thiserror::Error)]
+enum ImageError {
+    /// The component is not `Registry`, `Repository` or `Tag`.
+    #[error("unsupported component {component:?}")]
+    ParseComponent { component: String },
+    /// The operator or `predicate.path` does not parse.
+    #[error(transparent)]
+    ParseOverrider(#[from] PatchError),
+    /// Nothing is at `predicate.path`.
+    #[error("path {path} does not exist")]
+    FindImage { path: String },
+    /// The value at the path is not a string.
+    #[error("value at {path} is not a string")]
+    ReadImage { path: String },
+    /// The image does not parse as a reference.
+    #[error("image at {path}: {reason}")]
+    ParseImage { path: String, reason: &'static str },
+    /// The pod spec's container list is not a list.
+    #[error("{path} is not a list")]
+    ReadContainers { path: String },
+    /// A container of the list is not an object.
+    #[error("{path} is not an object")]
+    ReadContainer { path: String },
+    /// A field on the way to the pod spec is not an object.
+    #[error(transparent)]
+    WalkTree(#[from] NotAnObject),
+}
+
 /// One image overrider, checked.
 struct Edit<'a> {
     component: Component,
@@ -41,12 +70,16 @@ struct Edit<'a> {
 }
 
 impl<'a> Edit<'a> {
-    fn parse(o: &'a ImageOverrider) -> Result<Self, String> {
+    fn parse(o: &'a ImageOverrider) -> Result<Self, ImageError> {
         let component = match o.component.as_str() {
             "Registry" => Component::Registry,
             "Repository" => Component::Repository,
             "Tag" => Component::Tag,
-            other => return Err(format!("unsupported component {other:?}")),
+            other => {
+                return Err(ImageError::ParseComponent {
+                    component: other.to_owned(),
+                });
+            }
         };
         Ok(Self {
             component,
@@ -57,8 +90,11 @@ impl<'a> Edit<'a> {
 
     /// The image after the edit; `path` only names where it is in errors (the image itself is
     /// never quoted).
-    fn apply(&self, image: &str, path: &str) -> Result<String, String> {
-        let mut r = ImageRef::parse(image).map_err(|e| format!("image at {path}: {e}"))?;
+    fn apply(&self, image: &str, path: &str) -> Result<String, ImageError> {
+        let mut r = ImageRef::parse(image).map_err(|reason| ImageError::ParseImage {
+            path: path.to_owned(),
+            reason,
+        })?;
         let value = self.value;
         match (self.component, self.op) {
             (Component::Registry, Op::Add) => r.registry.push_str(value),
@@ -94,20 +130,24 @@ pub(super) fn apply(
             Some(predicate) => apply_at(doc, &predicate.path, &edit),
             None => apply_to_pod_spec(doc, kind, &edit, all_containers),
         });
-        result.map_err(|message| Fault::at(LIST, i, message))?;
+        result.map_err(|error| Fault::at(LIST, i, &error))?;
     }
     Ok(())
 }
 
-fn apply_at(doc: &mut Value, path: &str, edit: &Edit<'_>) -> Result<(), String> {
+fn apply_at(doc: &mut Value, path: &str, edit: &Edit<'_>) -> Result<(), ImageError> {
     let tokens = parse_pointer(path)?;
     match resolve_mut(doc, &tokens) {
         Some(Value::String(image)) => {
             *image = edit.apply(image, path)?;
             Ok(())
         }
-        Some(_) => Err(format!("value at {path} is not a string")),
-        None => Err(format!("path {path} does not exist")),
+        Some(_) => Err(ImageError::ReadImage {
+            path: path.to_owned(),
+        }),
+        None => Err(ImageError::FindImage {
+            path: path.to_owned(),
+        }),
     }
 }
 
@@ -116,7 +156,7 @@ fn apply_to_pod_spec(
     kind: &str,
     edit: &Edit<'_>,
     all_containers: bool,
-) -> Result<(), String> {
+) -> Result<(), ImageError> {
     let Some(template) = tree::pod_template_path(kind) else {
         return Ok(());
     };
@@ -130,24 +170,25 @@ fn apply_to_pod_spec(
     };
     for &list in lists {
         let path = tree::join(template, &["spec", list]);
-        let Some(containers) = tree::get_mut(doc, &path)? else {
+        let Some(containers) = tree::get_mut(doc, &path).map_err(NotAnObject)? else {
             continue;
         };
         let Value::Array(containers) = containers else {
-            return Err(format!("{} is not a list", tree::pointer(&path)));
+            return Err(ImageError::ReadContainers {
+                path: tree::pointer(&path),
+            });
         };
         for (index, container) in containers.iter_mut().enumerate() {
             let at = format!("{}/{index}/image", tree::pointer(&path));
             let Value::Object(container) = container else {
-                return Err(format!(
-                    "{} is not an object",
-                    at.trim_end_matches("/image")
-                ));
+                return Err(ImageError::ReadContainer {
+                    path: at.trim_end_matches("/image").to_owned(),
+                });
             };
             let image = match container.get("image") {
                 Some(Value::String(image)) => image.as_str(),
                 None | Some(Value::Null) => "",
-                Some(_) => return Err(format!("value at {at} is not a string")),
+                Some(_) => return Err(ImageError::ReadImage { path: at }),
             };
             let image = edit.apply(image, &at)?;
             container.insert("image".to_owned(), Value::String(image));

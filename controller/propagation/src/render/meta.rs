@@ -6,10 +6,24 @@
 
 use serde_json::Value;
 
-use super::fault::Fault;
-use super::patch::Op;
+use super::fault::{Fault, NotAnObject};
+use super::patch::{Op, PatchError};
 use super::tree;
 use meshfleet_api::LabelAnnotationOverrider;
+
+/// Why a labels or annotations overrider did not apply.
+#[derive(Debug, thiserror::Error)]
+enum MetaError {
+    /// The operator is not `add`, `remove` or `replace`.
+    #[error(transparent)]
+    ParseOperator(#[from] PatchError),
+    /// `metadata.labels` or `metadata.annotations` is not an object.
+    #[error("{path} is not an object")]
+    ReadMap { path: String },
+    /// `metadata` is not an object.
+    #[error(transparent)]
+    WalkTree(#[from] NotAnObject),
+}
 
 /// Which map of `metadata` an overrider edits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,27 +58,31 @@ pub(super) fn apply(
     overriders: &[LabelAnnotationOverrider],
 ) -> Result<(), Fault> {
     for (i, o) in overriders.iter().enumerate() {
-        apply_one(doc, map, o).map_err(|message| Fault::at(map.list(), i, message))?;
+        apply_one(doc, map, o).map_err(|error| Fault::at(map.list(), i, &error))?;
     }
     Ok(())
 }
 
-fn apply_one(doc: &mut Value, map: Map, o: &LabelAnnotationOverrider) -> Result<(), String> {
+fn apply_one(doc: &mut Value, map: Map, o: &LabelAnnotationOverrider) -> Result<(), MetaError> {
     let op = Op::parse(&o.operator)?;
     if o.value.is_empty() {
         return Ok(());
     }
     let path = ["metadata", map.field()];
     if op == Op::Add {
-        let entries = tree::ensure_object(doc, &path)?;
+        let entries = tree::ensure_object(doc, &path).map_err(NotAnObject)?;
         for (key, value) in &o.value {
             entries.insert(key.clone(), Value::String(value.clone()));
         }
         return Ok(());
     }
-    let entries = match tree::get_mut(doc, &path)? {
+    let entries = match tree::get_mut(doc, &path).map_err(NotAnObject)? {
         Some(Value::Object(entries)) => entries,
-        Some(_) => return Err(format!("{} is not an object", tree::pointer(&path))),
+        Some(_) => {
+            return Err(MetaError::ReadMap {
+                path: tree::pointer(&path),
+            });
+        }
         None => return Ok(()),
     };
     for (key, value) in &o.value {

@@ -47,6 +47,7 @@ use serde_json::Value;
 
 pub use deps::{Dependency, dependencies};
 
+use self::fault::NotAnObject;
 use crate::selector::ResourceId;
 use meshfleet_api::{Cluster, OverridePolicy};
 
@@ -101,8 +102,9 @@ pub fn render(input: &RenderInput<'_>) -> Result<Value, RenderError> {
     let kind = input.resource.kind;
     let mut doc = input.template.clone();
     if let Some(replicas) = input.replicas {
-        revise_replicas(&mut doc, kind, replicas)
-            .map_err(|message| RenderError::ReviseReplicas { message })?;
+        revise_replicas(&mut doc, kind, replicas).map_err(|error| RenderError::ReviseReplicas {
+            message: error.to_string(),
+        })?;
     }
     if let Some(completions) = input.completions.filter(|_| kind == "Job") {
         tree::ensure_object(&mut doc, &["spec"])
@@ -112,21 +114,24 @@ pub fn render(input: &RenderInput<'_>) -> Result<Value, RenderError> {
     let policies = overrides::applicable(input.overrides, &input.resource);
     overrides::apply(&mut doc, kind, &policies, input.cluster)?;
     prune::prune(&mut doc, kind);
-    locality::label(&mut doc, kind, input.cluster)
-        .map_err(|message| RenderError::WriteLabels { message })?;
+    locality::label(&mut doc, kind, input.cluster).map_err(|error| RenderError::WriteLabels {
+        message: error.to_string(),
+    })?;
     Ok(doc)
 }
 
 /// Karmada's `ReviseReplica` for the kinds meshfleet divides. Karmada writes only a field that
 /// is present, because its templates are defaulted by the API server; meshfleet's come from
 /// files, so an absent field (Kubernetes' default, 1) is written too.
-fn revise_replicas(doc: &mut Value, kind: &str, replicas: i32) -> Result<(), String> {
+fn revise_replicas(doc: &mut Value, kind: &str, replicas: i32) -> Result<(), NotAnObject> {
     let field = match kind {
         "Deployment" | "StatefulSet" | "ReplicaSet" => "replicas",
         "Job" => "parallelism",
         _ => return Ok(()),
     };
-    tree::ensure_object(doc, &["spec"])?.insert(field.to_owned(), Value::from(replicas));
+    tree::ensure_object(doc, &["spec"])
+        .map_err(NotAnObject)?
+        .insert(field.to_owned(), Value::from(replicas));
     Ok(())
 }
 

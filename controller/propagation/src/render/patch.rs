@@ -11,6 +11,36 @@ use serde_json::Value;
 use super::fault::Fault;
 use meshfleet_api::PlaintextOverrider;
 
+/// Why a JSON patch operation did not apply. Messages name the path, never a value of the
+/// document.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(super) enum PatchError {
+    /// The operator is not `add`, `remove` or `replace`.
+    #[error("unsupported operator {operator:?}")]
+    ParseOperator { operator: String },
+    /// A non-empty pointer does not start with `/`.
+    #[error("path {path} does not start with /")]
+    ParsePointer { path: String },
+    /// A `~` in the pointer is not followed by `0` or `1`.
+    #[error("path {path} has a bad ~ escape")]
+    UnescapePointer { path: String },
+    /// The value to replace or remove is not there.
+    #[error("path {path} does not exist")]
+    FindTarget { path: String },
+    /// The object or array to add to is not there.
+    #[error("parent of path {path} does not exist")]
+    FindParent { path: String },
+    /// The value to add to is neither an object nor an array.
+    #[error("parent of path {path} is not an object or array")]
+    AddToScalar { path: String },
+    /// The last token of an `add` is not an index of the array (nor `-`).
+    #[error("path {path} is not a valid array position")]
+    IndexArray { path: String },
+    /// A `remove` at the empty pointer: the whole document.
+    #[error("cannot remove the whole object")]
+    RemoveRoot,
+}
+
 /// The operators overriders accept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Op {
@@ -22,12 +52,14 @@ pub(super) enum Op {
 impl Op {
     /// # Errors
     /// Anything but `add`, `remove` and `replace` (Karmada's API rejects other operators).
-    pub(super) fn parse(operator: &str) -> Result<Self, String> {
+    pub(super) fn parse(operator: &str) -> Result<Self, PatchError> {
         match operator {
             "add" => Ok(Self::Add),
             "remove" => Ok(Self::Remove),
             "replace" => Ok(Self::Replace),
-            other => Err(format!("unsupported operator {other:?}")),
+            other => Err(PatchError::ParseOperator {
+                operator: other.to_owned(),
+            }),
         }
     }
 }
@@ -36,15 +68,21 @@ impl Op {
 ///
 /// # Errors
 /// A non-empty pointer that does not start with `/`, or a `~` not followed by `0` or `1`.
-pub(super) fn parse_pointer(path: &str) -> Result<Vec<String>, String> {
+pub(super) fn parse_pointer(path: &str) -> Result<Vec<String>, PatchError> {
     if path.is_empty() {
         return Ok(Vec::new());
     }
     let Some(rest) = path.strip_prefix('/') else {
-        return Err(format!("path {path} does not start with /"));
+        return Err(PatchError::ParsePointer {
+            path: path.to_owned(),
+        });
     };
     rest.split('/')
-        .map(|token| unescape(token).ok_or_else(|| format!("path {path} has a bad ~ escape")))
+        .map(|token| {
+            unescape(token).ok_or_else(|| PatchError::UnescapePointer {
+                path: path.to_owned(),
+            })
+        })
         .collect()
 }
 
@@ -103,13 +141,14 @@ pub(super) fn apply_op(
     op: Op,
     path: &str,
     value: Option<&Value>,
-) -> Result<(), String> {
+) -> Result<(), PatchError> {
     let tokens = parse_pointer(path)?;
     let value = || value.cloned().unwrap_or(Value::Null);
     match op {
         Op::Replace => {
-            let target =
-                resolve_mut(doc, &tokens).ok_or_else(|| format!("path {path} does not exist"))?;
+            let target = resolve_mut(doc, &tokens).ok_or_else(|| PatchError::FindTarget {
+                path: path.to_owned(),
+            })?;
             *target = value();
             Ok(())
         }
@@ -118,7 +157,8 @@ pub(super) fn apply_op(
     }
 }
 
-fn add(doc: &mut Value, tokens: &[String], path: &str, value: Value) -> Result<(), String> {
+fn add(doc: &mut Value, tokens: &[String], path: &str, value: Value) -> Result<(), PatchError> {
+    let path = || path.to_owned();
     let Some((last, parents)) = tokens.split_last() else {
         *doc = value;
         return Ok(());
@@ -130,19 +170,21 @@ fn add(doc: &mut Value, tokens: &[String], path: &str, value: Value) -> Result<(
         }
         Some(Value::Array(items)) => {
             let i = index(last, items.len(), true)
-                .ok_or_else(|| format!("path {path} is not a valid array position"))?;
+                .ok_or_else(|| PatchError::IndexArray { path: path() })?;
             items.insert(i, value);
             Ok(())
         }
-        Some(_) => Err(format!("parent of path {path} is not an object or array")),
-        None => Err(format!("parent of path {path} does not exist")),
+        Some(_) => Err(PatchError::AddToScalar { path: path() }),
+        None => Err(PatchError::FindParent { path: path() }),
     }
 }
 
-fn remove(doc: &mut Value, tokens: &[String], path: &str) -> Result<(), String> {
-    let missing = || format!("path {path} does not exist");
+fn remove(doc: &mut Value, tokens: &[String], path: &str) -> Result<(), PatchError> {
+    let missing = || PatchError::FindTarget {
+        path: path.to_owned(),
+    };
     let Some((last, parents)) = tokens.split_last() else {
-        return Err("cannot remove the whole object".to_owned());
+        return Err(PatchError::RemoveRoot);
     };
     match resolve_mut(doc, parents) {
         Some(Value::Object(map)) => map.remove(last).map(drop).ok_or_else(missing),
@@ -166,7 +208,7 @@ pub(super) fn apply_plaintext(
     for (i, o) in overriders.iter().enumerate() {
         Op::parse(&o.operator)
             .and_then(|op| apply_op(doc, op, &o.path, o.value.as_ref()))
-            .map_err(|message| Fault::at("plaintext", i, message))?;
+            .map_err(|error| Fault::at("plaintext", i, &error))?;
     }
     Ok(())
 }
