@@ -30,10 +30,10 @@ use meshfleet_model::problem::{Problem, Source};
 
 use super::claim::{Holder, claim_held};
 use super::failover;
-use super::render::{self, RenderInput};
+use super::render::{self, RenderError, RenderInput};
 use super::selector::ResourceId;
-use super::templates::{Template, templates};
-use super::workload::workload;
+use super::templates::{Template, TemplateError, templates};
+use super::workload::{WorkloadError, workload};
 use crate::manifest::Desired;
 use crate::manifest::{Manifest, ManifestKey, Manifests};
 
@@ -94,7 +94,7 @@ struct Entry {
     /// `None` for a dependency that only adds copies to its own binding's.
     binding: Option<Arc<ResourceBinding>>,
     /// Per cluster, the rendered copy, or why it could not be rendered.
-    copies: Vec<(String, Result<Arc<Manifest>, String>)>,
+    copies: Vec<(String, Result<Arc<Manifest>, CopyError>)>,
     problems: Vec<Problem>,
     /// Dependencies (`propagateDeps`) and the clusters they follow the template to.
     deps: Vec<(ObjectKey, BTreeSet<String>)>,
@@ -103,6 +103,42 @@ struct Entry {
     timed: bool,
     /// A template no policy claims.
     unclaimed: bool,
+}
+
+/// Why a template cannot be scheduled as written: its last binding's copies stay as they are.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum InvalidTemplate {
+    /// The template has no JSON form.
+    #[error(transparent)]
+    ConvertToJson(#[from] TemplateError),
+    /// The template's replicas or resource requests cannot be read.
+    #[error(transparent)]
+    ReadWorkload(#[from] WorkloadError),
+}
+
+/// Why a template has no new copy for a cluster: the copy already there, if any, stays.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum CopyError {
+    /// The template cannot be scheduled as written, so no copy of it is rendered.
+    #[error(transparent)]
+    ScheduleTemplate(Arc<InvalidTemplate>),
+    /// The template cannot be rendered for the cluster.
+    #[error("not rendered for cluster {cluster} (a copy already there stays as it is): {source}")]
+    Render {
+        cluster: String,
+        #[source]
+        source: RenderError,
+    },
+    /// The rendered copy cannot be encoded as YAML.
+    #[error(
+        "not rendered for cluster {cluster} (a copy already there stays as it is): \
+         cannot be encoded: {source}"
+    )]
+    Encode {
+        cluster: String,
+        #[source]
+        source: serde_norway::Error,
+    },
 }
 
 /// An entry as last planned, with what it was planned from.
@@ -444,9 +480,11 @@ fn invalid(
     template: &Template<'_>,
     policy: &PropagationPolicy,
     last: Option<&ResourceBinding>,
-    message: String,
+    error: InvalidTemplate,
     mut problems: Vec<Problem>,
 ) -> Entry {
+    let message = error.to_string();
+    let error = Arc::new(error);
     problems.push(Problem::new(
         Source::from(template.key),
         format!("{message}; not scheduled, its copies stay as they are"),
@@ -455,7 +493,7 @@ fn invalid(
         type_: "Scheduled".to_owned(),
         status: "False".to_owned(),
         reason: "InvalidTemplate".to_owned(),
-        message: message.clone(),
+        message,
     };
     let targets: Vec<TargetCluster> = last.map(|b| b.spec.clusters.clone()).unwrap_or_default();
     let tasks = last
@@ -465,7 +503,10 @@ fn invalid(
         .iter()
         .map(|t| &t.name)
         .chain(tasks.iter().map(|t| &t.from_cluster))
-        .map(|cluster| (cluster.clone(), Err(message.clone())))
+        .map(|cluster| {
+            let error = CopyError::ScheduleTemplate(error.clone());
+            (cluster.clone(), Err(error))
+        })
         .collect();
     let replicas = last.map_or(0, |b| b.spec.replicas);
     let mut binding = binding_for(template, policy, replicas, targets, tasks, condition);
@@ -505,13 +546,16 @@ fn plan_template(
             ),
         ));
     }
-    let workload = template.json().map_err(|e| e.to_string()).and_then(|json| {
-        let w = workload(template.kind, &json).map_err(|e| e.to_string())?;
-        Ok((json, w))
-    });
+    let workload = template
+        .json()
+        .map_err(InvalidTemplate::from)
+        .and_then(|json| {
+            let w = workload(template.kind, &json)?;
+            Ok((json, w))
+        });
     let (json, replicas, requirements) = match workload {
         Ok((json, w)) => (json, w.replicas, w.requirements),
-        Err(message) => return Some(invalid(template, policy, last, message, problems)),
+        Err(error) => return Some(invalid(template, policy, last, error, problems)),
     };
     let binding = schedule(
         fleet,
@@ -524,7 +568,7 @@ fn plan_template(
     );
     let divided = is_divided(policy) && replicas > 0;
     let completions = job_completions(template.kind, &json, divided, &binding.spec.clusters);
-    let copies: Vec<(String, Result<Arc<Manifest>, String>)> = binding
+    let copies: Vec<(String, Result<Arc<Manifest>, CopyError>)> = binding
         .spec
         .clusters
         .iter()
@@ -587,25 +631,27 @@ fn plan_template(
     })
 }
 
-/// Renders one copy; a failure is reported and becomes the message of the copy.
+/// Renders one copy; a failure is reported and becomes the error of the copy.
 pub(super) fn render_copy(
     template: &Template<'_>,
     cluster: &str,
     input: &RenderInput<'_>,
     problems: &mut Vec<Problem>,
-) -> Result<Arc<Manifest>, String> {
+) -> Result<Arc<Manifest>, CopyError> {
     let encoded = render::render(input)
-        .map_err(|error| error.to_string())
+        .map_err(|source| CopyError::Render {
+            cluster: cluster.to_owned(),
+            source,
+        })
         .and_then(|mut manifest| {
             set_namespace(&mut manifest, template.namespace);
-            Manifest::encode(&manifest).map_err(|error| format!("cannot be encoded: {error}"))
+            Manifest::encode(&manifest).map_err(|source| CopyError::Encode {
+                cluster: cluster.to_owned(),
+                source,
+            })
         });
-    encoded.map(Arc::new).map_err(|error| {
-        let message = format!(
-            "not rendered for cluster {cluster} (a copy already there stays as it is): {error}"
-        );
-        problems.push(Problem::new(Source::from(template.key), message.clone()));
-        message
+    encoded.map(Arc::new).inspect_err(|error| {
+        problems.push(Problem::new(Source::from(template.key), error.to_string()));
     })
 }
 

@@ -8,9 +8,9 @@
 
 use serde_json::Value;
 
-use super::fault::{Fault, NotAnObject};
+use super::fault::Fault;
 use super::patch::{Op, PatchError};
-use super::tree;
+use super::tree::{self, NotAnObject};
 use meshfleet_api::CommandArgsOverrider;
 
 /// Why a command or args overrider did not apply.
@@ -86,7 +86,7 @@ fn apply_one(
         Op::Replace => return Err(ContainersError::Replace),
         op => op,
     };
-    let Some(containers) = tree::get_mut(doc, path).map_err(NotAnObject)? else {
+    let Some(containers) = tree::get_mut(doc, path)? else {
         return Ok(());
     };
     let Value::Array(containers) = containers else {

@@ -1,6 +1,5 @@
 //! What went wrong applying one overrider: the overriders report it, `overrides` turns it into
-//! a render error naming the policy and the field. And [`NotAnObject`], what walking the
-//! document to a fixed path reports, for the overriders and the label and replica writes.
+//! a render error naming the policy and the field.
 
 use std::fmt;
 
@@ -23,9 +22,3 @@ impl Fault {
         }
     }
 }
-
-/// A field on the way to a fixed path of the document (`/spec/template/metadata/labels`, ...)
-/// is not an object: the message of [`tree`](super::tree), which names the field.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub(super) struct NotAnObject(pub String);

@@ -14,10 +14,10 @@
 
 use serde_json::Value;
 
-use super::fault::{Fault, NotAnObject};
+use super::fault::Fault;
 use super::patch::{Op, PatchError, parse_pointer, resolve_mut};
 use super::reference::ImageRef;
-use super::tree;
+use super::tree::{self, NotAnObject};
 use meshfleet_api::ImageOverrider;
 
 const LIST: &str = "imageOverrider";
@@ -170,7 +170,7 @@ fn apply_to_pod_spec(
     };
     for &list in lists {
         let path = tree::join(template, &["spec", list]);
-        let Some(containers) = tree::get_mut(doc, &path).map_err(NotAnObject)? else {
+        let Some(containers) = tree::get_mut(doc, &path)? else {
             continue;
         };
         let Value::Array(containers) = containers else {

@@ -16,8 +16,7 @@
 
 use serde_json::Value;
 
-use super::fault::NotAnObject;
-use super::tree;
+use super::tree::{self, NotAnObject};
 use super::{LABEL_CLUSTER, LABEL_MANAGED};
 use meshfleet_api::Cluster;
 
@@ -51,14 +50,12 @@ pub(super) fn locality_labels(cluster: &Cluster) -> Vec<(&'static str, &str)> {
 /// `metadata`, `metadata.labels` or a field on the way to the pod template's labels is not an
 /// object; the message names it.
 pub(super) fn label(doc: &mut Value, kind: &str, cluster: &Cluster) -> Result<(), NotAnObject> {
-    tree::ensure_object(doc, &["metadata", "labels"])
-        .map_err(NotAnObject)?
+    tree::ensure_object(doc, &["metadata", "labels"])?
         .insert(LABEL_MANAGED.to_owned(), Value::from("true"));
     let Some(template) = tree::pod_template_path(kind) else {
         return Ok(());
     };
-    let labels = tree::ensure_object(doc, &tree::join(template, &["metadata", "labels"]))
-        .map_err(NotAnObject)?;
+    let labels = tree::ensure_object(doc, &tree::join(template, &["metadata", "labels"]))?;
     for (key, value) in locality_labels(cluster) {
         labels.insert(key.to_owned(), Value::from(value));
     }

@@ -6,9 +6,9 @@
 
 use serde_json::Value;
 
-use super::fault::{Fault, NotAnObject};
+use super::fault::Fault;
 use super::patch::{Op, PatchError};
-use super::tree;
+use super::tree::{self, NotAnObject};
 use meshfleet_api::LabelAnnotationOverrider;
 
 /// Why a labels or annotations overrider did not apply.
@@ -70,13 +70,13 @@ fn apply_one(doc: &mut Value, map: Map, o: &LabelAnnotationOverrider) -> Result<
     }
     let path = ["metadata", map.field()];
     if op == Op::Add {
-        let entries = tree::ensure_object(doc, &path).map_err(NotAnObject)?;
+        let entries = tree::ensure_object(doc, &path)?;
         for (key, value) in &o.value {
             entries.insert(key.clone(), Value::String(value.clone()));
         }
         return Ok(());
     }
-    let entries = match tree::get_mut(doc, &path).map_err(NotAnObject)? {
+    let entries = match tree::get_mut(doc, &path)? {
         Some(Value::Object(entries)) => entries,
         Some(_) => {
             return Err(MetaError::ReadMap {

@@ -46,8 +46,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use deps::{Dependency, dependencies};
+pub use tree::NotAnObject;
 
-use self::fault::NotAnObject;
 use crate::selector::ResourceId;
 use meshfleet_api::{Cluster, OverridePolicy};
 
@@ -87,11 +87,17 @@ pub enum RenderError {
         message: String,
     },
     /// The replica count cannot be written (`spec` is not an object).
-    #[error("cannot set replicas: {message}")]
-    ReviseReplicas { message: String },
+    #[error("cannot set replicas: {source}")]
+    ReviseReplicas {
+        #[source]
+        source: NotAnObject,
+    },
     /// The labels cannot be written (`metadata` or the pod template is not an object).
-    #[error("cannot write labels: {message}")]
-    WriteLabels { message: String },
+    #[error("cannot write labels: {source}")]
+    WriteLabels {
+        #[source]
+        source: NotAnObject,
+    },
 }
 
 /// Renders `input.template` for `input.cluster`. See the module docs for the steps.
@@ -102,21 +108,19 @@ pub fn render(input: &RenderInput<'_>) -> Result<Value, RenderError> {
     let kind = input.resource.kind;
     let mut doc = input.template.clone();
     if let Some(replicas) = input.replicas {
-        revise_replicas(&mut doc, kind, replicas).map_err(|error| RenderError::ReviseReplicas {
-            message: error.to_string(),
-        })?;
+        revise_replicas(&mut doc, kind, replicas)
+            .map_err(|source| RenderError::ReviseReplicas { source })?;
     }
     if let Some(completions) = input.completions.filter(|_| kind == "Job") {
         tree::ensure_object(&mut doc, &["spec"])
-            .map_err(|message| RenderError::ReviseReplicas { message })?
+            .map_err(|source| RenderError::ReviseReplicas { source })?
             .insert("completions".to_owned(), Value::from(completions));
     }
     let policies = overrides::applicable(input.overrides, &input.resource);
     overrides::apply(&mut doc, kind, &policies, input.cluster)?;
     prune::prune(&mut doc, kind);
-    locality::label(&mut doc, kind, input.cluster).map_err(|error| RenderError::WriteLabels {
-        message: error.to_string(),
-    })?;
+    locality::label(&mut doc, kind, input.cluster)
+        .map_err(|source| RenderError::WriteLabels { source })?;
     Ok(doc)
 }
 
@@ -129,9 +133,7 @@ fn revise_replicas(doc: &mut Value, kind: &str, replicas: i32) -> Result<(), Not
         "Job" => "parallelism",
         _ => return Ok(()),
     };
-    tree::ensure_object(doc, &["spec"])
-        .map_err(NotAnObject)?
-        .insert(field.to_owned(), Value::from(replicas));
+    tree::ensure_object(doc, &["spec"])?.insert(field.to_owned(), Value::from(replicas));
     Ok(())
 }
 

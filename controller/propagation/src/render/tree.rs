@@ -13,11 +13,29 @@ pub(super) fn pointer(path: &[&str]) -> String {
     })
 }
 
-fn not_an_object(path: &[&str]) -> String {
+/// A value on the way to a fixed path of the document (`/spec/template/metadata/labels`, ...),
+/// or the value at it, is neither an object nor `null`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", describe(.path))]
+pub struct NotAnObject {
+    /// Where the value is, as [`pointer`] writes it: `/spec/template`; empty for the document
+    /// itself.
+    pub path: String,
+}
+
+impl NotAnObject {
+    fn at(path: &[&str]) -> Self {
+        Self {
+            path: pointer(path),
+        }
+    }
+}
+
+fn describe(path: &str) -> String {
     if path.is_empty() {
         "the object is not a JSON object".to_owned()
     } else {
-        format!("{} is not an object", pointer(path))
+        format!("{path} is not an object")
     }
 }
 
@@ -25,7 +43,7 @@ fn not_an_object(path: &[&str]) -> String {
 ///
 /// # Errors
 /// A value on the way is neither an object nor `null`.
-pub(super) fn get<'a>(root: &'a Value, path: &[&str]) -> Result<Option<&'a Value>, String> {
+pub(super) fn get<'a>(root: &'a Value, path: &[&str]) -> Result<Option<&'a Value>, NotAnObject> {
     let mut current = root;
     for (depth, field) in path.iter().enumerate() {
         match current {
@@ -34,7 +52,7 @@ pub(super) fn get<'a>(root: &'a Value, path: &[&str]) -> Result<Option<&'a Value
                 Some(next) => current = next,
             },
             Value::Null => return Ok(None),
-            _ => return Err(not_an_object(&path[..depth])),
+            _ => return Err(NotAnObject::at(&path[..depth])),
         }
     }
     Ok(Some(current))
@@ -47,14 +65,14 @@ pub(super) fn get<'a>(root: &'a Value, path: &[&str]) -> Result<Option<&'a Value
 pub(super) fn get_mut<'a>(
     root: &'a mut Value,
     path: &[&str],
-) -> Result<Option<&'a mut Value>, String> {
+) -> Result<Option<&'a mut Value>, NotAnObject> {
     let Some((last, parents)) = path.split_last() else {
         return Ok(Some(root));
     };
     let parent = match get_mut(root, parents)? {
         Some(Value::Object(map)) => map,
         Some(Value::Null) | None => return Ok(None),
-        Some(_) => return Err(not_an_object(parents)),
+        Some(_) => return Err(NotAnObject::at(parents)),
     };
     Ok(parent.get_mut(*last).filter(|v| !v.is_null()))
 }
@@ -66,11 +84,11 @@ pub(super) fn get_mut<'a>(
 pub(super) fn ensure_object<'a>(
     root: &'a mut Value,
     path: &[&str],
-) -> Result<&'a mut Map<String, Value>, String> {
+) -> Result<&'a mut Map<String, Value>, NotAnObject> {
     let mut current = root;
     for (depth, field) in path.iter().enumerate() {
         let Value::Object(map) = current else {
-            return Err(not_an_object(&path[..depth]));
+            return Err(NotAnObject::at(&path[..depth]));
         };
         let next = map
             .entry((*field).to_owned())
@@ -82,7 +100,7 @@ pub(super) fn ensure_object<'a>(
     }
     match current {
         Value::Object(map) => Ok(map),
-        _ => Err(not_an_object(path)),
+        _ => Err(NotAnObject::at(path)),
     }
 }
 
@@ -105,4 +123,39 @@ pub(super) fn join<'a>(prefix: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
     path.extend_from_slice(prefix);
     path.extend_from_slice(rest);
     path
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{ensure_object, get, get_mut};
+
+    #[test]
+    fn errors_name_the_value_that_is_not_an_object() {
+        let mut doc = json!({"spec": {"template": []}});
+        let message = |e: super::NotAnObject| e.to_string();
+        assert_eq!(
+            get(&doc, &["spec", "template", "metadata"]).map_err(message),
+            Err("/spec/template is not an object".to_owned())
+        );
+        assert_eq!(
+            get_mut(&mut doc, &["spec", "template", "metadata"])
+                .map(|_| ())
+                .map_err(message),
+            Err("/spec/template is not an object".to_owned())
+        );
+        assert_eq!(
+            ensure_object(&mut doc, &["spec", "template"])
+                .map(|_| ())
+                .map_err(message),
+            Err("/spec/template is not an object".to_owned())
+        );
+        assert_eq!(
+            ensure_object(&mut json!("x"), &["metadata"])
+                .map(|_| ())
+                .map_err(message),
+            Err("the object is not a JSON object".to_owned())
+        );
+    }
 }
