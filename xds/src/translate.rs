@@ -12,12 +12,15 @@
 //!
 //! Only the load assignments ([`load_assignments`]) and the outbound listener depend on the
 //! client; the rest ([`translate_shared`], [`outbound_route`]) is the same for every client.
+//! Even load assignments mostly do not: their endpoints are encoded once per network
+//! ([`ServiceEndpoints`]) and each client's adds only its locality weights and priorities.
 //!
 //! Translation is pure and deterministic: equal inputs give byte-identical resources, so every
 //! instance computes the same versions. It iterates the model's vectors in order and sorted
 //! maps only; protobuf maps hold at most one entry.
 
 mod cluster;
+mod eds;
 mod endpoints;
 mod listener;
 mod route;
@@ -27,13 +30,14 @@ use std::collections::{BTreeMap, HashSet};
 use envoy_types::pb::envoy::config::core::v3::{
     AggregatedConfigSource, ApiVersion, ConfigSource, config_source,
 };
-use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 
 use crate::model::{ClientKey, GlobalService, Protocol, ServicePort};
 use crate::resource::{self, Resource};
+
+pub use eds::ServiceEndpoints;
 
 /// Name of every client's HTTP listener and of the route configuration it uses.
 pub const OUTBOUND: &str = "meshfleet_outbound";
@@ -109,20 +113,10 @@ pub fn translate_shared(svc: &GlobalService) -> SharedResources {
 
 /// EDS for the clients of `key`: one `ClusterLoadAssignment` per port of `svc`, in port order,
 /// each named like the port's cluster (so a service's load assignments and clusters always
-/// have the same names).
+/// have the same names). The cache keeps the [`ServiceEndpoints`] of each network instead and
+/// calls [`ServiceEndpoints::load_assignments`] per key.
 pub fn load_assignments(svc: &GlobalService, key: &ClientKey) -> Vec<Resource> {
-    unique_ports(svc)
-        .into_values()
-        .map(|port| {
-            let name = svc.cluster_name(port.port);
-            let load_assignment = ClusterLoadAssignment {
-                cluster_name: name.clone(),
-                endpoints: endpoints::assign(svc, &port.endpoints, key),
-                ..Default::default()
-            };
-            Resource::new(name, resource::ENDPOINT, &load_assignment)
-        })
-        .collect()
+    ServiceEndpoints::new(svc, &key.network).load_assignments(svc, key)
 }
 
 /// The ports of `svc` by number; of a repeated number, the first one the model lists.

@@ -199,7 +199,7 @@ fn respond(
         version_info: ctx.current.version(ty).to_owned(),
         resources: resources
             .iter()
-            .map(|r: &Arc<Resource>| r.body.clone())
+            .map(|r: &Arc<Resource>| r.body.to_any())
             .collect(),
         type_url: ty.to_owned(),
         nonce,

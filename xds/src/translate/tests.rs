@@ -74,7 +74,7 @@ fn key(locality: &str) -> ClientKey {
 }
 
 fn decode<M: Message + Default>(resource: &Resource) -> M {
-    M::decode(resource.body.value.as_slice()).expect("resource decodes")
+    M::decode(resource.body.to_vec().as_slice()).expect("resource decodes")
 }
 
 fn names(resources: &[Resource]) -> Vec<&str> {
