@@ -3,7 +3,9 @@
 //! ```text
 //!  set_mesh(Mesh) ──> changed hosts ──> Shared: translate_shared once per changed service
 //!                                        │  (CDS, API listeners, RDS incl. meshfleet_outbound)
-//!                                        └─> per key in use: only its load assignments (EDS)
+//!                                        │  and its endpoints encoded once per network in use
+//!                                        └─> per key in use: only its load assignments (EDS),
+//!                                            ropes over the encoded endpoints
 //!                                             └─> Snapshot (shares shards) ──> watch::Sender
 //!  watch(key) ──> watch::Receiver<Arc<Snapshot>>   (first watcher of a key: its EDS in full)
 //! ```
@@ -11,10 +13,13 @@
 //! The cache owns data and versions; streams own nonces and subscriptions (see
 //! [`crate::server`]). Clients with equal [`ClientKey`]s share one snapshot. Only the load
 //! assignments and the outbound listener depend on the key: everything else is translated once
-//! per changed service and shared, shard by shard, by every key's snapshot. Per-update work is
-//! O(changed services) for the shared part plus O(changed services × keys) for EDS; nothing is
-//! encoded per stream.
+//! per changed service and shared, shard by shard, by every key's snapshot. Even a load
+//! assignment is mostly shared: its endpoint bytes are encoded once per service and network
+//! (module `eds`) and a key adds only locality weights and priorities around them. Per-update
+//! work is O(changed services × networks) for encoding plus O(changed services × keys × their
+//! localities) for EDS; nothing is encoded per stream.
 
+mod eds;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod snapshot;
@@ -29,10 +34,9 @@ use tokio::sync::watch;
 
 use crate::model::{ClientKey, GlobalService, LocalityPolicy, Mesh};
 use crate::resource::Resource;
-use crate::translate::{
-    SharedResources, load_assignments, outbound_listener, outbound_route, translate_shared,
-};
+use crate::translate::{SharedResources, outbound_listener, outbound_route, translate_shared};
 
+use eds::{EndpointViews, Interner, shared_with};
 use snapshot::Resources;
 pub use snapshot::{Change, SHARDS, Snapshot, Subscription, type_index};
 
@@ -81,6 +85,9 @@ struct Shared {
     contributions: HashMap<String, Contribution>,
     /// Per host, its virtual hosts, sorted by host so the outbound route is deterministic.
     virtual_hosts: BTreeMap<String, Vec<VirtualHost>>,
+    /// Every service's endpoints, encoded once per network some key is on: what every key's
+    /// load assignments are assembled from.
+    endpoints: EndpointViews,
 }
 
 /// Names one service contributed, per type in [`crate::resource::SNAPSHOT_TYPES`] order (the
@@ -120,6 +127,8 @@ impl SnapshotCache {
         let changed = changed_hosts(&state.mesh, &mesh);
         state.mesh = mesh;
         state.keys.retain(|_, k| k.tx.receiver_count() > 0);
+        let State { shared, keys, .. } = &mut *state;
+        shared.endpoints.retain(keys.keys());
         if changed.is_empty() {
             return false;
         }
@@ -146,8 +155,10 @@ impl SnapshotCache {
             return ks.tx.subscribe();
         }
         state.keys.retain(|_, k| k.tx.receiver_count() > 0);
-        let others: Vec<Arc<Snapshot>> = state.keys.values().map(|k| k.current()).collect();
-        let (ks, rx) = KeyState::build(key, &state.mesh, &state.shared, &others);
+        let State { mesh, shared, keys } = &mut *state;
+        shared.endpoints.ensure(&key.network, mesh);
+        let others: Vec<Arc<Snapshot>> = keys.values().map(|k| k.current()).collect();
+        let (ks, rx) = KeyState::build(key, mesh, shared, &others);
         state.keys.insert(key.clone(), ks);
         rx
     }
@@ -207,7 +218,7 @@ fn publish(keys: &HashMap<ClientKey, KeyState>, shared: &Shared, update: &Update
         let eds: Vec<Vec<Resource>> = par_map(batch, parallel, |(key, _)| {
             let services = update.services.iter();
             services
-                .flat_map(|svc| load_assignments(svc, key))
+                .flat_map(|svc| shared.endpoints.load_assignments(svc, key))
                 .collect()
         });
         for ((_, ks), eds) in batch.iter().zip(eds) {
@@ -255,6 +266,7 @@ impl Default for Shared {
             types: Default::default(),
             contributions: HashMap::new(),
             virtual_hosts: BTreeMap::new(),
+            endpoints: EndpointViews::default(),
         };
         shared.types[TYPE_ROUTE].insert(Arc::new(outbound_route([])));
         shared
@@ -271,6 +283,7 @@ impl Shared {
         let translated = par_map(&changes, parallel, |(_, svc)| {
             svc.as_deref().map(translate_shared).unwrap_or_default()
         });
+        self.endpoints.refresh(&changes);
         for ((host, svc), res) in changes.into_iter().zip(translated) {
             routes_changed |= self.replace_service(&mut update, &host, svc.is_some(), res);
             update.services.extend(svc);
@@ -364,7 +377,9 @@ impl KeyState {
         snapshot.types[TYPE_LISTENER] = shared.listeners(&listener);
         let services: Vec<&Arc<GlobalService>> = mesh.services.values().collect();
         let parallel = services.len() >= PARALLEL_MIN_SERVICES;
-        let eds = par_map(&services, parallel, |svc| load_assignments(svc, key));
+        let eds = par_map(&services, parallel, |svc| {
+            shared.endpoints.load_assignments(svc, key)
+        });
         let resources = &mut snapshot.types[TYPE_ENDPOINT];
         for r in eds.into_iter().flatten() {
             resources.insert(shared_with(others, r));
@@ -411,39 +426,6 @@ impl KeyState {
         snapshot.finish();
         Some(snapshot)
     }
-}
-
-/// Load assignments of one update, each kept once however many keys computed it: clients in
-/// localities that see a service alike (often most of them) share one allocation.
-#[derive(Default)]
-struct Interner {
-    /// By version (the body's hash); equal versions are checked by name and body.
-    seen: HashMap<String, Vec<Arc<Resource>>>,
-}
-
-impl Interner {
-    fn intern(&mut self, r: Resource) -> Arc<Resource> {
-        let same = self.seen.entry(r.version.clone()).or_default();
-        if let Some(found) = same.iter().find(|e| ***e == r) {
-            return found.clone();
-        }
-        let r = Arc::new(r);
-        same.push(r.clone());
-        r
-    }
-}
-
-/// `r`, or the equal load assignment one of `others` already holds.
-fn shared_with(others: &[Arc<Snapshot>], r: Resource) -> Arc<Resource> {
-    others
-        .iter()
-        .find_map(|o| {
-            o.types[TYPE_ENDPOINT]
-                .get(&r.name)
-                .filter(|e| e.version == r.version && ***e == r)
-        })
-        .cloned()
-        .unwrap_or_else(|| Arc::new(r))
 }
 
 /// `f` over `items`, in order, spread over one thread per core when `parallel`.
