@@ -29,12 +29,14 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use envoy_types::pb::envoy::config::route::v3::VirtualHost;
 use tokio::sync::watch;
 
 use crate::model::{ClientKey, GlobalService, LocalityPolicy, Mesh};
 use crate::resource::Resource;
-use crate::translate::{SharedResources, outbound_listener, outbound_route, translate_shared};
+use crate::translate::{
+    EncodedVirtualHost, SharedResources, outbound_listener, outbound_route_encoded,
+    translate_shared,
+};
 
 use eds::{EndpointViews, Interner, shared_with};
 use snapshot::Resources;
@@ -83,8 +85,9 @@ struct Shared {
     /// Per host, the resource names its service contributed, so a change can remove the names
     /// the service no longer has. Its load assignments are named like its clusters.
     contributions: HashMap<String, Contribution>,
-    /// Per host, its virtual hosts, sorted by host so the outbound route is deterministic.
-    virtual_hosts: BTreeMap<String, Vec<VirtualHost>>,
+    /// Per host, its virtual hosts, sorted by host so the outbound route is deterministic;
+    /// kept encoded, since only their names and domains are read again.
+    virtual_hosts: BTreeMap<String, Vec<EncodedVirtualHost>>,
     /// Every service's endpoints, encoded once per network some key is on: what every key's
     /// load assignments are assembled from.
     endpoints: EndpointViews,
@@ -268,7 +271,7 @@ impl Default for Shared {
             virtual_hosts: BTreeMap::new(),
             endpoints: EndpointViews::default(),
         };
-        shared.types[TYPE_ROUTE].insert(Arc::new(outbound_route([])));
+        shared.types[TYPE_ROUTE].insert(Arc::new(outbound_route_encoded([])));
         shared
     }
 }
@@ -281,35 +284,41 @@ impl Shared {
         let mut routes_changed = false;
         let parallel = changes.len() >= PARALLEL_MIN_SERVICES;
         let translated = par_map(&changes, parallel, |(_, svc)| {
-            svc.as_deref().map(translate_shared).unwrap_or_default()
+            let mut res = svc.as_deref().map(translate_shared).unwrap_or_default();
+            let vhosts = std::mem::take(&mut res.virtual_hosts);
+            (
+                res,
+                vhosts.into_iter().map(EncodedVirtualHost::new).collect(),
+            )
         });
         self.endpoints.refresh(&changes);
-        for ((host, svc), res) in changes.into_iter().zip(translated) {
-            routes_changed |= self.replace_service(&mut update, &host, svc.is_some(), res);
+        for ((host, svc), (res, vhosts)) in changes.into_iter().zip(translated) {
+            self.replace_service(&mut update, &host, svc.is_some(), res);
+            routes_changed |= self.replace_virtual_hosts(&host, vhosts);
             update.services.extend(svc);
         }
         if routes_changed {
-            let route = outbound_route(self.virtual_hosts.values().flatten());
+            let route = outbound_route_encoded(self.virtual_hosts.values().flatten());
             update.changed[TYPE_ROUTE] |= self.types[TYPE_ROUTE].insert(Arc::new(route)).1;
         }
         update
     }
 
-    /// Puts `res` in place of what `host` contributed before (`present` = the service still
-    /// exists). Returns whether its virtual hosts changed.
+    /// Puts the resources of `res` in place of what `host` contributed before (`present` =
+    /// the service still exists); its virtual hosts are replaced apart.
     fn replace_service(
         &mut self,
         update: &mut Update,
         host: &str,
         present: bool,
         res: SharedResources,
-    ) -> bool {
+    ) {
         let old = self.contributions.remove(host).unwrap_or_default();
         let SharedResources {
             clusters,
-            virtual_hosts,
             api_listeners,
             api_routes,
+            ..
         } = res;
         let mut new = Contribution::default();
         let lists = [
@@ -336,10 +345,10 @@ impl Shared {
         if present {
             self.contributions.insert(host.to_owned(), new);
         }
-        self.replace_virtual_hosts(host, virtual_hosts)
     }
 
-    fn replace_virtual_hosts(&mut self, host: &str, vhosts: Vec<VirtualHost>) -> bool {
+    /// Puts `vhosts` in place of `host`'s; returns whether they changed.
+    fn replace_virtual_hosts(&mut self, host: &str, vhosts: Vec<EncodedVirtualHost>) -> bool {
         if vhosts.is_empty() {
             return self.virtual_hosts.remove(host).is_some();
         }

@@ -25,12 +25,12 @@ mod endpoints;
 mod listener;
 mod route;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use envoy_types::pb::envoy::config::core::v3::{
     AggregatedConfigSource, ApiVersion, ConfigSource, config_source,
 };
-use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::config::route::v3::VirtualHost;
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 
@@ -38,6 +38,7 @@ use crate::model::{ClientKey, GlobalService, Protocol, ServicePort};
 use crate::resource::{self, Resource};
 
 pub use eds::ServiceEndpoints;
+pub use route::{EncodedVirtualHost, outbound_route_encoded};
 
 /// Name of every client's HTTP listener and of the route configuration it uses.
 pub const OUTBOUND: &str = "meshfleet_outbound";
@@ -163,32 +164,14 @@ pub fn outbound_listener(key: &ClientKey) -> Resource {
 /// Envoy rejects a whole route configuration in which two virtual hosts share a domain, so a
 /// domain already claimed by a virtual host earlier in name order is dropped from later ones,
 /// and a virtual host left without domains is dropped: one bad service cannot take routing
-/// down for the rest.
+/// down for the rest. The cache keeps [`EncodedVirtualHost`]s and calls
+/// [`outbound_route_encoded`] instead: same bytes, without the messages.
 pub fn outbound_route<'a>(vhosts: impl IntoIterator<Item = &'a VirtualHost>) -> Resource {
-    let mut sorted: Vec<&VirtualHost> = vhosts.into_iter().collect();
-    sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut claimed: HashSet<&str> = HashSet::new();
-    let mut virtual_hosts = Vec::with_capacity(sorted.len());
-    for vhost in sorted {
-        let domains: Vec<String> = vhost
-            .domains
-            .iter()
-            .filter(|d| claimed.insert(d.as_str()))
-            .cloned()
-            .collect();
-        if !domains.is_empty() {
-            virtual_hosts.push(VirtualHost {
-                domains,
-                ..vhost.clone()
-            });
-        }
-    }
-    let config = RouteConfiguration {
-        name: OUTBOUND.to_owned(),
-        virtual_hosts,
-        ..Default::default()
-    };
-    Resource::new(OUTBOUND, resource::ROUTE, &config)
+    let encoded: Vec<EncodedVirtualHost> = vhosts
+        .into_iter()
+        .map(|v| EncodedVirtualHost::new(v.clone()))
+        .collect();
+    outbound_route_encoded(&encoded)
 }
 
 /// The one HTTP port that also answers to the port-less names: 80 if the service has it, else
