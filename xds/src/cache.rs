@@ -286,10 +286,11 @@ impl Shared {
         let translated = par_map(&changes, parallel, |(_, svc)| {
             let mut res = svc.as_deref().map(translate_shared).unwrap_or_default();
             let vhosts = std::mem::take(&mut res.virtual_hosts);
-            (
-                res,
-                vhosts.into_iter().map(EncodedVirtualHost::new).collect(),
-            )
+            // Not `into_iter().collect()`: that would reuse the messages' allocation, ten times
+            // the size of what it keeps.
+            let mut encoded = Vec::with_capacity(vhosts.len());
+            encoded.extend(vhosts.into_iter().map(EncodedVirtualHost::new));
+            (res, encoded)
         });
         self.endpoints.refresh(&changes);
         for ((host, svc), (res, vhosts)) in changes.into_iter().zip(translated) {
@@ -390,8 +391,9 @@ impl KeyState {
             shared.endpoints.load_assignments(svc, key)
         });
         let resources = &mut snapshot.types[TYPE_ENDPOINT];
+        let clusters = Some(&shared.types[TYPE_CLUSTER]);
         for r in eds.into_iter().flatten() {
-            resources.insert(shared_with(others, r));
+            resources.insert_named(shared_with(others, r), clusters);
         }
         snapshot.finish();
         let (tx, rx) = watch::channel(Arc::new(snapshot));
@@ -418,7 +420,9 @@ impl KeyState {
             changed |= resources.remove(name);
         }
         for r in eds {
-            changed |= resources.insert(r).1;
+            changed |= resources
+                .insert_named(r, Some(&shared.types[TYPE_CLUSTER]))
+                .1;
         }
         for ty in [TYPE_CLUSTER, TYPE_ROUTE] {
             if update.changed[ty] {

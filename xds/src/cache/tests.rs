@@ -349,6 +349,8 @@ fn keys_share_the_encoded_endpoints_of_their_load_assignments() {
         );
         assert_ne!(a.version, b.version, "weights differ");
         assert_eq!(common_chunks(a, b), 2, "each locality's endpoints, once");
+        let (eds_name, cds_name) = (e.intern(ENDPOINT, &echo), w.intern(CLUSTER, &echo));
+        assert!(Arc::ptr_eq(&eds_name, &cds_name), "names shared with CDS");
         let svc = &mesh.services[&host("echo")];
         assert_eq!(**a, crate::translate::load_assignments(svc, &east_key)[0]);
         assert_eq!(**b, crate::translate::load_assignments(svc, &west_key)[0]);

@@ -79,7 +79,7 @@ struct EncodedGroup {
     /// Length of the `locality` field at the start of `bytes`.
     locality_len: usize,
     /// Per-endpoint detail, kept only when Istio's `failoverPriority` may split the locality.
-    split: Option<Split>,
+    split: Option<Box<Split>>,
 }
 
 /// What splitting a locality by endpoint labels needs.
@@ -161,10 +161,12 @@ impl EncodedGroup {
             weight,
             bytes: Bytes::from(buf),
             locality_len,
-            split: with_labels.then_some(Split {
-                ends,
-                weights,
-                labels: group.labels,
+            split: with_labels.then(|| {
+                Box::new(Split {
+                    ends,
+                    weights,
+                    labels: group.labels,
+                })
             }),
         }
     }

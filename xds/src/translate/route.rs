@@ -134,21 +134,32 @@ impl EncodedVirtualHost {
         }
     }
 
-    /// Writes the virtual host with only `domains` as a `virtual_hosts` field into `buf`.
-    fn encode_field(&self, domains: &[&str], buf: &mut Vec<u8>) {
-        let name_len = if self.name.is_empty() {
-            0
-        } else {
-            encoding::string::encoded_len(NAME_FIELD, &self.name)
-        };
+    /// Length of the virtual host with only `domains`, as a `virtual_hosts` field, and of its
+    /// message alone.
+    fn field_len(&self, domains: &[&str]) -> (usize, usize) {
         let domains_len: usize = domains
             .iter()
             .map(|d| encoding::key_len(DOMAINS_FIELD) + length_delimited_len(d.len()))
             .sum();
-        let len = name_len + domains_len + self.rest.len();
+        let len = self.name_len() + domains_len + self.rest.len();
+        let field = encoding::key_len(VIRTUAL_HOSTS_FIELD) + length_delimited_len(len);
+        (field, len)
+    }
+
+    fn name_len(&self) -> usize {
+        if self.name.is_empty() {
+            0
+        } else {
+            encoding::string::encoded_len(NAME_FIELD, &self.name)
+        }
+    }
+
+    /// Writes the virtual host with only `domains` as a `virtual_hosts` field into `buf`.
+    fn encode_field(&self, domains: &[&str], buf: &mut Vec<u8>) {
+        let (_, len) = self.field_len(domains);
         encoding::encode_key(VIRTUAL_HOSTS_FIELD, WireType::LengthDelimited, buf);
         encoding::encode_varint(len as u64, buf);
-        if name_len > 0 {
+        if !self.name.is_empty() {
             encoding::string::encode(NAME_FIELD, &self.name, buf);
         }
         for d in domains {
@@ -171,18 +182,22 @@ pub fn outbound_route_encoded<'a>(
     let mut sorted: Vec<&EncodedVirtualHost> = vhosts.into_iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let mut claimed: HashSet<&str> = HashSet::new();
-    let mut buf = Vec::new();
-    encoding::string::encode(NAME_FIELD, &OUTBOUND.to_owned(), &mut buf);
-    for vhost in sorted {
-        let domains: Vec<&str> = vhost
-            .domains
-            .iter()
-            .map(String::as_str)
-            .filter(|d| claimed.insert(d))
-            .collect();
-        if !domains.is_empty() {
-            vhost.encode_field(&domains, &mut buf);
-        }
+    let kept: Vec<(&EncodedVirtualHost, Vec<&str>)> = sorted
+        .into_iter()
+        .map(|vhost| {
+            let domains = vhost.domains.iter().map(String::as_str);
+            (vhost, domains.filter(|d| claimed.insert(d)).collect())
+        })
+        .filter(|(_, domains): &(_, Vec<&str>)| !domains.is_empty())
+        .collect();
+    let name = OUTBOUND.to_owned();
+    let size = encoding::string::encoded_len(NAME_FIELD, &name)
+        + kept.iter().map(|(v, d)| v.field_len(d).0).sum::<usize>();
+    // Exact: a 10,000-service route is megabytes, kept as long as it is current.
+    let mut buf = Vec::with_capacity(size);
+    encoding::string::encode(NAME_FIELD, &name, &mut buf);
+    for (vhost, domains) in &kept {
+        vhost.encode_field(domains, &mut buf);
     }
     Resource::from_chunks(OUTBOUND, resource::ROUTE, vec![Bytes::from(buf)])
 }
