@@ -22,6 +22,8 @@
 //!   again after it, if subscribed, so that Envoy can finish warming the new cluster.
 //! - Clients whose labels matter to some `failoverPriority` move to a new cache key when the
 //!   mesh's set of such label keys changes.
+//! - SotW responses carry the cache's encoded bodies to the gRPC encoder ([`Prepared`],
+//!   [`AdsService`]): a body is copied once per send, into the frame.
 
 mod delta;
 mod grpc;
