@@ -246,11 +246,11 @@ where
         match req.uri().path() {
             SOTW_PATH => Box::pin(async move {
                 let mut grpc = Grpc::new(SotwCodec).apply_max_message_size_config(limit, limit);
-                Ok(grpc.streaming(Sotw(server), req).await)
+                Ok(grpc.streaming(SotwMethod(server), req).await)
             }),
             DELTA_PATH => Box::pin(async move {
                 let mut grpc = Grpc::new(DeltaCodec).apply_max_message_size_config(limit, limit);
-                Ok(grpc.streaming(Delta(server), req).await)
+                Ok(grpc.streaming(DeltaMethod(server), req).await)
             }),
             _ => Box::pin(async { Ok(Status::unimplemented("").into_http()) }),
         }
@@ -258,9 +258,9 @@ where
 }
 
 /// `StreamAggregatedResources`.
-struct Sotw(AdsServer);
+struct SotwMethod(AdsServer);
 
-impl StreamingService<DiscoveryRequest> for Sotw {
+impl StreamingService<DiscoveryRequest> for SotwMethod {
     type Response = Prepared;
     type ResponseStream = ResponseStream<Prepared>;
     type Future = BoxFuture<Response<Self::ResponseStream>, Status>;
@@ -272,9 +272,9 @@ impl StreamingService<DiscoveryRequest> for Sotw {
 }
 
 /// `DeltaAggregatedResources`.
-struct Delta(AdsServer);
+struct DeltaMethod(AdsServer);
 
-impl StreamingService<DeltaDiscoveryRequest> for Delta {
+impl StreamingService<DeltaDiscoveryRequest> for DeltaMethod {
     type Response = DeltaDiscoveryResponse;
     type ResponseStream = ResponseStream<DeltaDiscoveryResponse>;
     type Future = BoxFuture<Response<Self::ResponseStream>, Status>;

@@ -315,7 +315,9 @@ struct Rope {
 }
 
 enum Part {
+    /// A run of the key's own bytes: a range of `Rope::own`.
     Own(Range<usize>),
+    /// A chunk shared with other keys.
     Shared(Bytes),
 }
 
