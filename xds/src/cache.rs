@@ -3,7 +3,9 @@
 //! ```text
 //!  set_mesh(Mesh) ──> changed hosts ──> Shared: translate_shared once per changed service
 //!                                        │  (CDS, API listeners, RDS incl. meshfleet_outbound)
-//!                                        └─> per key in use: only its load assignments (EDS)
+//!                                        │  and its endpoints encoded once per network in use
+//!                                        └─> per key in use: only its load assignments (EDS),
+//!                                            ropes over the encoded endpoints
 //!                                             └─> Snapshot (shares shards) ──> watch::Sender
 //!  watch(key) ──> watch::Receiver<Arc<Snapshot>>   (first watcher of a key: its EDS in full)
 //! ```
@@ -11,10 +13,13 @@
 //! The cache owns data and versions; streams own nonces and subscriptions (see
 //! [`crate::server`]). Clients with equal [`ClientKey`]s share one snapshot. Only the load
 //! assignments and the outbound listener depend on the key: everything else is translated once
-//! per changed service and shared, shard by shard, by every key's snapshot. Per-update work is
-//! O(changed services) for the shared part plus O(changed services × keys) for EDS; nothing is
-//! encoded per stream.
+//! per changed service and shared, shard by shard, by every key's snapshot. Even a load
+//! assignment is mostly shared: its endpoint bytes are encoded once per service and network
+//! (module `eds`) and a key adds only locality weights and priorities around them. Per-update
+//! work is O(changed services × networks) for encoding plus O(changed services × keys × their
+//! localities) for EDS; nothing is encoded per stream.
 
+mod eds;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod snapshot;
@@ -24,15 +29,16 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use envoy_types::pb::envoy::config::route::v3::VirtualHost;
 use tokio::sync::watch;
 
 use crate::model::{ClientKey, GlobalService, LocalityPolicy, Mesh};
 use crate::resource::Resource;
 use crate::translate::{
-    SharedResources, load_assignments, outbound_listener, outbound_route, translate_shared,
+    EncodedVirtualHost, SharedResources, outbound_listener, outbound_route_encoded,
+    translate_shared,
 };
 
+use eds::{EndpointViews, Interner, shared_with};
 use snapshot::Resources;
 pub use snapshot::{Change, SHARDS, Snapshot, Subscription, type_index};
 
@@ -79,8 +85,12 @@ struct Shared {
     /// Per host, the resource names its service contributed, so a change can remove the names
     /// the service no longer has. Its load assignments are named like its clusters.
     contributions: HashMap<String, Contribution>,
-    /// Per host, its virtual hosts, sorted by host so the outbound route is deterministic.
-    virtual_hosts: BTreeMap<String, Vec<VirtualHost>>,
+    /// Per host, its virtual hosts, sorted by host so the outbound route is deterministic;
+    /// kept encoded, since only their names and domains are read again.
+    virtual_hosts: BTreeMap<String, Vec<EncodedVirtualHost>>,
+    /// Every service's endpoints, encoded once per network some key is on: what every key's
+    /// load assignments are assembled from.
+    endpoints: EndpointViews,
 }
 
 /// Names one service contributed, per type in [`crate::resource::SNAPSHOT_TYPES`] order (the
@@ -120,6 +130,8 @@ impl SnapshotCache {
         let changed = changed_hosts(&state.mesh, &mesh);
         state.mesh = mesh;
         state.keys.retain(|_, k| k.tx.receiver_count() > 0);
+        let State { shared, keys, .. } = &mut *state;
+        shared.endpoints.retain(keys.keys());
         if changed.is_empty() {
             return false;
         }
@@ -146,8 +158,10 @@ impl SnapshotCache {
             return ks.tx.subscribe();
         }
         state.keys.retain(|_, k| k.tx.receiver_count() > 0);
-        let others: Vec<Arc<Snapshot>> = state.keys.values().map(|k| k.current()).collect();
-        let (ks, rx) = KeyState::build(key, &state.mesh, &state.shared, &others);
+        let State { mesh, shared, keys } = &mut *state;
+        shared.endpoints.ensure(&key.network, mesh);
+        let others: Vec<Arc<Snapshot>> = keys.values().map(|k| k.current()).collect();
+        let (ks, rx) = KeyState::build(key, mesh, shared, &others);
         state.keys.insert(key.clone(), ks);
         rx
     }
@@ -207,7 +221,7 @@ fn publish(keys: &HashMap<ClientKey, KeyState>, shared: &Shared, update: &Update
         let eds: Vec<Vec<Resource>> = par_map(batch, parallel, |(key, _)| {
             let services = update.services.iter();
             services
-                .flat_map(|svc| load_assignments(svc, key))
+                .flat_map(|svc| shared.endpoints.load_assignments(svc, key))
                 .collect()
         });
         for ((_, ks), eds) in batch.iter().zip(eds) {
@@ -255,8 +269,9 @@ impl Default for Shared {
             types: Default::default(),
             contributions: HashMap::new(),
             virtual_hosts: BTreeMap::new(),
+            endpoints: EndpointViews::default(),
         };
-        shared.types[TYPE_ROUTE].insert(Arc::new(outbound_route([])));
+        shared.types[TYPE_ROUTE].insert(Arc::new(outbound_route_encoded([])));
         shared
     }
 }
@@ -269,34 +284,42 @@ impl Shared {
         let mut routes_changed = false;
         let parallel = changes.len() >= PARALLEL_MIN_SERVICES;
         let translated = par_map(&changes, parallel, |(_, svc)| {
-            svc.as_deref().map(translate_shared).unwrap_or_default()
+            let mut res = svc.as_deref().map(translate_shared).unwrap_or_default();
+            let vhosts = std::mem::take(&mut res.virtual_hosts);
+            // Not `into_iter().collect()`: that would reuse the messages' allocation, ten times
+            // the size of what it keeps.
+            let mut encoded = Vec::with_capacity(vhosts.len());
+            encoded.extend(vhosts.into_iter().map(EncodedVirtualHost::new));
+            (res, encoded)
         });
-        for ((host, svc), res) in changes.into_iter().zip(translated) {
-            routes_changed |= self.replace_service(&mut update, &host, svc.is_some(), res);
+        self.endpoints.refresh(&changes);
+        for ((host, svc), (res, vhosts)) in changes.into_iter().zip(translated) {
+            self.replace_service(&mut update, &host, svc.is_some(), res);
+            routes_changed |= self.replace_virtual_hosts(&host, vhosts);
             update.services.extend(svc);
         }
         if routes_changed {
-            let route = outbound_route(self.virtual_hosts.values().flatten());
+            let route = outbound_route_encoded(self.virtual_hosts.values().flatten());
             update.changed[TYPE_ROUTE] |= self.types[TYPE_ROUTE].insert(Arc::new(route)).1;
         }
         update
     }
 
-    /// Puts `res` in place of what `host` contributed before (`present` = the service still
-    /// exists). Returns whether its virtual hosts changed.
+    /// Puts the resources of `res` in place of what `host` contributed before (`present` =
+    /// the service still exists); its virtual hosts are replaced apart.
     fn replace_service(
         &mut self,
         update: &mut Update,
         host: &str,
         present: bool,
         res: SharedResources,
-    ) -> bool {
+    ) {
         let old = self.contributions.remove(host).unwrap_or_default();
         let SharedResources {
             clusters,
-            virtual_hosts,
             api_listeners,
             api_routes,
+            ..
         } = res;
         let mut new = Contribution::default();
         let lists = [
@@ -323,10 +346,10 @@ impl Shared {
         if present {
             self.contributions.insert(host.to_owned(), new);
         }
-        self.replace_virtual_hosts(host, virtual_hosts)
     }
 
-    fn replace_virtual_hosts(&mut self, host: &str, vhosts: Vec<VirtualHost>) -> bool {
+    /// Puts `vhosts` in place of `host`'s; returns whether they changed.
+    fn replace_virtual_hosts(&mut self, host: &str, vhosts: Vec<EncodedVirtualHost>) -> bool {
         if vhosts.is_empty() {
             return self.virtual_hosts.remove(host).is_some();
         }
@@ -364,10 +387,13 @@ impl KeyState {
         snapshot.types[TYPE_LISTENER] = shared.listeners(&listener);
         let services: Vec<&Arc<GlobalService>> = mesh.services.values().collect();
         let parallel = services.len() >= PARALLEL_MIN_SERVICES;
-        let eds = par_map(&services, parallel, |svc| load_assignments(svc, key));
+        let eds = par_map(&services, parallel, |svc| {
+            shared.endpoints.load_assignments(svc, key)
+        });
         let resources = &mut snapshot.types[TYPE_ENDPOINT];
+        let clusters = Some(&shared.types[TYPE_CLUSTER]);
         for r in eds.into_iter().flatten() {
-            resources.insert(shared_with(others, r));
+            resources.insert_named(shared_with(others, r), clusters);
         }
         snapshot.finish();
         let (tx, rx) = watch::channel(Arc::new(snapshot));
@@ -394,7 +420,9 @@ impl KeyState {
             changed |= resources.remove(name);
         }
         for r in eds {
-            changed |= resources.insert(r).1;
+            changed |= resources
+                .insert_named(r, Some(&shared.types[TYPE_CLUSTER]))
+                .1;
         }
         for ty in [TYPE_CLUSTER, TYPE_ROUTE] {
             if update.changed[ty] {
@@ -411,39 +439,6 @@ impl KeyState {
         snapshot.finish();
         Some(snapshot)
     }
-}
-
-/// Load assignments of one update, each kept once however many keys computed it: clients in
-/// localities that see a service alike (often most of them) share one allocation.
-#[derive(Default)]
-struct Interner {
-    /// By version (the body's hash); equal versions are checked by name and body.
-    seen: HashMap<String, Vec<Arc<Resource>>>,
-}
-
-impl Interner {
-    fn intern(&mut self, r: Resource) -> Arc<Resource> {
-        let same = self.seen.entry(r.version.clone()).or_default();
-        if let Some(found) = same.iter().find(|e| ***e == r) {
-            return found.clone();
-        }
-        let r = Arc::new(r);
-        same.push(r.clone());
-        r
-    }
-}
-
-/// `r`, or the equal load assignment one of `others` already holds.
-fn shared_with(others: &[Arc<Snapshot>], r: Resource) -> Arc<Resource> {
-    others
-        .iter()
-        .find_map(|o| {
-            o.types[TYPE_ENDPOINT]
-                .get(&r.name)
-                .filter(|e| e.version == r.version && ***e == r)
-        })
-        .cloned()
-        .unwrap_or_else(|| Arc::new(r))
 }
 
 /// `f` over `items`, in order, spread over one thread per core when `parallel`.

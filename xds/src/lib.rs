@@ -3,8 +3,9 @@
 //! ```text
 //!  Mesh (model) ──> SnapshotCache ──(per ClientKey: locality, network, port)──> Snapshot
 //!                     │  translate once per changed service: clusters, API listeners, routes
-//!                     │  (shared by every key); per key: endpoints (locality weights) and the
-//!                     │  outbound listener
+//!                     │  (shared by every key); endpoints encoded once per network; per key:
+//!                     │  load assignments as ropes over those bytes (locality weights) and
+//!                     │  the outbound listener
 //!                     └──> watch ──> AdsServer streams (SotW, Delta): nonces, ACK/NACK, status
 //! ```
 //!

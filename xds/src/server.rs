@@ -22,8 +22,11 @@
 //!   again after it, if subscribed, so that Envoy can finish warming the new cluster.
 //! - Clients whose labels matter to some `failoverPriority` move to a new cache key when the
 //!   mesh's set of such label keys changes.
+//! - SotW responses carry the cache's encoded bodies to the gRPC encoder ([`Prepared`],
+//!   [`AdsService`]): a body is copied once per send, into the frame.
 
 mod delta;
+mod grpc;
 mod metrics;
 mod node;
 mod sotw;
@@ -53,6 +56,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::cache::SnapshotCache;
 
+pub use grpc::{AdsService, Prepared};
 pub use metrics::{Metrics, SHORT_TYPES, short_type};
 pub use node::{
     DEFAULT_LISTENER_PORT, META_LABELS, META_LISTENER_PORT, META_NETWORK, NodeError, NodeInfo,
@@ -116,8 +120,15 @@ impl AdsServer {
         self
     }
 
-    /// The tonic service, with message size limits of [`MAX_MESSAGE_SIZE`].
-    pub fn into_service(self) -> AggregatedDiscoveryServiceServer<AdsServer> {
+    /// The tonic service, with message size limits of [`MAX_MESSAGE_SIZE`]; SotW responses
+    /// are written from the cache's encoded bodies (see [`AdsService`]).
+    pub fn into_service(self) -> AdsService {
+        AdsService::new(self)
+    }
+
+    /// The generated tonic service over [`AggregatedDiscoveryService`], which copies every
+    /// SotW resource into a `DiscoveryResponse` first; [`AdsServer::into_service`] does not.
+    pub fn into_generated_service(self) -> AggregatedDiscoveryServiceServer<AdsServer> {
         AggregatedDiscoveryServiceServer::new(self)
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE)
@@ -136,8 +147,26 @@ impl AdsServer {
             .collect()
     }
 
-    /// Serves a SotW stream from any request stream (the gRPC one, or a test's).
+    /// Serves a SotW stream from any request stream (a test's, or the generated service's),
+    /// as whole messages.
     pub fn serve_sotw<S>(&self, requests: S) -> ReceiverStream<Result<DiscoveryResponse, Status>>
+    where
+        S: Stream<Item = Result<DiscoveryRequest, Status>> + Send + Unpin + 'static,
+    {
+        let mut prepared = self.serve_sotw_prepared(requests).into_inner();
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move {
+            while let Some(response) = prepared.recv().await {
+                if tx.send(response.map(Prepared::into_message)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        ReceiverStream::new(rx)
+    }
+
+    /// Serves a SotW stream whose responses still hold the cache's bodies.
+    pub fn serve_sotw_prepared<S>(&self, requests: S) -> ReceiverStream<Result<Prepared, Status>>
     where
         S: Stream<Item = Result<DiscoveryRequest, Status>> + Send + Unpin + 'static,
     {

@@ -12,28 +12,33 @@
 //!
 //! Only the load assignments ([`load_assignments`]) and the outbound listener depend on the
 //! client; the rest ([`translate_shared`], [`outbound_route`]) is the same for every client.
+//! Even load assignments mostly do not: their endpoints are encoded once per network
+//! ([`ServiceEndpoints`]) and each client's adds only its locality weights and priorities.
 //!
 //! Translation is pure and deterministic: equal inputs give byte-identical resources, so every
 //! instance computes the same versions. It iterates the model's vectors in order and sorted
 //! maps only; protobuf maps hold at most one entry.
 
 mod cluster;
+mod eds;
 mod endpoints;
 mod listener;
 mod route;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use envoy_types::pb::envoy::config::core::v3::{
     AggregatedConfigSource, ApiVersion, ConfigSource, config_source,
 };
-use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
-use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::config::route::v3::VirtualHost;
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 
 use crate::model::{ClientKey, GlobalService, Protocol, ServicePort};
 use crate::resource::{self, Resource};
+
+pub use eds::ServiceEndpoints;
+pub use route::{EncodedVirtualHost, outbound_route_encoded};
 
 /// Name of every client's HTTP listener and of the route configuration it uses.
 pub const OUTBOUND: &str = "meshfleet_outbound";
@@ -109,20 +114,10 @@ pub fn translate_shared(svc: &GlobalService) -> SharedResources {
 
 /// EDS for the clients of `key`: one `ClusterLoadAssignment` per port of `svc`, in port order,
 /// each named like the port's cluster (so a service's load assignments and clusters always
-/// have the same names).
+/// have the same names). The cache keeps the [`ServiceEndpoints`] of each network instead and
+/// calls [`ServiceEndpoints::load_assignments`] per key.
 pub fn load_assignments(svc: &GlobalService, key: &ClientKey) -> Vec<Resource> {
-    unique_ports(svc)
-        .into_values()
-        .map(|port| {
-            let name = svc.cluster_name(port.port);
-            let load_assignment = ClusterLoadAssignment {
-                cluster_name: name.clone(),
-                endpoints: endpoints::assign(svc, &port.endpoints, key),
-                ..Default::default()
-            };
-            Resource::new(name, resource::ENDPOINT, &load_assignment)
-        })
-        .collect()
+    ServiceEndpoints::new(svc, &key.network).load_assignments(svc, key)
 }
 
 /// The ports of `svc` by number; of a repeated number, the first one the model lists.
@@ -169,32 +164,14 @@ pub fn outbound_listener(key: &ClientKey) -> Resource {
 /// Envoy rejects a whole route configuration in which two virtual hosts share a domain, so a
 /// domain already claimed by a virtual host earlier in name order is dropped from later ones,
 /// and a virtual host left without domains is dropped: one bad service cannot take routing
-/// down for the rest.
+/// down for the rest. The cache keeps [`EncodedVirtualHost`]s and calls
+/// [`outbound_route_encoded`] instead: same bytes, without the messages.
 pub fn outbound_route<'a>(vhosts: impl IntoIterator<Item = &'a VirtualHost>) -> Resource {
-    let mut sorted: Vec<&VirtualHost> = vhosts.into_iter().collect();
-    sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut claimed: HashSet<&str> = HashSet::new();
-    let mut virtual_hosts = Vec::with_capacity(sorted.len());
-    for vhost in sorted {
-        let domains: Vec<String> = vhost
-            .domains
-            .iter()
-            .filter(|d| claimed.insert(d.as_str()))
-            .cloned()
-            .collect();
-        if !domains.is_empty() {
-            virtual_hosts.push(VirtualHost {
-                domains,
-                ..vhost.clone()
-            });
-        }
-    }
-    let config = RouteConfiguration {
-        name: OUTBOUND.to_owned(),
-        virtual_hosts,
-        ..Default::default()
-    };
-    Resource::new(OUTBOUND, resource::ROUTE, &config)
+    let encoded: Vec<EncodedVirtualHost> = vhosts
+        .into_iter()
+        .map(|v| EncodedVirtualHost::new(v.clone()))
+        .collect();
+    outbound_route_encoded(&encoded)
 }
 
 /// The one HTTP port that also answers to the port-less names: 80 if the service has it, else

@@ -73,6 +73,16 @@ impl Resources {
     /// Inserts `res` unless a resource of that name and version is already there. Returns the
     /// stored name and whether anything changed.
     pub(crate) fn insert(&mut self, res: Arc<Resource>) -> (Arc<str>, bool) {
+        self.insert_named(res, None)
+    }
+
+    /// [`Resources::insert`], naming a new entry with `names`' copy of the name if it has one:
+    /// load assignments are named like clusters, so every key's EDS shares the CDS names.
+    pub(crate) fn insert_named(
+        &mut self,
+        res: Arc<Resource>,
+        names: Option<&Resources>,
+    ) -> (Arc<str>, bool) {
         let i = shard_of(&res.name);
         if let Some((name, old)) = self.shards[i].get_key_value(res.name.as_str())
             && old.version == res.version
@@ -87,7 +97,10 @@ impl Resources {
             }
             None => {
                 self.len += 1;
-                Arc::from(res.name.as_str())
+                names
+                    .and_then(|n| n.key(&res.name))
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(res.name.as_str()))
             }
         };
         self.digest = self.digest.wrapping_add(pair_hash(&name, &res.version));

@@ -309,3 +309,76 @@ fn failover_label_keys_follow_the_mesh() {
     cache.set_mesh(two_services());
     assert!(keys.borrow_and_update().is_empty());
 }
+
+/// Chunks of `a`'s body that are the very allocations of chunks of `b`'s.
+fn common_chunks(a: &Resource, b: &Resource) -> usize {
+    let same = |c: &bytes::Bytes, d: &bytes::Bytes| c.as_ptr() == d.as_ptr() && c.len() == d.len();
+    let theirs = b.body.chunks();
+    let common = a
+        .body
+        .chunks()
+        .iter()
+        .filter(|c| theirs.iter().any(|d| same(c, d)));
+    common.count()
+}
+
+#[test]
+fn keys_share_the_encoded_endpoints_of_their_load_assignments() {
+    let cache = SnapshotCache::new();
+    let m = two_services();
+    cache.set_mesh(m.clone());
+    let (east_key, west_key) = (key("us-east/us-east-1a/"), key("us-west/us-west-2a/"));
+    let east = cache.watch(&east_key);
+    let west = cache.watch(&west_key);
+    let echo = cluster("echo", 80);
+    let changed = with(
+        &m,
+        service("echo")
+            .http(80)
+            .endpoint("10.0.1.1", "us-east/us-east-1a/")
+            .endpoint("10.0.1.5", "us-east/us-east-1a/")
+            .endpoint("10.0.2.1", "us-west/us-west-2a/")
+            .build(),
+    );
+    for mesh in [m, changed] {
+        cache.set_mesh(mesh.clone());
+        let (e, w) = (east.borrow().clone(), west.borrow().clone());
+        let (a, b) = (
+            e.get(ENDPOINT, &echo).unwrap(),
+            w.get(ENDPOINT, &echo).unwrap(),
+        );
+        assert_ne!(a.version, b.version, "weights differ");
+        assert_eq!(common_chunks(a, b), 2, "each locality's endpoints, once");
+        let (eds_name, cds_name) = (e.intern(ENDPOINT, &echo), w.intern(CLUSTER, &echo));
+        assert!(Arc::ptr_eq(&eds_name, &cds_name), "names shared with CDS");
+        let svc = &mesh.services[&host("echo")];
+        assert_eq!(**a, crate::translate::load_assignments(svc, &east_key)[0]);
+        assert_eq!(**b, crate::translate::load_assignments(svc, &west_key)[0]);
+    }
+}
+
+#[test]
+fn a_key_on_another_network_gets_that_network_s_endpoints() {
+    let cache = SnapshotCache::new();
+    let m = two_services();
+    cache.set_mesh(m.clone());
+    let net_key = ClientKey {
+        network: "net-b".to_owned(),
+        ..key("us-east/us-east-1a/")
+    };
+    let local = cache.watch(&key("us-east/us-east-1a/"));
+    let remote = cache.watch(&net_key);
+    let echo = cluster("echo", 80);
+    let svc = &m.services[&host("echo")];
+    let expected = crate::translate::load_assignments(svc, &net_key);
+    assert_eq!(**remote.borrow().get(ENDPOINT, &echo).unwrap(), expected[0]);
+    assert_ne!(
+        remote.borrow().get(ENDPOINT, &echo),
+        local.borrow().get(ENDPOINT, &echo)
+    );
+    drop(remote);
+    // The network's encoded endpoints go with its last key, and come back with the next.
+    cache.set_mesh(without(&m, "db"));
+    let again = cache.watch(&net_key);
+    assert_eq!(**again.borrow().get(ENDPOINT, &echo).unwrap(), expected[0]);
+}

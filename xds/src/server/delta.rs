@@ -208,7 +208,7 @@ fn to_pb(r: &Resource) -> PbResource {
     PbResource {
         name: r.name.clone(),
         version: r.version.clone(),
-        resource: Some(r.body.clone()),
+        resource: Some(r.body.to_any()),
         ..Default::default()
     }
 }

@@ -18,7 +18,8 @@ use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, Discovery
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::cache::Subscription;
-use crate::resource::{Resource, SNAPSHOT_TYPES, SYNCZ};
+use crate::resource::{SNAPSHOT_TYPES, SYNCZ};
+use crate::server::grpc::Prepared;
 use crate::server::state::{TypeState, is_full_state, known_type, parent_type};
 use crate::server::status::StreamKind;
 use crate::server::stream::{Protocol, StreamCtx};
@@ -40,14 +41,14 @@ struct SotwType {
 
 impl Protocol for Sotw {
     type Request = DiscoveryRequest;
-    type Response = DiscoveryResponse;
+    type Response = Prepared;
     const KIND: StreamKind = StreamKind::Sotw;
 
     fn node(req: &DiscoveryRequest) -> Option<&Node> {
         req.node.as_ref()
     }
 
-    fn on_request(&mut self, ctx: &mut StreamCtx, req: DiscoveryRequest) -> Vec<DiscoveryResponse> {
+    fn on_request(&mut self, ctx: &mut StreamCtx, req: DiscoveryRequest) -> Vec<Prepared> {
         ctx.server.metrics.request();
         if req.type_url == SYNCZ {
             return self.on_syncz(ctx, &req).into_iter().collect();
@@ -62,7 +63,7 @@ impl Protocol for Sotw {
         self.on_typed_request(ctx, ty, &req).into_iter().collect()
     }
 
-    fn on_snapshot(&mut self, ctx: &mut StreamCtx) -> Vec<DiscoveryResponse> {
+    fn on_snapshot(&mut self, ctx: &mut StreamCtx) -> Vec<Prepared> {
         let mut changed: HashMap<&str, Vec<Arc<str>>> = HashMap::new();
         let mut out = Vec::new();
         for ty in SNAPSHOT_TYPES {
@@ -90,7 +91,7 @@ impl Sotw {
         ctx: &mut StreamCtx,
         ty: &'static str,
         req: &DiscoveryRequest,
-    ) -> Option<DiscoveryResponse> {
+    ) -> Option<Prepared> {
         let t = self.types.entry(ty).or_default();
         let initial = req.response_nonce.is_empty();
         if !initial {
@@ -117,21 +118,21 @@ impl Sotw {
 
     /// `istio.io/debug/syncz`: every client's sync status, answered on this stream. An ACK of
     /// a syncz response (non-empty nonce) is not answered again.
-    fn on_syncz(
-        &mut self,
-        ctx: &mut StreamCtx,
-        req: &DiscoveryRequest,
-    ) -> Option<DiscoveryResponse> {
+    fn on_syncz(&mut self, ctx: &mut StreamCtx, req: &DiscoveryRequest) -> Option<Prepared> {
         if !req.response_nonce.is_empty() {
             return None;
         }
         let resources = ctx.syncz().into_iter().map(|(_, any)| any).collect();
-        Some(DiscoveryResponse {
+        let message = DiscoveryResponse {
             resources,
             type_url: SYNCZ.to_owned(),
             nonce: ctx.next_nonce(),
             control_plane: Some(ctx.control_plane()),
             ..Default::default()
+        };
+        Some(Prepared {
+            message,
+            bodies: Vec::new(),
         })
     }
 }
@@ -176,7 +177,7 @@ fn respond(
     state: &mut TypeState,
     forced: &[Arc<str>],
     always: bool,
-) -> (Option<DiscoveryResponse>, Vec<Arc<str>>) {
+) -> (Option<Prepared>, Vec<Arc<str>>) {
     let plan = state.plan(ty, &ctx.current, forced);
     // Only parents' changes are read (to force their children's resources).
     let names = if is_full_state(ty) {
@@ -195,16 +196,17 @@ fn respond(
     };
     let nonce = state.record_sent(ctx, ty);
     tracing::debug!(node = %ctx.node.id, r#type = ty, count = resources.len(), %nonce, "push");
-    let response = DiscoveryResponse {
+    let message = DiscoveryResponse {
         version_info: ctx.current.version(ty).to_owned(),
-        resources: resources
-            .iter()
-            .map(|r: &Arc<Resource>| r.body.clone())
-            .collect(),
         type_url: ty.to_owned(),
         nonce,
         control_plane: Some(ctx.control_plane()),
         ..Default::default()
+    };
+    // The bodies stay the cache's until they are written into the gRPC frame.
+    let response = Prepared {
+        message,
+        bodies: resources,
     };
     (Some(response), names)
 }

@@ -1,4 +1,4 @@
-//! EDS: a port's endpoints as one client sees them, grouped by locality.
+//! EDS: a port's endpoints as the clients of one network see them, grouped by locality.
 //!
 //! Only ready endpoints are sent. Endpoints on the client's network are reached directly.
 //! Endpoints on another network are reached through their network's east-west gateway: as
@@ -6,52 +6,51 @@
 //! become a single endpoint at the gateway, weighted by the sum of their weights. Endpoints on
 //! another network without a gateway cannot be reached and are dropped, and so is a locality
 //! left without endpoints.
+//!
+//! Grouping depends on the client's network only, never on its locality: the groups are
+//! encoded once per network and shared by every key (see [`super::eds`]).
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address, socket_address};
 use envoy_types::pb::envoy::config::endpoint::v3::{
-    Endpoint as EnvoyEndpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
+    Endpoint as EnvoyEndpoint, LbEndpoint, lb_endpoint,
 };
 use envoy_types::pb::google::protobuf::UInt32Value;
 
-use crate::locality::{self, Labels, LocalityGroup};
-use crate::model::{ClientKey, Endpoint, Gateway, GlobalService, Locality};
+use crate::locality::Labels;
+use crate::model::{Endpoint, Gateway, Locality};
 
-/// The `ClusterLoadAssignment` endpoints of one port of `svc` for the clients of `key`.
-pub(super) fn assign(
-    svc: &GlobalService,
-    endpoints: &[Endpoint],
-    key: &ClientKey,
-) -> Vec<LocalityLbEndpoints> {
-    let outlier = svc.outlier_detection.is_some();
-    let with_labels = locality::needs_labels(&svc.locality, outlier);
-    locality::assign(
-        &svc.locality,
-        outlier,
-        groups(endpoints, key, with_labels),
-        key,
-    )
+/// The endpoints of one locality that clients on one network may reach.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Group<'a> {
+    /// Where these endpoints run.
+    pub(super) locality: &'a Locality,
+    /// The endpoints, each with its `load_balancing_weight` set (at least 1).
+    pub(super) endpoints: Vec<LbEndpoint>,
+    /// The labels of each endpoint, in the order of `endpoints`, for Istio's
+    /// `failoverPriority`; empty unless labels were asked for.
+    pub(super) labels: Vec<Arc<Labels>>,
 }
 
-/// Ready endpoints reachable from `key.network`, grouped by locality in locality order;
-/// endpoint order within a locality is the model's, then the gateways in gateway order.
-/// Labels are collected only `with_labels`.
+/// Ready endpoints reachable from `network`, grouped by locality in locality order; endpoint
+/// order within a locality is the model's, then the gateways in gateway order. Labels are
+/// collected only `with_labels`.
 pub(super) fn groups<'a>(
     endpoints: &'a [Endpoint],
-    key: &ClientKey,
+    network: &str,
     with_labels: bool,
-) -> Vec<LocalityGroup<'a>> {
+) -> Vec<Group<'a>> {
     let mut pending: BTreeMap<&'a Locality, Pending<'a>> = BTreeMap::new();
     for ep in endpoints.iter().filter(|ep| ep.ready) {
         let group = pending.entry(&ep.locality).or_default();
-        if ep.network == key.network {
+        if ep.network == network {
             group
                 .direct
                 .push(lb_endpoint(&ep.address, ep.port, ep.weight.max(1)));
             if with_labels {
-                group.direct_labels.push(Cow::Borrowed(&ep.labels));
+                group.direct_labels.push(ep.labels.clone());
             }
         } else if let Some(gateway) = &ep.gateway {
             group
@@ -73,22 +72,22 @@ struct Pending<'a> {
     /// Endpoints on the client's network, in model order.
     direct: Vec<LbEndpoint>,
     /// Their labels, when wanted.
-    direct_labels: Vec<Cow<'a, Labels>>,
+    direct_labels: Vec<Arc<Labels>>,
     /// Endpoints on other networks, merged per gateway.
     gateways: BTreeMap<&'a Gateway, Merged>,
 }
 
 impl<'a> Pending<'a> {
-    fn finish(self, locality: &'a Locality, with_labels: bool) -> Option<LocalityGroup<'a>> {
+    fn finish(self, locality: &'a Locality, with_labels: bool) -> Option<Group<'a>> {
         let mut endpoints = self.direct;
         let mut labels = self.direct_labels;
         for (gateway, merged) in self.gateways {
             endpoints.push(lb_endpoint(&gateway.address, gateway.port, merged.weight));
             if with_labels {
-                labels.push(Cow::Owned(merged.labels));
+                labels.push(Arc::new(merged.labels));
             }
         }
-        (!endpoints.is_empty()).then_some(LocalityGroup {
+        (!endpoints.is_empty()).then_some(Group {
             locality,
             endpoints,
             labels,
@@ -178,13 +177,6 @@ mod tests {
         ep
     }
 
-    fn key(network: &str) -> ClientKey {
-        ClientKey {
-            network: network.to_owned(),
-            ..Default::default()
-        }
-    }
-
     #[test]
     fn groups_ready_endpoints_by_locality_in_order() {
         let mut not_ready = endpoint("10.0.0.9", "r1/z1", "");
@@ -198,9 +190,9 @@ mod tests {
             heavy,
             endpoint("10.0.0.3", "r1/z1", ""),
         ];
-        let groups = groups(&eps, &key(""), false);
+        let groups = groups(&eps, "", false);
         let expected = vec![
-            LocalityGroup {
+            Group {
                 locality: &eps[1].locality,
                 endpoints: vec![
                     lb_endpoint("10.0.0.1", 8080, 1),
@@ -209,7 +201,7 @@ mod tests {
                 ],
                 labels: vec![],
             },
-            LocalityGroup {
+            Group {
                 locality: &eps[0].locality,
                 endpoints: vec![lb_endpoint("10.1.0.1", 8080, 1)],
                 labels: vec![],
@@ -229,9 +221,9 @@ mod tests {
             // Another network and no gateway: unreachable, and its locality disappears.
             endpoint("10.7.0.1", "r3/z1", "net-d"),
         ];
-        let groups = groups(&eps, &key("net-a"), false);
+        let groups = groups(&eps, "net-a", false);
         let expected = vec![
-            LocalityGroup {
+            Group {
                 locality: &eps[0].locality,
                 endpoints: vec![
                     lb_endpoint("10.0.0.1", 8080, 1),
@@ -240,7 +232,7 @@ mod tests {
                 ],
                 labels: vec![],
             },
-            LocalityGroup {
+            Group {
                 locality: &eps[4].locality,
                 endpoints: vec![lb_endpoint("192.0.2.1", 15443, 4)],
                 labels: vec![],
@@ -255,7 +247,7 @@ mod tests {
             endpoint("10.0.0.1", "r1/z1", ""),
             endpoint("10.0.0.2", "r1/z1", "net-a"),
         ];
-        let from_default = groups(&eps, &key(""), false);
+        let from_default = groups(&eps, "", false);
         assert_eq!(from_default.len(), 1);
         assert_eq!(
             from_default[0].endpoints,
@@ -280,12 +272,8 @@ mod tests {
                 &[(net, "net-b"), ("v", "2")],
             ),
         ];
-        let groups = groups(&eps, &key(""), true);
-        let labels: Vec<Labels> = groups[0]
-            .labels
-            .iter()
-            .map(|l| l.clone().into_owned())
-            .collect();
+        let groups = groups(&eps, "", true);
+        let labels: Vec<Labels> = groups[0].labels.iter().map(|l| (**l).clone()).collect();
         assert_eq!(
             labels,
             vec![
@@ -301,7 +289,7 @@ mod tests {
         ep.weight = 0;
         let eps = [ep];
         assert_eq!(
-            groups(&eps, &key(""), false)[0].endpoints,
+            groups(&eps, "", false)[0].endpoints,
             vec![lb_endpoint("10.0.0.1", 8080, 1)]
         );
     }

@@ -11,7 +11,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 };
 use envoy_types::pb::envoy::config::listener::v3::{ApiListener, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
-    Route, RouteAction, RouteMatch, route, route_action, route_match,
+    Route, RouteAction, RouteConfiguration, RouteMatch, route, route_action, route_match,
 };
 use envoy_types::pb::envoy::r#type::v3::Percent;
 use envoy_types::pb::google::protobuf::{Duration, UInt32Value};
@@ -74,7 +74,7 @@ fn key(locality: &str) -> ClientKey {
 }
 
 fn decode<M: Message + Default>(resource: &Resource) -> M {
-    M::decode(resource.body.value.as_slice()).expect("resource decodes")
+    M::decode(resource.body.to_vec().as_slice()).expect("resource decodes")
 }
 
 fn names(resources: &[Resource]) -> Vec<&str> {
