@@ -443,28 +443,10 @@ impl KeyState {
 
 /// `f` over `items`, in order, spread over one thread per core when `parallel`.
 fn par_map<T: Sync, R: Send>(items: &[T], parallel: bool, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = if parallel {
-        cores().min(items.len())
-    } else {
-        1
-    };
-    if threads <= 1 {
-        return items.iter().map(f).collect();
-    }
-    let chunk = items.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let f = &f;
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|c| s.spawn(move || c.iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        let results = handles.into_iter().map(|h| h.join());
-        results
-            .flat_map(|r| r.unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
+    let min_per_thread = if parallel { 1 } else { items.len() };
+    meshfleet_model::parallel::map_ordered(items, min_per_thread, f)
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    meshfleet_model::parallel::cores()
 }

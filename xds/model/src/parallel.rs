@@ -1,6 +1,11 @@
 //! Pure CPU work spread over the cores with the order kept, so that the result is the same as a
 //! sequential map: for the index's producers and consumers (parsing documents, building catalog
-//! entries), which are pure functions of their input.
+//! entries, translating services), which are pure functions of their input.
+
+/// The number of threads a map spreads over: one per core.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 
 /// Maps `items` with `f`, in order, on up to one thread per core; inputs of fewer than
 /// `2 * min_per_thread` items stay on the calling thread.
@@ -10,7 +15,7 @@ where
     R: Send,
     F: Fn(&T) -> R + Sync,
 {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores();
     let per_thread = items.len().div_ceil(threads).max(min_per_thread.max(1));
     if items.len() <= per_thread {
         return items.iter().map(f).collect();
