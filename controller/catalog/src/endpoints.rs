@@ -50,13 +50,15 @@ pub(super) fn endpoints(
             port: 0,
             locality: site.locality.clone().unwrap_or_default(),
             network: site.network.clone(),
-            cluster: cluster.to_owned(),
+            cluster: site.cluster.clone(),
             weight: weight(slice, problems),
             ready: true,
             gateway: topology.gateway(&site.network).cloned(),
             labels: std::sync::Arc::new(labels(slice, cluster, site)),
         };
         let matched = match_ports(ports, slice);
+        // Endpoints of one slice in one zone share their placement.
+        let mut zoned: BTreeMap<&str, Endpoint> = BTreeMap::new();
         for (i, endpoint) in slice.endpoints.iter().enumerate() {
             if endpoint.addresses.is_empty() {
                 problems.push(
@@ -65,7 +67,12 @@ pub(super) fn endpoints(
                 );
                 continue;
             }
-            let located = in_zone(&template, endpoint.zone.as_deref());
+            let located = match endpoint.zone.as_deref() {
+                Some(zone) if !zone.is_empty() && zone != template.locality.zone => zoned
+                    .entry(zone)
+                    .or_insert_with(|| in_zone(&template, zone)),
+                _ => &template,
+            };
             for address in &endpoint.addresses {
                 if let Err(message) = check_address(address, &slice.address_type) {
                     problems.push(
@@ -79,7 +86,7 @@ pub(super) fn endpoints(
                         address: address.clone(),
                         port: target,
                         ready: endpoint.ready(),
-                        ..located.as_ref().clone()
+                        ..located.clone()
                     });
                 }
             }
@@ -149,21 +156,18 @@ fn match_ports(ports: &[PortSpec], slice: &EndpointSlice) -> Vec<(usize, u32)> {
     matched
 }
 
-/// The endpoint as placed in `zone` (the zone of its node, from the slice), when that differs
-/// from its cluster's first zone: clusters can span zones, and Istio places each endpoint by
-/// its own node.
-fn in_zone<'a>(template: &'a Endpoint, zone: Option<&str>) -> std::borrow::Cow<'a, Endpoint> {
-    match zone {
-        Some(zone) if !zone.is_empty() && zone != template.locality.zone => {
-            let mut endpoint = template.clone();
-            endpoint.locality.zone = zone.to_owned();
-            let mut labels = (*endpoint.labels).clone();
-            labels.insert("topology.kubernetes.io/zone".to_owned(), zone.to_owned());
-            endpoint.labels = Arc::new(labels);
-            std::borrow::Cow::Owned(endpoint)
-        }
-        _ => std::borrow::Cow::Borrowed(template),
-    }
+/// The endpoint as placed in `zone` (the zone of its node, from the slice), which differs from
+/// its cluster's first zone: clusters can span zones, and Istio places each endpoint by its own
+/// node.
+fn in_zone(template: &Endpoint, zone: &str) -> Endpoint {
+    let mut endpoint = template.clone();
+    let mut locality = (*endpoint.locality).clone();
+    locality.zone = zone.to_owned();
+    endpoint.locality = Arc::new(locality);
+    let mut labels = (*endpoint.labels).clone();
+    labels.insert("topology.kubernetes.io/zone".to_owned(), zone.to_owned());
+    endpoint.labels = Arc::new(labels);
+    endpoint
 }
 
 /// Why an endpoint's address is not one Envoy can connect to.

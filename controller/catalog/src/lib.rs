@@ -101,7 +101,7 @@ impl CatalogService {
             .ports
             .iter()
             .flat_map(|p| &p.endpoints)
-            .map(|e| &e.locality)
+            .map(|e| &*e.locality)
             .collect()
     }
 }

@@ -50,7 +50,7 @@ fn row(entry: &CatalogService) -> [String; 7] {
         .ports
         .iter()
         .flat_map(|p| &p.endpoints)
-        .map(|e| (e.cluster.as_str(), e.address.as_str(), e.ready))
+        .map(|e| (&*e.cluster, e.address.as_str(), e.ready))
         .collect();
     let total: BTreeSet<(&str, &str)> = backends.iter().map(|(c, a, _)| (*c, *a)).collect();
     let ready: BTreeSet<(&str, &str)> = backends

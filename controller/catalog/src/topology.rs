@@ -12,16 +12,18 @@ use meshfleet_model::problem::{Problem, Source};
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct Site {
     /// `None` when the Cluster has no region: its endpoints cannot be placed.
-    pub locality: Option<Locality>,
+    pub locality: Option<Arc<Locality>>,
     /// Istio network; empty = the default network.
-    pub network: String,
+    pub network: Arc<str>,
+    /// The cluster's name, shared by its endpoints.
+    pub cluster: Arc<str>,
 }
 
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Topology {
     sites: BTreeMap<String, Site>,
     /// Per network, the gateway of its first cluster (by name) that has one.
-    gateways: BTreeMap<String, Gateway>,
+    gateways: BTreeMap<Arc<str>, Arc<Gateway>>,
 }
 
 impl Topology {
@@ -34,17 +36,20 @@ impl Topology {
         let mut topology = Self::default();
         for cluster in clusters {
             let site = Site {
-                locality: locality(cluster),
-                network: cluster.network().to_owned(),
+                locality: locality(cluster).map(Arc::new),
+                network: Arc::from(cluster.network()),
+                cluster: Arc::from(cluster.name()),
             };
             match cluster.east_west_gateway() {
                 Ok(Some(gateway)) => {
                     topology
                         .gateways
                         .entry(site.network.clone())
-                        .or_insert(Gateway {
-                            address: gateway.address,
-                            port: gateway.port,
+                        .or_insert_with(|| {
+                            Arc::new(Gateway {
+                                address: gateway.address,
+                                port: gateway.port,
+                            })
                         });
                 }
                 Ok(None) => {}
@@ -69,7 +74,7 @@ impl Topology {
         self.sites.get(cluster)
     }
 
-    pub fn gateway(&self, network: &str) -> Option<&Gateway> {
+    pub fn gateway(&self, network: &str) -> Option<&Arc<Gateway>> {
         self.gateways.get(network)
     }
 

@@ -180,9 +180,9 @@ pub struct Index {
 /// The keys whose definitions changed, each at the generation of its last change.
 ///
 /// A consumer remembers the [`Index::generation`] it last saw and asks for the keys changed
-/// since ([`Index::changes_since`]). Entries of keys that no longer exist are dropped by
-/// [`Index::trim_changes`] once every consumer has seen them; a consumer that asks from before
-/// that point is told to start afresh.
+/// since ([`Index::changes_since`]). Entries every consumer has seen are dropped by
+/// [`Index::trim_changes`]; a consumer that asks from before that point is told to start
+/// afresh.
 #[derive(Debug, Default)]
 struct ChangeLog {
     /// Grows by one with every changed key.
@@ -324,30 +324,19 @@ impl Index {
         )
     }
 
-    /// Forgets the changes of keys that no longer exist up to `generation`, once every
-    /// consumer has seen them, so that a fleet whose objects come and go keeps a bounded log.
-    /// Asking for changes from before `generation` afterwards gets `None`.
+    /// Forgets the changes up to `generation`, once every consumer has seen them, so that the
+    /// log holds only what is new. Asking for changes from before `generation` afterwards gets
+    /// `None`.
     pub fn trim_changes(&mut self, generation: u64) {
         let generation = generation.min(self.changes.generation);
         if generation <= self.changes.floor {
             return;
         }
-        // Entries at or below the floor were looked at by the last trim: a key deleted since
-        // was logged again, above it.
-        let after = self.changes.floor.saturating_add(1);
-        let gone: Vec<u64> = self
-            .changes
-            .log
-            .range(after..=generation)
-            .filter(|(_, key)| !self.objects.contains_key(*key))
-            .map(|(stamp, _)| *stamp)
-            .collect();
-        for stamp in gone {
-            if let Some(key) = self.changes.log.remove(&stamp) {
-                self.changes.stamps.remove(&key);
-            }
+        let newer = self.changes.log.split_off(&(generation + 1));
+        for key in std::mem::replace(&mut self.changes.log, newer).into_values() {
+            self.changes.stamps.remove(&key);
         }
-        self.changes.floor = self.changes.floor.max(generation);
+        self.changes.floor = generation;
     }
 
     /// How many documents of all origins were refused, and how many origins could not be read.

@@ -53,25 +53,28 @@ pub enum Protocol {
     Tcp,
 }
 
-/// One backend of a global service port.
+/// One backend of a global service port. What it shares with the other endpoints of its
+/// cluster (locality, network, cluster, gateway, labels) is shared, not copied: a mesh of a
+/// million endpoints holds each of those once per cluster or slice.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Endpoint {
     /// Pod IP as the endpoint's own network reaches it.
     pub address: String,
     /// Target port on the pod for this service port.
     pub port: u32,
-    /// Locality of the member cluster the endpoint runs in.
-    pub locality: Locality,
+    /// Locality of the member cluster the endpoint runs in (of its node, when the cluster
+    /// spans zones).
+    pub locality: Arc<Locality>,
     /// Network of that cluster; clients on another network go through `gateway`.
-    pub network: String,
+    pub network: Arc<str>,
     /// Member cluster the endpoint was observed in.
-    pub cluster: String,
+    pub cluster: Arc<str>,
     /// Load-balancing weight (EndpointSlice hints or 1).
     pub weight: u32,
     /// EndpointSlice `conditions.ready`; endpoints that are not ready are not sent to clients.
     pub ready: bool,
     /// East-west gateway (`host`, port 15443) of the endpoint's network, if it has one.
-    pub gateway: Option<Gateway>,
+    pub gateway: Option<Arc<Gateway>>,
     /// Labels Istio's `failoverPriority` matches on (pod labels plus the topology labels);
     /// shared by every endpoint of one EndpointSlice.
     pub labels: Arc<BTreeMap<String, String>>,

@@ -66,9 +66,9 @@ impl ServiceBuilder {
             port.endpoints.push(Endpoint {
                 address: address.to_owned(),
                 port: 8080,
-                locality: Locality::parse(locality),
-                network: String::new(),
-                cluster: "c1".to_owned(),
+                locality: Arc::new(Locality::parse(locality)),
+                network: Arc::from(""),
+                cluster: Arc::from("c1"),
                 weight: 1,
                 ready,
                 gateway: None,

@@ -44,8 +44,8 @@ pub(super) fn groups<'a>(
 ) -> Vec<Group<'a>> {
     let mut pending: BTreeMap<&'a Locality, Pending<'a>> = BTreeMap::new();
     for ep in endpoints.iter().filter(|ep| ep.ready) {
-        let group = pending.entry(&ep.locality).or_default();
-        if ep.network == network {
+        let group = pending.entry(&*ep.locality).or_default();
+        if *ep.network == *network {
             group
                 .direct
                 .push(lb_endpoint(&ep.address, ep.port, ep.weight.max(1)));
@@ -55,7 +55,7 @@ pub(super) fn groups<'a>(
         } else if let Some(gateway) = &ep.gateway {
             group
                 .gateways
-                .entry(gateway)
+                .entry(&**gateway)
                 .and_modify(|merged| merged.add(ep))
                 .or_insert_with(|| Merged::new(ep, with_labels));
         }
@@ -148,9 +148,9 @@ mod tests {
         Endpoint {
             address: ip.to_owned(),
             port: 8080,
-            locality: Locality::parse(locality),
-            network: network.to_owned(),
-            cluster: format!("{network}-cluster"),
+            locality: Arc::new(Locality::parse(locality)),
+            network: Arc::from(network),
+            cluster: Arc::from(format!("{network}-cluster")),
             weight: 1,
             ready: true,
             gateway: None,
@@ -159,10 +159,10 @@ mod tests {
     }
 
     fn via(mut ep: Endpoint, gateway: &str, weight: u32) -> Endpoint {
-        ep.gateway = Some(Gateway {
+        ep.gateway = Some(Arc::new(Gateway {
             address: gateway.to_owned(),
             port: 15443,
-        });
+        }));
         ep.weight = weight;
         ep
     }

@@ -1,5 +1,7 @@
 //! Whole-resource tests of translation: each resource is decoded back and compared in full.
 
+use std::sync::Arc;
+
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{
     ClusterDiscoveryType, CommonLbConfig, DiscoveryType, EdsClusterConfig, LbPolicy,
@@ -52,15 +54,15 @@ fn endpoint(ip: &str, locality: &str, network: &str) -> Endpoint {
     Endpoint {
         address: ip.to_owned(),
         port: 8080,
-        locality: Locality::parse(locality),
-        network: network.to_owned(),
-        cluster: "c1".to_owned(),
+        locality: Arc::new(Locality::parse(locality)),
+        network: Arc::from(network),
+        cluster: Arc::from("c1"),
         weight: 1,
         ready: true,
-        gateway: Some(Gateway {
+        gateway: Some(Arc::new(Gateway {
             address: format!("gw-{network}"),
             port: 15443,
-        }),
+        })),
         labels: Default::default(),
     }
 }

@@ -98,12 +98,12 @@ fn ep(cluster: &str, address: &str, port: u32) -> Endpoint {
     Endpoint {
         address: address.to_owned(),
         port,
-        locality: Locality::new(region, zone, subzone),
-        network: network.to_owned(),
-        cluster: cluster.to_owned(),
+        locality: Arc::new(Locality::new(region, zone, subzone)),
+        network: Arc::from(network),
+        cluster: Arc::from(cluster),
         weight: 1,
         ready: true,
-        gateway,
+        gateway: gateway.map(Arc::new),
         labels: std::sync::Arc::new(
             labels
                 .into_iter()

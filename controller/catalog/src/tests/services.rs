@@ -220,7 +220,7 @@ fn endpoints_carry_the_gateway_of_their_network() {
     let gateways: Vec<(&str, Option<&Gateway>)> = only_service(&catalog).service.ports[0]
         .endpoints
         .iter()
-        .map(|e| (e.cluster.as_str(), e.gateway.as_ref()))
+        .map(|e| (&*e.cluster, e.gateway.as_deref()))
         .collect();
     // n1's gateway is east-2's, the first cluster of n1 (by name) that has one.
     assert_eq!(
@@ -292,7 +292,7 @@ fn an_endpoint_is_placed_in_the_zone_of_its_node() {
     ]);
     let catalog = Catalog::build(&index);
     let mut moved = ep("east-1", "10.1.0.1", 8080);
-    moved.locality.zone = "us-east-1c".to_owned();
+    Arc::make_mut(&mut moved.locality).zone = "us-east-1c".to_owned();
     let mut labels = (*moved.labels).clone();
     labels.insert(
         "topology.kubernetes.io/zone".to_owned(),

@@ -57,15 +57,15 @@ fn endpoint(ip: &str, locality: &str, network: &str, weight: u32) -> Endpoint {
     Endpoint {
         address: ip.to_owned(),
         port: 8080,
-        locality: Locality::parse(locality),
-        network: network.to_owned(),
-        cluster: format!("{network}-c"),
+        locality: Arc::new(Locality::parse(locality)),
+        network: Arc::from(network),
+        cluster: Arc::from(format!("{network}-c")),
         weight,
         ready: true,
-        gateway: Some(Gateway {
+        gateway: Some(Arc::new(Gateway {
             address: format!("gw-{network}"),
             port: 15443,
-        }),
+        })),
         labels: labels(&[("topology.istio.io/network", network), ("app", parity)]),
     }
 }
