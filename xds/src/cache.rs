@@ -129,20 +129,57 @@ impl SnapshotCache {
         let mut state = self.lock();
         let changed = changed_hosts(&state.mesh, &mesh);
         state.mesh = mesh;
+        self.publish_changes(&mut state, changed, true)
+    }
+
+    /// Applies `changes` to the mesh: each host's service as it is now (`None`: gone). The
+    /// same as [`SnapshotCache::set_mesh`] with a mesh that differs in those hosts alone, without
+    /// looking at the others: O(changed hosts). Returns whether any service changed.
+    pub fn update(&self, changes: impl IntoIterator<Item = HostChange>) -> bool {
+        let mut state = self.lock();
+        let mut changed = Vec::new();
+        let mut labels_may_change = false;
+        for (host, svc) in changes {
+            let old = match &svc {
+                Some(svc) => state.mesh.services.insert(host.clone(), svc.clone()),
+                None => state.mesh.services.remove(&host),
+            };
+            let same = match (&old, &svc) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || **a == **b,
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                labels_may_change |= [&old, &svc].into_iter().flatten().any(|s| names_labels(s));
+                changed.push((host, svc));
+            }
+        }
+        self.publish_changes(&mut state, changed, labels_may_change)
+    }
+
+    /// Translates and publishes `changed` hosts, already in `state.mesh`.
+    fn publish_changes(
+        &self,
+        state: &mut State,
+        changed: Vec<HostChange>,
+        labels_may_change: bool,
+    ) -> bool {
         state.keys.retain(|_, k| k.tx.receiver_count() > 0);
         let State { shared, keys, .. } = &mut *state;
         shared.endpoints.retain(keys.keys());
         if changed.is_empty() {
             return false;
         }
-        let keys = failover_label_keys(&state.mesh);
-        self.inner.label_keys.send_if_modified(|cur| {
-            let modified = **cur != keys;
-            if modified {
-                *cur = Arc::new(keys);
-            }
-            modified
-        });
+        if labels_may_change {
+            let keys = failover_label_keys(&state.mesh);
+            self.inner.label_keys.send_if_modified(|cur| {
+                let modified = **cur != keys;
+                if modified {
+                    *cur = Arc::new(keys);
+                }
+                modified
+            });
+        }
         let State { shared, keys, .. } = &mut *state;
         let update = shared.apply(changed);
         publish(keys, shared, &update);
@@ -234,7 +271,12 @@ fn publish(keys: &HashMap<ClientKey, KeyState>, shared: &Shared, update: &Update
 }
 
 /// A host whose service was added (`Some`), changed (`Some`) or removed (`None`).
-type HostChange = (String, Option<Arc<GlobalService>>);
+pub type HostChange = (String, Option<Arc<GlobalService>>);
+
+/// Whether `svc`'s policy names client labels (Istio's `failoverPriority`).
+fn names_labels(svc: &GlobalService) -> bool {
+    matches!(&svc.locality, LocalityPolicy::Istio(s) if !s.failover_priority.is_empty())
+}
 
 /// Hosts that differ between `old` and `new`: pointer equality first, then value equality.
 fn changed_hosts(old: &Mesh, new: &Mesh) -> Vec<HostChange> {

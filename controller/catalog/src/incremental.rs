@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use meshfleet_api::{DestinationRule, EndpointSlice, ObjectKey, Service, ServiceExport};
 use meshfleet_index::{Index, kinds};
-use meshfleet_model::parallel;
 use meshfleet_model::problem::{Problem, Source};
+use meshfleet_model::{GlobalService, parallel};
 
 use crate::istio::Rules;
 use crate::topology::Topology;
@@ -63,6 +63,9 @@ pub struct Incremental {
     entries: BTreeMap<ServiceKey, Entry>,
     /// The exported services by host: the catalog's order, kept as entries change.
     by_host: BTreeMap<String, Arc<CatalogService>>,
+    /// Hosts whose global service changed since [`Incremental::take_changes`] was last called:
+    /// its new service, `None` when it is gone.
+    changed: BTreeMap<String, Option<Arc<GlobalService>>>,
 }
 
 /// One (namespace, name) of the catalog.
@@ -226,10 +229,19 @@ impl Incremental {
         for ((key, _), entry) in work.services.into_iter().zip(built) {
             // A key's host is its own: `<name>.<namespace>.global`.
             let host = format!("{}.{}.global", key.1, key.0);
-            match entry.as_ref().and_then(|e| e.service.clone()) {
-                Some(service) => self.by_host.insert(host, service),
+            let now = entry.as_ref().and_then(|e| e.service.clone());
+            let before = match &now {
+                Some(service) => self.by_host.insert(host.clone(), service.clone()),
                 None => self.by_host.remove(&host),
             };
+            let differs = match (&before, &now) {
+                (Some(a), Some(b)) => !Arc::ptr_eq(&a.service, &b.service),
+                (None, None) => false,
+                _ => true,
+            };
+            if differs {
+                self.changed.insert(host, now.map(|s| s.service.clone()));
+            }
             match entry {
                 Some(entry) => self.entries.insert(key, entry),
                 None => self.entries.remove(&key),
@@ -237,6 +249,12 @@ impl Incremental {
         }
         self.seen = Some(work.generation);
         self.catalog()
+    }
+
+    /// The global services changed by the builds since the last call, by host (`None`: gone):
+    /// what the xDS cache needs to hear of, and nothing else.
+    pub fn take_changes(&mut self) -> Vec<(String, Option<Arc<GlobalService>>)> {
+        std::mem::take(&mut self.changed).into_iter().collect()
     }
 
     /// The catalog as it stands: services by host; problems of the Clusters, of the rules'

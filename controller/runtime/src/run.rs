@@ -255,7 +255,8 @@ fn reconcile(
     let mut problems = index_problems;
     problems.append(&mut catalog.problems);
     catalog.problems = problems.clone();
-    cache.set_mesh(catalog.mesh());
+    // The cache hears of the services that changed, and of nothing else.
+    cache.update(incremental.take_changes());
     tracing::info!(
         services = catalog.services.len(),
         rebuilt,

@@ -382,3 +382,31 @@ fn a_key_on_another_network_gets_that_network_s_endpoints() {
     let again = cache.watch(&net_key);
     assert_eq!(**again.borrow().get(ENDPOINT, &echo).unwrap(), expected[0]);
 }
+
+#[test]
+fn updating_hosts_equals_setting_the_whole_mesh() {
+    let (whole, updated) = (SnapshotCache::new(), SnapshotCache::new());
+    let key = key("us-east/us-east-1a/");
+    let (rw, ru) = (whole.watch(&key), updated.watch(&key));
+    let mesh = two_services();
+    whole.set_mesh(mesh.clone());
+    let all = || mesh.services.clone().into_iter().map(|(h, s)| (h, Some(s)));
+    assert!(updated.update(all()));
+    assert_eq!(versions(&rw.borrow()), versions(&ru.borrow()));
+    assert!(!updated.update(all()), "the same services again");
+
+    // One service changes, one goes: only those hosts are handed over.
+    let mut next = mesh.clone();
+    let (changed_host, gone_host) = {
+        let mut hosts = next.services.keys().cloned();
+        (hosts.next().unwrap(), hosts.next().unwrap())
+    };
+    let svc = Arc::make_mut(next.services.get_mut(&changed_host).unwrap());
+    svc.ports[0].endpoints.truncate(1);
+    let changed = next.services[&changed_host].clone();
+    next.services.remove(&gone_host);
+    whole.set_mesh(next);
+    assert!(updated.update([(changed_host, Some(changed)), (gone_host, None)]));
+    assert_eq!(versions(&rw.borrow()), versions(&ru.borrow()));
+    assert_eq!(names(&rw.borrow(), ENDPOINT), names(&ru.borrow(), ENDPOINT));
+}

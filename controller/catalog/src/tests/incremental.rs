@@ -195,3 +195,44 @@ fn a_changed_slice_rebuilds_only_its_service() {
     let catalog = incremental.build(work);
     assert_eq!(catalog, Catalog::build(&index));
 }
+
+#[test]
+fn the_changes_name_each_changed_host_once() {
+    let mut index = Index::default();
+    let gateway = Origin::cluster("gateway");
+    index.apply(
+        &gateway,
+        cluster("east-1").region("us-east").zone("z1").into(),
+    );
+    for name in ["api", "web"] {
+        index.apply(
+            &gateway,
+            service("team-a", name).port("http", 80).global().into(),
+        );
+    }
+    let mut incremental = Incremental::default();
+    let work = incremental.collect(&index);
+    incremental.build(work);
+    let hosts = |changes: Vec<(String, Option<Arc<meshfleet_model::GlobalService>>)>| {
+        changes
+            .into_iter()
+            .map(|(host, svc)| (host, svc.is_some()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        hosts(incremental.take_changes()),
+        [
+            ("api.team-a.global".to_owned(), true),
+            ("web.team-a.global".to_owned(), true)
+        ]
+    );
+    assert_eq!(hosts(incremental.take_changes()), []);
+
+    index.delete(&gateway, &Object::from(service("team-a", "web")).key());
+    let work = incremental.collect(&index);
+    incremental.build(work);
+    assert_eq!(
+        hosts(incremental.take_changes()),
+        [("web.team-a.global".to_owned(), false)]
+    );
+}
