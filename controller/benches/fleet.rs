@@ -1,17 +1,20 @@
 //! The fleet benchmark: prints figures, asserts nothing.
 //!
 //! For each size (10k, 100k, 1M endpoints over 100 clusters, 10,000 global services, 20 client
-//! localities) it runs `meshfleet run` (the runtime's `Controller`, in this process) on a config
+//! localities) it runs the `meshfleet run` binary, as a process of its own, on a config
 //! directory with one file per service, and measures what a user would:
-//! - cold start: from start to serving (load the directory, build the catalog, translate);
+//! - cold start: from start to `/readyz` (load the directory, build the catalog, translate);
 //! - the first snapshot of each of the 20 client localities: 20 ADS streams, one per
 //!   locality, until each has its first response;
-//! - resident memory after cold start and with 1,000 ADS streams open (each subscribed to 20
-//!   ClusterLoadAssignments, ACKing every response);
+//! - the controller's resident memory after cold start and with 1,000 ADS streams open (each
+//!   subscribed to 20 ClusterLoadAssignments, ACKing every response), read from its
+//!   `/proc/<pid>/status`: the bench's own clients are not counted;
 //! - from the source: one endpoint's address changed in its service's file until every one of
 //!   the 1,000 streams has received the updated ClusterLoadAssignment, p50 / p99 / max over
 //!   repeated changes. This includes the file watcher's debounce (100 ms), which is also shown
 //!   subtracted.
+//!
+//! `RUST_LOG=meshfleet_runtime=info` shows the controller's own account of each change.
 //!
 //! `cargo bench -p meshfleet --bench fleet` (all sizes) or
 //! `cargo bench -p meshfleet --bench fleet -- 1000000` (one size).
@@ -24,13 +27,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{memory, ms, pct};
+use support::{memory_of, ms, pct};
 
 use futures::StreamExt;
+use meshfleet_demo::envoy::{eventually, free_port};
+use meshfleet_demo::traffic::get;
 use meshfleet_model::Locality;
-use meshfleet_runtime::RunArgs;
 use meshfleet_runtime::fs::write_atomic;
-use meshfleet_runtime::run::Controller;
 use meshfleet_xds::pb::envoy::config::core::v3::{Locality as PbLocality, Node};
 use meshfleet_xds::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use meshfleet_xds::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
@@ -49,8 +52,6 @@ fn main() -> anyhow::Result<()> {
         Some(size) => vec![size],
         None => vec![10_000, 100_000, 1_000_000],
     };
-    // `RUST_LOG=meshfleet_runtime=info` shows where a change's time goes.
-    meshfleet_runtime::run::init_tracing("warn");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -135,42 +136,59 @@ async fn bench(endpoints: usize) -> anyhow::Result<()> {
     println!("\n== {endpoints} endpoints");
     let dir = tempfile::tempdir()?;
     write_fleet(dir.path(), endpoints)?;
-    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let args = RunArgs {
-        config: dir.path().to_owned(),
-        xds_addr: loopback,
-        admin_addr: loopback,
-        state_dir: None,
-        zone: None,
-    };
+    let addr =
+        || -> anyhow::Result<SocketAddr> { Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?))) };
+    let (xds_addr, admin_addr) = (addr()?, addr()?);
     let start = Instant::now();
-    let controller = Controller::start(&args).await?;
+    let mut controller = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshfleet"))
+        .arg("run")
+        .arg("--config")
+        .arg(dir.path())
+        .args(["--xds-addr", &xds_addr.to_string()])
+        .args(["--admin-addr", &admin_addr.to_string()])
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = controller.id().expect("a running controller");
+    eventually(Duration::from_secs(120), || async {
+        let (status, _) = get(admin_addr, "localhost", "/readyz").await?;
+        anyhow::ensure!(status == 200, "not ready");
+        Ok(())
+    })
+    .await?;
     let cold = start.elapsed();
-    let served = controller
-        .state
-        .catalog()
-        .services
-        .iter()
-        .map(|s| s.endpoint_count())
-        .sum::<usize>();
+    let (_, catalog) = get(admin_addr, "localhost", "/debug/catalog").await?;
+    let catalog: serde_json::Value = serde_json::from_str(&catalog)?;
+    let served: usize = catalog["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["ports"].as_array().into_iter().flatten())
+        .map(|p| p["endpoints"].as_array().map_or(0, Vec::len))
+        .sum();
     anyhow::ensure!(
         served == endpoints,
         "catalog has {served} endpoints, expected {endpoints}"
     );
     println!(
-        "cold start (load, catalog, translate, serving): {:.2} s",
+        "cold start (load, catalog, translate, ready): {:.2} s",
         cold.as_secs_f64()
     );
-    println!("resident memory after cold start: {}", memory());
+    println!(
+        "controller's resident memory after cold start: {}",
+        memory_of(pid)
+    );
 
     let hot = "outbound|80||s0.bench.global".to_owned();
     let names: Vec<String> = (0..SUBSCRIBED)
         .map(|s| format!("outbound|80||s{s}.bench.global"))
         .collect();
-    let channel =
-        tonic::transport::Endpoint::from_shared(format!("http://{}", controller.xds_addr))?
-            .connect()
-            .await?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{xds_addr}"))?
+        .connect()
+        .await?;
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<(usize, Instant, bool)>();
     let open = |s: usize| {
         let client = AggregatedDiscoveryServiceClient::new(channel.clone())
@@ -208,9 +226,12 @@ async fn bench(endpoints: usize) -> anyhow::Result<()> {
         STREAMS - LOCALITIES,
         started.elapsed().as_secs_f64()
     );
-    println!("resident memory with {STREAMS} streams: {}", memory());
+    println!(
+        "controller's resident memory with {STREAMS} streams: {}",
+        memory_of(pid)
+    );
     changes(dir.path(), endpoints, &mut seen_rx).await?;
-    controller.shutdown();
+    controller.kill().await?;
     Ok(())
 }
 

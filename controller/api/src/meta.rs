@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -59,36 +60,39 @@ impl ObjectMeta {
 /// Karmada's as aliases), so a `cluster.karmada.io` Cluster and a `meshfleet.io` one with the same
 /// name are the same object. `cluster` is the `multicluster.kubernetes.io/source-cluster` label:
 /// each member cluster's observed copy is its own object. Cluster-scoped kinds have no namespace.
+///
+/// Keys are held in several maps (the index, its origins, the catalog's followers): their parts
+/// are shared, so a clone costs reference counts, not copies.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ObjectKey {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    pub cluster: String,
+    pub kind: Arc<str>,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+    pub cluster: Arc<str>,
 }
 
 impl ObjectKey {
     pub fn of(api_version: &str, kind: &str, meta: &ObjectMeta) -> Self {
         let namespace = if is_cluster_scoped(kind) {
-            String::new()
+            ""
         } else {
-            meta.namespace_or_default().to_owned()
+            meta.namespace_or_default()
         };
         Self {
-            kind: qualified_kind(api_version, kind),
-            namespace,
-            name: meta.name.clone(),
-            cluster: meta.source_cluster().unwrap_or_default().to_owned(),
+            kind: Arc::from(qualified_kind(api_version, kind)),
+            namespace: Arc::from(namespace),
+            name: Arc::from(meta.name.as_str()),
+            cluster: Arc::from(meta.source_cluster().unwrap_or_default()),
         }
     }
 
     /// The smallest key of a kind: where a range over that kind starts.
     pub fn first_of(kind: &str) -> Self {
         Self {
-            kind: kind.to_owned(),
-            namespace: String::new(),
-            name: String::new(),
-            cluster: String::new(),
+            kind: Arc::from(kind),
+            namespace: Arc::from(""),
+            name: Arc::from(""),
+            cluster: Arc::from(""),
         }
     }
 }
@@ -106,10 +110,7 @@ pub fn qualified_kind(api_version: &str, kind: &str) -> String {
 impl fmt::Display for ObjectKey {
     /// `Service team-a/api`, `Cluster east-1`, `Service team-a/api (cluster east-1)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = self
-            .kind
-            .split_once('.')
-            .map_or(self.kind.as_str(), |(k, _)| k);
+        let kind = self.kind.split_once('.').map_or(&*self.kind, |(k, _)| k);
         if self.namespace.is_empty() {
             write!(f, "{kind} {}", self.name)?;
         } else {
@@ -125,10 +126,7 @@ impl fmt::Display for ObjectKey {
 impl From<&ObjectKey> for meshfleet_model::Source {
     /// The object, for a problem about it: its kind without the group.
     fn from(key: &ObjectKey) -> Self {
-        let kind = key
-            .kind
-            .split_once('.')
-            .map_or(key.kind.as_str(), |(k, _)| k);
+        let kind = key.kind.split_once('.').map_or(&*key.kind, |(k, _)| k);
         let source = Self::object(kind, &key.namespace, &key.name);
         if key.cluster.is_empty() {
             source

@@ -350,10 +350,10 @@ fn secret_errors_do_not_quote_values() {
 #[test]
 fn object_keys() {
     let key = |kind: &str, namespace: &str, name: &str, cluster: &str| ObjectKey {
-        kind: kind.to_owned(),
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
-        cluster: cluster.to_owned(),
+        kind: kind.into(),
+        namespace: namespace.into(),
+        name: name.into(),
+        cluster: cluster.into(),
     };
     let template: Object = service("team-a", "api").into();
     let copy: Object = service("team-a", "api").observed_in("east-1").into();

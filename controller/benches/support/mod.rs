@@ -17,9 +17,20 @@ pub fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-/// VmRSS and VmHWM from /proc/self/status.
+/// VmRSS and VmHWM of this process.
+#[allow(dead_code)] // not every benchmark runs in-process
 pub fn memory() -> String {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    memory_at("/proc/self/status")
+}
+
+/// VmRSS and VmHWM of process `pid`.
+#[allow(dead_code)] // not every benchmark runs a process of its own
+pub fn memory_of(pid: u32) -> String {
+    memory_at(&format!("/proc/{pid}/status"))
+}
+
+fn memory_at(path: &str) -> String {
+    let status = std::fs::read_to_string(path).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()

@@ -38,7 +38,7 @@ use crate::{
 const SERVICES_PER_THREAD: usize = 256;
 
 /// A global service's key: namespace and name (namespace sameness).
-pub type ServiceKey = (String, String);
+pub type ServiceKey = (Arc<str>, Arc<str>);
 
 /// The catalog and what it was built from, updated by the changes of the index. See the
 /// module docs.
@@ -142,7 +142,7 @@ impl Incremental {
             }
             Some(changes) => {
                 for key in changes {
-                    match key.kind.as_str() {
+                    match &*key.kind {
                         kinds::SERVICE | kinds::SERVICE_EXPORT => {
                             dirty.insert((key.namespace.clone(), key.name.clone()));
                         }
@@ -175,9 +175,9 @@ impl Incremental {
             .collect();
         let rules = self.rules_after(index, rules_changed, &exports);
         if let Some((_, new_rules, _)) = &rules {
-            for key in self.rules.changed_services(new_rules) {
+            for (namespace, name) in self.rules.changed_services(new_rules) {
                 exports
-                    .entry(key)
+                    .entry((Arc::from(namespace), Arc::from(name)))
                     .or_insert_with_key(|key| export_of(index, key));
             }
         }
@@ -290,7 +290,7 @@ impl Incremental {
         }
         let owner = slice.and_then(|s| {
             let service = s.service_name()?;
-            Some((s.clone(), (key.namespace.clone(), service.to_owned())))
+            Some((s.clone(), (key.namespace.clone(), Arc::from(service))))
         });
         if let Some((slice, owner)) = owner {
             self.slices
@@ -311,7 +311,7 @@ impl Incremental {
             .iter()
             .filter(|(_, slices)| match &changed {
                 None => true,
-                Some(clusters) => slices.keys().any(|k| clusters.contains(&k.cluster)),
+                Some(clusters) => slices.keys().any(|k| clusters.contains(&*k.cluster)),
             })
             .map(|(key, _)| key.clone())
             .collect()
@@ -336,17 +336,18 @@ impl Incremental {
         if !rules_changed && !export_changed {
             return None;
         }
-        let mut exported: BTreeSet<ServiceKey> = self
+        let owned = |(namespace, name): &ServiceKey| (namespace.to_string(), name.to_string());
+        let mut exported: BTreeSet<(String, String)> = self
             .entries
             .iter()
             .filter(|(key, e)| e.service.is_some() && !exports.contains_key(*key))
-            .map(|(key, _)| key.clone())
+            .map(|(key, _)| owned(key))
             .collect();
         exported.extend(
             exports
                 .iter()
                 .filter(|(_, export)| is_exported(export))
-                .map(|(key, _)| key.clone()),
+                .map(|(key, _)| owned(key)),
         );
         let destination_rules = if rules_changed {
             index.destination_rules().cloned().collect()
@@ -360,7 +361,10 @@ impl Incremental {
 }
 
 fn service_key(meta: &meshfleet_api::ObjectMeta) -> ServiceKey {
-    (meta.namespace_or_default().to_owned(), meta.name.clone())
+    (
+        Arc::from(meta.namespace_or_default()),
+        Arc::from(meta.name.as_str()),
+    )
 }
 
 /// Why (and whether) `key` is exported, from its Services and ServiceExports; `None` when it
@@ -403,7 +407,8 @@ fn build_entry(key: &ServiceKey, inputs: &Inputs, topology: &Topology) -> Entry 
             rule: inputs.rule.as_ref(),
             topology,
         };
-        let (service, built) = build_service(key, &inputs.export, &parts);
+        let key = (key.0.to_string(), key.1.to_string());
+        let (service, built) = build_service(&key, &inputs.export, &parts);
         problems.extend(built);
         Arc::new(service)
     });

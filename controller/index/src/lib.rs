@@ -15,6 +15,8 @@
 //! then by path or name, then by document index), so the result does not depend on the order
 //! updates came in. Nothing here does I/O.
 
+mod small;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
@@ -25,6 +27,8 @@ use meshfleet_api::{
     PropagationPolicy, ResourceBinding, Service, ServiceExport,
 };
 use meshfleet_model::problem::{Problem, Source};
+
+use small::SmallMap;
 
 /// Index keys of the typed kinds (see [`ObjectKey`] for the qualification rule).
 pub mod kinds {
@@ -79,7 +83,7 @@ impl fmt::Display for Origin {
 
 /// Definitions of one key within one origin, by position (a file's document index; 0 for an
 /// object applied alone). A file may define a key twice; a watch never does.
-type Definitions = BTreeMap<usize, Object>;
+type Definitions = SmallMap<usize, Object>;
 
 /// What one origin holds.
 #[derive(Debug, Default, PartialEq)]
@@ -170,7 +174,7 @@ pub struct Index {
     /// What each origin holds.
     origins: BTreeMap<Origin, Held>,
     /// Every definition of each key, by (origin, position): the last is the object.
-    objects: BTreeMap<ObjectKey, BTreeMap<(Origin, usize), Object>>,
+    objects: BTreeMap<ObjectKey, SmallMap<(Origin, usize), Object>>,
     /// Keys defined more than once, reported by [`Index::problems`].
     duplicates: BTreeSet<ObjectKey>,
     /// Which keys changed when, for consumers that follow the index incrementally.
@@ -237,7 +241,7 @@ impl Index {
     /// ADDED or MODIFIED). Returns whether anything changed.
     pub fn apply(&mut self, origin: &Origin, object: Object) -> bool {
         let key = object.key();
-        let after = Definitions::from([(0, object)]);
+        let after = Definitions::one(0, object);
         let held = self.origins.entry(origin.clone()).or_default();
         if held.objects.get(&key) == Some(&after) {
             return false;
@@ -285,7 +289,7 @@ impl Index {
         for position in before.into_iter().flat_map(|d| d.keys()) {
             definitions.remove(&(origin.clone(), *position));
         }
-        for (position, object) in after.into_iter().flatten() {
+        for (position, object) in after.into_iter().flat_map(|d| d.iter()) {
             definitions.insert((origin.clone(), *position), object.clone());
         }
         match definitions.len() {
@@ -392,7 +396,7 @@ impl Index {
     pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Object> + 'a {
         self.objects
             .range(ObjectKey::first_of(kind)..)
-            .take_while(move |(key, _)| key.kind == kind)
+            .take_while(move |(key, _)| &*key.kind == kind)
             .filter_map(|(_, d)| d.values().next_back())
     }
 
@@ -406,7 +410,7 @@ impl Index {
 
     pub fn cluster(&self, name: &str) -> Option<&Arc<Cluster>> {
         let key = ObjectKey {
-            name: name.to_owned(),
+            name: Arc::from(name),
             ..ObjectKey::first_of(kinds::CLUSTER)
         };
         match self.get(&key)? {
@@ -459,15 +463,15 @@ impl Index {
         name: &'a str,
     ) -> impl Iterator<Item = &'a Object> + 'a {
         let first = ObjectKey {
-            kind: kind.to_owned(),
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            cluster: String::new(),
+            kind: Arc::from(kind),
+            namespace: Arc::from(namespace),
+            name: Arc::from(name),
+            cluster: Arc::from(""),
         };
         self.objects
             .range(first..)
             .take_while(move |(key, _)| {
-                key.kind == kind && key.namespace == namespace && key.name == name
+                &*key.kind == kind && &*key.namespace == namespace && &*key.name == name
             })
             .filter_map(|(_, d)| d.values().next_back())
     }

@@ -441,8 +441,8 @@ fn manifest_key_of(key: &ObjectKey, object: &Object) -> ManifestKey {
     ManifestKey {
         group: split_api_version(object.api_version()).0.to_owned(),
         kind: object.kind().to_owned(),
-        namespace: key.namespace.clone(),
-        name: key.name.clone(),
+        namespace: key.namespace.to_string(),
+        name: key.name.to_string(),
     }
 }
 
@@ -600,10 +600,10 @@ fn plan_template(
             .into_iter()
             .map(|dep| {
                 let key = ObjectKey {
-                    kind: dep.kind.to_owned(),
-                    namespace: template.namespace.to_owned(),
-                    name: dep.name,
-                    cluster: String::new(),
+                    kind: Arc::from(dep.kind),
+                    namespace: Arc::from(template.namespace),
+                    name: Arc::from(dep.name),
+                    cluster: Arc::from(""),
                 };
                 (key, placed.clone())
             })

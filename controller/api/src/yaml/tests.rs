@@ -65,10 +65,10 @@ spec: {region: us-east, zone: us-east-1b}
             rejected: vec![(
                 1,
                 crate::ObjectKey {
-                    kind: "Service".to_owned(),
-                    namespace: "team-a".to_owned(),
-                    name: "api".to_owned(),
-                    cluster: String::new(),
+                    kind: "Service".into(),
+                    namespace: "team-a".into(),
+                    name: "api".into(),
+                    cluster: "".into(),
                 }
             )],
             unreadable: false,
