@@ -128,7 +128,7 @@ impl AdsServer {
 
     /// The generated tonic service over [`AggregatedDiscoveryService`], which copies every
     /// SotW resource into a `DiscoveryResponse` first; [`AdsServer::into_service`] does not.
-    pub fn into_generated_service(self) -> AggregatedDiscoveryServiceServer<AdsServer> {
+    pub fn into_generated_service(self) -> AggregatedDiscoveryServiceServer<Self> {
         AggregatedDiscoveryServiceServer::new(self)
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE)

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{ANNOTATION_EAST_WEST_GATEWAY, ObjectMeta, nullable};
 
 /// Istio's port for east-west (cross-network) traffic.
-pub const EAST_WEST_PORT: u32 = 15443;
+pub(crate) const EAST_WEST_PORT: u32 = 15443;
 
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

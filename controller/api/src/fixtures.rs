@@ -127,7 +127,7 @@ impl ClusterFixture {
 
 impl From<ClusterFixture> for Object {
     fn from(f: ClusterFixture) -> Self {
-        Object::Cluster(Arc::new(f.0))
+        Self::Cluster(Arc::new(f.0))
     }
 }
 
@@ -186,7 +186,7 @@ impl ServiceFixture {
 
 impl From<ServiceFixture> for Object {
     fn from(f: ServiceFixture) -> Self {
-        Object::Service(Arc::new(f.0))
+        Self::Service(Arc::new(f.0))
     }
 }
 
@@ -275,7 +275,7 @@ impl SliceFixture {
 
 impl From<SliceFixture> for Object {
     fn from(f: SliceFixture) -> Self {
-        Object::EndpointSlice(Arc::new(f.0))
+        Self::EndpointSlice(Arc::new(f.0))
     }
 }
 
@@ -322,7 +322,7 @@ impl RuleFixture {
 
 impl From<RuleFixture> for Object {
     fn from(f: RuleFixture) -> Self {
-        Object::DestinationRule(Arc::new(f.0))
+        Self::DestinationRule(Arc::new(f.0))
     }
 }
 

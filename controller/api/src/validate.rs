@@ -114,7 +114,7 @@ fn optional(field: impl Into<String>, value: Option<&str>, allowed: &[&str]) -> 
 ///
 /// # Errors
 /// The first field Karmada would refuse.
-pub fn propagation_policy(policy: &PropagationPolicy) -> Checked {
+pub(crate) fn propagation_policy(policy: &PropagationPolicy) -> Checked {
     let spec = &policy.spec;
     optional(
         "spec.preemption",
@@ -398,7 +398,7 @@ fn requirement_ok(at: &str, requirement: &SelectorRequirement) -> Checked {
 ///
 /// # Errors
 /// The first field Karmada would refuse.
-pub fn override_policy(policy: &OverridePolicy) -> Checked {
+pub(crate) fn override_policy(policy: &OverridePolicy) -> Checked {
     let spec = &policy.spec;
     let deprecated = spec.target_cluster.is_some() || spec.overriders.is_some();
     if !spec.override_rules.is_empty() && deprecated {

@@ -171,7 +171,7 @@ fn parse_chunk(chunk: &Chunk<'_>) -> Vec<Parsed> {
 
 /// One document (or list item) parsed.
 struct Parsed {
-    result: Result<api::Object, DocumentError>,
+    result: Result<Object, DocumentError>,
     /// When it failed but the object it meant to define can be told: that object's key.
     identity: Option<ObjectKey>,
     /// Fields of an accepted policy that no field of its type matched.

@@ -54,7 +54,7 @@ pub(super) fn endpoints(
             weight: weight(slice, problems),
             ready: true,
             gateway: topology.gateway(&site.network).cloned(),
-            labels: std::sync::Arc::new(labels(slice, cluster, site)),
+            labels: Arc::new(labels(slice, cluster, site)),
         };
         let matched = match_ports(ports, slice);
         // Endpoints of one slice in one zone share their placement.

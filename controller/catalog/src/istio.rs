@@ -27,7 +27,7 @@ pub(super) struct Rules {
 impl Rules {
     /// Resolves every rule's host; of several rules for one exported service the first by
     /// (namespace, name) wins and the others are reported.
-    pub fn new<'a>(
+    pub(crate) fn new<'a>(
         destination_rules: impl IntoIterator<Item = &'a Arc<DestinationRule>>,
         exported: &BTreeSet<(String, String)>,
         problems: &mut Vec<Problem>,
@@ -63,14 +63,14 @@ impl Rules {
         rules
     }
 
-    pub fn get(&self, namespace: &str, name: &str) -> Option<&Arc<DestinationRule>> {
+    pub(crate) fn get(&self, namespace: &str, name: &str) -> Option<&Arc<DestinationRule>> {
         self.by_service
             .get(&(namespace.to_owned(), name.to_owned()))
     }
 
     /// The services whose rule differs between `self` and `other` (another rule, or the same
     /// rule changed).
-    pub fn changed_services(&self, other: &Self) -> BTreeSet<(String, String)> {
+    pub(crate) fn changed_services(&self, other: &Self) -> BTreeSet<(String, String)> {
         let keys = self.by_service.keys().chain(other.by_service.keys());
         keys.filter(
             |k| match (self.by_service.get(*k), other.by_service.get(*k)) {

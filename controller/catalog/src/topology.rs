@@ -29,7 +29,7 @@ pub(super) struct Topology {
 impl Topology {
     /// From every Cluster, in name order (so "the first cluster with a gateway" is
     /// deterministic).
-    pub fn new<'a>(
+    pub(crate) fn new<'a>(
         clusters: impl IntoIterator<Item = &'a Arc<Cluster>>,
         problems: &mut Vec<Problem>,
     ) -> Self {
@@ -70,17 +70,17 @@ impl Topology {
         topology
     }
 
-    pub fn site(&self, cluster: &str) -> Option<&Site> {
+    pub(crate) fn site(&self, cluster: &str) -> Option<&Site> {
         self.sites.get(cluster)
     }
 
-    pub fn gateway(&self, network: &str) -> Option<&Arc<Gateway>> {
+    pub(crate) fn gateway(&self, network: &str) -> Option<&Arc<Gateway>> {
         self.gateways.get(network)
     }
 
     /// The clusters whose place differs between `self` and `other`, or `None` when a network's
     /// gateway changed (every service with endpoints may be touched).
-    pub fn changed_clusters(&self, other: &Self) -> Option<BTreeSet<String>> {
+    pub(crate) fn changed_clusters(&self, other: &Self) -> Option<BTreeSet<String>> {
         if self.gateways != other.gateways {
             return None;
         }

@@ -218,7 +218,7 @@ pub fn free_port() -> std::io::Result<u16> {
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
+    Fut: Future<Output = anyhow::Result<T>>,
 {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {

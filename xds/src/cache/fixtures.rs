@@ -8,9 +8,9 @@ use crate::model::{
 };
 
 /// A global service `<name>.default.global` under construction.
-pub struct ServiceBuilder(GlobalService);
+pub(crate) struct ServiceBuilder(GlobalService);
 
-pub fn service(name: &str) -> ServiceBuilder {
+pub(crate) fn service(name: &str) -> ServiceBuilder {
     ServiceBuilder(GlobalService {
         name: name.to_owned(),
         namespace: "default".to_owned(),
@@ -23,21 +23,21 @@ pub fn service(name: &str) -> ServiceBuilder {
 }
 
 /// The `.global` host of [`service`]`(name)`.
-pub fn host(name: &str) -> String {
+pub(crate) fn host(name: &str) -> String {
     format!("{name}.default.global")
 }
 
 /// The cluster (and load assignment) name of port `port` of [`service`]`(name)`.
-pub fn cluster(name: &str, port: u32) -> String {
+pub(crate) fn cluster(name: &str, port: u32) -> String {
     format!("outbound|{port}||{}", host(name))
 }
 
 impl ServiceBuilder {
-    pub fn http(self, port: u32) -> Self {
+    pub(crate) fn http(self, port: u32) -> Self {
         self.port(port, Protocol::Http)
     }
 
-    pub fn tcp(self, port: u32) -> Self {
+    pub(crate) fn tcp(self, port: u32) -> Self {
         self.port(port, Protocol::Tcp)
     }
 
@@ -52,12 +52,12 @@ impl ServiceBuilder {
     }
 
     /// Adds a ready endpoint in `locality` (`region/zone/subzone`) to every port.
-    pub fn endpoint(self, address: &str, locality: &str) -> Self {
+    pub(crate) fn endpoint(self, address: &str, locality: &str) -> Self {
         self.endpoint_with(address, locality, true)
     }
 
     /// Adds an endpoint that is not ready (translation leaves it out).
-    pub fn not_ready(self, address: &str, locality: &str) -> Self {
+    pub(crate) fn not_ready(self, address: &str, locality: &str) -> Self {
         self.endpoint_with(address, locality, false)
     }
 
@@ -79,7 +79,7 @@ impl ServiceBuilder {
     }
 
     /// An Istio `localityLbSetting` with `failoverPriority` over `labels`.
-    pub fn failover_priority(mut self, labels: &[&str]) -> Self {
+    pub(crate) fn failover_priority(mut self, labels: &[&str]) -> Self {
         self.0.locality = LocalityPolicy::Istio(LocalityLbSetting {
             failover_priority: labels.iter().map(|l| (*l).to_owned()).collect(),
             ..Default::default()
@@ -87,33 +87,33 @@ impl ServiceBuilder {
         self
     }
 
-    pub fn build(self) -> Arc<GlobalService> {
+    pub(crate) fn build(self) -> Arc<GlobalService> {
         Arc::new(self.0)
     }
 }
 
-pub fn mesh(services: impl IntoIterator<Item = Arc<GlobalService>>) -> Mesh {
+pub(crate) fn mesh(services: impl IntoIterator<Item = Arc<GlobalService>>) -> Mesh {
     Mesh {
         services: services.into_iter().map(|s| (s.host.clone(), s)).collect(),
     }
 }
 
 /// The mesh with `svc` added or replaced.
-pub fn with(mesh: &Mesh, svc: Arc<GlobalService>) -> Mesh {
+pub(crate) fn with(mesh: &Mesh, svc: Arc<GlobalService>) -> Mesh {
     let mut mesh = mesh.clone();
     mesh.services.insert(svc.host.clone(), svc);
     mesh
 }
 
 /// The mesh without `name`'s service.
-pub fn without(mesh: &Mesh, name: &str) -> Mesh {
+pub(crate) fn without(mesh: &Mesh, name: &str) -> Mesh {
     let mut mesh = mesh.clone();
     mesh.services.remove(&host(name));
     mesh
 }
 
 /// A client key in `locality` with the default listener port.
-pub fn key(locality: &str) -> ClientKey {
+pub(crate) fn key(locality: &str) -> ClientKey {
     ClientKey {
         locality: Locality::parse(locality),
         listener_port: 15001,
@@ -122,7 +122,7 @@ pub fn key(locality: &str) -> ClientKey {
 }
 
 /// Two services in two zones, HTTP port 80 each (and a TCP port on `db`).
-pub fn two_services() -> Mesh {
+pub(crate) fn two_services() -> Mesh {
     mesh([
         service("echo")
             .http(80)

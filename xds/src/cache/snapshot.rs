@@ -81,7 +81,7 @@ impl Resources {
     pub(crate) fn insert_named(
         &mut self,
         res: Arc<Resource>,
-        names: Option<&Resources>,
+        names: Option<&Self>,
     ) -> (Arc<str>, bool) {
         let i = shard_of(&res.name);
         if let Some((name, old)) = self.shards[i].get_key_value(res.name.as_str())
@@ -203,7 +203,7 @@ impl Snapshot {
 
     /// Names of `type_url` whose resource differs between `earlier` and `self`: added,
     /// updated or removed. Costs O(shards + entries of the shards that differ).
-    pub fn changes_since<'a>(&'a self, earlier: &'a Snapshot, type_url: &str) -> Vec<Change<'a>> {
+    pub fn changes_since<'a>(&'a self, earlier: &'a Self, type_url: &str) -> Vec<Change<'a>> {
         let Some(i) = type_index(type_url) else {
             return Vec::new();
         };

@@ -12,12 +12,12 @@ use super::{Labels, LocalityGroup};
 use crate::model::{ClientKey, Locality};
 
 /// A locality that lives for the whole test run, so groups can borrow it.
-pub fn loc(s: &str) -> &'static Locality {
+pub(super) fn loc(s: &str) -> &'static Locality {
     Box::leak(Box::new(Locality::parse(s)))
 }
 
 /// An endpoint at `ip:10001` with `weight`.
-pub fn ep(ip: &str, weight: u32) -> LbEndpoint {
+pub(super) fn ep(ip: &str, weight: u32) -> LbEndpoint {
     LbEndpoint {
         host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
             address: Some(Address {
@@ -35,12 +35,12 @@ pub fn ep(ip: &str, weight: u32) -> LbEndpoint {
 }
 
 /// A group in `locality` with endpoints of weight 1 at `ips`, without labels.
-pub fn group(locality: &str, ips: &[&str]) -> LocalityGroup<'static> {
+pub(super) fn group(locality: &str, ips: &[&str]) -> LocalityGroup<'static> {
     weighted(locality, &ips.iter().map(|ip| (*ip, 1)).collect::<Vec<_>>())
 }
 
 /// A group in `locality` with endpoints `(ip, weight)`, without labels.
-pub fn weighted(locality: &str, eps: &[(&str, u32)]) -> LocalityGroup<'static> {
+pub(super) fn weighted(locality: &str, eps: &[(&str, u32)]) -> LocalityGroup<'static> {
     LocalityGroup {
         locality: loc(locality),
         endpoints: eps.iter().map(|(ip, w)| ep(ip, *w)).collect(),
@@ -49,7 +49,7 @@ pub fn weighted(locality: &str, eps: &[(&str, u32)]) -> LocalityGroup<'static> {
 }
 
 /// A group in `locality` with endpoints of weight 1 `(ip, labels)`.
-pub fn labelled(locality: &str, eps: &[(&str, &[(&str, &str)])]) -> LocalityGroup<'static> {
+pub(super) fn labelled(locality: &str, eps: &[(&str, &[(&str, &str)])]) -> LocalityGroup<'static> {
     LocalityGroup {
         locality: loc(locality),
         endpoints: eps.iter().map(|(ip, _)| ep(ip, 1)).collect(),
@@ -57,7 +57,7 @@ pub fn labelled(locality: &str, eps: &[(&str, &[(&str, &str)])]) -> LocalityGrou
     }
 }
 
-pub fn labels(pairs: &[(&str, &str)]) -> Labels {
+pub(super) fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -65,7 +65,7 @@ pub fn labels(pairs: &[(&str, &str)]) -> Labels {
 }
 
 /// A client in `locality` on the default network with `labels`.
-pub fn client(locality: &str, labels: Labels) -> ClientKey {
+pub(super) fn client(locality: &str, labels: Labels) -> ClientKey {
     ClientKey {
         locality: Locality::parse(locality),
         network: String::new(),
@@ -77,14 +77,14 @@ pub fn client(locality: &str, labels: Labels) -> ClientKey {
 /// What a test compares: per output locality, `region/zone/subzone`, weight, priority and the
 /// endpoint addresses.
 #[derive(Debug, PartialEq)]
-pub struct Row {
+pub(super) struct Row {
     pub locality: String,
     pub weight: u32,
     pub priority: u32,
     pub ips: Vec<String>,
 }
 
-pub fn row(locality: &str, weight: u32, priority: u32, ips: &[&str]) -> Row {
+pub(super) fn row(locality: &str, weight: u32, priority: u32, ips: &[&str]) -> Row {
     Row {
         locality: Locality::parse(locality).to_string(),
         weight,
@@ -93,7 +93,7 @@ pub fn row(locality: &str, weight: u32, priority: u32, ips: &[&str]) -> Row {
     }
 }
 
-pub fn rows(out: &[LocalityLbEndpoints]) -> Vec<Row> {
+pub(super) fn rows(out: &[LocalityLbEndpoints]) -> Vec<Row> {
     out.iter()
         .map(|l| {
             let locality = l.locality.clone().unwrap_or_default();

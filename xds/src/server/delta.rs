@@ -26,7 +26,7 @@ use crate::server::stream::{Protocol, StreamCtx};
 
 /// The Delta half of a stream: per type, its state.
 #[derive(Debug, Default)]
-pub struct Delta {
+pub(super) struct Delta {
     /// Per snapshot type the client asked for.
     types: HashMap<&'static str, TypeState>,
 }

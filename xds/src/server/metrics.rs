@@ -19,7 +19,7 @@ pub fn short_type(type_url: &str) -> Option<&'static str> {
 
 /// The `type` label of per-type metrics: one of [`SHORT_TYPES`], never free text.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TypeLabel {
+pub(super) struct TypeLabel {
     pub r#type: &'static str,
 }
 

@@ -26,7 +26,7 @@ use crate::server::stream::{Protocol, StreamCtx};
 
 /// The SotW half of a stream: per type, its state.
 #[derive(Debug, Default)]
-pub struct Sotw {
+pub(super) struct Sotw {
     /// Per snapshot type the client asked for.
     types: HashMap<&'static str, SotwType>,
 }

@@ -11,19 +11,19 @@ use crate::server::status::{Nack, TypeStatus};
 use crate::server::stream::StreamCtx;
 
 /// The snapshot type URL equal to `type_url`, as a `&'static str`.
-pub fn known_type(type_url: &str) -> Option<&'static str> {
+pub(super) fn known_type(type_url: &str) -> Option<&'static str> {
     SNAPSHOT_TYPES.iter().copied().find(|t| *t == type_url)
 }
 
 /// CDS and LDS responses carry every subscribed resource (the xDS spec's "state of the world"
 /// rule for those two types); EDS and RDS responses may carry only what changed.
-pub fn is_full_state(type_url: &str) -> bool {
+pub(super) fn is_full_state(type_url: &str) -> bool {
     type_url == CLUSTER || type_url == LISTENER
 }
 
 /// The type whose resources name the resources of `type_url`: a changed cluster makes Envoy
 /// warm it again, which needs its endpoints; likewise a listener its route configuration.
-pub fn parent_type(type_url: &str) -> Option<&'static str> {
+pub(super) fn parent_type(type_url: &str) -> Option<&'static str> {
     match type_url {
         ENDPOINT => Some(CLUSTER),
         ROUTE => Some(LISTENER),
@@ -33,7 +33,7 @@ pub fn parent_type(type_url: &str) -> Option<&'static str> {
 
 /// What one stream knows about one resource type.
 #[derive(Debug, Default)]
-pub struct TypeState {
+pub(super) struct TypeState {
     /// What the client asked for.
     pub subscription: Subscription,
     /// The snapshot the last response of this type was computed from: the client holds (or
@@ -45,7 +45,7 @@ pub struct TypeState {
 
 /// The resources one response carries.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub(super) struct Plan {
     /// Subscribed resources that are new or changed (or forced).
     pub upserts: Vec<Arc<Resource>>,
     /// Subscribed names whose resource was removed since the last response.
@@ -53,12 +53,12 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.upserts.is_empty() && self.removals.is_empty()
     }
 
     /// Every name the plan touches.
-    pub fn names(&self) -> Vec<Arc<str>> {
+    pub(super) fn names(&self) -> Vec<Arc<str>> {
         let upserted = self.upserts.iter().map(|r| Arc::from(r.name.as_str()));
         upserted.chain(self.removals.iter().cloned()).collect()
     }
@@ -68,7 +68,7 @@ impl TypeState {
     /// Subscribed resources of `ty` that changed between the last response and `current`,
     /// plus the subscribed ones among `forced` that exist. Everything subscribed if nothing
     /// was sent yet.
-    pub fn plan(&self, ty: &str, current: &Snapshot, forced: &[Arc<str>]) -> Plan {
+    pub(super) fn plan(&self, ty: &str, current: &Snapshot, forced: &[Arc<str>]) -> Plan {
         let Some(sent) = &self.sent else {
             let upserts = current.resources(ty, &self.subscription);
             return Plan {
@@ -97,14 +97,14 @@ impl TypeState {
     }
 
     /// Whether `nonce` answers the last response of this type.
-    pub fn is_current_nonce(&self, nonce: &str) -> bool {
+    pub(super) fn is_current_nonce(&self, nonce: &str) -> bool {
         nonce == self.status.nonce_sent
     }
 
     /// Records the client's answer to the last response: an ACK of `version`, or a NACK when
     /// `error` is set. A NACK is kept for status and is not answered: the rejected version is
     /// not sent again, only the next change is.
-    pub fn acknowledge(
+    pub(super) fn acknowledge(
         &mut self,
         ctx: &StreamCtx,
         ty: &str,
@@ -133,7 +133,7 @@ impl TypeState {
 
     /// Records a response of `ty` computed from the stream's current snapshot; returns its
     /// nonce.
-    pub fn record_sent(&mut self, ctx: &mut StreamCtx, ty: &str) -> String {
+    pub(super) fn record_sent(&mut self, ctx: &mut StreamCtx, ty: &str) -> String {
         let nonce = ctx.next_nonce();
         self.sent = Some(ctx.current.clone());
         self.status.nonce_sent = nonce.clone();

@@ -89,7 +89,7 @@ const SYNCZ_TYPES: [&str; 4] = [LISTENER, ROUTE, ENDPOINT, CLUSTER];
 
 /// The client as `istioctl proxy-status --xds-address` reads it: node id and metadata, and per
 /// type the version sent and the sync status (as istiod's `pilot/pkg/xds/statusgen.go`).
-pub fn client_config(node: &Node, status: &ClientStatus) -> ClientConfig {
+pub(super) fn client_config(node: &Node, status: &ClientStatus) -> ClientConfig {
     let generic_xds_configs = SYNCZ_TYPES
         .iter()
         .map(|ty| {
@@ -117,7 +117,7 @@ pub fn client_config(node: &Node, status: &ClientStatus) -> ClientConfig {
 }
 
 /// `config` packed as an `Any`.
-pub fn client_config_any(config: &ClientConfig) -> Any {
+pub(super) fn client_config_any(config: &ClientConfig) -> Any {
     Any {
         type_url: ClientConfig::type_url(),
         value: config.encode_to_vec(),

@@ -19,7 +19,7 @@ use crate::server::status::{
 use crate::server::{AdsServer, metrics::short_type};
 
 /// How SotW and Delta differ: their messages, and how they answer requests and new snapshots.
-pub trait Protocol: Send + 'static {
+pub(super) trait Protocol: Send + 'static {
     type Request: Send + 'static;
     type Response: Send + 'static;
     const KIND: StreamKind;
@@ -53,7 +53,7 @@ impl StreamError {
 }
 
 /// What a protocol handler may read and use besides its own per-type state.
-pub struct StreamCtx {
+pub(super) struct StreamCtx {
     /// Metrics, registry, clock and the cache.
     pub server: AdsServer,
     /// The client as its first request described it.
@@ -70,7 +70,7 @@ pub struct StreamCtx {
 
 /// A connected client in the server's registry.
 #[derive(Debug)]
-pub struct Connected {
+pub(super) struct Connected {
     /// The node of the client's first request: syncz echoes its id and metadata.
     pub node: Node,
     /// What the admin page shows; updated per type by [`StreamCtx::publish`].
@@ -78,17 +78,17 @@ pub struct Connected {
 }
 
 impl StreamCtx {
-    pub fn next_nonce(&mut self) -> String {
+    pub(super) fn next_nonce(&mut self) -> String {
         self.nonce += 1;
         self.nonce.to_string()
     }
 
-    pub fn now(&self) -> SystemTime {
+    pub(super) fn now(&self) -> SystemTime {
         (self.server.clock)()
     }
 
     /// Publishes the status of `ty` to the registry.
-    pub fn publish(&self, ty: &str, status: &TypeStatus) {
+    pub(super) fn publish(&self, ty: &str, status: &TypeStatus) {
         if let Some(short) = short_type(ty) {
             let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
             client.status.types.insert(short, status.clone());
@@ -96,7 +96,7 @@ impl StreamCtx {
     }
 
     /// Names this control plane instance in every response.
-    pub fn control_plane(&self) -> ControlPlane {
+    pub(super) fn control_plane(&self) -> ControlPlane {
         ControlPlane {
             identifier: self.server.control_plane_id.to_string(),
         }
@@ -104,7 +104,7 @@ impl StreamCtx {
 
     /// One `ClientConfig` per connected client that subscribed to some snapshot type, keyed
     /// by node id (clients that only ask for debug types, like istioctl, are left out).
-    pub fn syncz(&self) -> Vec<(String, Any)> {
+    pub(super) fn syncz(&self) -> Vec<(String, Any)> {
         self.server.metrics.syncz();
         let clients = self
             .server
@@ -124,7 +124,7 @@ impl StreamCtx {
 }
 
 /// Runs one stream to its end. Errors are sent to the client as a gRPC status.
-pub async fn run<P, S>(
+pub(super) async fn run<P, S>(
     server: AdsServer,
     proto: P,
     input: S,
@@ -228,7 +228,7 @@ async fn watch_blocking(
 }
 
 /// Removes the client from the registry when its stream ends, however it ends.
-pub struct Registration {
+pub(super) struct Registration {
     /// The server whose registry and metrics hold the client.
     server: AdsServer,
     /// The stream's key in the registry.
@@ -238,7 +238,7 @@ pub struct Registration {
 }
 
 impl Registration {
-    pub fn new(server: AdsServer, id: u64, client: Arc<Mutex<Connected>>) -> Self {
+    pub(super) fn new(server: AdsServer, id: u64, client: Arc<Mutex<Connected>>) -> Self {
         server.metrics.stream_opened();
         Self { server, id, client }
     }

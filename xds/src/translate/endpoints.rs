@@ -168,7 +168,7 @@ mod tests {
     }
 
     fn labelled(mut ep: Endpoint, pairs: &[(&str, &str)]) -> Endpoint {
-        ep.labels = std::sync::Arc::new(
+        ep.labels = Arc::new(
             pairs
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

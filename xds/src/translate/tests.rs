@@ -356,7 +356,7 @@ fn outbound_listener_is_http_on_the_client_port_with_rds_over_ads() {
     client.listener_port = 15006;
     let resource = outbound_listener(&client);
     let listener = decode::<Listener>(&resource);
-    let expected = super::listener::outbound(15006);
+    let expected = listener::outbound(15006);
     assert_eq!(
         (resource.name.as_str(), resource.type_url()),
         (OUTBOUND, resource::LISTENER)

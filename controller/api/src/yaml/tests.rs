@@ -64,7 +64,7 @@ spec: {region: us-east, zone: us-east-1b}
             )],
             rejected: vec![(
                 1,
-                crate::ObjectKey {
+                ObjectKey {
                     kind: "Service".into(),
                     namespace: "team-a".into(),
                     name: "api".into(),

@@ -213,7 +213,7 @@ fn the_changes_name_each_changed_host_once() {
     let mut incremental = Incremental::default();
     let work = incremental.collect(&index);
     incremental.build(work);
-    let hosts = |changes: Vec<(String, Option<Arc<meshfleet_model::GlobalService>>)>| {
+    let hosts = |changes: Vec<(String, Option<Arc<GlobalService>>)>| {
         changes
             .into_iter()
             .map(|(host, svc)| (host, svc.is_some()))

@@ -104,7 +104,7 @@ fn ep(cluster: &str, address: &str, port: u32) -> Endpoint {
         weight: 1,
         ready: true,
         gateway: gateway.map(Arc::new),
-        labels: std::sync::Arc::new(
+        labels: Arc::new(
             labels
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -7,7 +7,7 @@ fn locality_weights_annotation() {
             service("team-a", "api")
                 .global()
                 .port("http", 80)
-                .annotate(api::ANNOTATION_LOCALITY_WEIGHTS, value)
+                .annotate(ANNOTATION_LOCALITY_WEIGHTS, value)
                 .into(),
         ]))
     };
@@ -61,7 +61,7 @@ fn locality_weights_from_an_observed_copy_when_the_template_has_none() {
         service("team-a", "api")
             .port("http", 80)
             .observed_in("west-1")
-            .annotate(api::ANNOTATION_LOCALITY_WEIGHTS, "zone=100")
+            .annotate(ANNOTATION_LOCALITY_WEIGHTS, "zone=100")
             .into(),
     ]);
     let catalog = Catalog::build(&index);
@@ -97,7 +97,7 @@ fn a_destination_rule_takes_precedence_over_the_annotation() {
             service("team-a", "api")
                 .global()
                 .port("http", 80)
-                .annotate(api::ANNOTATION_LOCALITY_WEIGHTS, "zone=100")
+                .annotate(ANNOTATION_LOCALITY_WEIGHTS, "zone=100")
                 .into(),
             rule("team-a", "api-locality", host)
                 .locality_lb(distribute_setting(&[("us-east/*", 80), ("us-west/*", 20)]))
@@ -182,7 +182,7 @@ fn an_invalid_locality_setting_is_reported_and_ignored() {
         service("team-a", "api")
             .global()
             .port("http", 80)
-            .annotate(api::ANNOTATION_LOCALITY_WEIGHTS, "zone=100")
+            .annotate(ANNOTATION_LOCALITY_WEIGHTS, "zone=100")
             .into(),
         rule("team-a", "api", "api")
             .locality_lb(distribute_setting(&[("us-east/*", 80), ("us-west/*", 10)]))

@@ -298,7 +298,7 @@ fn an_endpoint_is_placed_in_the_zone_of_its_node() {
         "topology.kubernetes.io/zone".to_owned(),
         "us-east-1c".to_owned(),
     );
-    moved.labels = std::sync::Arc::new(labels);
+    moved.labels = Arc::new(labels);
     assert_eq!(
         only_service(&catalog).service.ports[0].endpoints,
         vec![ep("east-1", "10.1.0.2", 8080), moved]
@@ -400,7 +400,7 @@ fn without_a_template_ports_are_the_union_of_the_observed_copies() {
     assert_eq!(
         catalog.services[1].service.ports[0].endpoints,
         vec![Endpoint {
-            labels: std::sync::Arc::new(
+            labels: Arc::new(
                 ep("east-1", "", 0)
                     .labels
                     .iter()

@@ -190,7 +190,7 @@ pub(super) fn binding_for(
 /// `replicas`, or, for kinds without replicas, present.
 fn copy_ready(index: &Index, template: &Template<'_>, cluster: &str, replicas: i32) -> bool {
     let key = ObjectKey {
-        cluster: std::sync::Arc::from(cluster),
+        cluster: Arc::from(cluster),
         ..template.key.clone()
     };
     let Some(meshfleet_api::Object::Generic(observed)) = index.get(&key) else {

@@ -537,7 +537,7 @@ spec:
             &Origin::file("clusters.yaml"),
             parse_file("clusters.yaml", &recovered),
         );
-        let next = super::plan(&index, &first.bindings, now());
+        let next = plan(&index, &first.bindings, now());
         let (cluster, term) = if back {
             ("east-1", "primary")
         } else {
@@ -610,7 +610,7 @@ fn a_template_edited_into_invalid_replicas_keeps_its_copies() {
         &Origin::file("nginx.yaml"),
         parse_file("nginx.yaml", &broken),
     );
-    let next = super::plan(&index, &first.bindings, now());
+    let next = plan(&index, &first.bindings, now());
     let nginx = binding(&next, "Deployment", Some("default"), "nginx");
     assert_eq!(nginx.status.conditions[0].reason, "InvalidTemplate");
     assert_eq!(

@@ -24,7 +24,7 @@ const LIST: &str = "imageOverrider";
 
 /// Annotation on an OverridePolicy: `"true"` makes image overriders without a predicate reach
 /// init containers and CronJobs too.
-pub const ANNOTATION_ALL_CONTAINERS: &str = "meshfleet.io/image-override-all-containers";
+pub(super) const ANNOTATION_ALL_CONTAINERS: &str = "meshfleet.io/image-override-all-containers";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Component {

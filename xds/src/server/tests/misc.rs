@@ -145,7 +145,7 @@ async fn ended_stream_leaves_status_metrics_and_cache() {
         (server.status().len(), server.metrics().streams_open()),
         (0, 0)
     );
-    cache.set_mesh(crate::model::Mesh::default());
+    cache.set_mesh(Mesh::default());
     assert_eq!(cache.key_count(), 0);
 }
 
@@ -246,7 +246,7 @@ async fn one_endpoint_change_reaches_every_stream() {
         }
         b.build()
     };
-    let m = crate::cache::fixtures::mesh((0..SERVICES).map(|i| svc(i, false)));
+    let m = mesh((0..SERVICES).map(|i| svc(i, false)));
     let (cache, server) = server(m.clone());
     let names: Vec<String> = (0..SERVICES)
         .map(|i| cluster(&format!("svc-{i}"), 80))
@@ -268,7 +268,7 @@ async fn one_endpoint_change_reaches_every_stream() {
     settle().await;
     let target = cluster("svc-7", 80);
     for round in 0..3 {
-        assert!(cache.set_mesh(crate::cache::fixtures::with(&m, svc(7, round % 2 == 0))));
+        assert!(cache.set_mesh(with(&m, svc(7, round % 2 == 0))));
         for c in &mut clients {
             let (_, got) = c.recv_type(ENDPOINT).await;
             assert_eq!(got, [target.as_str()]);

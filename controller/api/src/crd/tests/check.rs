@@ -27,7 +27,7 @@ fn flag(schema: &Map<String, Value>, key: &str) -> bool {
 
 /// Every way `schema` (an `openAPIV3Schema`) breaks Kubernetes' structural-schema rules, each
 /// with its path; empty when the API server would accept it.
-pub fn structural_violations(schema: &Value) -> Vec<String> {
+pub(super) fn structural_violations(schema: &Value) -> Vec<String> {
     let mut violations = Vec::new();
     node_violations(schema, "", &mut violations);
     let root = &schema["properties"];
@@ -144,7 +144,7 @@ fn type_violations(
 
 /// Every place `value` does not fit `schema`: a field the schema does not have (the API server
 /// would prune it), a wrong type, a missing required field, a value outside an `enum`.
-pub fn fit_errors(schema: &Value, value: &Value) -> Vec<String> {
+pub(super) fn fit_errors(schema: &Value, value: &Value) -> Vec<String> {
     let mut errors = Vec::new();
     fit(schema, value, "", &mut errors);
     errors
@@ -221,7 +221,7 @@ fn fit_object(
 }
 
 /// Every `default` in `schema`, with its path, that does not fit the node it sits on.
-pub fn invalid_defaults(schema: &Value, path: &str, out: &mut Vec<String>) {
+pub(super) fn invalid_defaults(schema: &Value, path: &str, out: &mut Vec<String>) {
     let Some(object) = schema.as_object() else {
         return;
     };
@@ -243,7 +243,7 @@ pub fn invalid_defaults(schema: &Value, path: &str, out: &mut Vec<String>) {
 }
 
 /// How many `default`s `schema` holds.
-pub fn count_defaults(schema: &Value) -> usize {
+pub(super) fn count_defaults(schema: &Value) -> usize {
     let Some(object) = schema.as_object() else {
         return 0;
     };
