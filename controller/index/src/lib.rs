@@ -343,6 +343,23 @@ impl Index {
         self.changes.floor = generation;
     }
 
+    /// A copy of the objects, but those of `kinds` (qualified, as [`kinds`] names them), for a
+    /// consumer that reads the index at length and must not hold its lock while it does (the
+    /// propagation planner, which reads no EndpointSlice). Objects are shared, not copied; the
+    /// copy has no origins, problems or change log.
+    pub fn snapshot_without(&self, kinds: &[&str]) -> Self {
+        let objects = self
+            .objects
+            .iter()
+            .filter(|(key, _)| !kinds.contains(&&*key.kind))
+            .map(|(key, definitions)| (key.clone(), definitions.clone()))
+            .collect();
+        Self {
+            objects,
+            ..Self::default()
+        }
+    }
+
     /// How many documents of all origins were refused, and how many origins could not be read.
     pub fn refused(&self) -> usize {
         self.origins

@@ -414,3 +414,30 @@ fn the_change_log_names_each_changed_key_once() {
     assert!(index.changes_since(start).is_none());
     assert_eq!(keys(index.changes_since(now)), Vec::<String>::new());
 }
+
+#[test]
+fn a_snapshot_leaves_out_the_kinds_asked_and_shares_the_rest() {
+    let mut index = Index::default();
+    let file = Origin::file("a.yaml");
+    index.reset(
+        &file,
+        contents(vec![
+            cluster("east-1").region("us-east").into(),
+            service("team-a", "api").into(),
+            slice("team-a", "api-1", "api", "east-1").into(),
+        ]),
+    );
+    let snapshot = index.snapshot_without(&[kinds::ENDPOINT_SLICE]);
+    assert_eq!(snapshot.endpoint_slices().count(), 0);
+    assert_eq!(
+        names(snapshot.clusters(), |c| c.name().to_owned()),
+        ["east-1"]
+    );
+    assert!(Arc::ptr_eq(
+        snapshot.clusters().next().unwrap(),
+        index.clusters().next().unwrap()
+    ));
+    // Later changes to the index do not reach the snapshot.
+    index.forget(&file);
+    assert_eq!(snapshot.services().count(), 1);
+}

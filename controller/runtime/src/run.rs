@@ -29,7 +29,7 @@ use crate::sink::{ApplyManifests, DirSink};
 use crate::source::ConfigDir;
 use crate::state::State;
 use meshfleet_catalog::Incremental;
-use meshfleet_index::Index;
+use meshfleet_index::{Index, kinds};
 use meshfleet_propagation::plan::Planner;
 
 /// How often propagation is planned again without a change (failover runs on the clock).
@@ -194,11 +194,14 @@ fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &Sta
         zone,
         retry,
     } = &mut *propagation;
-    let (plan, clusters) = {
-        let index = index.lock().expect("index lock");
-        let clusters: Vec<_> = index.clusters().cloned().collect();
-        (planner.plan(&index, SystemTime::now()), clusters)
-    };
+    // The planner reads no EndpointSlice; what it reads is copied (shared objects) so that it
+    // plans without holding the index's lock.
+    let snapshot = index
+        .lock()
+        .expect("index lock")
+        .snapshot_without(&[kinds::ENDPOINT_SLICE]);
+    let clusters: Vec<_> = snapshot.clusters().cloned().collect();
+    let plan = planner.plan(&snapshot, SystemTime::now());
     let only = if full || *retry {
         None
     } else {
