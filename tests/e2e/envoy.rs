@@ -182,3 +182,36 @@ async fn delta_and_sotw_envoys_converge_to_the_same_config() {
     let clients = syncz.as_array().expect("syncz is a list");
     assert_eq!(clients.len(), 2, "{syncz:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envoy_without_a_network_reaches_clusters_that_have_one() {
+    // Each zone's clusters on a network of their own, with no east-west gateway. A plain
+    // Envoy sends no `NETWORK` metadata: as in Istio, an unset network matches every network,
+    // so it reaches every pod directly.
+    let mesh = Mesh::start_with(meshfleet_demo::fleet::two_zones(), |fleet| {
+        let yaml = meshfleet_demo::fleet::clusters_yaml(&fleet.clusters);
+        let with_networks = yaml
+            .replace(
+                "  zone: us-east-1a\n",
+                "  zone: us-east-1a\n  network: net-east\n",
+            )
+            .replace(
+                "  zone: us-west-2a\n",
+                "  zone: us-west-2a\n  network: net-west\n",
+            );
+        assert_ne!(
+            yaml, with_networks,
+            "the fleet's YAML names the zones as expected"
+        );
+        write_atomic(&fleet.dir.join("clusters.yaml"), with_networks).unwrap();
+    })
+    .await;
+    let catalog = mesh.admin("/debug/catalog").await.unwrap();
+    assert!(catalog.contains("\"network\":\"net-east\""), "{catalog}");
+    let envoy = mesh.envoy(EAST, AdsApi::Sotw).await;
+
+    let tally = send(&envoy, 2_000).await;
+
+    assert_eq!(tally.failed, 0, "{tally:?}");
+    assert!(tally.share(EAST) > 98.0, "{tally:?}");
+}

@@ -257,6 +257,12 @@ impl SliceFixture {
         });
         self
     }
+    /// The last port added is UDP.
+    pub fn udp(mut self) -> Self {
+        let last = self.0.ports.last_mut().expect("a port first");
+        last.protocol = Some("UDP".to_owned());
+        self
+    }
     pub fn label(mut self, key: &str, value: &str) -> Self {
         self.0
             .metadata

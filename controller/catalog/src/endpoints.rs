@@ -8,7 +8,9 @@ use meshfleet_model::Endpoint;
 
 use super::ports::PortSpec;
 use super::topology::{Site, Topology};
-use meshfleet_api::{ANNOTATION_WEIGHT, EndpointSlice, LABEL_SOURCE_CLUSTER, ObjectKey};
+use meshfleet_api::{
+    ANNOTATION_WEIGHT, EndpointPort, EndpointSlice, LABEL_SOURCE_CLUSTER, ObjectKey,
+};
 use meshfleet_model::problem::{Problem, Source};
 
 /// Per port (in the order of the service's ports), its endpoints; and the clusters they are in.
@@ -142,10 +144,17 @@ fn placed<'a>(
 /// (index of the service port, target port on the endpoint) for each service port the slice
 /// serves: same name, or the single unnamed port of a slice for a single-port service.
 fn match_ports(ports: &[PortSpec], slice: &EndpointSlice) -> Vec<(usize, u32)> {
+    // Service ports are TCP (UDP and SCTP ones are left out): so are the slice ports that can
+    // serve them. An absent protocol is TCP, as in Kubernetes.
+    let tcp: Vec<&EndpointPort> = slice
+        .ports
+        .iter()
+        .filter(|p| p.protocol.as_deref().is_none_or(|proto| proto == "TCP"))
+        .collect();
     let mut matched = Vec::new();
     for (i, port) in ports.iter().enumerate() {
-        let by_name = slice.ports.iter().find(|p| p.name() == port.name);
-        let single = match (ports.len(), slice.ports.as_slice()) {
+        let by_name = tcp.iter().find(|p| p.name() == port.name);
+        let single = match (ports.len(), tcp.as_slice()) {
             (1, [only]) if only.name().is_empty() => Some(only),
             _ => None,
         };

@@ -360,7 +360,16 @@ fn keys_share_the_encoded_endpoints_of_their_load_assignments() {
 #[test]
 fn a_key_on_another_network_gets_that_network_s_endpoints() {
     let cache = SnapshotCache::new();
-    let m = two_services();
+    // Every endpoint on net-a: a key on net-b reaches none of them (no gateway), a key
+    // without a network reaches all.
+    let mut m = two_services();
+    for svc in m.services.values_mut() {
+        for port in &mut Arc::make_mut(svc).ports {
+            for ep in &mut port.endpoints {
+                ep.network = Arc::from("net-a");
+            }
+        }
+    }
     cache.set_mesh(m.clone());
     let net_key = ClientKey {
         network: "net-b".to_owned(),

@@ -45,7 +45,7 @@ pub(super) fn groups<'a>(
     let mut pending: BTreeMap<&'a Locality, Pending<'a>> = BTreeMap::new();
     for ep in endpoints.iter().filter(|ep| ep.ready) {
         let group = pending.entry(&*ep.locality).or_default();
-        if *ep.network == *network {
+        if same_or_unset(&ep.network, network) {
             group
                 .direct
                 .push(lb_endpoint(&ep.address, ep.port, ep.weight.max(1)));
@@ -64,6 +64,13 @@ pub(super) fn groups<'a>(
         .into_iter()
         .filter_map(|(locality, p)| p.finish(locality, with_labels))
         .collect()
+}
+
+/// Whether a client on `client` reaches an endpoint on `endpoint` directly: as Istio's
+/// `IsSameOrEmpty`, an unset network on either side matches every network (a plain Envoy
+/// without `NETWORK` metadata, a cluster without `spec.network`).
+fn same_or_unset(endpoint: &str, client: &str) -> bool {
+    endpoint.is_empty() || client.is_empty() || endpoint == client
 }
 
 /// One locality's endpoints while grouping.
@@ -242,16 +249,32 @@ mod tests {
     }
 
     #[test]
-    fn default_network_is_its_own_network() {
+    fn an_unset_network_matches_every_network() {
         let eps = vec![
             endpoint("10.0.0.1", "r1/z1", ""),
             endpoint("10.0.0.2", "r1/z1", "net-a"),
+            via(endpoint("10.0.0.3", "r1/z1", "net-b"), "192.0.2.1", 1),
         ];
-        let from_default = groups(&eps, "", false);
-        assert_eq!(from_default.len(), 1);
+        // A client without a network reaches every endpoint directly, as in Istio.
+        let from_unset = groups(&eps, "", false);
         assert_eq!(
-            from_default[0].endpoints,
-            vec![lb_endpoint("10.0.0.1", 8080, 1)]
+            from_unset[0].endpoints,
+            vec![
+                lb_endpoint("10.0.0.1", 8080, 1),
+                lb_endpoint("10.0.0.2", 8080, 1),
+                lb_endpoint("10.0.0.3", 8080, 1),
+            ]
+        );
+        // A client on net-a reaches the endpoint without a network and its own directly, and
+        // net-b through its gateway.
+        let from_a = groups(&eps, "net-a", false);
+        assert_eq!(
+            from_a[0].endpoints,
+            vec![
+                lb_endpoint("10.0.0.1", 8080, 1),
+                lb_endpoint("10.0.0.2", 8080, 1),
+                lb_endpoint("192.0.2.1", 15443, 1),
+            ]
         );
     }
 
@@ -260,8 +283,8 @@ mod tests {
         let net = "topology.istio.io/network";
         let eps = vec![
             labelled(
-                endpoint("10.0.0.1", "r1/z1", ""),
-                &[(net, "local"), ("app", "a")],
+                endpoint("10.0.0.1", "r1/z1", "net-a"),
+                &[(net, "net-a"), ("app", "a")],
             ),
             labelled(
                 via(endpoint("10.9.0.1", "r1/z1", "net-b"), "192.0.2.1", 1),
@@ -272,7 +295,7 @@ mod tests {
                 &[(net, "net-b"), ("v", "2")],
             ),
         ];
-        let groups = groups(&eps, "", true);
+        let groups = groups(&eps, "net-a", true);
         let labels: Vec<Labels> = groups[0].labels.iter().map(|l| (**l).clone()).collect();
         assert_eq!(
             labels,

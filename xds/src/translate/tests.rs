@@ -191,17 +191,21 @@ fn istio_disabled_without_outlier_detection_has_no_common_lb_config() {
 
 #[test]
 fn load_assignment_is_weighted_for_the_client_and_crosses_networks_via_gateways() {
-    let mut not_ready = endpoint("10.0.0.3", "us-east/us-east-1a", "");
+    let mut not_ready = endpoint("10.0.0.3", "us-east/us-east-1a", "east");
     not_ready.ready = false;
     let eps = vec![
-        endpoint("10.0.0.1", "us-east/us-east-1a", ""),
-        endpoint("10.0.0.2", "us-east/us-east-1a", ""),
+        endpoint("10.0.0.1", "us-east/us-east-1a", "east"),
+        endpoint("10.0.0.2", "us-east/us-east-1a", "east"),
         not_ready,
         endpoint("10.1.0.1", "us-west/us-west-2a", "west"),
         endpoint("10.1.0.2", "us-west/us-west-2a", "west"),
     ];
     let svc = service(vec![port(80, Protocol::Http, eps)]);
-    let out = translate_service(&svc, &key("us-east/us-east-1a"));
+    let client = ClientKey {
+        network: "east".to_owned(),
+        ..key("us-east/us-east-1a")
+    };
+    let out = translate_service(&svc, &client);
     let expected = ClusterLoadAssignment {
         cluster_name: "outbound|80||echo.demo.global".to_owned(),
         endpoints: vec![

@@ -422,3 +422,28 @@ fn without_a_template_ports_are_the_union_of_the_observed_copies() {
         )]
     );
 }
+
+#[test]
+fn a_udp_slice_port_never_serves_a_tcp_service_port() {
+    let index = with_fleet(vec![
+        service("team-a", "api").global().port("", 80).into(),
+        // One unnamed port, but UDP: not the service's.
+        slice("team-a", "api-e1", "api", "east-1")
+            .endpoint("10.1.0.1")
+            .port("", 8053)
+            .udp()
+            .into(),
+        // The same name, UDP and TCP: the TCP one serves.
+        slice("team-a", "api-e2", "api", "east-2")
+            .endpoint("10.1.1.1")
+            .port("", 9053)
+            .udp()
+            .port("", 8080)
+            .into(),
+    ]);
+    let catalog = Catalog::build(&index);
+    assert_eq!(
+        only_service(&catalog).service.ports[0].endpoints,
+        vec![ep("east-2", "10.1.1.1", 8080)]
+    );
+}

@@ -70,13 +70,14 @@ fn endpoint(ip: &str, locality: &str, network: &str, weight: u32) -> Endpoint {
     }
 }
 
-/// Two ports over localities in three regions and three networks (the third without gateway).
+/// Two ports over localities in three regions and three networks (the third without gateway),
+/// and one endpoint without a network, which every client reaches directly.
 fn service(policy: LocalityPolicy) -> GlobalService {
     let mut eps = vec![
-        endpoint("10.0.0.1", "r1/z1/s1", "", 1),
-        endpoint("10.0.0.2", "r1/z1/s1", "", 4),
-        endpoint("10.0.0.3", "r1/z1/s2", "", 2),
-        endpoint("10.0.1.1", "r1/z2/s1", "", 3),
+        endpoint("10.0.0.1", "r1/z1/s1", "net-a", 1),
+        endpoint("10.0.0.2", "r1/z1/s1", "net-a", 4),
+        endpoint("10.0.0.3", "r1/z1/s2", "net-a", 2),
+        endpoint("10.0.1.1", "r1/z2/s1", "net-a", 3),
         endpoint("10.1.0.1", "r2/z1/s1", "net-b", 2),
         endpoint("10.1.0.2", "r2/z1/s1", "net-b", 5),
         endpoint("10.1.0.3", "r1/z1/s1", "net-b", 1),
@@ -121,8 +122,8 @@ fn keys() -> Vec<ClientKey> {
     let net = "topology.istio.io/network";
     vec![
         key("r1/z1/s1", "", &[]),
-        key("r1/z1/s2", "", &[(net, ""), ("app", "even")]),
-        key("r1/z2/s1", "", &[(net, "net-b")]),
+        key("r1/z1/s2", "net-a", &[(net, "net-a"), ("app", "even")]),
+        key("r1/z2/s1", "net-a", &[(net, "net-b")]),
         key("r2/z1/s1", "net-b", &[(net, "net-b"), ("app", "odd")]),
         key("r3/z1/s1", "net-b", &[]),
         key("r9/z9/s9", "net-c", &[(net, "net-c")]),
