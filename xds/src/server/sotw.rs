@@ -37,6 +37,10 @@ struct SotwType {
     /// Hash of the last `resource_names` list: ACKs repeat the list, and comparing a hash is
     /// cheaper than rebuilding a set of 10,000 names on every ACK.
     names_digest: Option<u128>,
+    /// The client has named resources of this type. From then on an empty list unsubscribes
+    /// from everything: legacy wildcard is only a first request without names (xDS protocol,
+    /// "How the client specifies what resources to return").
+    named: bool,
 }
 
 impl Protocol for Sotw {
@@ -151,7 +155,12 @@ impl SotwType {
             return None;
         }
         self.names_digest = Some(digest);
-        let new = Subscription::from_names(ty, names, &ctx.current);
+        let new = if names.is_empty() && self.named {
+            Subscription::default()
+        } else {
+            Subscription::from_names(ty, names, &ctx.current)
+        };
+        self.named |= !names.is_empty();
         let old = std::mem::replace(&mut self.state.subscription, new);
         let new = &self.state.subscription;
         if new == &old {

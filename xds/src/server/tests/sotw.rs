@@ -265,3 +265,28 @@ async fn changed_cluster_is_followed_by_its_load_assignment() {
     assert_eq!(endpoints, [cluster("echo", 80)]);
     c.expect_silence().await;
 }
+
+#[tokio::test]
+async fn an_empty_list_after_names_unsubscribes_instead_of_turning_wildcard_on() {
+    let (cache, server) = server(two_services());
+    let mut c = SotwClient::connect(&server, east("envoy-1"));
+    let echo = cluster("echo", 80);
+    // CDS named explicitly, then an empty list: nothing is subscribed any more.
+    c.request(CLUSTER, &[&echo]);
+    let (cds, names) = c.recv_type(CLUSTER).await;
+    assert_eq!(names, [echo.as_str()]);
+    // Not wildcard again: nothing new is sent, and later changes are not pushed.
+    c.ack(&cds, &[]);
+    c.expect_silence().await;
+    cache.set_mesh(with(&two_services(), echo_with("10.0.1.7")));
+    c.expect_silence().await;
+
+    // A first request without names is still legacy wildcard, and its ACKs keep it.
+    let mut w = SotwClient::connect(&server, east("envoy-2"));
+    w.request(CLUSTER, &[]);
+    let (cds, mut names) = w.recv_type(CLUSTER).await;
+    names.sort();
+    assert_eq!(names, [cluster("db", 5432), echo]);
+    w.ack(&cds, &[]);
+    w.expect_silence().await;
+}
