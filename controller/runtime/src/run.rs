@@ -71,7 +71,7 @@ impl Controller {
                 .context("the first propagation panicked")?;
         }
 
-        let ads = AdsServer::new(cache.clone());
+        let ads = AdsServer::new(cache.clone()).with_instance_id(instance_id());
         let xds = TcpListener::bind(args.xds_addr)
             .await
             .with_context(|| format!("binding xDS address {}", args.xds_addr))?;
@@ -273,6 +273,27 @@ fn reconcile(
     state.publish_problems(Some(problems), None);
 }
 
+/// This instance's name in xDS responses' `control_plane`, so that replicas can be told apart
+/// as istiod's are: the pod's name (`POD_NAME`, from the downward API), else the host's.
+fn instance_id() -> String {
+    instance_id_from(
+        |var| std::env::var(var).ok(),
+        || std::fs::read_to_string("/etc/hostname").ok(),
+    )
+}
+
+fn instance_id_from(
+    env: impl Fn(&str) -> Option<String>,
+    hostname_file: impl FnOnce() -> Option<String>,
+) -> String {
+    let named =
+        |value: Option<String>| value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    named(env("POD_NAME"))
+        .or_else(|| named(env("HOSTNAME")))
+        .or_else(|| named(hostname_file()))
+        .unwrap_or_else(|| "meshfleet".to_owned())
+}
+
 async fn serve_xds(listener: TcpListener, ads: AdsServer) {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let result = tonic::transport::Server::builder()
@@ -300,4 +321,40 @@ pub fn init_tracing(default_level: &str) {
     };
     // A second init (tests, the demo) keeps the first subscriber.
     drop(result);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_instance_is_named_by_its_pod_else_its_host() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |var: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == var)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        fn file(text: Option<&'static str>) -> impl FnOnce() -> Option<String> {
+            move || text.map(str::to_owned)
+        }
+        assert_eq!(
+            instance_id_from(
+                env(&[("POD_NAME", "meshfleet-7d9f"), ("HOSTNAME", "h")]),
+                file(None)
+            ),
+            "meshfleet-7d9f"
+        );
+        assert_eq!(
+            instance_id_from(
+                env(&[("POD_NAME", " "), ("HOSTNAME", "node-1")]),
+                file(None)
+            ),
+            "node-1"
+        );
+        assert_eq!(instance_id_from(env(&[]), file(Some("box\n"))), "box");
+        assert_eq!(instance_id_from(env(&[]), file(None)), "meshfleet");
+    }
 }
