@@ -36,7 +36,7 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, ads: AdsServer) {
 
 fn router(state: Arc<State>, ads: AdsServer) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/debug/syncz", get(syncz))
@@ -48,6 +48,20 @@ fn router(state: Arc<State>, ads: AdsServer) -> Router {
             state,
             ads,
         })
+}
+
+/// Healthy while every long-running task runs; else 503 naming those that stopped.
+async fn healthz(Extract(admin): Extract<Admin>) -> (StatusCode, String) {
+    let stopped = admin.state.stopped();
+    if stopped.is_empty() {
+        (StatusCode::OK, "ok\n".to_owned())
+    } else {
+        let names = stopped.join(", ");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("stopped: {names}\n"),
+        )
+    }
 }
 
 async fn readyz(Extract(admin): Extract<Admin>) -> (StatusCode, &'static str) {

@@ -81,17 +81,34 @@ impl Controller {
         let (xds_addr, admin_addr) = (xds.local_addr()?, admin.local_addr()?);
 
         let (changed_tx, changed_rx) = watch::channel(0);
+        let (index_for_loop, ads_for_xds) = (index.clone(), ads.clone());
+        let watching = state.alive("config source");
+        let reconciling = state.alive("reconcile loop");
+        let serving = state.alive("xDS server");
         let tasks = vec![
-            tokio::spawn(source.watch(index.clone(), changed_tx)),
-            tokio::spawn(reconcile_loop(
-                changed_rx,
-                index,
-                catalog,
-                cache,
-                state.clone(),
-                propagation,
-            )),
-            tokio::spawn(serve_xds(xds, ads.clone())),
+            tokio::spawn(async move {
+                let _alive = watching;
+                source.watch(index.clone(), changed_tx).await;
+            }),
+            tokio::spawn({
+                let state = state.clone();
+                async move {
+                    let _alive = reconciling;
+                    reconcile_loop(
+                        changed_rx,
+                        index_for_loop,
+                        catalog,
+                        cache,
+                        state,
+                        propagation,
+                    )
+                    .await;
+                }
+            }),
+            tokio::spawn(async move {
+                let _alive = serving;
+                serve_xds(xds, ads_for_xds).await;
+            }),
             tokio::spawn(crate::admin::serve(admin, state.clone(), ads.clone())),
         ];
         state.ready.store(true, Ordering::Release);
@@ -107,6 +124,7 @@ impl Controller {
 
     /// Stops every task of this controller.
     pub fn shutdown(self) {
+        self.state.shutting_down.store(true, Ordering::Release);
         for task in self.tasks {
             task.abort();
         }

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use meshfleet_catalog::Catalog;
 use meshfleet_model::problem::Problem;
@@ -30,6 +30,31 @@ pub struct State {
     pub(crate) ready: AtomicBool,
     /// What `/metrics` shows of the controller itself, kept with the values above.
     metrics: StateMetrics,
+    /// The long-running loops (the source's watch, the reconcile loop, the xDS server) that
+    /// have stopped: one that stops is a controller that no longer follows its inputs.
+    stopped: Mutex<Vec<&'static str>>,
+    /// Set when the controller is stopped on purpose: its tasks end without being at fault.
+    pub(crate) shutting_down: AtomicBool,
+}
+
+/// Marks a loop stopped when dropped: when the loop returns, fails or panics.
+pub(crate) struct Alive {
+    state: Arc<State>,
+    name: &'static str,
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        if self.state.shutting_down.load(Ordering::Acquire) {
+            return;
+        }
+        tracing::error!(task = self.name, "a long-running task stopped");
+        self.state
+            .stopped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(self.name);
+    }
 }
 
 /// The controller's own metrics (the ADS server has its own): gauges set when the state
@@ -139,12 +164,55 @@ impl State {
         *self.problems.write().expect("state lock") = Arc::new(merged);
     }
 
+    /// Ready: the sources were read once, the first catalog is served and every loop runs.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire) && self.stopped().is_empty()
+    }
+
+    /// The long-running tasks that stopped; healthy when none did.
+    pub fn stopped(&self) -> Vec<&'static str> {
+        self.stopped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A guard for the task `name`: hold it for as long as the task runs.
+    pub(crate) fn alive(self: &Arc<Self>, name: &'static str) -> Alive {
+        Alive {
+            state: self.clone(),
+            name,
+        }
     }
 
     /// How many times the catalog was built.
     pub fn reconciles(&self) -> u64 {
         self.metrics.reconciles.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_task_makes_the_controller_unhealthy_and_not_ready() {
+        let state = Arc::new(State::default());
+        state.ready.store(true, Ordering::Release);
+        let running = state.alive("reconcile loop");
+        assert!(state.is_ready());
+        assert!(state.stopped().is_empty());
+        drop(running);
+        assert_eq!(state.stopped(), ["reconcile loop"]);
+        assert!(!state.is_ready());
+    }
+
+    #[test]
+    fn tasks_stopped_on_purpose_are_not_faults() {
+        let state = Arc::new(State::default());
+        let running = state.alive("xDS server");
+        state.shutting_down.store(true, Ordering::Release);
+        drop(running);
+        assert!(state.stopped().is_empty());
     }
 }
