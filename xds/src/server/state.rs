@@ -112,6 +112,17 @@ impl TypeState {
         error: Option<&RpcStatus>,
     ) {
         match error {
+            // The same rejection again (a client repeating its NACK of one response): counted
+            // and recorded once, with the message it first gave.
+            Some(_)
+                if self
+                    .status
+                    .last_nack
+                    .as_ref()
+                    .is_some_and(|n| n.nonce == self.status.nonce_sent) =>
+            {
+                return;
+            }
             Some(err) => {
                 tracing::warn!(node = %ctx.node.id, r#type = ty, version = %self.status.version_sent,
                     message = %err.message, "client rejected config");

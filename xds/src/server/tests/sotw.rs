@@ -290,3 +290,17 @@ async fn an_empty_list_after_names_unsubscribes_instead_of_turning_wildcard_on()
     w.ack(&cds, &[]);
     w.expect_silence().await;
 }
+
+#[tokio::test]
+async fn a_repeated_nack_is_counted_and_recorded_once() {
+    let (_cache, server) = server(two_services());
+    let mut c = SotwClient::connect(&server, east("envoy-1"));
+    c.request(CLUSTER, &[]);
+    let (cds, _) = c.recv_type(CLUSTER).await;
+    c.nack(&cds, &[], "", "first reason");
+    c.nack(&cds, &[], "", "second reason");
+    c.expect_silence().await;
+    assert_eq!(server.metrics().nacks(), 1);
+    let nack = server.status()[0].types["cds"].clone().last_nack.unwrap();
+    assert_eq!(nack.message, "first reason");
+}
