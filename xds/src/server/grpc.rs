@@ -201,7 +201,7 @@ impl<M: Message + Default> Decoder for ProstDecoder<M> {
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<M>, Status> {
         M::decode(src)
             .map(Some)
-            .map_err(|e| Status::internal(e.to_string()))
+            .map_err(|e| Status::invalid_argument(e.to_string()))
     }
 
     fn buffer_settings(&self) -> BufferSettings {

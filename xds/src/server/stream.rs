@@ -8,7 +8,7 @@ use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
 use envoy_types::pb::google::protobuf::Any;
 use futures::{Stream, StreamExt};
 use tokio::sync::{mpsc, watch};
-use tonic::Status;
+use tonic::{Code, Status};
 
 use crate::cache::{Snapshot, SnapshotCache};
 use crate::model::ClientKey;
@@ -40,6 +40,10 @@ pub enum StreamError {
     WatchSnapshot(#[source] tokio::task::JoinError),
     #[error("snapshot cache closed")]
     CacheClosed,
+    /// The request stream failed: a message that does not decode, one over the size limit, or
+    /// the transport.
+    #[error("read request")]
+    ReadRequest(#[source] Status),
 }
 
 impl StreamError {
@@ -48,6 +52,17 @@ impl StreamError {
         match self {
             Self::ParseNode(e) => Status::invalid_argument(e.to_string()),
             Self::WatchSnapshot(_) | Self::CacheClosed => Status::internal(self.to_string()),
+            // tonic reports a message over the limit as OUT_OF_RANGE; gRPC's servers say
+            // RESOURCE_EXHAUSTED.
+            Self::ReadRequest(status) => match status.code() {
+                Code::OutOfRange | Code::ResourceExhausted => {
+                    Status::resource_exhausted(format!("request too large: {}", status.message()))
+                }
+                Code::InvalidArgument | Code::Internal => {
+                    Status::invalid_argument(format!("malformed request: {}", status.message()))
+                }
+                _ => status,
+            },
         }
     }
 }
@@ -149,8 +164,10 @@ where
     P: Protocol,
     S: Stream<Item = Result<P::Request, Status>> + Send + Unpin + 'static,
 {
-    let Some(Ok(first)) = input.next().await else {
-        return Ok(());
+    let first = match input.next().await {
+        Some(Ok(first)) => first,
+        Some(Err(status)) => return Err(StreamError::ReadRequest(status)),
+        None => return Ok(()),
     };
     let node = P::node(&first).cloned().unwrap_or_default();
     let info = NodeInfo::parse(&node)?;
@@ -181,8 +198,8 @@ where
             req = input.next() => match req {
                 Some(Ok(req)) => proto.on_request(&mut ctx, req),
                 Some(Err(status)) => {
-                    tracing::debug!(node = %ctx.node.id, %status, "ads stream ended by client");
-                    return Ok(());
+                    tracing::debug!(node = %ctx.node.id, %status, "ads stream request failed");
+                    return Err(StreamError::ReadRequest(status));
                 }
                 None => return Ok(()),
             },

@@ -304,3 +304,34 @@ async fn a_repeated_nack_is_counted_and_recorded_once() {
     let nack = server.status()[0].types["cds"].clone().last_nack.unwrap();
     assert_eq!(nack.message, "first reason");
 }
+
+#[tokio::test]
+async fn a_request_that_does_not_decode_ends_the_stream_with_invalid_argument() {
+    let (_cache, server) = server(two_services());
+    let mut c = SotwClient::connect(&server, east("envoy-1"));
+    c.request(CLUSTER, &[]);
+    let (cds, _) = c.recv_type(CLUSTER).await;
+    c.ack(&cds, &[]);
+    // What the codec yields for bytes that are no DiscoveryRequest.
+    c.tx.send(Err(Status::invalid_argument("invalid wire type value: 7")))
+        .unwrap();
+    let status = c.recv_error().await;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().starts_with("malformed request: "),
+        "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_over_the_limit_ends_the_stream_with_resource_exhausted() {
+    let (_cache, server) = server(two_services());
+    let mut c = SotwClient::connect(&server, east("envoy-1"));
+    // What tonic yields for a message over the decoding limit, here as the first message.
+    c.tx.send(Err(Status::out_of_range(
+        "Error, decoded message length too large",
+    )))
+    .unwrap();
+    let status = c.recv_error().await;
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+}
