@@ -98,8 +98,12 @@ fn initial(
     let mut plan = state.plan(ty, &ctx.current, &[]);
     plan.upserts
         .retain(|r| known.get(&r.name) != Some(&r.version));
+    // Resources the client holds that are gone, and names it asks for that do not exist: both
+    // are `removed_resources`, so the client need not wait out its does-not-exist timer.
+    let asked = req.resource_names_subscribe.iter().filter(|n| *n != "*");
     plan.removals = known
         .keys()
+        .chain(asked)
         .filter(|name| ctx.current.get(ty, name).is_none())
         .map(|name| Arc::from(name.as_str()))
         .collect();
@@ -124,22 +128,35 @@ fn update(
             ctx.server.metrics.stale_nonce();
         }
     }
-    let added = subscribe(
+    let mut forced = subscribe(
         ctx,
         ty,
         &mut state.subscription,
         &req.resource_names_subscribe,
     );
-    unsubscribe(&mut state.subscription, &req.resource_names_unsubscribe);
-    if added.is_empty() {
+    forced.extend(unsubscribe(
+        ctx,
+        ty,
+        &mut state.subscription,
+        &req.resource_names_unsubscribe,
+    ));
+    if forced.is_empty() {
         return None;
     }
-    let plan = state.plan(ty, &ctx.current, &added);
-    send(ctx, ty, state, plan)
+    let mut plan = state.plan(ty, &ctx.current, &forced);
+    // A name asked for that does not exist is answered as removed, not left unanswered.
+    plan.removals.extend(
+        forced
+            .iter()
+            .filter(|name| ctx.current.get(ty, name).is_none())
+            .cloned(),
+    );
+    // Every subscription change is answered, even by an empty response.
+    Some(response(ctx, ty, state, plan))
 }
 
-/// Adds `names` (`*` = wildcard) to `sub`; returns the names newly covered, which the client
-/// must be sent even if it had them before (it forgets resources it unsubscribes).
+/// Adds `names` (`*` = wildcard) to `sub`; returns the names to send: those newly covered, and
+/// those asked for again (a client asks again for what it wants sent again).
 fn subscribe(ctx: &StreamCtx, ty: &str, sub: &mut Subscription, names: &[String]) -> Vec<Arc<str>> {
     let mut added = Vec::new();
     for name in names {
@@ -151,22 +168,33 @@ fn subscribe(ctx: &StreamCtx, ty: &str, sub: &mut Subscription, names: &[String]
             }
         } else {
             let name = ctx.current.intern(ty, name);
-            if sub.names.insert(name.clone()) {
-                added.push(name);
-            }
+            sub.names.insert(name.clone());
+            added.push(name);
         }
     }
     added
 }
 
-fn unsubscribe(sub: &mut Subscription, names: &[String]) {
+/// Removes `names` (`*` = wildcard) from `sub`; returns those still covered by the wildcard,
+/// which the client dropped when it unsubscribed and must be sent again.
+fn unsubscribe(
+    ctx: &StreamCtx,
+    ty: &str,
+    sub: &mut Subscription,
+    names: &[String],
+) -> Vec<Arc<str>> {
+    let mut still = Vec::new();
     for name in names {
         if name == "*" {
             sub.wildcard = false;
         } else {
             sub.names.remove(name.as_str());
+            if sub.matches(ty, name) && ctx.current.get(ty, name).is_some() {
+                still.push(ctx.current.intern(ty, name));
+            }
         }
     }
+    still
 }
 
 /// Sends `plan` for `ty` unless it is empty; either way the client now holds the current

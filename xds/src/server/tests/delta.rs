@@ -183,3 +183,54 @@ async fn sotw_and_delta_clients_of_one_key_converge() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_name_that_does_not_exist_is_answered_as_removed() {
+    let (_cache, server) = server(two_services());
+    let mut c = DeltaClient::connect(&server, east("envoy-d"));
+    let (echo, nowhere) = (cluster("echo", 80), cluster("nowhere", 80));
+    // In the first request, and in a later one.
+    c.subscribe(ENDPOINT, &[&echo, &nowhere]);
+    let (eds, names, removed) = c.recv_type(ENDPOINT).await;
+    assert_eq!(
+        (names, removed),
+        (vec![echo.clone()], vec![nowhere.clone()])
+    );
+    c.ack(&eds);
+    let other = cluster("other", 80);
+    c.subscribe(ENDPOINT, &[&other]);
+    let (eds, names, removed) = c.recv_type(ENDPOINT).await;
+    assert_eq!((names.len(), removed), (0, vec![other]));
+    c.ack(&eds);
+    c.expect_silence().await;
+}
+
+#[tokio::test]
+async fn subscribing_again_sends_the_resource_again() {
+    let (_cache, server) = server(two_services());
+    let mut c = DeltaClient::connect(&server, east("envoy-d"));
+    let echo = cluster("echo", 80);
+    c.subscribe(ENDPOINT, &[&echo]);
+    let (eds, _, _) = c.recv_type(ENDPOINT).await;
+    c.ack(&eds);
+    c.subscribe(ENDPOINT, &[&echo]);
+    let (eds, names, _) = c.recv_type(ENDPOINT).await;
+    assert_eq!(names, [echo]);
+    c.ack(&eds);
+    c.expect_silence().await;
+}
+
+#[tokio::test]
+async fn unsubscribing_a_name_the_wildcard_covers_sends_it_again() {
+    let (_cache, server) = server(two_services());
+    let mut c = DeltaClient::connect(&server, east("envoy-d"));
+    let echo = cluster("echo", 80);
+    c.subscribe(CLUSTER, &["*", &echo]);
+    let (cds, _, _) = c.recv_type(CLUSTER).await;
+    c.ack(&cds);
+    c.unsubscribe(CLUSTER, &[&echo]);
+    let (cds, names, removed) = c.recv_type(CLUSTER).await;
+    assert_eq!((names, removed.len()), (vec![echo], 0));
+    c.ack(&cds);
+    c.expect_silence().await;
+}
