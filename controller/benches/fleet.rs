@@ -45,6 +45,7 @@ const SERVICES: usize = 10_000;
 const LOCALITIES: usize = 20;
 const STREAMS: usize = 1_000;
 const SUBSCRIBED: usize = 20;
+const STREAMS_PER_CONNECTION: usize = 100;
 const CHANGES: usize = 50;
 /// Changes made first and not counted: the first pushes after 1,000 streams connect warm up.
 const WARM_UP: usize = 3;
@@ -188,13 +189,17 @@ async fn bench(endpoints: usize) -> anyhow::Result<()> {
     let names: Vec<String> = (0..SUBSCRIBED)
         .map(|s| format!("outbound|80||s{s}.bench.global"))
         .collect();
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{xds_addr}"))?
-        .connect()
-        .await?;
+    // Streams share connections, 100 to one: within the controller's per-connection limit.
+    let mut channels = Vec::new();
+    for _ in 0..STREAMS.div_ceil(STREAMS_PER_CONNECTION) {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{xds_addr}"))?;
+        channels.push(endpoint.connect().await?);
+    }
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<(usize, Instant, bool)>();
     let open = |s: usize| {
-        let client = AggregatedDiscoveryServiceClient::new(channel.clone())
-            .max_decoding_message_size(64 << 20);
+        let channel = channels[s / STREAMS_PER_CONNECTION].clone();
+        let client =
+            AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(64 << 20);
         tokio::spawn(run_stream(
             client,
             s,

@@ -68,8 +68,29 @@ use delta::Delta;
 use sotw::Sotw;
 use stream::{Connected, Protocol, Registration};
 
-/// Largest gRPC message accepted or sent: a full CDS for 10,000 services is tens of MiB.
+/// Largest gRPC message sent: a full CDS for 10,000 services is tens of MiB.
 pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
+
+/// What one client may ask of the server; beyond it, its stream ends with
+/// `RESOURCE_EXHAUSTED`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request message, in bytes.
+    pub max_request_bytes: usize,
+    /// Most resource names one request may name (subscribed and unsubscribed together).
+    pub max_resources_per_request: usize,
+}
+
+impl Default for Limits {
+    /// 4 MiB and 100,000 names: a request naming every cluster of a 10,000-service mesh with
+    /// long names fits in a tenth of that.
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 4 << 20,
+            max_resources_per_request: 100_000,
+        }
+    }
+}
 
 /// Responses a stream may queue before it waits for the client to read.
 const STREAM_BUFFER: usize = 16;
@@ -95,6 +116,8 @@ pub struct AdsServer {
     /// reads it (its ISTIOD column).
     control_plane_id: Arc<str>,
     clock: Clock,
+    /// What one client may ask.
+    limits: Limits,
 }
 
 impl AdsServer {
@@ -106,6 +129,7 @@ impl AdsServer {
             next_stream: Arc::default(),
             control_plane_id: control_plane_id("meshfleet"),
             clock: Arc::new(SystemTime::now),
+            limits: Limits::default(),
         }
     }
 
@@ -113,6 +137,15 @@ impl AdsServer {
     pub fn with_instance_id(mut self, id: impl Into<String>) -> Self {
         self.control_plane_id = control_plane_id(&id.into());
         self
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     pub fn with_clock(mut self, clock: Clock) -> Self {
@@ -129,8 +162,9 @@ impl AdsServer {
     /// The generated tonic service over [`AggregatedDiscoveryService`], which copies every
     /// SotW resource into a `DiscoveryResponse` first; [`AdsServer::into_service`] does not.
     pub fn into_generated_service(self) -> AggregatedDiscoveryServiceServer<Self> {
+        let request_limit = self.limits.max_request_bytes;
         AggregatedDiscoveryServiceServer::new(self)
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_decoding_message_size(request_limit)
             .max_encoding_message_size(MAX_MESSAGE_SIZE)
     }
 

@@ -49,6 +49,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         admin_addr: "127.0.0.1:0".parse()?,
         state_dir: None,
         zone: None,
+        xds_limits: Default::default(),
     })
     .await?;
     say!(

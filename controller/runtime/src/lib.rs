@@ -38,6 +38,34 @@ pub struct RunArgs {
     /// Propagate only to the clusters of this zone (every zone's instance plans alike).
     #[arg(long, value_name = "ZONE", requires = "state_dir")]
     pub zone: Option<String>,
+    #[command(flatten)]
+    pub xds_limits: XdsLimits,
+}
+
+/// What one xDS client may ask of the server.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct XdsLimits {
+    /// Largest xDS request message accepted, in bytes; a larger one ends its stream with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
+    pub xds_max_request_bytes: usize,
+    /// Most resource names one xDS request may carry.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub xds_max_resources_per_request: usize,
+    /// Most concurrent ADS streams on one HTTP/2 connection.
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    pub xds_max_streams_per_connection: u32,
+}
+
+impl Default for XdsLimits {
+    fn default() -> Self {
+        let limits = meshfleet_xds::server::Limits::default();
+        Self {
+            xds_max_request_bytes: limits.max_request_bytes,
+            xds_max_resources_per_request: limits.max_resources_per_request,
+            xds_max_streams_per_connection: 128,
+        }
+    }
 }
 
 /// A `--config` that is not a directory is a mistake to report, not an empty fleet.

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use meshfleet_xds::cache::SnapshotCache;
-use meshfleet_xds::server::AdsServer;
+use meshfleet_xds::server::{AdsServer, Limits};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -71,7 +71,14 @@ impl Controller {
                 .context("the first propagation panicked")?;
         }
 
-        let ads = AdsServer::new(cache.clone()).with_instance_id(instance_id());
+        let limits = &args.xds_limits;
+        let ads = AdsServer::new(cache.clone())
+            .with_instance_id(instance_id())
+            .with_limits(Limits {
+                max_request_bytes: limits.xds_max_request_bytes,
+                max_resources_per_request: limits.xds_max_resources_per_request,
+            });
+        let streams_per_connection = limits.xds_max_streams_per_connection;
         let xds = TcpListener::bind(args.xds_addr)
             .await
             .with_context(|| format!("binding xDS address {}", args.xds_addr))?;
@@ -107,7 +114,7 @@ impl Controller {
             }),
             tokio::spawn(async move {
                 let _alive = serving;
-                serve_xds(xds, ads_for_xds).await;
+                serve_xds(xds, ads_for_xds, streams_per_connection).await;
             }),
             tokio::spawn(crate::admin::serve(admin, state.clone(), ads.clone())),
         ];
@@ -312,10 +319,11 @@ fn instance_id_from(
         .unwrap_or_else(|| "meshfleet".to_owned())
 }
 
-async fn serve_xds(listener: TcpListener, ads: AdsServer) {
+async fn serve_xds(listener: TcpListener, ads: AdsServer, streams_per_connection: u32) {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let result = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(Some(streams_per_connection))
         .add_service(ads.into_service())
         .serve_with_incoming(incoming)
         .await;

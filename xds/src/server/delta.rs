@@ -40,6 +40,12 @@ impl Protocol for Delta {
         req.node.as_ref()
     }
 
+    fn resource_count(req: &DeltaDiscoveryRequest) -> usize {
+        req.resource_names_subscribe.len()
+            + req.resource_names_unsubscribe.len()
+            + req.initial_resource_versions.len()
+    }
+
     fn on_request(
         &mut self,
         ctx: &mut StreamCtx,

@@ -242,14 +242,17 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let server = self.server.clone();
-        let limit = Some(MAX_MESSAGE_SIZE);
+        let (decode, encode) = (
+            Some(server.limits().max_request_bytes),
+            Some(MAX_MESSAGE_SIZE),
+        );
         match req.uri().path() {
             SOTW_PATH => Box::pin(async move {
-                let mut grpc = Grpc::new(SotwCodec).apply_max_message_size_config(limit, limit);
+                let mut grpc = Grpc::new(SotwCodec).apply_max_message_size_config(decode, encode);
                 Ok(grpc.streaming(SotwMethod(server), req).await)
             }),
             DELTA_PATH => Box::pin(async move {
-                let mut grpc = Grpc::new(DeltaCodec).apply_max_message_size_config(limit, limit);
+                let mut grpc = Grpc::new(DeltaCodec).apply_max_message_size_config(decode, encode);
                 Ok(grpc.streaming(DeltaMethod(server), req).await)
             }),
             _ => Box::pin(async { Ok(Status::unimplemented("").into_http()) }),

@@ -52,6 +52,10 @@ impl Protocol for Sotw {
         req.node.as_ref()
     }
 
+    fn resource_count(req: &DiscoveryRequest) -> usize {
+        req.resource_names.len()
+    }
+
     fn on_request(&mut self, ctx: &mut StreamCtx, req: DiscoveryRequest) -> Vec<Prepared> {
         ctx.server.metrics.request();
         if req.type_url == SYNCZ {

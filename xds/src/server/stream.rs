@@ -25,6 +25,8 @@ pub(super) trait Protocol: Send + 'static {
     const KIND: StreamKind;
 
     fn node(req: &Self::Request) -> Option<&Node>;
+    /// How many resource names `req` carries (subscribed and unsubscribed).
+    fn resource_count(req: &Self::Request) -> usize;
     /// Responses to one request (none for an ACK, a NACK or a stale request).
     fn on_request(&mut self, ctx: &mut StreamCtx, req: Self::Request) -> Vec<Self::Response>;
     /// Responses after `ctx.current` changed, in [`crate::resource::SNAPSHOT_TYPES`] order.
@@ -40,6 +42,9 @@ pub enum StreamError {
     WatchSnapshot(#[source] tokio::task::JoinError),
     #[error("snapshot cache closed")]
     CacheClosed,
+    /// A request named more resources than [`crate::server::Limits`] allow.
+    #[error("a request names {count} resources, more than the {limit} allowed")]
+    TooManyResources { count: usize, limit: usize },
     /// The request stream failed: a message that does not decode, one over the size limit, or
     /// the transport.
     #[error("read request")]
@@ -52,6 +57,7 @@ impl StreamError {
         match self {
             Self::ParseNode(e) => Status::invalid_argument(e.to_string()),
             Self::WatchSnapshot(_) | Self::CacheClosed => Status::internal(self.to_string()),
+            Self::TooManyResources { .. } => Status::resource_exhausted(self.to_string()),
             // tonic reports a message over the limit as OUT_OF_RANGE; gRPC's servers say
             // RESOURCE_EXHAUSTED.
             Self::ReadRequest(status) => match status.code() {
@@ -164,8 +170,16 @@ where
     P: Protocol,
     S: Stream<Item = Result<P::Request, Status>> + Send + Unpin + 'static,
 {
+    let limit = server.limits().max_resources_per_request;
+    let within = |req: &P::Request| match P::resource_count(req) {
+        count if count > limit => Err(StreamError::TooManyResources { count, limit }),
+        _ => Ok(()),
+    };
     let first = match input.next().await {
-        Some(Ok(first)) => first,
+        Some(Ok(first)) => {
+            within(&first)?;
+            first
+        }
         Some(Err(status)) => return Err(StreamError::ReadRequest(status)),
         None => return Ok(()),
     };
@@ -196,7 +210,10 @@ where
         responses = tokio::select! {
             biased;
             req = input.next() => match req {
-                Some(Ok(req)) => proto.on_request(&mut ctx, req),
+                Some(Ok(req)) => {
+                    within(&req)?;
+                    proto.on_request(&mut ctx, req)
+                }
                 Some(Err(status)) => {
                     tracing::debug!(node = %ctx.node.id, %status, "ads stream request failed");
                     return Err(StreamError::ReadRequest(status));

@@ -335,3 +335,19 @@ async fn a_request_over_the_limit_ends_the_stream_with_resource_exhausted() {
     let status = c.recv_error().await;
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
 }
+
+#[tokio::test]
+async fn a_request_naming_too_many_resources_ends_the_stream_with_resource_exhausted() {
+    let (_cache, server) = server(two_services());
+    let server = server.with_limits(Limits {
+        max_resources_per_request: 2,
+        ..Limits::default()
+    });
+    let mut c = SotwClient::connect(&server, east("envoy-1"));
+    c.request(ENDPOINT, &["a", "b"]);
+    let (eds, _) = c.recv_type(ENDPOINT).await;
+    c.ack(&eds, &["a", "b", "c"]);
+    let status = c.recv_error().await;
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("3 resources"), "{status:?}");
+}
