@@ -75,22 +75,23 @@ pub(super) fn endpoints(
                     .or_insert_with(|| in_zone(&template, zone)),
                 _ => &template,
             };
-            for address in &endpoint.addresses {
-                if let Err(message) = check_address(address, &slice.address_type) {
-                    problems.push(
-                        Problem::new(source(slice), format!("{message}; endpoint skipped"))
-                            .at(format!("endpoints[{i}].addresses")),
-                    );
-                    continue;
-                }
-                for &(port_index, target) in &matched {
-                    out.per_port[port_index].push(Endpoint {
-                        address: address.clone(),
-                        port: target,
-                        ready: endpoint.ready(),
-                        ..located.clone()
-                    });
-                }
+            // One endpoint is one pod, reached at its first address: discovery.k8s.io/v1
+            // defines no meaning for the others, and kube-proxy reads only the first.
+            let address = &endpoint.addresses[0];
+            if let Err(message) = check_address(address, &slice.address_type) {
+                problems.push(
+                    Problem::new(source(slice), format!("{message}; endpoint skipped"))
+                        .at(format!("endpoints[{i}].addresses[0]")),
+                );
+                continue;
+            }
+            for &(port_index, target) in &matched {
+                out.per_port[port_index].push(Endpoint {
+                    address: address.clone(),
+                    port: target,
+                    ready: endpoint.ready(),
+                    ..located.clone()
+                });
             }
         }
         if !matched.is_empty() {

@@ -268,12 +268,12 @@ fn addresses_envoy_cannot_use_are_reported_and_skipped() {
         vec![
             problem(
                 source,
-                Some("endpoints[0].addresses"),
+                Some("endpoints[0].addresses[0]"),
                 "address \"not-an-ip\" is not an IP address; endpoint skipped"
             ),
             problem(
                 source,
-                Some("endpoints[1].addresses"),
+                Some("endpoints[1].addresses[0]"),
                 "address \"2001:db8::1\" is not IPv4; endpoint skipped"
             ),
         ]
@@ -446,4 +446,27 @@ fn a_udp_slice_port_never_serves_a_tcp_service_port() {
         only_service(&catalog).service.ports[0].endpoints,
         vec![ep("east-2", "10.1.1.1", 8080)]
     );
+}
+
+#[test]
+fn an_endpoint_with_several_addresses_is_one_host_at_its_first() {
+    let mut two = slice("team-a", "api-e1", "api", "east-1")
+        .endpoint("10.1.0.1")
+        .endpoint("10.1.0.2")
+        .port("http", 8080)
+        .0;
+    two.endpoints[0].addresses.push("10.1.0.9".to_owned());
+    let index = with_fleet(vec![
+        service("team-a", "api").global().port("http", 80).into(),
+        Object::EndpointSlice(Arc::new(two)),
+    ]);
+    let catalog = Catalog::build(&index);
+    assert_eq!(
+        only_service(&catalog).service.ports[0].endpoints,
+        vec![
+            ep("east-1", "10.1.0.1", 8080),
+            ep("east-1", "10.1.0.2", 8080)
+        ]
+    );
+    assert_eq!(catalog.problems, vec![]);
 }
