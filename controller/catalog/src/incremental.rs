@@ -407,8 +407,7 @@ fn build_entry(key: &ServiceKey, inputs: &Inputs, topology: &Topology) -> Entry 
             rule: inputs.rule.as_ref(),
             topology,
         };
-        let key = (key.0.to_string(), key.1.to_string());
-        let (service, built) = build_service(&key, &inputs.export, &parts);
+        let (service, built) = build_service(key, &inputs.export, &parts);
         problems.extend(built);
         Arc::new(service)
     });

@@ -111,10 +111,14 @@ impl Catalog {
     /// everything a user has to fix, as `/debug/problems` and `meshfleet catalog` show it.
     pub fn build_reporting(index: &Index) -> Self {
         let mut catalog = Self::build(index);
-        let mut problems = index.problems();
-        problems.append(&mut catalog.problems);
-        catalog.problems = problems;
+        catalog.lead_with(index.problems());
         catalog
+    }
+
+    /// Puts `problems` (the sources': parse errors, duplicates) before the catalog's own.
+    pub fn lead_with(&mut self, mut problems: Vec<Problem>) {
+        problems.append(&mut self.problems);
+        self.problems = problems;
     }
 
     /// Builds the catalog from the index. Deterministic: the same index gives the same catalog.
@@ -196,7 +200,7 @@ pub(crate) struct Parts<'a> {
 
 /// One service and the problems found building it.
 pub(crate) fn build_service(
-    (namespace, name): &(String, String),
+    (namespace, name): &ServiceKey,
     export: &Export,
     parts: &Parts<'_>,
 ) -> (CatalogService, Vec<Problem>) {
@@ -227,8 +231,8 @@ pub(crate) fn build_service(
             .collect(),
         locality,
         outlier_detection,
-        name: name.clone(),
-        namespace: namespace.clone(),
+        name: name.to_string(),
+        namespace: namespace.to_string(),
     };
     let entry = CatalogService {
         service: Arc::new(service),

@@ -27,7 +27,7 @@ use crate::RunArgs;
 use crate::apply::apply;
 use crate::sink::{ApplyManifests, DirSink};
 use crate::source::ConfigDir;
-use crate::state::State;
+use crate::state::{Alive, State};
 use meshfleet_catalog::Incremental;
 use meshfleet_index::{Index, kinds};
 use meshfleet_propagation::plan::Planner;
@@ -88,34 +88,26 @@ impl Controller {
         let (xds_addr, admin_addr) = (xds.local_addr()?, admin.local_addr()?);
 
         let (changed_tx, changed_rx) = watch::channel(0);
-        let (index_for_loop, ads_for_xds) = (index.clone(), ads.clone());
-        let watching = state.alive("config source");
-        let reconciling = state.alive("reconcile loop");
-        let serving = state.alive("xDS server");
         let tasks = vec![
-            tokio::spawn(async move {
-                let _alive = watching;
-                source.watch(index.clone(), changed_tx).await;
-            }),
-            tokio::spawn({
-                let state = state.clone();
-                async move {
-                    let _alive = reconciling;
-                    reconcile_loop(
-                        changed_rx,
-                        index_for_loop,
-                        catalog,
-                        cache,
-                        state,
-                        propagation,
-                    )
-                    .await;
-                }
-            }),
-            tokio::spawn(async move {
-                let _alive = serving;
-                serve_xds(xds, ads_for_xds, streams_per_connection).await;
-            }),
+            tokio::spawn(while_alive(
+                state.alive("config source"),
+                source.watch(index.clone(), changed_tx),
+            )),
+            tokio::spawn(while_alive(
+                state.alive("reconcile loop"),
+                reconcile_loop(
+                    changed_rx,
+                    index,
+                    catalog,
+                    cache,
+                    state.clone(),
+                    propagation,
+                ),
+            )),
+            tokio::spawn(while_alive(
+                state.alive("xDS server"),
+                serve_xds(xds, ads.clone(), streams_per_connection),
+            )),
             tokio::spawn(crate::admin::serve(admin, state.clone(), ads.clone())),
         ];
         state.ready.store(true, Ordering::Release);
@@ -280,9 +272,8 @@ fn reconcile(
     let mut catalog = incremental.build(work);
     let built = started.elapsed();
     // Everything a user has to fix: the sources' problems first, as `meshfleet catalog` shows.
-    let mut problems = index_problems;
-    problems.append(&mut catalog.problems);
-    catalog.problems = problems.clone();
+    catalog.lead_with(index_problems);
+    let problems = catalog.problems.clone();
     // The cache hears of the services that changed, and of nothing else.
     cache.update(incremental.take_changes());
     tracing::info!(
@@ -296,6 +287,12 @@ fn reconcile(
     );
     state.set_catalog(catalog);
     state.publish_problems(Some(problems), None);
+}
+
+/// Runs `task`, holding `alive` until it ends (returns, or unwinds from a panic).
+async fn while_alive(alive: Alive, task: impl Future<Output = ()>) {
+    let _alive = alive;
+    task.await;
 }
 
 /// This instance's name in xDS responses' `control_plane`, so that replicas can be told apart
