@@ -90,9 +90,12 @@ pub fn main() -> ExitCode {
     };
     meshfleet_runtime::run::init_tracing(default_level);
     let result = match cli.command {
-        Command::Run(args) => {
-            runtime().and_then(|rt| rt.block_on(meshfleet_runtime::run::run(args)))
-        }
+        Command::Run(args) => runtime().and_then(|rt| {
+            let result = rt.block_on(meshfleet_runtime::run::run(args));
+            // A read stuck in the kernel (a hung network mount) must not hold the exit.
+            rt.shutdown_timeout(std::time::Duration::from_secs(2));
+            result
+        }),
         Command::Schedule(args) => schedule(&args),
         Command::Render(args) => render(&args),
         Command::Catalog(args) => catalog(&args),

@@ -3,6 +3,7 @@
 //! drives them. One test binary; its support crate is `tests/support` (`meshfleet-testkit`).
 //! A missing peer fails a test; nothing is skipped.
 
+mod accidents;
 mod bad_input;
 mod envoy;
 mod examples;

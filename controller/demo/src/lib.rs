@@ -50,6 +50,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         state_dir: None,
         zone: None,
         xds_limits: Default::default(),
+        source_limits: Default::default(),
     })
     .await?;
     say!(

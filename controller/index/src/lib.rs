@@ -48,6 +48,10 @@ pub mod kinds {
 /// Where objects come from. Its order decides which of two definitions of a key wins: the later.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Origin {
+    /// Objects a source no longer defines but keeps in effect for a while, by the file they
+    /// were defined in (a Cluster removed from a file is kept as unreachable). Any other
+    /// definition of the same key wins.
+    Kept(String),
     /// A file of the config directory, by path relative to it.
     File(String),
     /// A watch of one cluster's API server (the gateway cluster or a member), by cluster name.
@@ -63,10 +67,15 @@ impl Origin {
         Self::Cluster(name.to_owned())
     }
 
+    pub fn kept(path: &str) -> Self {
+        Self::Kept(path.to_owned())
+    }
+
     /// Where the definition at `position` is, for a problem about it.
     fn source(&self, position: usize) -> Source {
         match self {
             Self::File(path) => Source::document(path.as_str(), position),
+            Self::Kept(path) => Source::file(path.as_str()),
             Self::Cluster(name) => Source::Cluster { name: name.clone() },
         }
     }
@@ -76,6 +85,7 @@ impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::File(path) => f.write_str(path),
+            Self::Kept(path) => write!(f, "{path} (removed, kept for now)"),
             Self::Cluster(name) => write!(f, "cluster {name}"),
         }
     }
@@ -400,6 +410,14 @@ impl Index {
     /// The object under `key`, if any.
     pub fn get(&self, key: &ObjectKey) -> Option<&Object> {
         self.objects.get(key).and_then(|d| d.values().next_back())
+    }
+
+    /// The origins that define `key`, in order (the last one's definition is the object).
+    pub fn definers<'a>(&'a self, key: &ObjectKey) -> impl Iterator<Item = &'a Origin> + 'a {
+        self.objects
+            .get(key)
+            .into_iter()
+            .flat_map(|d| d.keys().map(|(origin, _)| origin))
     }
 
     /// Every object, in key order.

@@ -64,11 +64,13 @@ async fn healthz(Extract(admin): Extract<Admin>) -> (StatusCode, String) {
     }
 }
 
-async fn readyz(Extract(admin): Extract<Admin>) -> (StatusCode, &'static str) {
-    if admin.state.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+async fn readyz(Extract(admin): Extract<Admin>) -> (StatusCode, String) {
+    match admin.state.readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod state;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
@@ -40,6 +41,35 @@ pub struct RunArgs {
     pub zone: Option<String>,
     #[command(flatten)]
     pub xds_limits: XdsLimits,
+    #[command(flatten)]
+    pub source_limits: SourceLimits,
+}
+
+/// How the config directory guards against accidents (see [`source`]).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct SourceLimits {
+    /// Largest config file read, in bytes; a larger one is reported and skipped (what it
+    /// defined before stays in effect).
+    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    pub max_file_bytes: u64,
+    /// How long a config file that became empty keeps what it defined (a shell's `>` empties
+    /// a file before it writes it again).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub empty_file_grace: Duration,
+    /// How long a Cluster removed from its file is kept, as unreachable, before it is gone
+    /// (its workloads' tolerations of unreachable clusters apply meanwhile).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub removed_cluster_grace: Duration,
+}
+
+impl Default for SourceLimits {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 64 << 20,
+            empty_file_grace: Duration::from_secs(10),
+            removed_cluster_grace: Duration::from_secs(300),
+        }
+    }
 }
 
 /// What one xDS client may ask of the server.

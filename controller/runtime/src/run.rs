@@ -50,10 +50,12 @@ impl Controller {
     pub async fn start(args: &RunArgs) -> anyhow::Result<Self> {
         crate::ensure_dir(&args.config)?;
         let index = Arc::new(Mutex::new(Index::default()));
-        let mut source = ConfigDir::new(args.config.clone());
+        let state = Arc::new(State::default());
+        let mut source = ConfigDir::new(args.config.clone())
+            .with_limits(args.source_limits)
+            .reporting_to(state.source_up());
         source.load(&mut index.lock().expect("index lock"));
         let cache = SnapshotCache::default();
-        let state = Arc::new(State::default());
         let propagation = args.state_dir.as_ref().map(|dir| {
             Arc::new(Mutex::new(Propagation {
                 planner: Planner::default(),

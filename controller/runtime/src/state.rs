@@ -65,8 +65,12 @@ struct StateMetrics {
     catalog_endpoints: Gauge,
     propagation_bindings: Gauge,
     config_problems: Gauge,
+    config_source_up: Gauge,
     reconciles: Counter,
 }
+
+/// New problems logged by one publish at most; the rest are counted in one line.
+const LOGGED_PROBLEMS: usize = 20;
 
 impl State {
     pub fn catalog(&self) -> Arc<Catalog> {
@@ -127,6 +131,11 @@ impl State {
             m.config_problems.clone(),
         );
         registry.register(
+            "config_source_up",
+            "1 while the config directory can be read; 0 when it cannot (what it held stays in effect)",
+            m.config_source_up.clone(),
+        );
+        registry.register(
             "reconciles",
             "Catalog builds since start",
             m.reconciles.clone(),
@@ -155,8 +164,16 @@ impl State {
             .collect();
         let before = self.problems();
         let before: HashSet<&Problem> = before.iter().collect();
-        for problem in merged.iter().filter(|p| !before.contains(p)) {
+        let mut new = merged.iter().filter(|p| !before.contains(p));
+        for problem in new.by_ref().take(LOGGED_PROBLEMS) {
             tracing::warn!(%problem, "config problem");
+        }
+        let more = new.count();
+        if more > 0 {
+            tracing::warn!(
+                more,
+                "more new config problems than logged; /debug/problems lists them all"
+            );
         }
         self.metrics
             .config_problems
@@ -164,9 +181,36 @@ impl State {
         *self.problems.write().expect("state lock") = Arc::new(merged);
     }
 
-    /// Ready: the sources were read once, the first catalog is served and every loop runs.
+    /// Ready: the sources were read once, the first catalog is served, every loop runs and
+    /// the config directory can be read.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && self.stopped().is_empty()
+        self.readiness().is_ok()
+    }
+
+    /// [`State::is_ready`], with why not.
+    ///
+    /// # Errors
+    /// What keeps the controller from being ready.
+    pub fn readiness(&self) -> Result<(), String> {
+        if !self.ready.load(Ordering::Acquire) {
+            return Err("starting".to_owned());
+        }
+        let stopped = self.stopped();
+        if !stopped.is_empty() {
+            return Err(format!("stopped: {}", stopped.join(", ")));
+        }
+        if self.metrics.config_source_up.get() != 1 {
+            return Err(
+                "the config directory cannot be read (see /debug/problems); serving what it held"
+                    .to_owned(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether the config directory can be read (1) or not (0), as its source reports it.
+    pub(crate) fn source_up(&self) -> Gauge {
+        self.metrics.config_source_up.clone()
     }
 
     /// The long-running tasks that stopped; healthy when none did.
@@ -199,6 +243,7 @@ mod tests {
     fn a_stopped_task_makes_the_controller_unhealthy_and_not_ready() {
         let state = Arc::new(State::default());
         state.ready.store(true, Ordering::Release);
+        state.source_up().set(1);
         let running = state.alive("reconcile loop");
         assert!(state.is_ready());
         assert!(state.stopped().is_empty());

@@ -48,6 +48,20 @@ impl Mesh {
         }
     }
 
+    /// Sends SIGTERM to the controller and waits until it has exited.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.controller.id().expect("the controller runs");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("running kill");
+        assert!(sent.success());
+        self.controller
+            .wait()
+            .await
+            .expect("waiting for the controller")
+    }
+
     /// GET on the controller's admin port; fails unless 200.
     pub async fn admin(&self, path: &str) -> anyhow::Result<String> {
         admin(self.admin_addr, path).await
