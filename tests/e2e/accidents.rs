@@ -214,3 +214,53 @@ fn copies_of(files: &[(String, String)]) -> Vec<String> {
         .map(|(name, _)| name.clone())
         .collect()
 }
+
+/// Resident memory of `pid`, in MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmRSS")
+        / 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_documents_is_summarised_and_its_memory_given_back() {
+    let mesh = Mesh::start().await;
+    let pid = mesh.controller_pid();
+    let flood: String = (0..150_000)
+        .map(|i| {
+            format!("apiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: w{i}}}\n---\n")
+        })
+        .collect();
+    let file = mesh.fleet.dir.join("flood.yaml");
+    std::fs::write(&file, flood).unwrap();
+    let before = rss_mib(pid);
+    let loaded = eventually(Duration::from_secs(60), || async {
+        let problems = mesh.admin("/debug/problems").await?;
+        anyhow::ensure!(problems.contains("flood.yaml"), "not yet");
+        Ok(problems)
+    })
+    .await
+    .unwrap();
+    let problems: Vec<serde_json::Value> = serde_json::from_str(&loaded).unwrap();
+    assert!(!problems.is_empty());
+    let peak = rss_mib(pid);
+
+    std::fs::remove_file(&file).unwrap();
+    let settled = eventually(Duration::from_secs(30), || async {
+        let problems = mesh.admin("/debug/problems").await?;
+        anyhow::ensure!(problems == "[]", "still: {problems}");
+        let now = rss_mib(pid);
+        anyhow::ensure!(
+            now <= before + 30,
+            "{now} MiB resident, {before} MiB before the flood"
+        );
+        Ok(now)
+    })
+    .await
+    .unwrap();
+    eprintln!("resident: {before} MiB before, {peak} MiB loaded, {settled} MiB after removal");
+}

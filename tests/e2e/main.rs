@@ -5,6 +5,7 @@
 
 mod accidents;
 mod bad_input;
+mod damage;
 mod envoy;
 mod examples;
 mod grpc;

@@ -48,6 +48,11 @@ impl Mesh {
         }
     }
 
+    /// The controller's process id.
+    pub fn controller_pid(&self) -> u32 {
+        self.controller.id().expect("the controller runs")
+    }
+
     /// Sends SIGTERM to the controller and waits until it has exited.
     pub async fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.controller.id().expect("the controller runs");
