@@ -302,6 +302,7 @@ pub fn rule(namespace: &str, name: &str, host: &str) -> RuleFixture {
         spec: DestinationRuleSpec {
             host: host.to_owned(),
             traffic_policy: None,
+            export_to: Vec::new(),
         },
         raw: None,
     })
@@ -322,6 +323,10 @@ impl RuleFixture {
     }
     pub fn outlier(mut self, outlier: OutlierDetection) -> Self {
         self.policy().outlier_detection = Some(outlier);
+        self
+    }
+    pub fn export_to(mut self, namespaces: &[&str]) -> Self {
+        self.0.spec.export_to = namespaces.iter().map(|n| (*n).to_owned()).collect();
         self
     }
 }

@@ -24,6 +24,10 @@ pub struct DestinationRule {
 pub struct DestinationRuleSpec {
     pub host: String,
     pub traffic_policy: Option<TrafficPolicy>,
+    /// Namespaces whose clients see the rule: `*` (every one, the default), `.` (its own), or
+    /// names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub export_to: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]

@@ -18,47 +18,195 @@ use meshfleet_model::problem::{Problem, Source};
 const LOCALITY_LB: &str = "spec.trafficPolicy.loadBalancer.localityLbSetting";
 const OUTLIER: &str = "spec.trafficPolicy.outlierDetection";
 
+/// Istio's root namespace: rules there apply to services of every namespace that have none of
+/// their own.
+pub(crate) const ROOT_NAMESPACE: &str = "istio-system";
+
 /// The DestinationRule that applies to each global service, by (namespace, name).
+///
+/// Istio's lookup for a client outside the service's namespace (`PushContext.destinationRule`):
+/// the rules of the service's namespace, then those of the root namespace, each only if
+/// exported to every namespace; within a namespace the most specific host wins (an exact name
+/// over a wildcard, a longer wildcard over a shorter one). meshfleet serves every client the
+/// same configuration, so a rule Istio shows only to some namespaces' clients (`exportTo`
+/// naming namespaces, or a rule in a third namespace) applies to none and is reported.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Rules {
     by_service: BTreeMap<(String, String), Arc<DestinationRule>>,
 }
 
+/// A rule's host, resolved as Istio resolves it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum HostPattern {
+    /// One name (`reviews.default.svc.cluster.local`; a short name is completed with the
+    /// rule's namespace).
+    Exact(String),
+    /// Every name ending with this suffix (`.default.svc.cluster.local` from
+    /// `*.default.svc.cluster.local`; empty for `*`).
+    Suffix(String),
+}
+
+impl HostPattern {
+    fn of(host: &str, rule_namespace: &str) -> Option<Self> {
+        if host.is_empty() {
+            return None;
+        }
+        if let Some(suffix) = host.strip_prefix('*') {
+            return (suffix.is_empty() || suffix.starts_with('.'))
+                .then(|| Self::Suffix(suffix.to_owned()));
+        }
+        if !host.contains('.') {
+            return Some(Self::Exact(format!(
+                "{host}.{rule_namespace}.svc.cluster.local"
+            )));
+        }
+        Some(Self::Exact(host.to_owned()))
+    }
+
+    /// How specifically it matches `host`: `None` when it does not; more is more specific.
+    fn specificity(&self, host: &str) -> Option<usize> {
+        match self {
+            Self::Exact(name) => (name == host).then_some(usize::MAX),
+            Self::Suffix(suffix) => host.ends_with(suffix.as_str()).then_some(suffix.len()),
+        }
+    }
+}
+
+/// The names a global service answers to, as a rule's host may name it.
+fn service_hosts(namespace: &str, name: &str) -> [String; 3] {
+    [
+        format!("{name}.{namespace}.global"),
+        format!("{name}.{namespace}.svc.clusterset.local"),
+        format!("{name}.{namespace}.svc.cluster.local"),
+    ]
+}
+
 impl Rules {
-    /// Resolves every rule's host; of several rules for one exported service the first by
-    /// (namespace, name) wins and the others are reported.
+    /// Finds the rule of every exported service (see the type's docs); of several equally
+    /// specific rules in one namespace the first by name wins and the others are reported.
     pub(crate) fn new<'a>(
         destination_rules: impl IntoIterator<Item = &'a Arc<DestinationRule>>,
         exported: &BTreeSet<(String, String)>,
         problems: &mut Vec<Problem>,
     ) -> Self {
-        let mut rules = Self::default();
+        // Rules by namespace, in (namespace, name) order, with their resolved hosts.
+        let mut by_namespace: BTreeMap<&str, Vec<(HostPattern, &Arc<DestinationRule>)>> =
+            BTreeMap::new();
         for rule in destination_rules {
             let namespace = rule.metadata.namespace_or_default();
-            let Some(service) = resolve_host(&rule.spec.host, namespace) else {
-                continue;
-            };
-            if !exported.contains(&service) {
-                continue;
+            if let Some(pattern) = HostPattern::of(&rule.spec.host, namespace) {
+                by_namespace
+                    .entry(namespace)
+                    .or_default()
+                    .push((pattern, rule));
             }
-            match rules.by_service.get(&service) {
-                Some(first) => problems.push(
-                    Problem::new(
-                        source(rule),
-                        format!(
-                            "{}/{} also has DestinationRule {}/{}, which wins; ignored",
-                            service.0,
-                            service.1,
-                            first.metadata.namespace_or_default(),
-                            first.metadata.name
-                        ),
-                    )
-                    .at("spec.host"),
-                ),
-                None => {
-                    rules.by_service.insert(service, rule.clone());
+        }
+        for rules in by_namespace.values_mut() {
+            rules.sort_by(|a, b| a.1.metadata.name.cmp(&b.1.metadata.name));
+        }
+        let mut rules = Self::default();
+        // Rules that name a service but that no client of another namespace sees.
+        let mut unseen: BTreeMap<(String, String), String> = BTreeMap::new();
+        for (namespace, name) in exported {
+            let hosts = service_hosts(namespace, name);
+            let best = |candidates: &[(HostPattern, &'a Arc<DestinationRule>)]| {
+                let mut matching: Vec<(usize, &'a Arc<DestinationRule>)> = candidates
+                    .iter()
+                    .filter_map(|(pattern, rule)| {
+                        let specificity =
+                            hosts.iter().filter_map(|h| pattern.specificity(h)).max()?;
+                        Some((specificity, *rule))
+                    })
+                    .collect();
+                let top = matching.iter().map(|(s, _)| *s).max()?;
+                matching.retain(|(s, _)| *s == top);
+                Some(
+                    matching
+                        .into_iter()
+                        .map(|(_, rule)| rule)
+                        .collect::<Vec<_>>(),
+                )
+            };
+            let exported_to_all = |rule: &&Arc<DestinationRule>| {
+                let export_to = &rule.spec.export_to;
+                export_to.is_empty() || export_to.iter().any(|e| e == "*")
+            };
+            let mut chosen = None;
+            for tier in [namespace.as_str(), ROOT_NAMESPACE] {
+                let Some(candidates) = by_namespace.get(tier) else {
+                    continue;
+                };
+                let visible: Vec<_> = candidates
+                    .iter()
+                    .filter(|(_, rule)| exported_to_all(rule))
+                    .cloned()
+                    .collect();
+                if let Some(found) = best(&visible) {
+                    chosen = Some(found);
+                    break;
                 }
             }
+            if let Some(found) = &chosen {
+                let first = found[0];
+                for other in &found[1..] {
+                    problems.push(
+                        Problem::new(
+                            source(other),
+                            format!(
+                                "{namespace}/{name} also has DestinationRule {}/{}, which wins; ignored",
+                                first.metadata.namespace_or_default(),
+                                first.metadata.name
+                            ),
+                        )
+                        .at("spec.host"),
+                    );
+                }
+                rules
+                    .by_service
+                    .insert((namespace.clone(), name.clone()), first.clone());
+            }
+            // Rules that name this service exactly but that Istio shows only to some clients.
+            for (rule_namespace, candidates) in &by_namespace {
+                for (pattern, rule) in candidates {
+                    let HostPattern::Exact(host) = pattern else {
+                        continue;
+                    };
+                    if !hosts.contains(host) {
+                        continue;
+                    }
+                    let applied = chosen
+                        .as_ref()
+                        .is_some_and(|found| found.iter().any(|r| Arc::ptr_eq(r, rule)));
+                    let seen_by_all = exported_to_all(rule)
+                        && (*rule_namespace == namespace || *rule_namespace == ROOT_NAMESPACE);
+                    if applied || seen_by_all {
+                        continue;
+                    }
+                    let why = if exported_to_all(rule) {
+                        format!("in Istio it applies only to clients in namespace {rule_namespace}")
+                    } else {
+                        format!(
+                            "its exportTo ({}) shows it only to some namespaces' clients",
+                            rule.spec.export_to.join(", ")
+                        )
+                    };
+                    unseen.insert(
+                        (rule_namespace.to_string(), rule.metadata.name.clone()),
+                        format!(
+                            "{why}; meshfleet serves every client the same configuration, so it is not applied to {namespace}/{name} (put it in namespace {namespace} or {ROOT_NAMESPACE}, exported to every namespace)"
+                        ),
+                    );
+                }
+            }
+        }
+        for ((rule_namespace, rule_name), message) in unseen {
+            problems.push(
+                Problem::new(
+                    Source::object("DestinationRule", &rule_namespace, &rule_name),
+                    message,
+                )
+                .at("spec.host"),
+            );
         }
         rules
     }
@@ -90,24 +238,6 @@ pub(super) fn source(rule: &DestinationRule) -> Source {
         rule.metadata.namespace_or_default(),
         &rule.metadata.name,
     )
-}
-
-/// The (namespace, service) a rule's host names: `<svc>.<ns>.global`,
-/// `<svc>.<ns>.svc.clusterset.local`, `<svc>.<ns>.svc.cluster.local`, or a short name `<svc>` in
-/// the rule's own namespace (Istio's resolution). Wildcard hosts name no single service.
-pub(super) fn resolve_host(host: &str, rule_namespace: &str) -> Option<(String, String)> {
-    if host.is_empty() || host.contains('*') {
-        return None;
-    }
-    if !host.contains('.') {
-        return Some((rule_namespace.to_owned(), host.to_owned()));
-    }
-    [".global", ".svc.clusterset.local", ".svc.cluster.local"]
-        .iter()
-        .find_map(|suffix| host.strip_suffix(suffix))
-        .and_then(|rest| rest.split_once('.'))
-        .filter(|(svc, ns)| !svc.is_empty() && !ns.is_empty() && !ns.contains('.'))
-        .map(|(svc, ns)| (ns.to_owned(), svc.to_owned()))
 }
 
 /// What a rule says, once validated: each part `None` when absent or invalid.

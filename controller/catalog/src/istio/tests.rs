@@ -1,5 +1,5 @@
 use super::*;
-use meshfleet_api::fixtures::{distribute, failover};
+use meshfleet_api::fixtures::{self, distribute, failover};
 
 fn errors(lb: &api::LocalityLbSetting, has_outlier: bool) -> Vec<(String, String)> {
     check_locality_lb(lb, has_outlier).errors
@@ -9,23 +9,73 @@ fn finding(field: &str, message: &str) -> (String, String) {
     (format!("{LOCALITY_LB}{field}"), message.to_owned())
 }
 
+fn rule(namespace: &str, name: &str, host: &str, export_to: &[&str]) -> Arc<DestinationRule> {
+    Arc::new(fixtures::rule(namespace, name, host).export_to(export_to).0)
+}
+
 #[test]
-fn hosts_name_services() {
-    let resolved = |host: &str| resolve_host(host, "team-a");
-    let api = |ns: &str| Some((ns.to_owned(), "api".to_owned()));
-    assert_eq!(resolved("api"), api("team-a"));
-    assert_eq!(resolved("api.team-b.global"), api("team-b"));
-    assert_eq!(resolved("api.team-b.svc.clusterset.local"), api("team-b"));
-    assert_eq!(resolved("api.team-b.svc.cluster.local"), api("team-b"));
+fn rules_are_found_as_istio_finds_them_for_a_client_of_another_namespace() {
+    let rules = [
+        // Exact names beat wildcards; of two exact ones the first by name wins.
+        rule("team-a", "api-short", "api", &[]),
+        rule("team-a", "api-global", "api.team-a.global", &["*"]),
+        rule(
+            "team-a",
+            "everything-in-a",
+            "*.team-a.svc.cluster.local",
+            &[],
+        ),
+        // Shown only to team-b's own clients: the root namespace's rule applies instead.
+        rule("team-b", "private", "api.team-b.global", &["."]),
+        // The longer wildcard of the root namespace wins over `*`.
+        rule(ROOT_NAMESPACE, "global", "*.global", &[]),
+        rule(ROOT_NAMESPACE, "mesh", "*", &[]),
+        // A rule in a third namespace is for that namespace's clients only.
+        rule("team-z", "foreign", "db.team-c.global", &[]),
+        // A host with dots is a full name: `api.team-b` names no service.
+        rule("team-b", "not-fqdn", "api.team-b", &[]),
+    ];
+    let exported: BTreeSet<(String, String)> = [
+        ("team-a", "api"),
+        ("team-a", "web"),
+        ("team-b", "api"),
+        ("team-c", "db"),
+    ]
+    .iter()
+    .map(|(ns, name)| ((*ns).to_owned(), (*name).to_owned()))
+    .collect();
+    let mut problems = Vec::new();
+    let found = Rules::new(&rules, &exported, &mut problems);
+    let chosen = |ns: &str, name: &str| {
+        found
+            .get(ns, name)
+            .map(|r| format!("{}/{}", r.metadata.namespace_or_default(), r.metadata.name))
+    };
     assert_eq!(
-        resolved("api.team-b"),
-        None,
-        "Istio takes a host with dots as a FQDN"
+        chosen("team-a", "api").as_deref(),
+        Some("team-a/api-global")
     );
-    assert_eq!(resolved("*.team-b.global"), None);
-    assert_eq!(resolved("*"), None);
-    assert_eq!(resolved("a.b.c.global"), None);
-    assert_eq!(resolved("example.com"), None);
+    assert_eq!(
+        chosen("team-a", "web").as_deref(),
+        Some("team-a/everything-in-a")
+    );
+    assert_eq!(
+        chosen("team-b", "api").as_deref(),
+        Some("istio-system/global")
+    );
+    assert_eq!(
+        chosen("team-c", "db").as_deref(),
+        Some("istio-system/global")
+    );
+    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        problems,
+        [
+            "DestinationRule team-a/api-short spec.host: team-a/api also has DestinationRule team-a/api-global, which wins; ignored",
+            "DestinationRule team-b/private spec.host: its exportTo (.) shows it only to some namespaces' clients; meshfleet serves every client the same configuration, so it is not applied to team-b/api (put it in namespace team-b or istio-system, exported to every namespace)",
+            "DestinationRule team-z/foreign spec.host: in Istio it applies only to clients in namespace team-z; meshfleet serves every client the same configuration, so it is not applied to team-c/db (put it in namespace team-c or istio-system, exported to every namespace)",
+        ]
+    );
 }
 
 #[test]
@@ -285,7 +335,7 @@ fn outlier_detection_validation_and_mapping() {
 
 #[test]
 fn an_invalid_outlier_detection_is_ignored_and_the_setting_kept() {
-    let rule = meshfleet_api::fixtures::rule("team-a", "api", "api")
+    let rule = fixtures::rule("team-a", "api", "api")
         .outlier(api::OutlierDetection {
             max_ejection_percent: Some(200),
             ..Default::default()
