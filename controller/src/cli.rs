@@ -38,6 +38,9 @@ pub enum Command {
     Catalog(CatalogArgs),
     /// The two-zone demo: backends, the controller and one Envoy per zone, live.
     Demo(meshfleet_demo::DemoArgs),
+    /// The fleet's certificate authority: root, per-cluster intermediates (Istio's `cacerts`).
+    #[command(subcommand)]
+    Ca(crate::ca::CaCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -100,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::Render(args) => render(&args),
         Command::Catalog(args) => catalog(&args),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(meshfleet_demo::run(args))),
+        Command::Ca(command) => crate::ca::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

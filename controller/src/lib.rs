@@ -2,4 +2,5 @@
 //! (`controller/*`, `xds/`, `ca/`); see ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
+pub mod ca;
 pub mod cli;

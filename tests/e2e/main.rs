@@ -5,6 +5,7 @@
 
 mod accidents;
 mod bad_input;
+mod ca;
 mod damage;
 mod envoy;
 mod examples;

@@ -1,0 +1,176 @@
+//! `meshfleet ca init | issue | verify`: the fleet's root and each cluster's plug-in CA files,
+//! made and checked with [`meshfleet_ca`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use meshfleet_ca::{Algorithm, Authority, istio};
+
+/// Files of a root directory (`ca init --out`).
+const ROOT_CERT: &str = "root-cert.pem";
+const ROOT_KEY: &str = "root-key.pem";
+const TRUST_DOMAIN: &str = "trust-domain";
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Make the fleet's root CA (or adopt one) in DIR: `root-cert.pem`, `root-key.pem` (0600)
+    /// and `trust-domain`.
+    Init(InitArgs),
+    /// Issue a member cluster's intermediate CA as Istio's plug-in files (`ca-cert.pem`,
+    /// `ca-key.pem`, `root-cert.pem`, `cert-chain.pem`) and the `cacerts` Secret
+    /// (`cacerts.yaml`).
+    Issue(IssueArgs),
+    /// Check a directory of plug-in files (or a root directory) and say what is wrong.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The mesh's SPIFFE trust domain (Istio's default is `cluster.local`).
+    #[arg(long, value_name = "TD")]
+    pub trust_domain: String,
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Adopt an existing root: its certificate and key (PKCS#8, PKCS#1 or SEC1 PEM).
+    #[arg(long, num_args = 2, value_names = ["CERT", "KEY"])]
+    pub import_root: Option<Vec<PathBuf>>,
+    /// Key algorithm of a new root: ecdsa-p256, rsa-2048 or rsa-4096.
+    #[arg(long, default_value = "ecdsa-p256", value_parser = parse_algorithm)]
+    pub algorithm: Algorithm,
+    /// Validity of a new root.
+    #[arg(long, default_value = "10years", value_parser = humantime::parse_duration)]
+    pub validity: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IssueArgs {
+    /// A directory made by `ca init`.
+    #[arg(long, value_name = "DIR")]
+    pub ca_dir: PathBuf,
+    /// The member cluster the intermediate is for.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: String,
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Key algorithm of the intermediate: ecdsa-p256, rsa-2048 or rsa-4096.
+    #[arg(long, default_value = "ecdsa-p256", value_parser = parse_algorithm)]
+    pub algorithm: Algorithm,
+    /// Validity of the intermediate (never beyond the root's).
+    #[arg(long, default_value = "1year", value_parser = humantime::parse_duration)]
+    pub validity: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// A cluster's plug-in files (`ca issue --out`) or a root directory (`ca init --out`).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+fn parse_algorithm(text: &str) -> Result<Algorithm, String> {
+    Algorithm::parse(text).map_err(|e| e.to_string())
+}
+
+pub fn run(command: CaCommand) -> anyhow::Result<()> {
+    match command {
+        CaCommand::Init(args) => init(&args),
+        CaCommand::Issue(args) => issue(&args),
+        CaCommand::Verify(args) => verify(&args.dir),
+    }
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))
+}
+
+fn init(args: &InitArgs) -> anyhow::Result<()> {
+    // Losing a root key is losing the mesh's trust: never overwrite one.
+    anyhow::ensure!(
+        !args.out.join(ROOT_KEY).exists(),
+        "{}: already holds a root key; refusing to overwrite it",
+        args.out.display()
+    );
+    let root = match &args.import_root {
+        Some(files) => {
+            let (cert, key) = (&files[0], &files[1]);
+            Authority::from_pem(
+                &args.trust_domain,
+                &cert.display().to_string(),
+                &read(cert)?,
+                &key.display().to_string(),
+                &read(key)?,
+            )?
+        }
+        None => Authority::generate_root(&args.trust_domain, args.algorithm, args.validity)?,
+    };
+    anyhow::ensure!(
+        root.chain().is_empty(),
+        "--import-root: the certificate is not a root (it has a chain above it)"
+    );
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("{}: cannot create", args.out.display()))?;
+    istio::write_atomic(&args.out.join(ROOT_KEY), root.key_pem().as_bytes(), 0o600)?;
+    istio::write_atomic(
+        &args.out.join(ROOT_CERT),
+        root.certificate().pem().as_bytes(),
+        0o644,
+    )?;
+    istio::write_atomic(
+        &args.out.join(TRUST_DOMAIN),
+        format!("{}\n", args.trust_domain).as_bytes(),
+        0o644,
+    )?;
+    println!(
+        "root CA for trust domain {} in {}",
+        args.trust_domain,
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn load_root(dir: &Path) -> anyhow::Result<Authority> {
+    let trust_domain = read(&dir.join(TRUST_DOMAIN))?.trim().to_owned();
+    let cert = dir.join(ROOT_CERT);
+    let key = dir.join(ROOT_KEY);
+    Ok(Authority::from_pem(
+        &trust_domain,
+        &cert.display().to_string(),
+        &read(&cert)?,
+        &key.display().to_string(),
+        &read(&key)?,
+    )?)
+}
+
+fn issue(args: &IssueArgs) -> anyhow::Result<()> {
+    let root = load_root(&args.ca_dir)?;
+    let issued = root.issue_intermediate(&args.cluster, args.algorithm, args.validity)?;
+    istio::write_files(&args.out, &istio::plugin_files(&issued))?;
+    println!(
+        "intermediate CA of {} in {} (apply {} to the cluster)",
+        args.cluster,
+        args.out.display(),
+        args.out.join(istio::SECRET).display()
+    );
+    Ok(())
+}
+
+fn verify(dir: &Path) -> anyhow::Result<()> {
+    if dir.join(ROOT_KEY).exists() && !dir.join(istio::CA_CERT).exists() {
+        let root = load_root(dir)?;
+        println!(
+            "ok: root CA of trust domain {} ({} bytes of key, never printed)",
+            root.trust_domain(),
+            root.key_pem().len()
+        );
+        return Ok(());
+    }
+    let verified = istio::verify_dir(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    println!(
+        "ok: {} (expires {}), chained to {}",
+        verified.subject, verified.not_after, verified.root
+    );
+    Ok(())
+}

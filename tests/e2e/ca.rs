@@ -1,0 +1,184 @@
+//! `meshfleet ca` as an operator uses it: a root, one plug-in CA per cluster for Istio's
+//! `cacerts`, checked by `openssl verify`, an Istio-style root adopted, damage explained.
+
+use std::path::Path;
+use std::process::Command;
+
+fn meshfleet(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(meshfleet_testkit::meshfleet_bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running meshfleet");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed (tests/setup.sh)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn a_root_and_two_clusters_plug_in_cas_verify_with_openssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ok, text) = meshfleet(
+        d,
+        &[
+            "ca",
+            "init",
+            "--trust-domain",
+            "fleet.example",
+            "--out",
+            "root",
+        ],
+    );
+    assert!(ok, "{text}");
+    for cluster in ["east-1", "west-1"] {
+        let (ok, text) = meshfleet(
+            d,
+            &[
+                "ca",
+                "issue",
+                "--ca-dir",
+                "root",
+                "--cluster",
+                cluster,
+                "--out",
+                cluster,
+            ],
+        );
+        assert!(ok, "{text}");
+        let (ok, text) = meshfleet(d, &["ca", "verify", cluster]);
+        assert!(ok && text.starts_with("ok: "), "{text}");
+        let (ok, text) = openssl(
+            d,
+            &[
+                "verify",
+                "-CAfile",
+                "root/root-cert.pem",
+                &format!("{cluster}/ca-cert.pem"),
+            ],
+        );
+        assert!(ok, "{text}");
+        let secret = std::fs::read_to_string(d.join(cluster).join("cacerts.yaml")).unwrap();
+        for key in [
+            "ca-cert.pem:",
+            "ca-key.pem:",
+            "root-cert.pem:",
+            "cert-chain.pem:",
+        ] {
+            assert!(secret.contains(key), "{secret}");
+        }
+    }
+    // Each cluster's intermediate chains to the same root, not to the other cluster's.
+    let (ok, _) = openssl(
+        d,
+        &[
+            "verify",
+            "-CAfile",
+            "east-1/ca-cert.pem",
+            "west-1/ca-cert.pem",
+        ],
+    );
+    assert!(!ok);
+
+    // The root is never overwritten; damage is explained, with the file.
+    let (ok, text) = meshfleet(
+        d,
+        &[
+            "ca",
+            "init",
+            "--trust-domain",
+            "fleet.example",
+            "--out",
+            "root",
+        ],
+    );
+    assert!(!ok && text.contains("already holds a root key"), "{text}");
+    std::fs::copy(d.join("west-1/ca-key.pem"), d.join("east-1/ca-key.pem")).unwrap();
+    let (ok, text) = meshfleet(d, &["ca", "verify", "east-1"]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("east-1: ca-key.pem: the key does not match the certificate in ca-cert.pem"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_root_made_as_istios_tools_make_it_is_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ok, text) = openssl(
+        d,
+        &["genrsa", "-traditional", "-out", "root-key.pem", "4096"],
+    );
+    assert!(ok, "{text}");
+    let (ok, text) = openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "root-key.pem",
+            "-sha256",
+            "-days",
+            "3650",
+            "-subj",
+            "/O=Istio/CN=Root CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-out",
+            "root-cert.pem",
+        ],
+    );
+    assert!(ok, "{text}");
+    let (ok, text) = meshfleet(
+        d,
+        &[
+            "ca",
+            "init",
+            "--trust-domain",
+            "cluster.local",
+            "--out",
+            "ca",
+            "--import-root",
+            "root-cert.pem",
+            "root-key.pem",
+        ],
+    );
+    assert!(ok, "{text}");
+    let (ok, text) = meshfleet(
+        d,
+        &[
+            "ca",
+            "issue",
+            "--ca-dir",
+            "ca",
+            "--cluster",
+            "cluster1",
+            "--out",
+            "cluster1",
+        ],
+    );
+    assert!(ok, "{text}");
+    let (ok, text) = openssl(
+        d,
+        &["verify", "-CAfile", "root-cert.pem", "cluster1/ca-cert.pem"],
+    );
+    assert!(ok, "{text}");
+    let (ok, text) = openssl(
+        d,
+        &["x509", "-in", "cluster1/ca-cert.pem", "-noout", "-issuer"],
+    );
+    assert!(ok && text.contains("O = Istio, CN = Root CA"), "{text}");
+}
