@@ -215,3 +215,72 @@ async fn an_envoy_without_a_network_reaches_clusters_that_have_one() {
     assert_eq!(tally.failed, 0, "{tally:?}");
     assert!(tally.share(EAST) > 98.0, "{tally:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dual_stack_pod_is_one_host() {
+    // east-1's pods are dual-stack: each is in its IPv4 slice and in an IPv6 slice. Counted
+    // twice, east-1 would take two thirds of the zone's traffic; as one host each, half.
+    let mesh = Mesh::start_with(meshfleet_demo::fleet::two_zones(), |fleet| {
+        let file = fleet.dir.join("endpoints-east-1.yaml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut pod = 0;
+        let mut v4 = String::new();
+        for line in text.lines() {
+            v4.push_str(line);
+            v4.push('\n');
+            if line.starts_with("  - addresses:") {
+                pod += 1;
+                v4.push_str(&format!(
+                    "    targetRef: {{kind: Pod, namespace: demo, name: echo-{pod}}}\n"
+                ));
+            }
+        }
+        let mut v6 = v4
+            .replace("name: echo-east-1\n", "name: echo-east-1-v6\n")
+            .replace("addressType: IPv4", "addressType: IPv6");
+        for i in 1..=pod {
+            let v4_line = v6
+                .lines()
+                .find(|l| l.starts_with("  - addresses: [\"127."))
+                .unwrap()
+                .to_owned();
+            v6 = v6.replacen(&v4_line, &format!("  - addresses: [\"fd00::{i}\"]"), 1);
+        }
+        write_atomic(&file, format!("{v4}---\n{v6}")).unwrap();
+    })
+    .await;
+    let envoy = mesh.envoy(EAST, AdsApi::Delta).await;
+    let tally = send(&envoy, 4_000).await;
+    assert_eq!(tally.failed, 0, "{tally:?}");
+    let (east1, east2) = (
+        tally.clusters["east-1"] as f64,
+        tally.clusters["east-2"] as f64,
+    );
+    let share = east1 / (east1 + east2);
+    assert!(
+        (0.42..=0.58).contains(&share),
+        "east-1 took {share:.2} of the zone: {tally:?}"
+    );
+    let metrics = mesh.admin("/metrics").await.unwrap();
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.starts_with("meshfleet_xds_nacks_total{") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    let catalog = mesh.admin("/debug/catalog").await.unwrap();
+    assert!(catalog.contains("fd00::1"), "{catalog}");
+    // Envoy holds one host per pod, at its IPv4 address.
+    let clusters = envoy.admin("/clusters").await.unwrap();
+    let hosts: std::collections::BTreeSet<&str> = clusters
+        .lines()
+        .filter(|l| l.contains("::cx_total::"))
+        .filter_map(|l| l.split("::").nth(1))
+        .collect();
+    assert!(!hosts.iter().any(|h| h.contains("fd00")), "{hosts:?}");
+    assert_eq!(
+        hosts.iter().filter(|h| h.starts_with("127.0.10.")).count(),
+        3,
+        "{hosts:?}"
+    );
+}

@@ -245,6 +245,20 @@ impl SliceFixture {
         });
         self
     }
+    /// An endpoint of pod `pod` (its `targetRef`, in the slice's namespace).
+    pub fn endpoint_of_pod(mut self, address: &str, pod: &str) -> Self {
+        let namespace = self.0.metadata.namespace.clone().unwrap_or_default();
+        self.0.endpoints.push(SliceEndpoint {
+            addresses: vec![address.to_owned()],
+            target_ref: Some(EndpointTargetRef {
+                kind: "Pod".to_owned(),
+                namespace,
+                name: pod.to_owned(),
+            }),
+            ..Default::default()
+        });
+        self
+    }
     pub fn endpoint_without_address(mut self) -> Self {
         self.0.endpoints.push(SliceEndpoint::default());
         self

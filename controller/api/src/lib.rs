@@ -49,8 +49,8 @@ pub use policy::{
     SelectorRequirement, SpreadConstraint, StaticClusterWeight, Toleration,
 };
 pub use service::{
-    EndpointConditions, EndpointPort, EndpointSlice, IntOrString, Service, ServiceExport,
-    ServicePortSpec, ServiceSpec, SliceEndpoint,
+    EndpointConditions, EndpointPort, EndpointSlice, EndpointTargetRef, IntOrString, Service,
+    ServiceExport, ServicePortSpec, ServiceSpec, SliceEndpoint,
 };
 
 /// Annotation that exports a Service: `"true"`.

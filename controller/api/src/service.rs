@@ -116,6 +116,21 @@ pub struct SliceEndpoint {
     pub conditions: EndpointConditions,
     pub node_name: Option<String>,
     pub zone: Option<String>,
+    /// The object behind the endpoint (a Pod): the same pod in an IPv4 and an IPv6 slice is
+    /// one endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<EndpointTargetRef>,
+}
+
+/// `targetRef` of an endpoint: what it is (`Pod`), where and its name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct EndpointTargetRef {
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub name: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]

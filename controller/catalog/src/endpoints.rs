@@ -1,7 +1,7 @@
 //! A global service's endpoints, from its EndpointSlices in every member cluster: each address
 //! with the locality and network of its cluster and, across networks, its gateway.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use meshfleet_model::Endpoint;
@@ -31,6 +31,8 @@ pub(super) fn endpoints(
         per_port: vec![Vec::new(); ports.len()],
         clusters: BTreeSet::new(),
     };
+    // The pod behind each endpoint, when its slice names it (parallel to `per_port`).
+    let mut pods: Vec<Vec<Option<(String, String)>>> = vec![Vec::new(); ports.len()];
     for slice in slices {
         let Some((cluster, site)) = placed(slice, topology, problems) else {
             continue;
@@ -49,6 +51,7 @@ pub(super) fn endpoints(
         }
         let template = Endpoint {
             address: String::new(),
+            additional_addresses: Box::default(),
             port: 0,
             locality: site.locality.clone().unwrap_or_default(),
             network: site.network.clone(),
@@ -85,6 +88,11 @@ pub(super) fn endpoints(
                 );
                 continue;
             }
+            let pod = endpoint
+                .target_ref
+                .as_ref()
+                .filter(|r| r.kind == "Pod" && !r.name.is_empty())
+                .map(|r| (r.namespace.clone(), r.name.clone()));
             for &(port_index, target) in &matched {
                 out.per_port[port_index].push(Endpoint {
                     address: address.clone(),
@@ -92,13 +100,15 @@ pub(super) fn endpoints(
                     ready: endpoint.ready(),
                     ..located.clone()
                 });
+                pods[port_index].push(pod.clone());
             }
         }
         if !matched.is_empty() {
             out.clusters.insert(cluster.to_owned());
         }
     }
-    for endpoints in &mut out.per_port {
+    for (endpoints, pods) in out.per_port.iter_mut().zip(pods) {
+        *endpoints = one_per_pod(std::mem::take(endpoints), pods);
         endpoints.sort_by(|a, b| {
             (&a.locality, &a.cluster, &a.address, a.port).cmp(&(
                 &b.locality,
@@ -107,6 +117,44 @@ pub(super) fn endpoints(
                 b.port,
             ))
         });
+    }
+    out
+}
+
+/// Merges the endpoints of one pod (same cluster, same `targetRef`): a dual-stack pod is in an
+/// IPv4 and an IPv6 slice, and one pod may briefly be in two slices of one family while they
+/// are rebalanced. It is one host: at its IPv4 address (as Istio, which skips a dual-stack
+/// pod's IPv6 slice), with its other addresses as additional ones. Endpoints without a pod
+/// are kept as they are.
+fn one_per_pod(endpoints: Vec<Endpoint>, pods: Vec<Option<(String, String)>>) -> Vec<Endpoint> {
+    let mut out: Vec<Endpoint> = Vec::with_capacity(endpoints.len());
+    let mut by_pod: HashMap<(Arc<str>, String, String), usize> = HashMap::new();
+    for (endpoint, pod) in endpoints.into_iter().zip(pods) {
+        let Some((namespace, name)) = pod else {
+            out.push(endpoint);
+            continue;
+        };
+        let key = (endpoint.cluster.clone(), namespace, name);
+        let Some(&at) = by_pod.get(&key) else {
+            by_pod.insert(key, out.len());
+            out.push(endpoint);
+            continue;
+        };
+        let kept = &mut out[at];
+        if kept.address == endpoint.address || kept.additional_addresses.contains(&endpoint.address)
+        {
+            continue;
+        }
+        let mut addresses: Vec<String> = std::iter::once(std::mem::take(&mut kept.address))
+            .chain(std::mem::take(&mut kept.additional_addresses))
+            .chain(std::iter::once(endpoint.address))
+            .collect();
+        // IPv4 first; otherwise as they came.
+        addresses.sort_by_key(|a| !a.contains('.') || a.contains(':'));
+        kept.address = addresses.remove(0);
+        kept.additional_addresses = addresses.into_boxed_slice();
+        // Ready if it is ready in any of its slices.
+        kept.ready |= endpoint.ready;
     }
     out
 }

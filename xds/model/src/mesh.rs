@@ -60,6 +60,10 @@ pub enum Protocol {
 pub struct Endpoint {
     /// Pod IP as the endpoint's own network reaches it.
     pub address: String,
+    /// The pod's IPs of its other families (a dual-stack pod: its IPv6 address beside the
+    /// IPv4 one); Envoy tries them too (`additional_addresses`).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub additional_addresses: Box<[String]>,
     /// Target port on the pod for this service port.
     pub port: u32,
     /// Locality of the member cluster the endpoint runs in (of its node, when the cluster

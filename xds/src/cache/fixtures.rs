@@ -65,6 +65,7 @@ impl ServiceBuilder {
         for port in &mut self.0.ports {
             port.endpoints.push(Endpoint {
                 address: address.to_owned(),
+                additional_addresses: Box::default(),
                 port: 8080,
                 locality: Arc::new(Locality::parse(locality)),
                 network: Arc::from(""),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address, socket_address};
 use envoy_types::pb::envoy::config::endpoint::v3::{
-    Endpoint as EnvoyEndpoint, LbEndpoint, lb_endpoint,
+    Endpoint as EnvoyEndpoint, LbEndpoint, endpoint::AdditionalAddress, lb_endpoint,
 };
 use envoy_types::pb::google::protobuf::UInt32Value;
 
@@ -46,9 +46,21 @@ pub(super) fn groups<'a>(
     for ep in endpoints.iter().filter(|ep| ep.ready) {
         let group = pending.entry(&*ep.locality).or_default();
         if same_or_unset(&ep.network, network) {
-            group
-                .direct
-                .push(lb_endpoint(&ep.address, ep.port, ep.weight.max(1)));
+            let mut direct = lb_endpoint(&ep.address, ep.port, ep.weight.max(1));
+            if !ep.additional_addresses.is_empty()
+                && let Some(lb_endpoint::HostIdentifier::Endpoint(endpoint)) =
+                    &mut direct.host_identifier
+            {
+                // A dual-stack pod is one host; Envoy connects to whichever address answers.
+                endpoint.additional_addresses = ep
+                    .additional_addresses
+                    .iter()
+                    .map(|address| AdditionalAddress {
+                        address: Some(socket(address, ep.port)),
+                    })
+                    .collect();
+            }
+            group.direct.push(direct);
             if with_labels {
                 group.direct_labels.push(ep.labels.clone());
             }
@@ -128,18 +140,22 @@ impl Merged {
     }
 }
 
+/// `address:port` as Envoy's `Address`.
+fn socket(address: &str, port: u32) -> Address {
+    Address {
+        address: Some(address::Address::SocketAddress(SocketAddress {
+            address: address.to_owned(),
+            port_specifier: Some(socket_address::PortSpecifier::PortValue(port)),
+            ..Default::default()
+        })),
+    }
+}
+
 /// An endpoint at `address:port` with load-balancing `weight`.
 fn lb_endpoint(address: &str, port: u32, weight: u32) -> LbEndpoint {
-    let socket = SocketAddress {
-        address: address.to_owned(),
-        port_specifier: Some(socket_address::PortSpecifier::PortValue(port)),
-        ..Default::default()
-    };
     LbEndpoint {
         host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(EnvoyEndpoint {
-            address: Some(Address {
-                address: Some(address::Address::SocketAddress(socket)),
-            }),
+            address: Some(socket(address, port)),
             ..Default::default()
         })),
         load_balancing_weight: Some(UInt32Value { value: weight }),
@@ -154,6 +170,7 @@ mod tests {
     fn endpoint(ip: &str, locality: &str, network: &str) -> Endpoint {
         Endpoint {
             address: ip.to_owned(),
+            additional_addresses: Box::default(),
             port: 8080,
             locality: Arc::new(Locality::parse(locality)),
             network: Arc::from(network),
@@ -182,6 +199,24 @@ mod tests {
                 .collect(),
         );
         ep
+    }
+
+    #[test]
+    fn a_dual_stack_endpoint_is_one_host_with_an_additional_address() {
+        let mut dual = endpoint("10.0.0.1", "r1/z1", "");
+        dual.additional_addresses = vec!["fd00::1".to_owned()].into_boxed_slice();
+        let groups = groups(std::slice::from_ref(&dual), "", false);
+        let expected = {
+            let mut one = lb_endpoint("10.0.0.1", 8080, 1);
+            if let Some(lb_endpoint::HostIdentifier::Endpoint(e)) = &mut one.host_identifier {
+                e.additional_addresses = vec![AdditionalAddress {
+                    address: Some(socket("fd00::1", 8080)),
+                }];
+            }
+            one
+        };
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].endpoints, vec![expected]);
     }
 
     #[test]

@@ -53,6 +53,7 @@ fn service(ports: Vec<ServicePort>) -> GlobalService {
 fn endpoint(ip: &str, locality: &str, network: &str) -> Endpoint {
     Endpoint {
         address: ip.to_owned(),
+        additional_addresses: Box::default(),
         port: 8080,
         locality: Arc::new(Locality::parse(locality)),
         network: Arc::from(network),

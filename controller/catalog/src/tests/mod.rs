@@ -97,6 +97,7 @@ fn ep(cluster: &str, address: &str, port: u32) -> Endpoint {
     }
     Endpoint {
         address: address.to_owned(),
+        additional_addresses: Box::default(),
         port,
         locality: Arc::new(Locality::new(region, zone, subzone)),
         network: Arc::from(network),

@@ -470,3 +470,53 @@ fn an_endpoint_with_several_addresses_is_one_host_at_its_first() {
     );
     assert_eq!(catalog.problems, vec![]);
 }
+
+#[test]
+fn a_dual_stack_pod_is_one_host_with_both_addresses() {
+    // pod-a is dual-stack (in both slices), pod-b has IPv4 only, pod-c is in the IPv4 slice twice
+    // (slices being rebalanced); pod-d is in another cluster with the same pod name.
+    let index = with_fleet(vec![
+        service("team-a", "api").global().port("http", 80).into(),
+        slice("team-a", "api-v6", "api", "east-1")
+            .address_type("IPv6")
+            .endpoint_of_pod("fd00::1", "pod-a")
+            .port("http", 8080)
+            .into(),
+        slice("team-a", "api-v4", "api", "east-1")
+            .endpoint_of_pod("10.1.0.1", "pod-a")
+            .endpoint_of_pod("10.1.0.2", "pod-b")
+            .endpoint_of_pod("10.1.0.3", "pod-c")
+            .port("http", 8080)
+            .into(),
+        slice("team-a", "api-v4-b", "api", "east-1")
+            .endpoint_of_pod("10.1.0.3", "pod-c")
+            .port("http", 8080)
+            .into(),
+        slice("team-a", "api-w", "api", "west-1")
+            .endpoint_of_pod("10.2.0.1", "pod-a")
+            .port("http", 8080)
+            .into(),
+    ]);
+    let catalog = Catalog::build(&index);
+    let endpoints = &only_service(&catalog).service.ports[0].endpoints;
+    let hosts: Vec<(&str, &str, Vec<&str>)> = endpoints
+        .iter()
+        .map(|e| {
+            (
+                &*e.cluster,
+                e.address.as_str(),
+                e.additional_addresses.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hosts,
+        [
+            ("east-1", "10.1.0.1", vec!["fd00::1"]),
+            ("east-1", "10.1.0.2", vec![]),
+            ("east-1", "10.1.0.3", vec![]),
+            ("west-1", "10.2.0.1", vec![]),
+        ]
+    );
+    assert_eq!(catalog.problems, vec![]);
+}

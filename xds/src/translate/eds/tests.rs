@@ -56,6 +56,7 @@ fn endpoint(ip: &str, locality: &str, network: &str, weight: u32) -> Endpoint {
     };
     Endpoint {
         address: ip.to_owned(),
+        additional_addresses: Box::default(),
         port: 8080,
         locality: Arc::new(Locality::parse(locality)),
         network: Arc::from(network),
