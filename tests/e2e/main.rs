@@ -7,4 +7,5 @@ mod bad_input;
 mod envoy;
 mod examples;
 mod grpc;
+mod policy;
 mod propagation;

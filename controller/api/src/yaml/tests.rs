@@ -296,3 +296,71 @@ items:
         ]
     );
 }
+
+#[test]
+fn a_flood_of_problems_is_capped_per_file() {
+    let text = "apiVersion: config.karmada.io/v1alpha1\nkind: Nothing\nmetadata: {name: n}\n---\n"
+        .repeat(700);
+    let contents = parse_file("flood.yaml", &text);
+    assert_eq!(contents.problems.len(), MAX_PROBLEMS_PER_FILE + 1);
+    assert_eq!(
+        contents.problems.last(),
+        Some(&Problem::new(
+            Source::file("flood.yaml"),
+            "600 more problems in this file, not listed (only the first 100 are)"
+        ))
+    );
+}
+
+#[test]
+fn a_deeply_nested_document_is_refused_unparsed_and_fast() {
+    let deep = 100_000;
+    let text = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: ok}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: deep}}\ndata: {}{}\n",
+        "[".repeat(deep),
+        "]".repeat(deep)
+    );
+    let started = std::time::Instant::now();
+    let contents = parse_file("deep.yaml", &text);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(contents.documents.len(), 1);
+    assert_eq!(
+        contents.problems,
+        [problem(
+            "deep.yaml#1",
+            None,
+            "nested deeper than 128 levels at line 8; not parsed"
+        )]
+    );
+    // Block nesting counts too: `- - - …` on one line.
+    let text = format!(
+        "apiVersion: v1\nkind: List\nitems:\n{}a\n",
+        "- ".repeat(deep)
+    );
+    assert_eq!(parse_file("deep.yaml", &text).refused, 1);
+}
+
+#[test]
+fn many_broken_documents_cost_each_only_itself() {
+    let text = "a: [1\n---\n".repeat(20_000);
+    let started = std::time::Instant::now();
+    let contents = parse_file("broken.yaml", &text);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(contents.refused, 20_000);
+    assert_eq!(
+        contents.problems[1],
+        problem(
+            "broken.yaml#1",
+            None,
+            "invalid YAML: did not find expected ',' or ']' at line 4 column 1, while parsing a flow sequence at line 3 column 4"
+        )
+    );
+}
