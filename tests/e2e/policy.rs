@@ -1,5 +1,7 @@
 //! Policies and templates as a user writes them, through `meshfleet schedule` and `meshfleet
-//! render`: a document nested too deeply is refused at once.
+//! render`: a policy Karmada would refuse (an unknown field, a selector in another namespace)
+//! stops a dry run with exit status 2, Karmada fields meshfleet does not act on are named, and a
+//! document nested too deeply is refused at once.
 
 use std::path::Path;
 use std::process::Command;
@@ -40,6 +42,86 @@ fn schedule(dir: &Path) -> (Option<i32>, Vec<serde_json::Value>, String) {
     (code, items, stderr)
 }
 
+fn render(dir: &Path, out: &Path) -> (Option<i32>, String) {
+    let (code, _, stderr) = meshfleet(&[
+        "render",
+        "--config",
+        dir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    (code, stderr)
+}
+
+/// What Karmada 1.18.2's API server refuses stops a dry run, with the file, the document and
+/// the field.
+#[test]
+fn a_policy_karmada_would_refuse_fails_the_dry_run_with_its_path() {
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec: {replicas: 1}\n";
+    let cases = [
+        (
+            "placement:\n    clusterAffinities:\n    - affinityName: primary\n      clusterNamess: [member1]\n",
+            "policy.yaml#0 spec.placement.clusterAffinities[0].clusterNamess: unknown field",
+        ),
+        (
+            "placement:\n    clusterAffinity:\n    clusterNames: [member1]\n",
+            "policy.yaml#0 spec.placement.clusterNames: unknown field",
+        ),
+        (
+            "placement: {clusterAffinity: {clusterNames: [member1]}}\n  suspension: {dispatching: true, dispatchingOnClusters: {clusterNames: [member2]}}\n",
+            "policy.yaml#0 spec.suspension: suspension dispatching cannot co-exist with dispatchingOnClusters.clusterNames",
+        ),
+    ];
+    for (spec, expected) in cases {
+        let policy = format!(
+            "apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata: {{name: web, namespace: shop}}\nspec:\n  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment, name: web}}]\n  {spec}"
+        );
+        let dir = config(&[("web.yaml", deployment), ("policy.yaml", &policy)]);
+        let (code, bindings, stderr) = schedule(dir.path());
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{expected}\n{stderr}");
+        assert_eq!(
+            bindings,
+            Vec::<serde_json::Value>::new(),
+            "nothing claims web"
+        );
+        let out = tempfile::tempdir().unwrap();
+        let (code, stderr) = render(dir.path(), out.path());
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(!out.path().join("clusters/member1/shop").exists());
+    }
+    let other_namespace = "apiVersion: policy.karmada.io/v1alpha1\nkind: OverridePolicy\nmetadata: {name: web, namespace: shop}\nspec:\n  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, namespace: billing}]\n";
+    let dir = config(&[("web.yaml", deployment), ("policy.yaml", other_namespace)]);
+    let (code, _, stderr) = schedule(dir.path());
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("policy.yaml#0 spec.resourceSelectors[0].namespace: \"billing\": namespace of resource selector must be the same as the namespace of the policy (\"shop\")"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn karmada_fields_meshfleet_does_not_act_on_are_named_and_the_rest_is_scheduled() {
+    let dir = config(&[(
+        "web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 1}\n---\napiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata: {name: web}\nspec:\n  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, name: web}]\n  preserveResourcesOnDeletion: true\n  placement:\n    clusterAffinity: {clusterNames: [member1]}\n    workloadAffinity: {antiAffinity: {groupByLabelKey: app.io/group}}\n",
+    )]);
+    let (code, bindings, stderr) = schedule(dir.path());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("web.yaml#1 spec.preserveResourcesOnDeletion: not supported by meshfleet (deleting the template removes its copies); ignored"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("web.yaml#1 spec.placement.workloadAffinity: not supported by meshfleet"),
+        "{stderr}"
+    );
+    assert_eq!(
+        bindings[0]["spec"]["clusters"],
+        serde_json::json!([{"name": "member1", "replicas": 1}])
+    );
+}
+
 #[test]
 fn a_deeply_nested_document_is_refused_at_once() {
     let depth = 100_000;
@@ -59,6 +141,20 @@ fn a_deeply_nested_document_is_refused_at_once() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("deep.yaml#0: nested deeper than 128 levels at line 4; not parsed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn fqdn_endpoints_are_said_to_be_ignored() {
+    let dir = config(&[(
+        "slice.yaml",
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: ext\n  labels: {kubernetes.io/service-name: ext, multicluster.kubernetes.io/source-cluster: member1}\naddressType: FQDN\nendpoints: [{addresses: [db.example.com]}]\n",
+    )]);
+    let (code, _, stderr) = schedule(dir.path());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("slice.yaml#0 addressType: FQDN endpoints are not served: meshfleet, as Istio, reads only IPv4 and IPv6 EndpointSlices; ignored"),
         "{stderr}"
     );
 }

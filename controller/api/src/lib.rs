@@ -1,5 +1,6 @@
 //! The Kubernetes objects meshfleet reads, as typed serde structs with only the fields it uses
-//! (unknown fields are ignored), and the rule that turns one YAML document into one [`Object`].
+//! (unknown fields are ignored, but in policies: there they refuse the document), and the rule
+//! that turns one YAML document into one [`Object`].
 //!
 //! ```text
 //!  YAML document ──> TypeMeta (apiVersion, kind) ──> known kind? ──> typed: Cluster, Service,
@@ -19,6 +20,7 @@ mod istio;
 mod meta;
 mod policy;
 mod service;
+mod unsupported;
 mod validate;
 pub mod yaml;
 
@@ -41,12 +43,14 @@ pub use istio::{
 };
 pub use meta::{Generic, ObjectKey, ObjectMeta, qualified_kind};
 pub use policy::{
-    ApplicationFailoverBehavior, ClusterAffinity, ClusterAffinityTerm, ClusterPreferences,
-    CommandArgsOverrider, DecisionConditions, FailoverBehavior, FieldOverrider, FieldSelector,
-    ImageOverrider, ImagePredicate, LabelAnnotationOverrider, LabelSelector, OverridePolicy,
-    OverrideSpec, Overriders, PatchOperation, Placement, PlaintextOverrider, PropagationPolicy,
-    PropagationSpec, ReplicaSchedulingStrategy, ResourceSelector, RuleWithCluster,
-    SelectorRequirement, SpreadConstraint, StaticClusterWeight, Toleration,
+    ApplicationFailoverBehavior, ClusterAffinity, ClusterAffinityTerm, ClusterFailoverBehavior,
+    ClusterPreferences, CommandArgsOverrider, DecisionConditions, FailoverBehavior, FieldOverrider,
+    FieldSelector, ImageOverrider, ImagePredicate, LabelAnnotationOverrider, LabelSelector,
+    OverridePolicy, OverrideSpec, Overriders, PatchOperation, Placement, PlaintextOverrider,
+    PropagationPolicy, PropagationSpec, ReplicaSchedulingStrategy, ResourceSelector,
+    RuleWithCluster, SchedulePriority, SelectorRequirement, SpreadConstraint, StatePreservation,
+    StatePreservationRule, StaticClusterWeight, SuspendClusters, Suspension, Toleration,
+    WorkloadAffinity, WorkloadAffinityTerm,
 };
 pub use service::{
     EndpointConditions, EndpointPort, EndpointSlice, IntOrString, Service, ServiceExport,
@@ -206,19 +210,27 @@ pub fn parse_document(value: &serde_norway::Value) -> Result<Object, DocumentErr
     parse_document_noting(value, &mut Vec::new())
 }
 
-/// A field of an accepted document that meshfleet ignored: its path.
+/// A warning about an accepted document: something in it that has no effect.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UnknownField(pub String);
+pub struct Note {
+    /// The path of the field it is about.
+    pub field: String,
+    pub message: String,
+}
 
-/// [`parse_document`], noting in `unknown` the fields of a policy that no field of its type
-/// matches (a misspelt `clusterAfinity` would otherwise go unnoticed; Karmada's API server
-/// refuses them). Unknown fields under `metadata` and `status` are not noted.
+/// [`parse_document`], noting in `notes` what in an accepted document has no effect: a field
+/// of Karmada's policy API that meshfleet does not act on, an EndpointSlice of FQDNs.
+///
+/// A policy with a field that Karmada's API does not have (a misspelt `clusterAfinity`, a
+/// `clusterNames` indented one level too deep) is refused, as `kubectl apply` refuses it with
+/// its strict field validation: without the field it would go to other clusters than meant.
+/// Fields the API server sets (`metadata.uid`, `status`, ...) are not unknown.
 ///
 /// # Errors
 /// As [`parse_document`].
 pub fn parse_document_noting(
     value: &serde_norway::Value,
-    unknown: &mut Vec<UnknownField>,
+    notes: &mut Vec<Note>,
 ) -> Result<Object, DocumentError> {
     let meta: TypeMeta = typed(value)?;
     let Some(known) = classify(&meta.api_version, &meta.kind) else {
@@ -236,7 +248,16 @@ pub fn parse_document_noting(
             }
             Object::Service(Arc::new(service))
         }
-        Known::EndpointSlice => Object::EndpointSlice(Arc::new(typed(value)?)),
+        Known::EndpointSlice => {
+            let slice: EndpointSlice = typed(value)?;
+            if slice.address_type == "FQDN" {
+                notes.push(Note {
+                    field: "addressType".to_owned(),
+                    message: "FQDN endpoints are not served: meshfleet, as Istio, reads only IPv4 and IPv6 EndpointSlices; ignored".to_owned(),
+                });
+            }
+            Object::EndpointSlice(Arc::new(slice))
+        }
         Known::ServiceExport => {
             let mut export: ServiceExport = typed(value)?;
             if export.metadata.source_cluster().is_none() {
@@ -252,12 +273,13 @@ pub fn parse_document_noting(
             Object::DestinationRule(Arc::new(rule))
         }
         Known::PropagationPolicy => {
-            let policy: PropagationPolicy = typed_noting(value, unknown)?;
+            let policy: PropagationPolicy = typed_strict(value)?;
             validate::propagation_policy(&policy).map_err(DocumentError::from)?;
+            notes.extend(unsupported::propagation_policy(value));
             Object::PropagationPolicy(Arc::new(policy))
         }
         Known::OverridePolicy => {
-            let policy: OverridePolicy = typed_noting(value, unknown)?;
+            let policy: OverridePolicy = typed_strict(value)?;
             validate::override_policy(&policy).map_err(DocumentError::from)?;
             Object::OverridePolicy(Arc::new(policy))
         }
@@ -336,25 +358,28 @@ fn invalid_at(error: serde_path_to_error::Error<serde_norway::Error>) -> Documen
     }
 }
 
-/// [`typed`], noting the fields no field of `T` matched (but those under `metadata` and
-/// `status`).
-fn typed_noting<T: DeserializeOwned>(
-    value: &serde_norway::Value,
-    unknown: &mut Vec<UnknownField>,
-) -> Result<T, DocumentError> {
+/// [`typed`], refusing a field that no field of `T` matches (but those the API server sets:
+/// see [`server_set`]). The first such field is the one at fault; the message lists the rest.
+fn typed_strict<T: DeserializeOwned>(value: &serde_norway::Value) -> Result<T, DocumentError> {
     let mut ignored = Vec::new();
     let result = {
         let mut note = |path: serde_ignored::Path<'_>| ignored.push(field_path(&path));
         serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut note))
     };
     let typed = result.map_err(invalid_at)?;
-    unknown.extend(
-        ignored
-            .into_iter()
-            .filter(|p| !server_set(p))
-            .map(UnknownField),
-    );
-    Ok(typed)
+    let mut unknown = ignored.into_iter().filter(|p| !server_set(p));
+    let Some(first) = unknown.next() else {
+        return Ok(typed);
+    };
+    let mut message = "unknown field (check its spelling and indentation); the policy is refused, as kubectl apply refuses it".to_owned();
+    let rest: Vec<String> = unknown.collect();
+    if !rest.is_empty() {
+        message.push_str(&format!("; also unknown: {}", rest.join(", ")));
+    }
+    Err(DocumentError::Invalid {
+        field: Some(first),
+        message,
+    })
 }
 
 /// Whether an ignored field is one the API server sets or every object may carry (read back

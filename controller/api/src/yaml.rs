@@ -7,7 +7,7 @@
 
 use serde_norway::Value;
 
-use crate::{self as api, DocumentError, Object, ObjectKey, UnknownField};
+use crate::{self as api, DocumentError, Note, Object, ObjectKey};
 use meshfleet_model::parallel;
 use meshfleet_model::problem::{Problem, Source};
 
@@ -59,12 +59,8 @@ pub fn parse_file(file: &str, text: &str) -> Contents {
         .flat_map(|(index, results)| results.into_iter().map(move |result| (index, result)));
     for (index, parsed) in results {
         let source = Source::document(file, index);
-        for unknown in parsed.unknown {
-            problems.push(|| Problem {
-                source: source.clone(),
-                field: Some(unknown.0),
-                message: "unknown field, ignored (check its spelling)".to_owned(),
-            });
+        for note in parsed.notes {
+            problems.push(|| Problem::new(source.clone(), note.message).at(note.field));
         }
         match parsed.result {
             Ok(object) => contents.documents.push(Document { index, object }),
@@ -201,7 +197,6 @@ fn parse_chunk(chunk: &Chunk<'_>) -> Vec<Parsed> {
         Ok(value) => value,
         Err(error) => return vec![Parsed::failed(syntax_error(chunk, &error), None)],
     };
-
     if value.is_null() {
         return Vec::new();
     }
@@ -223,8 +218,8 @@ struct Parsed {
     result: Result<Object, DocumentError>,
     /// When it failed but the object it meant to define can be told: that object's key.
     identity: Option<ObjectKey>,
-    /// Fields of an accepted policy that no field of its type matched.
-    unknown: Vec<UnknownField>,
+    /// What in an accepted document has no effect.
+    notes: Vec<Note>,
 }
 
 impl Parsed {
@@ -232,14 +227,14 @@ impl Parsed {
         Self {
             result: Err(error),
             identity,
-            unknown: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
     /// Parses `value`; `prefix` (`items[3].`) goes before every field path.
     fn of(value: &Value, prefix: &str) -> Self {
-        let mut unknown = Vec::new();
-        let result = api::parse_document_noting(value, &mut unknown);
+        let mut notes = Vec::new();
+        let result = api::parse_document_noting(value, &mut notes);
         let identity = match &result {
             Err(DocumentError::Invalid { .. }) => api::identity(value),
             _ => None,
@@ -256,16 +251,19 @@ impl Parsed {
             }
             other => other,
         });
-        // A refused document's unknown fields are noise beside why it was refused.
-        let unknown = unknown
+        // A refused document's notes are noise beside why it was refused.
+        let notes = notes
             .into_iter()
             .filter(|_| result.is_ok())
-            .map(|UnknownField(field)| UnknownField(format!("{prefix}{field}")))
+            .map(|note| Note {
+                field: format!("{prefix}{}", note.field),
+                ..note
+            })
             .collect();
         Self {
             result,
             identity,
-            unknown,
+            notes,
         }
     }
 }
