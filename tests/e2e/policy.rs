@@ -1,7 +1,7 @@
 //! Policies and templates as a user writes them, through `meshfleet schedule` and `meshfleet
-//! render`: a policy Karmada would refuse (an unknown field, a selector in another namespace)
-//! stops a dry run with exit status 2, Karmada fields meshfleet does not act on are named, and a
-//! document nested too deeply is refused at once.
+//! render`: custom resources propagate, a policy Karmada would refuse (an unknown field, a
+//! selector in another namespace) stops a dry run with exit status 2, Karmada fields meshfleet
+//! does not act on are named, and a document nested too deeply is refused at once.
 
 use std::path::Path;
 use std::process::Command;
@@ -55,6 +55,109 @@ fn render(dir: &Path, out: &Path) -> (Option<i32>, String) {
 
 /// What Karmada 1.18.2's API server refuses stops a dry run, with the file, the document and
 /// the field.
+/// Karmada's `samples/guestbook` (v1.18.2): a custom resource, its policies and its CRD's.
+const GUESTBOOK: &str = "
+apiVersion: webapp.my.domain/v1
+kind: Guestbook
+metadata:
+  name: guestbook-sample
+spec:
+  size: 2
+  configMapName: test
+  alias: Name
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata:
+  name: example-policy
+spec:
+  resourceSelectors:
+    - apiVersion: webapp.my.domain/v1
+      kind: Guestbook
+  placement:
+    clusterAffinity:
+      clusterNames:
+        - member1
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: OverridePolicy
+metadata:
+  name: guestbook-sample
+spec:
+  resourceSelectors:
+  - apiVersion: webapp.my.domain/v1
+    kind: Guestbook
+  overrideRules:
+  - targetCluster:
+      clusterNames:
+      - member1
+    overriders:
+      plaintext:
+      - path: /spec/size
+        operator: replace
+        value: 4
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: guestbooks.webapp.my.domain
+spec:
+  group: webapp.my.domain
+  names: {kind: Guestbook, plural: guestbooks, singular: guestbook}
+  scope: Namespaced
+  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: ClusterPropagationPolicy
+metadata:
+  name: example-policy
+spec:
+  resourceSelectors:
+    - apiVersion: apiextensions.k8s.io/v1
+      kind: CustomResourceDefinition
+      name: guestbooks.webapp.my.domain
+  placement:
+    clusterAffinity:
+      clusterNames:
+        - member1
+";
+
+#[test]
+fn a_custom_resource_propagates_like_any_template_and_one_no_policy_selects_is_left_alone() {
+    let unselected = "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata: {name: wordcount}\nspec: {parallelism: 2}\n";
+    let dir = config(&[("guestbook.yaml", GUESTBOOK), ("flink.yaml", unselected)]);
+    let (code, bindings, stderr) = schedule(dir.path());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let mut bound: Vec<(String, serde_json::Value)> = bindings
+        .iter()
+        .map(|b| {
+            (
+                b["spec"]["resource"]["kind"].as_str().unwrap().to_owned(),
+                b["spec"]["clusters"].clone(),
+            )
+        })
+        .collect();
+    bound.sort_by(|a, b| a.0.cmp(&b.0));
+    let member1 = serde_json::json!([{"name": "member1"}]);
+    assert_eq!(
+        bound,
+        [
+            ("CustomResourceDefinition".to_owned(), member1.clone()),
+            ("Guestbook".to_owned(), member1)
+        ]
+    );
+    let out = tempfile::tempdir().unwrap();
+    let (code, stderr) = render(dir.path(), out.path());
+    assert_eq!(code, Some(0), "{stderr}");
+    let copy = out
+        .path()
+        .join("clusters/member1/default/guestbook-guestbook-sample.yaml");
+    let copy: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(&copy).unwrap()).unwrap();
+    assert_eq!(copy["spec"]["size"], serde_norway::Value::from(4));
+}
+
 #[test]
 fn a_policy_karmada_would_refuse_fails_the_dry_run_with_its_path() {
     let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec: {replicas: 1}\n";

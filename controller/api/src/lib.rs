@@ -3,11 +3,13 @@
 //! that turns one YAML document into one [`Object`].
 //!
 //! ```text
-//!  YAML document ──> TypeMeta (apiVersion, kind) ──> known kind? ──> typed: Cluster, Service,
-//!                                                     │               EndpointSlice, ServiceExport,
-//!                                                     │               DestinationRule
-//!                                                     ├─ template/policy kind ──> Generic (raw value)
-//!                                                     └─ other ──> UnknownKind (a warning)
+//!  YAML document ──> TypeMeta (apiVersion, kind) ──> typed kind? ──> Cluster, Service,
+//!                                                     │    EndpointSlice, ServiceExport,
+//!                                                     │    DestinationRule, policies, bindings
+//!                                                     ├─ another kind of meshfleet's or Karmada's
+//!                                                     │    groups ──> UnknownKind (a warning)
+//!                                                     └─ any other kind ──> Generic (raw value):
+//!                                                          a resource template, as in Karmada
 //! ```
 //!
 //! Field errors carry their path (`spec.ports[0].port`) through `serde_path_to_error`.
@@ -166,7 +168,8 @@ pub enum DocumentError {
         field: Option<String>,
         message: String,
     },
-    /// A kind meshfleet does not read; skipped with a warning.
+    /// A kind of meshfleet's or Karmada's groups that meshfleet does not read (a misspelt
+    /// `Clustr`, Karmada's `FederatedHPA`); skipped with a warning.
     #[error("unknown kind {kind} ({api_version})")]
     UnknownKind { api_version: String, kind: String },
 }
@@ -308,7 +311,8 @@ pub fn parse_document_noting(
 
 /// The key of the object a document means to define, read leniently: for a document that
 /// failed to parse or validate, so the last valid version of that object can stay in effect.
-/// `None` when even that cannot be told (no kind, no name, or a kind meshfleet does not read).
+/// `None` when even that cannot be told (no kind, no name, or an unknown kind of meshfleet's
+/// or Karmada's groups).
 pub fn identity(value: &serde_norway::Value) -> Option<ObjectKey> {
     let api_version = value.get("apiVersion")?.as_str()?;
     let kind = value.get("kind")?.as_str()?;
@@ -451,42 +455,6 @@ fn is_meshfleet_group(group: &str) -> bool {
     group == "meshfleet.io" || group.ends_with(".karmada.io")
 }
 
-/// Kubernetes and Istio groups any of whose kinds can be a resource template.
-const TEMPLATE_GROUPS: &[&str] = &[
-    "apps",
-    "batch",
-    "autoscaling",
-    "policy",
-    "networking.k8s.io",
-    "rbac.authorization.k8s.io",
-    "storage.k8s.io",
-    "scheduling.k8s.io",
-    "coordination.k8s.io",
-    "discovery.k8s.io",
-    "apiextensions.k8s.io",
-    "admissionregistration.k8s.io",
-    "gateway.networking.k8s.io",
-    "multicluster.x-k8s.io",
-    "networking.istio.io",
-    "security.istio.io",
-    "telemetry.istio.io",
-];
-
-/// Kinds of the core group (`apiVersion: v1`) that can be resource templates.
-const CORE_KINDS: &[&str] = &[
-    "ConfigMap",
-    "Endpoints",
-    "LimitRange",
-    "Namespace",
-    "PersistentVolume",
-    "PersistentVolumeClaim",
-    "Pod",
-    "ResourceQuota",
-    "Secret",
-    "Service",
-    "ServiceAccount",
-];
-
 fn classify(api_version: &str, kind: &str) -> Option<Known> {
     let (group, version) = split_api_version(api_version);
     let known = match (group, version, kind) {
@@ -499,7 +467,6 @@ fn classify(api_version: &str, kind: &str) -> Option<Known> {
         ("networking.istio.io", "v1" | "v1beta1" | "v1alpha3", "DestinationRule") => {
             Known::DestinationRule
         }
-        ("", "v1", kind) if CORE_KINDS.contains(&kind) => Known::Generic,
         (
             "meshfleet.io" | "policy.karmada.io",
             "v1alpha1",
@@ -514,8 +481,11 @@ fn classify(api_version: &str, kind: &str) -> Option<Known> {
         | ("work.karmada.io", "v1alpha2", "ResourceBinding" | "ClusterResourceBinding") => {
             Known::ResourceBinding
         }
-        (group, _, _) if TEMPLATE_GROUPS.contains(&group) => Known::Generic,
-        _ => return None,
+        // As in Karmada, any object a policy selects is a resource template: Deployments,
+        // ConfigMaps, Istio's kinds, custom resources. Only meshfleet's and Karmada's own
+        // groups hold kinds that cannot be one.
+        (group, _, _) if is_meshfleet_group(group) => return None,
+        _ => Known::Generic,
     };
     Some(known)
 }

@@ -327,8 +327,9 @@ impl Planner {
             let holder = from_index
                 .get(&reference)
                 .and_then(|b| Holder::of(&b.metadata));
-            let entry = plan_template(fleet, template, last, holder).unwrap_or(Entry {
+            let entry = plan_template(fleet, template, last, holder).unwrap_or_else(|| Entry {
                 unclaimed: true,
+                problems: without_effect(template).into_iter().collect(),
                 ..Entry::default()
             });
             let new = Planned {
@@ -629,6 +630,22 @@ fn plan_template(
         timed,
         unclaimed: false,
     })
+}
+
+/// A problem for a template no policy claims that a user may think meshfleet serves itself:
+/// Istio's routing kinds. Any other unclaimed template is left alone, as in Karmada.
+fn without_effect(template: &Template<'_>) -> Option<Problem> {
+    let (group, _) = split_api_version(template.api_version);
+    let ("networking.istio.io", "VirtualService" | "ServiceEntry") = (group, template.kind) else {
+        return None;
+    };
+    Some(Problem::new(
+        Source::from(template.key),
+        format!(
+            "no effect: meshfleet's xDS and DNS do not read a {} (of Istio's kinds they read only DestinationRules), and no policy propagates it to member clusters",
+            template.kind
+        ),
+    ))
 }
 
 /// Renders one copy; a failure is reported and becomes the error of the copy.
