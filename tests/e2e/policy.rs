@@ -1,7 +1,8 @@
 //! Policies and templates as a user writes them, through `meshfleet schedule` and `meshfleet
-//! render`: custom resources propagate, a policy Karmada would refuse (an unknown field, a
-//! selector in another namespace) stops a dry run with exit status 2, Karmada fields meshfleet
-//! does not act on are named, and a document nested too deeply is refused at once.
+//! render`: custom resources propagate, a suspended policy dispatches nothing, a policy Karmada
+//! would refuse (an unknown field, a selector in another namespace) stops a dry run with exit
+//! status 2, Karmada fields meshfleet does not act on are named, and a document nested too
+//! deeply is refused at once.
 
 use std::path::Path;
 use std::process::Command;
@@ -51,6 +52,74 @@ fn render(dir: &Path, out: &Path) -> (Option<i32>, String) {
         out.to_str().unwrap(),
     ]);
     (code, stderr)
+}
+
+#[test]
+fn a_suspended_policy_schedules_but_leaves_the_clusters_as_they_are() {
+    let nginx = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/karmada/deployment.yaml"),
+    )
+    .unwrap();
+    let policy = |suspension: &str| {
+        format!(
+            "apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata: {{name: nginx-propagation}}\nspec:\n  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment, name: nginx}}]\n  placement: {{clusterAffinity: {{clusterNames: [member1, member2]}}}}\n{suspension}"
+        )
+    };
+    let dir = config(&[("deployment.yaml", &nginx), ("policy.yaml", &policy(""))]);
+    let out = tempfile::tempdir().unwrap();
+    assert_eq!(render(dir.path(), out.path()).0, Some(0));
+    let copy = |cluster: &str| {
+        out.path()
+            .join(format!("clusters/{cluster}/default/deployment-nginx.yaml"))
+    };
+    let before = std::fs::read_to_string(copy("member1")).unwrap();
+
+    // Suspended everywhere, then the template changes and member2's copy is gone: nothing is
+    // written, changed or removed.
+    std::fs::remove_file(copy("member2")).unwrap();
+    let suspended = policy("  suspension: {dispatching: true}\n");
+    std::fs::write(dir.path().join("policy.yaml"), &suspended).unwrap();
+    std::fs::write(
+        dir.path().join("deployment.yaml"),
+        nginx.replace("image: nginx", "image: nginx:1.27"),
+    )
+    .unwrap();
+    let (code, bindings, stderr) = schedule(dir.path());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        bindings[0]["spec"]["clusters"],
+        serde_json::json!([{"name": "member1", "replicas": 2}, {"name": "member2", "replicas": 2}])
+    );
+    assert_eq!(
+        bindings[0]["status"]["conditions"][1],
+        serde_json::json!({
+            "type": "Dispatching",
+            "status": "False",
+            "reason": "SuspendDispatching",
+            "message": "dispatching to every cluster is suspended by PropagationPolicy default/nginx-propagation: copies already there stay as they are"
+        })
+    );
+    let (code, stderr) = render(dir.path(), out.path());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "0 written, 0 unchanged, 0 removed, 3 left as they are: dispatching suspended"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(copy("member1")).unwrap(), before);
+    assert!(!copy("member2").exists());
+
+    // Suspended on member1 only: member2 gets the new template, member1 keeps the old one.
+    let on_member1 = policy("  suspension: {dispatchingOnClusters: {clusterNames: [member1]}}\n");
+    std::fs::write(dir.path().join("policy.yaml"), &on_member1).unwrap();
+    assert_eq!(render(dir.path(), out.path()).0, Some(0));
+    assert_eq!(std::fs::read_to_string(copy("member1")).unwrap(), before);
+    assert!(
+        std::fs::read_to_string(copy("member2"))
+            .unwrap()
+            .contains("nginx:1.27")
+    );
 }
 
 /// What Karmada 1.18.2's API server refuses stops a dry run, with the file, the document and
