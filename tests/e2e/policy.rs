@@ -2,11 +2,17 @@
 //! render`: custom resources propagate, a suspended policy dispatches nothing, a policy Karmada
 //! would refuse (an unknown field, a selector in another namespace) stops a dry run with exit
 //! status 2, Karmada fields meshfleet does not act on are named, and a document nested too
-//! deeply is refused at once.
+//! deeply is refused at once. `meshfleet run` keeps a refused policy's last valid version in
+//! effect, and holds a suspended policy's copies as they are.
+
+use meshfleet_testkit as support;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use meshfleet_demo::envoy::eventually;
+use meshfleet_demo::fleet::write_atomic;
 
 /// Karmada's three member clusters of `examples/karmada`.
 const CLUSTERS: &str = include_str!("../../examples/karmada/clusters.yaml");
@@ -329,4 +335,93 @@ fn fqdn_endpoints_are_said_to_be_ignored() {
         stderr.contains("slice.yaml#0 addressType: FQDN endpoints are not served: meshfleet, as Istio, reads only IPv4 and IPv6 EndpointSlices; ignored"),
         "{stderr}"
     );
+}
+
+/// Waits until `done`.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    eventually(Duration::from_secs(20), || async {
+        anyhow::ensure!(done(), "not yet: {what}");
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+/// Whether the file at `path` exists and contains `text`.
+fn holds(path: &Path, text: &str) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| t.contains(text))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_keeps_a_refused_policys_last_version_and_holds_a_suspended_ones_copies() {
+    let nginx = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/karmada/deployment.yaml"),
+    )
+    .unwrap();
+    let policy = |placement: &str| {
+        format!(
+            "apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata: {{name: nginx-propagation}}\nspec:\n  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment, name: nginx}}]\n  placement:\n{placement}"
+        )
+    };
+    let on_member1 = policy("    clusterAffinity:\n      clusterNames: [member1]\n");
+    let dir = config(&[("deployment.yaml", &nginx), ("policy.yaml", &on_member1)]);
+    let state = tempfile::tempdir().unwrap();
+    let (_controller, _, admin) =
+        support::serve_with(dir.path(), &["--state-dir", state.path().to_str().unwrap()]).await;
+    let copy = |cluster: &str| {
+        state
+            .path()
+            .join(format!("clusters/{cluster}/default/deployment-nginx.yaml"))
+    };
+    until("member1's copy", || copy("member1").exists()).await;
+
+    // `clusterNames` one level too shallow: without it the policy would select every cluster.
+    // It is refused, and the version before stays in effect.
+    let misindented = policy("    clusterAffinity:\n    clusterNames: [member1]\n");
+    write_atomic(&dir.path().join("policy.yaml"), &misindented).unwrap();
+    eventually(Duration::from_secs(20), || async {
+        let body = support::admin(admin, "/debug/problems").await?;
+        anyhow::ensure!(
+            body.contains("spec.placement.clusterNames"),
+            "not yet: {body}"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let text = nginx.replace("replicas: 2", "replicas: 3");
+    write_atomic(&dir.path().join("deployment.yaml"), &text).unwrap();
+    until("member1's copy scaled", || {
+        holds(&copy("member1"), "replicas: 3")
+    })
+    .await;
+    assert!(!copy("member2").exists() && !copy("member3").exists());
+
+    // Suspended: the binding follows the template, member1's copy does not.
+    let suspended = format!("{on_member1}  suspension: {{dispatching: true}}\n");
+    write_atomic(&dir.path().join("policy.yaml"), &suspended).unwrap();
+    eventually(Duration::from_secs(20), || async {
+        let body = support::admin(admin, "/debug/bindings").await?;
+        anyhow::ensure!(body.contains("SuspendDispatching"), "not yet: {body}");
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let text = nginx.replace("replicas: 2", "replicas: 4");
+    write_atomic(&dir.path().join("deployment.yaml"), &text).unwrap();
+    eventually(Duration::from_secs(20), || async {
+        let body = support::admin(admin, "/debug/bindings").await?;
+        anyhow::ensure!(body.contains("\"replicas\":4"), "not yet: {body}");
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert!(holds(&copy("member1"), "replicas: 3"));
+
+    // Lifted: the copy catches up.
+    write_atomic(&dir.path().join("policy.yaml"), &on_member1).unwrap();
+    until("member1's copy scaled after the suspension", || {
+        holds(&copy("member1"), "replicas: 4")
+    })
+    .await;
 }
