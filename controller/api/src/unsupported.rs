@@ -15,10 +15,6 @@ pub(crate) fn propagation_policy(value: &Value) -> Vec<Note> {
             "deprecated by Karmada in favour of propagateDeps, and read by neither",
         ),
         (
-            "dependentOverrides",
-            "propagation does not wait for the named OverridePolicies to exist",
-        ),
-        (
             "conflictResolution",
             "meshfleet does not check whether a member cluster already holds the resource",
         ),

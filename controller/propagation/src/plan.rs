@@ -131,6 +131,9 @@ pub(super) enum CopyError {
     /// The template cannot be scheduled as written, so no copy of it is rendered.
     #[error(transparent)]
     ScheduleTemplate(Arc<InvalidTemplate>),
+    /// The policy waits for the override policies it depends on (`dependentOverrides`).
+    #[error("not propagated until {policies} exist (a copy already there stays as it is)")]
+    WaitForOverrides { policies: String },
     /// The policy suspends dispatching to the cluster.
     #[error("dispatching to cluster {cluster} is suspended (a copy already there stays as it is)")]
     SuspendDispatching { cluster: String },
@@ -569,6 +572,10 @@ fn plan_template(
             ),
         ));
     }
+    let missing = missing_overrides(&fleet.overrides, policy);
+    if !missing.is_empty() {
+        return Some(waiting(template, policy, last, &missing, problems));
+    }
     let workload = template
         .json()
         .map_err(InvalidTemplate::from)
@@ -619,22 +626,7 @@ fn plan_template(
         .collect();
     let placed: BTreeSet<String> = copies.iter().map(|(c, _)| c.clone()).collect();
     suspend(fleet, policy, &mut copies, &mut binding);
-    let deps = if policy.spec.propagate_deps {
-        render::dependencies(template.kind, &json)
-            .into_iter()
-            .map(|dep| {
-                let key = ObjectKey {
-                    kind: Arc::from(dep.kind),
-                    namespace: Arc::from(template.namespace),
-                    name: Arc::from(dep.name),
-                    cluster: Arc::from(""),
-                };
-                (key, placed.clone())
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let deps = dependencies_of(template, policy, &json, &placed);
     let timed = !binding.spec.graceful_eviction_tasks.is_empty()
         || binding.spec.clusters.iter().any(|t| {
             fleet.by_name.get(t.name.as_str()).is_some_and(|&i| {
@@ -669,6 +661,30 @@ fn without_effect(template: &Template<'_>) -> Option<Problem> {
             template.kind
         ),
     ))
+}
+
+/// With `propagateDeps`, what `json` (the template) references, each to go to `placed`.
+fn dependencies_of(
+    template: &Template<'_>,
+    policy: &PropagationPolicy,
+    json: &serde_json::Value,
+    placed: &BTreeSet<String>,
+) -> Vec<(ObjectKey, BTreeSet<String>)> {
+    if !policy.spec.propagate_deps {
+        return Vec::new();
+    }
+    render::dependencies(template.kind, json)
+        .into_iter()
+        .map(|dep| {
+            let key = ObjectKey {
+                kind: Arc::from(dep.kind),
+                namespace: Arc::from(template.namespace),
+                name: Arc::from(dep.name),
+                cluster: Arc::from(""),
+            };
+            (key, placed.clone())
+        })
+        .collect()
 }
 
 /// Renders one copy; a failure is reported and becomes the error of the copy.
@@ -742,11 +758,13 @@ impl Template<'_> {
 
 mod binding;
 mod checks;
+mod dependent;
 mod deps;
 mod suspension;
 
 use binding::{binding_for, is_divided, schedule};
 use checks::{check_clusters, check_policies, policy_name};
+use dependent::{missing_overrides, waiting};
 use deps::plan_dependencies;
 use suspension::suspend;
 

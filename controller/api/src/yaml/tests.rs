@@ -366,10 +366,6 @@ spec:
                 "deprecated by Karmada in favour of propagateDeps, and read by neither"
             ),
             why(
-                "spec.dependentOverrides",
-                "propagation does not wait for the named OverridePolicies to exist"
-            ),
-            why(
                 "spec.conflictResolution",
                 "meshfleet does not check whether a member cluster already holds the resource"
             ),
