@@ -165,9 +165,15 @@ fn complete(index: &Index, plan: &meshfleet_propagation::plan::Plan) -> anyhow::
     let unscheduled = plan
         .bindings
         .values()
-        .filter(|b| b.status.conditions.iter().any(|c| c.status != "True"))
+        .filter(|b| {
+            b.status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Scheduled" && c.status != "True")
+        })
         .count();
-    let unrendered = plan.keep.values().map(|k| k.len()).sum();
+    // Copies held back by a policy's `suspension` are kept on purpose.
+    let unrendered = plan.keep.values().map(|k| k.len()).sum::<usize>() - suspended(plan);
     if refused + unscheduled + unrendered == 0 {
         return Ok(());
     }
@@ -177,6 +183,11 @@ fn complete(index: &Index, plan: &meshfleet_propagation::plan::Plan) -> anyhow::
         unrendered,
     }
     .into())
+}
+
+/// How many copies a policy's `suspension` holds back.
+fn suspended(plan: &meshfleet_propagation::plan::Plan) -> usize {
+    plan.suspended.values().map(|k| k.len()).sum()
 }
 
 /// Prints the problems of the index and of a plan on stderr.
@@ -225,14 +236,18 @@ fn render(args: &RenderArgs) -> anyhow::Result<()> {
         None,
         None,
     ))?;
+    let held = match suspended(&plan) {
+        0 => String::new(),
+        n => format!(", {n} left as they are: dispatching suspended"),
+    };
     eprintln!(
-        "{} manifests for {} clusters in {} ({} written, {} unchanged, {} removed)",
+        "{} manifests for {} clusters in {} ({} written, {} unchanged, {} removed{held})",
         applied.written + applied.unchanged,
         plan.manifests.len(),
         args.out.join("clusters").display(),
         applied.written,
         applied.unchanged,
-        applied.removed
+        applied.removed,
     );
     complete(&index, &plan)
 }

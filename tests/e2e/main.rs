@@ -10,4 +10,5 @@ mod damage;
 mod envoy;
 mod examples;
 mod grpc;
+mod policy;
 mod propagation;

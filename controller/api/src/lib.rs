@@ -1,12 +1,15 @@
 //! The Kubernetes objects meshfleet reads, as typed serde structs with only the fields it uses
-//! (unknown fields are ignored), and the rule that turns one YAML document into one [`Object`].
+//! (unknown fields are ignored, but in policies: there they refuse the document), and the rule
+//! that turns one YAML document into one [`Object`].
 //!
 //! ```text
-//!  YAML document ──> TypeMeta (apiVersion, kind) ──> known kind? ──> typed: Cluster, Service,
-//!                                                     │               EndpointSlice, ServiceExport,
-//!                                                     │               DestinationRule
-//!                                                     ├─ template/policy kind ──> Generic (raw value)
-//!                                                     └─ other ──> UnknownKind (a warning)
+//!  YAML document ──> TypeMeta (apiVersion, kind) ──> typed kind? ──> Cluster, Service,
+//!                                                     │    EndpointSlice, ServiceExport,
+//!                                                     │    DestinationRule, policies, bindings
+//!                                                     ├─ another kind of meshfleet's or Karmada's
+//!                                                     │    groups ──> UnknownKind (a warning)
+//!                                                     └─ any other kind ──> Generic (raw value):
+//!                                                          a resource template, as in Karmada
 //! ```
 //!
 //! Field errors carry their path (`spec.ports[0].port`) through `serde_path_to_error`.
@@ -19,6 +22,7 @@ mod istio;
 mod meta;
 mod policy;
 mod service;
+mod unsupported;
 mod validate;
 pub mod yaml;
 
@@ -41,12 +45,14 @@ pub use istio::{
 };
 pub use meta::{Generic, ObjectKey, ObjectMeta, qualified_kind};
 pub use policy::{
-    ApplicationFailoverBehavior, ClusterAffinity, ClusterAffinityTerm, ClusterPreferences,
-    CommandArgsOverrider, DecisionConditions, FailoverBehavior, FieldOverrider, FieldSelector,
-    ImageOverrider, ImagePredicate, LabelAnnotationOverrider, LabelSelector, OverridePolicy,
-    OverrideSpec, Overriders, PatchOperation, Placement, PlaintextOverrider, PropagationPolicy,
-    PropagationSpec, ReplicaSchedulingStrategy, ResourceSelector, RuleWithCluster,
-    SelectorRequirement, SpreadConstraint, StaticClusterWeight, Toleration,
+    ApplicationFailoverBehavior, ClusterAffinity, ClusterAffinityTerm, ClusterFailoverBehavior,
+    ClusterPreferences, CommandArgsOverrider, DecisionConditions, FailoverBehavior, FieldOverrider,
+    FieldSelector, ImageOverrider, ImagePredicate, LabelAnnotationOverrider, LabelSelector,
+    OverridePolicy, OverrideSpec, Overriders, PatchOperation, Placement, PlaintextOverrider,
+    PropagationPolicy, PropagationSpec, ReplicaSchedulingStrategy, ResourceSelector,
+    RuleWithCluster, SchedulePriority, SelectorRequirement, SpreadConstraint, StatePreservation,
+    StatePreservationRule, StaticClusterWeight, SuspendClusters, Suspension, Toleration,
+    WorkloadAffinity, WorkloadAffinityTerm,
 };
 pub use service::{
     EndpointConditions, EndpointPort, EndpointSlice, EndpointTargetRef, IntOrString, Service,
@@ -162,7 +168,8 @@ pub enum DocumentError {
         field: Option<String>,
         message: String,
     },
-    /// A kind meshfleet does not read; skipped with a warning.
+    /// A kind of meshfleet's or Karmada's groups that meshfleet does not read (a misspelt
+    /// `Clustr`, Karmada's `FederatedHPA`); skipped with a warning.
     #[error("unknown kind {kind} ({api_version})")]
     UnknownKind { api_version: String, kind: String },
 }
@@ -206,19 +213,27 @@ pub fn parse_document(value: &serde_norway::Value) -> Result<Object, DocumentErr
     parse_document_noting(value, &mut Vec::new())
 }
 
-/// A field of an accepted document that meshfleet ignored: its path.
+/// A warning about an accepted document: something in it that has no effect.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UnknownField(pub String);
+pub struct Note {
+    /// The path of the field it is about.
+    pub field: String,
+    pub message: String,
+}
 
-/// [`parse_document`], noting in `unknown` the fields of a policy that no field of its type
-/// matches (a misspelt `clusterAfinity` would otherwise go unnoticed; Karmada's API server
-/// refuses them). Unknown fields under `metadata` and `status` are not noted.
+/// [`parse_document`], noting in `notes` what in an accepted document has no effect: a field
+/// of Karmada's policy API that meshfleet does not act on, an EndpointSlice of FQDNs.
+///
+/// A policy with a field that Karmada's API does not have (a misspelt `clusterAfinity`, a
+/// `clusterNames` indented one level too deep) is refused, as `kubectl apply` refuses it with
+/// its strict field validation: without the field it would go to other clusters than meant.
+/// Fields the API server sets (`metadata.uid`, `status`, ...) are not unknown.
 ///
 /// # Errors
 /// As [`parse_document`].
 pub fn parse_document_noting(
     value: &serde_norway::Value,
-    unknown: &mut Vec<UnknownField>,
+    notes: &mut Vec<Note>,
 ) -> Result<Object, DocumentError> {
     let meta: TypeMeta = typed(value)?;
     let Some(known) = classify(&meta.api_version, &meta.kind) else {
@@ -236,7 +251,16 @@ pub fn parse_document_noting(
             }
             Object::Service(Arc::new(service))
         }
-        Known::EndpointSlice => Object::EndpointSlice(Arc::new(typed(value)?)),
+        Known::EndpointSlice => {
+            let slice: EndpointSlice = typed(value)?;
+            if slice.address_type == "FQDN" {
+                notes.push(Note {
+                    field: "addressType".to_owned(),
+                    message: "FQDN endpoints are not served: meshfleet, as Istio, reads only IPv4 and IPv6 EndpointSlices; ignored".to_owned(),
+                });
+            }
+            Object::EndpointSlice(Arc::new(slice))
+        }
         Known::ServiceExport => {
             let mut export: ServiceExport = typed(value)?;
             if export.metadata.source_cluster().is_none() {
@@ -252,12 +276,13 @@ pub fn parse_document_noting(
             Object::DestinationRule(Arc::new(rule))
         }
         Known::PropagationPolicy => {
-            let policy: PropagationPolicy = typed_noting(value, unknown)?;
+            let policy: PropagationPolicy = typed_strict(value)?;
             validate::propagation_policy(&policy).map_err(DocumentError::from)?;
+            notes.extend(unsupported::propagation_policy(value));
             Object::PropagationPolicy(Arc::new(policy))
         }
         Known::OverridePolicy => {
-            let policy: OverridePolicy = typed_noting(value, unknown)?;
+            let policy: OverridePolicy = typed_strict(value)?;
             validate::override_policy(&policy).map_err(DocumentError::from)?;
             Object::OverridePolicy(Arc::new(policy))
         }
@@ -286,7 +311,8 @@ pub fn parse_document_noting(
 
 /// The key of the object a document means to define, read leniently: for a document that
 /// failed to parse or validate, so the last valid version of that object can stay in effect.
-/// `None` when even that cannot be told (no kind, no name, or a kind meshfleet does not read).
+/// `None` when even that cannot be told (no kind, no name, or an unknown kind of meshfleet's
+/// or Karmada's groups).
 pub fn identity(value: &serde_norway::Value) -> Option<ObjectKey> {
     let api_version = value.get("apiVersion")?.as_str()?;
     let kind = value.get("kind")?.as_str()?;
@@ -336,25 +362,28 @@ fn invalid_at(error: serde_path_to_error::Error<serde_norway::Error>) -> Documen
     }
 }
 
-/// [`typed`], noting the fields no field of `T` matched (but those under `metadata` and
-/// `status`).
-fn typed_noting<T: DeserializeOwned>(
-    value: &serde_norway::Value,
-    unknown: &mut Vec<UnknownField>,
-) -> Result<T, DocumentError> {
+/// [`typed`], refusing a field that no field of `T` matches (but those the API server sets:
+/// see [`server_set`]). The first such field is the one at fault; the message lists the rest.
+fn typed_strict<T: DeserializeOwned>(value: &serde_norway::Value) -> Result<T, DocumentError> {
     let mut ignored = Vec::new();
     let result = {
         let mut note = |path: serde_ignored::Path<'_>| ignored.push(field_path(&path));
         serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut note))
     };
     let typed = result.map_err(invalid_at)?;
-    unknown.extend(
-        ignored
-            .into_iter()
-            .filter(|p| !server_set(p))
-            .map(UnknownField),
-    );
-    Ok(typed)
+    let mut unknown = ignored.into_iter().filter(|p| !server_set(p));
+    let Some(first) = unknown.next() else {
+        return Ok(typed);
+    };
+    let mut message = "unknown field (check its spelling and indentation); the policy is refused, as kubectl apply refuses it".to_owned();
+    let rest: Vec<String> = unknown.collect();
+    if !rest.is_empty() {
+        message.push_str(&format!("; also unknown: {}", rest.join(", ")));
+    }
+    Err(DocumentError::Invalid {
+        field: Some(first),
+        message,
+    })
 }
 
 /// Whether an ignored field is one the API server sets or every object may carry (read back
@@ -426,42 +455,6 @@ fn is_meshfleet_group(group: &str) -> bool {
     group == "meshfleet.io" || group.ends_with(".karmada.io")
 }
 
-/// Kubernetes and Istio groups any of whose kinds can be a resource template.
-const TEMPLATE_GROUPS: &[&str] = &[
-    "apps",
-    "batch",
-    "autoscaling",
-    "policy",
-    "networking.k8s.io",
-    "rbac.authorization.k8s.io",
-    "storage.k8s.io",
-    "scheduling.k8s.io",
-    "coordination.k8s.io",
-    "discovery.k8s.io",
-    "apiextensions.k8s.io",
-    "admissionregistration.k8s.io",
-    "gateway.networking.k8s.io",
-    "multicluster.x-k8s.io",
-    "networking.istio.io",
-    "security.istio.io",
-    "telemetry.istio.io",
-];
-
-/// Kinds of the core group (`apiVersion: v1`) that can be resource templates.
-const CORE_KINDS: &[&str] = &[
-    "ConfigMap",
-    "Endpoints",
-    "LimitRange",
-    "Namespace",
-    "PersistentVolume",
-    "PersistentVolumeClaim",
-    "Pod",
-    "ResourceQuota",
-    "Secret",
-    "Service",
-    "ServiceAccount",
-];
-
 fn classify(api_version: &str, kind: &str) -> Option<Known> {
     let (group, version) = split_api_version(api_version);
     let known = match (group, version, kind) {
@@ -474,7 +467,6 @@ fn classify(api_version: &str, kind: &str) -> Option<Known> {
         ("networking.istio.io", "v1" | "v1beta1" | "v1alpha3", "DestinationRule") => {
             Known::DestinationRule
         }
-        ("", "v1", kind) if CORE_KINDS.contains(&kind) => Known::Generic,
         (
             "meshfleet.io" | "policy.karmada.io",
             "v1alpha1",
@@ -489,8 +481,11 @@ fn classify(api_version: &str, kind: &str) -> Option<Known> {
         | ("work.karmada.io", "v1alpha2", "ResourceBinding" | "ClusterResourceBinding") => {
             Known::ResourceBinding
         }
-        (group, _, _) if TEMPLATE_GROUPS.contains(&group) => Known::Generic,
-        _ => return None,
+        // As in Karmada, any object a policy selects is a resource template: Deployments,
+        // ConfigMaps, Istio's kinds, custom resources. Only meshfleet's and Karmada's own
+        // groups hold kinds that cannot be one.
+        (group, _, _) if is_meshfleet_group(group) => return None,
+        _ => Known::Generic,
     };
     Some(known)
 }

@@ -38,6 +38,9 @@ pub struct PropagationSpec {
     /// What the policy claims. Empty selects nothing.
     #[serde(default, deserialize_with = "nullable")]
     pub resource_selectors: Vec<ResourceSelector>,
+    /// Deprecated by Karmada for `propagateDeps`, and read by neither.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub association: bool,
     /// ConfigMaps, Secrets, ServiceAccounts (and PVCs) a workload references follow it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub propagate_deps: bool,
@@ -65,12 +68,56 @@ pub struct PropagationSpec {
     /// `Lazy`: changes to the policy apply only when the resource changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activation_preference: Option<String>,
+    /// Stops dispatching the policy's bindings to member clusters: all, or some.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub suspension: Option<serde_json::Value>,
+    pub suspension: Option<Suspension>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preserve_resources_on_deletion: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schedule_priority: Option<serde_json::Value>,
+    pub schedule_priority: Option<SchedulePriority>,
+}
+
+/// Karmada's `Suspension`: scheduling goes on and the binding records its result, but no copy
+/// is written to (or changed or removed on) the suspended clusters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Suspension {
+    /// `true`: every cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatching: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatching_on_clusters: Option<SuspendClusters>,
+}
+
+impl Suspension {
+    /// Whether dispatching to `cluster` is suspended.
+    pub fn suspends(&self, cluster: &str) -> bool {
+        self.dispatching == Some(true)
+            || self
+                .dispatching_on_clusters
+                .as_ref()
+                .is_some_and(|c| c.cluster_names.iter().any(|n| n == cluster))
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SuspendClusters {
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub cluster_names: Vec<String>,
+}
+
+/// Karmada's `SchedulePriority`: where a binding goes in Karmada's scheduling queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SchedulePriority {
+    /// `FederatedPriorityClass`, `KubePriorityClass` or `PodPriorityClass`.
+    pub priority_class_source: String,
+    pub priority_class_name: String,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -163,6 +210,25 @@ pub struct Placement {
     pub spread_constraints: Vec<SpreadConstraint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica_scheduling: Option<ReplicaSchedulingStrategy>,
+    /// Karmada's inter-workload affinity; read, not acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_affinity: Option<WorkloadAffinity>,
+}
+
+/// Karmada's `WorkloadAffinity`: co-locate (or keep apart) workloads sharing a label value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadAffinity {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<WorkloadAffinityTerm>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anti_affinity: Option<WorkloadAffinityTerm>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadAffinityTerm {
+    pub group_by_label_key: String,
 }
 
 /// Which clusters: all of `clusterNames` (when set), minus `exclude`, matching `labelSelector`
@@ -188,13 +254,77 @@ pub struct ClusterAffinity {
     pub exclude: Vec<String>,
 }
 
-/// A named group of `clusterAffinities`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+/// A named group of `clusterAffinities`. Read and described as [`TermFields`], which has
+/// Karmada's `overflowAffinities` too.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterAffinityTerm {
     pub affinity_name: String,
     #[serde(flatten)]
     pub affinity: ClusterAffinity,
+}
+
+// A term's fields one by one: serde hands a flattened struct's unknown fields to no one, so a
+// misspelt `clusterNamess` would go unseen.
+/// A named group of `clusterAffinities`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct TermFields {
+    affinity_name: String,
+    #[serde(default)]
+    label_selector: Option<LabelSelector>,
+    #[serde(default)]
+    field_selector: Option<FieldSelector>,
+    #[serde(default, deserialize_with = "nullable")]
+    cluster_names: Vec<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    exclude: Vec<String>,
+    /// Karmada's further groups, used when the term's clusters are full; meshfleet checks
+    /// them and does not act on them.
+    #[serde(default, deserialize_with = "nullable")]
+    #[allow(dead_code)]
+    overflow_affinities: Vec<OverflowFields>,
+}
+
+/// Karmada's `OverflowClusterAffinity`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct OverflowFields {
+    affinity_name: String,
+    #[serde(default)]
+    label_selector: Option<LabelSelector>,
+    #[serde(default)]
+    field_selector: Option<FieldSelector>,
+    #[serde(default, deserialize_with = "nullable")]
+    cluster_names: Vec<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    exclude: Vec<String>,
+}
+
+impl JsonSchema for ClusterAffinityTerm {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ClusterAffinityTerm".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        TermFields::json_schema(generator)
+    }
+}
+
+impl<'de> Deserialize<'de> for ClusterAffinityTerm {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let fields = TermFields::deserialize(deserializer)?;
+        Ok(Self {
+            affinity_name: fields.affinity_name,
+            affinity: ClusterAffinity {
+                label_selector: fields.label_selector,
+                field_selector: fields.field_selector,
+                cluster_names: fields.cluster_names,
+                exclude: fields.exclude,
+            },
+        })
+    }
 }
 
 /// Kubernetes' `corev1.Toleration`, applied to Cluster taints.
@@ -272,7 +402,33 @@ pub struct FailoverBehavior {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application: Option<ApplicationFailoverBehavior>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<serde_json::Value>,
+    pub cluster: Option<ClusterFailoverBehavior>,
+}
+
+/// Karmada's `ClusterFailoverBehavior`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterFailoverBehavior {
+    /// `Directly` or `Gracefully` (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_preservation: Option<StatePreservation>,
+}
+
+/// Karmada's `StatePreservation`: status fields carried to the new cluster as labels.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatePreservation {
+    #[serde(default, deserialize_with = "nullable")]
+    pub rules: Vec<StatePreservationRule>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatePreservationRule {
+    pub alias_label_name: String,
+    pub json_path: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -287,7 +443,7 @@ pub struct ApplicationFailoverBehavior {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace_period_seconds: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state_preservation: Option<serde_json::Value>,
+    pub state_preservation: Option<StatePreservation>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -284,11 +284,23 @@ fn field_errors_carry_their_path() {
 
 #[test]
 fn unknown_kinds_and_generic_documents() {
+    // As in Karmada, any object is a template a policy can select: Karmada's own samples
+    // (`samples/guestbook`), operators' kinds, kinds of the core group meshfleet never names.
+    for yaml in [
+        "apiVersion: webapp.my.domain/v1\nkind: Guestbook\nmetadata: {name: guestbook-sample}\nspec: {size: 2}\n",
+        "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata: {name: f, namespace: jobs}\n",
+        "apiVersion: v1\nkind: Event\nmetadata: {name: e}\n",
+    ] {
+        assert!(matches!(parse(yaml), Ok(Object::Generic(_))), "{yaml}");
+    }
+    // Only meshfleet's and Karmada's own groups have kinds that cannot be templates.
     assert_eq!(
-        parse("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n"),
+        parse(
+            "apiVersion: autoscaling.karmada.io/v1alpha1\nkind: FederatedHPA\nmetadata: {name: w}\n"
+        ),
         Err(DocumentError::UnknownKind {
-            api_version: "example.com/v1".to_owned(),
-            kind: "Widget".to_owned()
+            api_version: "autoscaling.karmada.io/v1alpha1".to_owned(),
+            kind: "FederatedHPA".to_owned()
         })
     );
     assert_eq!(

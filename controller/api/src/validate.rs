@@ -4,7 +4,7 @@
 
 use super::policy::{
     ClusterAffinity, LabelSelector, OverridePolicy, Overriders, Placement, PropagationPolicy,
-    ResourceSelector, SelectorRequirement,
+    ResourceSelector, SelectorRequirement, WorkloadAffinity,
 };
 
 /// A refused field: its path and why.
@@ -131,7 +131,8 @@ pub(crate) fn propagation_policy(policy: &PropagationPolicy) -> Checked {
         spec.activation_preference.as_deref(),
         &["", "Lazy"],
     )?;
-    resource_selectors(&spec.resource_selectors)?;
+    let namespace = (!policy.is_cluster_scoped()).then(|| policy.metadata.namespace_or_default());
+    resource_selectors(&spec.resource_selectors, namespace)?;
     if spec.preemption.as_deref() == Some("Always") {
         for (i, selector) in spec.resource_selectors.iter().enumerate() {
             if selector.name.as_deref().is_none_or(str::is_empty) {
@@ -143,6 +144,25 @@ pub(crate) fn propagation_policy(policy: &PropagationPolicy) -> Checked {
         }
     }
     placement(&spec.placement)?;
+    if let Some(suspension) = &spec.suspension
+        && suspension.dispatching == Some(true)
+        && suspension
+            .dispatching_on_clusters
+            .as_ref()
+            .is_some_and(|c| !c.cluster_names.is_empty())
+    {
+        return refuse(
+            "spec.suspension",
+            "suspension dispatching cannot co-exist with dispatchingOnClusters.clusterNames",
+        );
+    }
+    if let Some(cluster) = spec.failover.as_ref().and_then(|f| f.cluster.as_ref()) {
+        optional(
+            "spec.failover.cluster.purgeMode",
+            cluster.purge_mode.as_deref(),
+            &["Directly", "Gracefully"],
+        )?;
+    }
     if let Some(failover) = &spec.failover
         && let Some(application) = &failover.application
     {
@@ -171,7 +191,7 @@ pub(crate) fn propagation_policy(policy: &PropagationPolicy) -> Checked {
         if !gracious && application.grace_period_seconds.is_some() {
             return refuse(
                 format!("{field}.gracePeriodSeconds"),
-                "only takes effect when purgeMode is graciously",
+                "only takes effect when purgeMode is gracefully",
             );
         }
         if application.grace_period_seconds.is_some_and(|s| s <= 0) {
@@ -192,11 +212,24 @@ pub(crate) fn propagation_policy(policy: &PropagationPolicy) -> Checked {
     Ok(())
 }
 
-fn resource_selectors(selectors: &[ResourceSelector]) -> Checked {
+/// `namespace`: the policy's, for a namespaced policy, whose selectors may name no other (an
+/// empty one is the policy's: Karmada's mutating webhook fills it in).
+fn resource_selectors(selectors: &[ResourceSelector], namespace: Option<&str>) -> Checked {
     for (i, selector) in selectors.iter().enumerate() {
         let field = format!("spec.resourceSelectors[{i}]");
         if selector.api_version.is_empty() || selector.kind.is_empty() {
             return refuse(field, "apiVersion and kind are required");
+        }
+        if let (Some(policy), Some(own)) = (namespace, selector.namespace.as_deref())
+            && !own.is_empty()
+            && own != policy
+        {
+            return refuse(
+                format!("{field}.namespace"),
+                format!(
+                    "{own:?}: namespace of resource selector must be the same as the namespace of the policy ({policy:?})"
+                ),
+            );
         }
         if let Some(labels) = &selector.label_selector {
             label_selector(&format!("{field}.labelSelector"), labels)?;
@@ -253,6 +286,9 @@ fn placement(placement: &Placement) -> Checked {
         }
     }
     spread_constraints(placement)?;
+    if let Some(workload) = &placement.workload_affinity {
+        workload_affinity(workload)?;
+    }
     if let Some(scheduling) = &placement.replica_scheduling {
         let at = format!("{field}.replicaScheduling");
         optional(
@@ -279,6 +315,31 @@ fn placement(placement: &Placement) -> Checked {
                 cluster_affinity(&format!("{at}.targetCluster"), &weight.target_cluster)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Karmada's `ValidateWorkloadAffinity`: label keys, not the same for both.
+fn workload_affinity(workload: &WorkloadAffinity) -> Checked {
+    let at = "spec.placement.workloadAffinity";
+    for (name, term) in [
+        ("affinity", &workload.affinity),
+        ("antiAffinity", &workload.anti_affinity),
+    ] {
+        if let Some(term) = term {
+            qualified_name(
+                &format!("{at}.{name}.groupByLabelKey"),
+                &term.group_by_label_key,
+            )?;
+        }
+    }
+    if let (Some(a), Some(b)) = (&workload.affinity, &workload.anti_affinity)
+        && a.group_by_label_key == b.group_by_label_key
+    {
+        return refuse(
+            at,
+            "affinity and antiAffinity must not use the same groupByLabelKey",
+        );
     }
     Ok(())
 }
@@ -407,7 +468,8 @@ pub(crate) fn override_policy(policy: &OverridePolicy) -> Checked {
             "overrideRules and (overriders or targetCluster) can't co-exist",
         );
     }
-    resource_selectors(&spec.resource_selectors)?;
+    let namespace = (!policy.is_cluster_scoped()).then(|| policy.metadata.namespace_or_default());
+    resource_selectors(&spec.resource_selectors, namespace)?;
     if let Some(target) = &spec.target_cluster {
         cluster_affinity("spec.targetCluster", target)?;
     }

@@ -7,7 +7,7 @@
 
 use serde_norway::Value;
 
-use crate::{self as api, DocumentError, Object, ObjectKey, UnknownField};
+use crate::{self as api, DocumentError, Note, Object, ObjectKey};
 use meshfleet_model::parallel;
 use meshfleet_model::problem::{Problem, Source};
 
@@ -38,7 +38,13 @@ pub struct Contents {
 /// Below this many documents per core a file is parsed on one thread.
 const DOCUMENTS_PER_THREAD: usize = 256;
 
+/// At most this many problems are listed per file; one more says how many were left out.
+pub const MAX_PROBLEMS_PER_FILE: usize = 100;
+
 /// Parses every document of `text`, the contents of `file` (a path relative to the source root).
+///
+/// Nothing is logged here: the problems are the caller's to report, and a file of 700,000 bad
+/// documents gives [`MAX_PROBLEMS_PER_FILE`] of them and one that counts the rest.
 pub fn parse_file(file: &str, text: &str) -> Contents {
     // Editors on Windows start files with a byte-order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -46,24 +52,20 @@ pub fn parse_file(file: &str, text: &str) -> Contents {
     // Parsing YAML is most of a load: big files use every core.
     let parsed = parallel::map_ordered(&chunks, DOCUMENTS_PER_THREAD, parse_chunk);
     let mut contents = Contents::default();
+    let mut problems = Capped::default();
     let results = parsed
         .into_iter()
         .enumerate()
         .flat_map(|(index, results)| results.into_iter().map(move |result| (index, result)));
     for (index, parsed) in results {
         let source = Source::document(file, index);
-        for unknown in parsed.unknown {
-            let problem = Problem {
-                source: source.clone(),
-                field: Some(unknown.0),
-                message: "unknown field, ignored (check its spelling)".to_owned(),
-            };
-            contents.problems.push(problem);
+        for note in parsed.notes {
+            problems.push(|| Problem::new(source.clone(), note.message).at(note.field));
         }
         match parsed.result {
             Ok(object) => contents.documents.push(Document { index, object }),
             Err(DocumentError::Invalid { field, message }) => {
-                contents.problems.push(Problem {
+                problems.push(|| Problem {
                     source,
                     field,
                     message,
@@ -74,16 +76,47 @@ pub fn parse_file(file: &str, text: &str) -> Contents {
                 contents.refused += 1;
             }
             Err(DocumentError::UnknownKind { api_version, kind }) => {
-                let problem = Problem::new(
-                    source,
-                    format!("unknown kind {kind} ({api_version}); skipped"),
-                );
-                tracing::warn!(%problem, "unknown kind in the config directory");
-                contents.problems.push(problem);
+                problems.push(|| {
+                    Problem::new(
+                        source,
+                        format!("unknown kind {kind} ({api_version}); skipped"),
+                    )
+                });
             }
         }
     }
+    contents.problems = problems.finish(file);
     contents
+}
+
+/// A file's problems, the first [`MAX_PROBLEMS_PER_FILE`] of them built and the rest counted.
+#[derive(Default)]
+struct Capped {
+    listed: Vec<Problem>,
+    left_out: usize,
+}
+
+impl Capped {
+    fn push(&mut self, problem: impl FnOnce() -> Problem) {
+        if self.listed.len() < MAX_PROBLEMS_PER_FILE {
+            self.listed.push(problem());
+        } else {
+            self.left_out += 1;
+        }
+    }
+
+    fn finish(mut self, file: &str) -> Vec<Problem> {
+        if self.left_out > 0 {
+            self.listed.push(Problem::new(
+                Source::file(file),
+                format!(
+                    "{} more problems in this file, not listed (only the first {MAX_PROBLEMS_PER_FILE} are)",
+                    self.left_out
+                ),
+            ));
+        }
+        self.listed
+    }
 }
 
 /// One document's text and the 0-based line of the file it starts on.
@@ -149,9 +182,20 @@ fn push_chunk<'a>(chunks: &mut Vec<Chunk<'a>>, text: &'a str, first_line: usize,
 /// The objects of one document: none when it is empty, one, or the items of a `v1 List` (what
 /// `kubectl get ... -o yaml` prints), each item's problem with its `items[i]` field.
 fn parse_chunk(chunk: &Chunk<'_>) -> Vec<Parsed> {
+    if let Some(line) = depth::too_deep(chunk.text, depth::MAX_DEPTH) {
+        let error = DocumentError::Invalid {
+            field: None,
+            message: format!(
+                "nested deeper than {} levels at line {}; not parsed",
+                depth::MAX_DEPTH,
+                chunk.first_line + line
+            ),
+        };
+        return vec![Parsed::failed(error, None)];
+    }
     let mut value: Value = match serde_norway::from_str(chunk.text) {
         Ok(value) => value,
-        Err(_) => return vec![Parsed::failed(syntax_error(chunk), None)],
+        Err(error) => return vec![Parsed::failed(syntax_error(chunk, &error), None)],
     };
     if value.is_null() {
         return Vec::new();
@@ -174,8 +218,8 @@ struct Parsed {
     result: Result<Object, DocumentError>,
     /// When it failed but the object it meant to define can be told: that object's key.
     identity: Option<ObjectKey>,
-    /// Fields of an accepted policy that no field of its type matched.
-    unknown: Vec<UnknownField>,
+    /// What in an accepted document has no effect.
+    notes: Vec<Note>,
 }
 
 impl Parsed {
@@ -183,14 +227,14 @@ impl Parsed {
         Self {
             result: Err(error),
             identity,
-            unknown: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
     /// Parses `value`; `prefix` (`items[3].`) goes before every field path.
     fn of(value: &Value, prefix: &str) -> Self {
-        let mut unknown = Vec::new();
-        let result = api::parse_document_noting(value, &mut unknown);
+        let mut notes = Vec::new();
+        let result = api::parse_document_noting(value, &mut notes);
         let identity = match &result {
             Err(DocumentError::Invalid { .. }) => api::identity(value),
             _ => None,
@@ -207,16 +251,19 @@ impl Parsed {
             }
             other => other,
         });
-        // A refused document's unknown fields are noise beside why it was refused.
-        let unknown = unknown
+        // A refused document's notes are noise beside why it was refused.
+        let notes = notes
             .into_iter()
             .filter(|_| result.is_ok())
-            .map(|UnknownField(field)| UnknownField(format!("{prefix}{field}")))
+            .map(|note| Note {
+                field: format!("{prefix}{}", note.field),
+                ..note
+            })
             .collect();
         Self {
             result,
             identity,
-            unknown,
+            notes,
         }
     }
 }
@@ -235,25 +282,39 @@ fn list_item((i, item): (usize, &Value)) -> Parsed {
     Parsed::of(item, &format!("items[{i}]."))
 }
 
-/// The syntax error of a chunk, with line numbers of the whole file: the chunk is parsed again
-/// behind as many empty lines as precede it (only on error, so only errors pay for it).
-fn syntax_error(chunk: &Chunk<'_>) -> DocumentError {
-    let padded = format!("{}{}", "\n".repeat(chunk.first_line), chunk.text);
-    let message = match serde_norway::from_str::<Value>(&padded) {
-        Err(error) => {
-            let mut message = error.to_string();
-            if let (false, Some(at)) = (message.contains(" at line "), error.location()) {
-                message.push_str(&format!(" at line {} column {}", at.line(), at.column()));
-            }
-            message
-        }
-        Ok(_) => "invalid YAML".to_owned(),
-    };
+/// The syntax error of a chunk, with line numbers of the whole file: the parser counts from
+/// the chunk's start, so every `line N` of its message moves down by the chunk's first line
+/// (parsing the chunk again behind that many empty lines would make a file of many broken
+/// documents cost the square of its length).
+fn syntax_error(chunk: &Chunk<'_>, error: &serde_norway::Error) -> DocumentError {
+    let mut message = error.to_string();
+    if let (false, Some(at)) = (message.contains(" at line "), error.location()) {
+        message.push_str(&format!(" at line {} column {}", at.line(), at.column()));
+    }
     DocumentError::Invalid {
         field: None,
-        message: format!("invalid YAML: {message}"),
+        message: format!("invalid YAML: {}", shift_lines(&message, chunk.first_line)),
     }
 }
 
+/// `message` with `by` added to the number after every `line `.
+fn shift_lines(message: &str, by: usize) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("line ") {
+        let (before, after) = rest.split_at(at + "line ".len());
+        out.push_str(before);
+        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        match after[..digits].parse::<usize>() {
+            Ok(line) => out.push_str(&(line + by).to_string()),
+            Err(_) => out.push_str(&after[..digits]),
+        }
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+mod depth;
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,11 @@
 //!   binding's last result) and says why in its `Scheduled` condition.
 //! - A manifest whose rendering fails is listed in [`Plan::keep`]: sinks leave the last good
 //!   copy in place instead of deleting it.
+//! - A policy's `suspension` stops dispatching to the clusters it names (or to all): the
+//!   binding is still scheduled and records its result, with a `Dispatching=False` condition
+//!   (reason `SuspendDispatching`, as Karmada's Work says it), and the template's copies on
+//!   those clusters are listed in [`Plan::keep`] and [`Plan::suspended`]: what is there stays
+//!   as it is, neither updated nor removed, and nothing new is written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -50,8 +55,12 @@ pub struct Plan {
     pub bindings: Bindings,
     /// Per member cluster, every manifest it should hold.
     pub manifests: BTreeMap<String, Manifests>,
-    /// Per member cluster, manifests whose new rendering failed: keep the last good copy.
+    /// Per member cluster, manifests whose new rendering failed, or whose dispatching is
+    /// suspended: keep the last good copy.
     pub keep: BTreeMap<String, BTreeSet<ManifestKey>>,
+    /// Per member cluster, the manifests of [`Plan::keep`] kept because their policy suspends
+    /// dispatching there: kept on purpose, not for a failure.
+    pub suspended: BTreeMap<String, BTreeSet<ManifestKey>>,
     /// Templates no policy claims: as in Karmada, where one was propagated before (its policy
     /// deleted, or no longer selecting it), its copies are left as they are. Deleting the
     /// template itself removes them.
@@ -122,6 +131,12 @@ pub(super) enum CopyError {
     /// The template cannot be scheduled as written, so no copy of it is rendered.
     #[error(transparent)]
     ScheduleTemplate(Arc<InvalidTemplate>),
+    /// The policy waits for the override policies it depends on (`dependentOverrides`).
+    #[error("not propagated until {policies} exist (a copy already there stays as it is)")]
+    WaitForOverrides { policies: String },
+    /// The policy suspends dispatching to the cluster.
+    #[error("dispatching to cluster {cluster} is suspended (a copy already there stays as it is)")]
+    SuspendDispatching { cluster: String },
     /// The template cannot be rendered for the cluster.
     #[error("not rendered for cluster {cluster} (a copy already there stays as it is): {source}")]
     Render {
@@ -219,6 +234,7 @@ impl Planner {
             self.deps.clear();
             self.plan.manifests.clear();
             self.plan.keep.clear();
+            self.plan.suspended.clear();
             self.plan.keep_everywhere.clear();
             std::mem::take(&mut self.plan.bindings)
         } else {
@@ -327,8 +343,9 @@ impl Planner {
             let holder = from_index
                 .get(&reference)
                 .and_then(|b| Holder::of(&b.metadata));
-            let entry = plan_template(fleet, template, last, holder).unwrap_or(Entry {
+            let entry = plan_template(fleet, template, last, holder).unwrap_or_else(|| Entry {
                 unclaimed: true,
+                problems: without_effect(template).into_iter().collect(),
                 ..Entry::default()
             });
             let new = Planned {
@@ -394,6 +411,9 @@ fn take_out(plan: &mut Plan, key: &ObjectKey, planned: &Planned, changed: &mut C
         if let Some(k) = plan.keep.get_mut(cluster) {
             k.remove(&manifest_key);
         }
+        if let Some(k) = plan.suspended.get_mut(cluster) {
+            k.remove(&manifest_key);
+        }
         changed
             .entry(cluster.clone())
             .or_default()
@@ -418,11 +438,17 @@ fn put_in(plan: &mut Plan, key: &ObjectKey, planned: &Planned, changed: &mut Cha
                     .or_default()
                     .insert(manifest_key.clone(), manifest.clone());
             }
-            Err(_) => {
+            Err(error) => {
                 plan.keep
                     .entry(cluster.clone())
                     .or_default()
                     .insert(manifest_key.clone());
+                if matches!(error, CopyError::SuspendDispatching { .. }) {
+                    plan.suspended
+                        .entry(cluster.clone())
+                        .or_default()
+                        .insert(manifest_key.clone());
+                }
             }
         }
         changed
@@ -546,6 +572,10 @@ fn plan_template(
             ),
         ));
     }
+    let missing = missing_overrides(&fleet.overrides, policy);
+    if !missing.is_empty() {
+        return Some(waiting(template, policy, last, &missing, problems));
+    }
     let workload = template
         .json()
         .map_err(InvalidTemplate::from)
@@ -557,7 +587,7 @@ fn plan_template(
         Ok((json, w)) => (json, w.replicas, w.requirements),
         Err(error) => return Some(invalid(template, policy, last, error, problems)),
     };
-    let binding = schedule(
+    let mut binding = schedule(
         fleet,
         template,
         policy,
@@ -568,7 +598,7 @@ fn plan_template(
     );
     let divided = is_divided(policy) && replicas > 0;
     let completions = job_completions(template.kind, &json, divided, &binding.spec.clusters);
-    let copies: Vec<(String, Result<Arc<Manifest>, CopyError>)> = binding
+    let mut copies: Vec<(String, Result<Arc<Manifest>, CopyError>)> = binding
         .spec
         .clusters
         .iter()
@@ -595,22 +625,8 @@ fn plan_template(
         })
         .collect();
     let placed: BTreeSet<String> = copies.iter().map(|(c, _)| c.clone()).collect();
-    let deps = if policy.spec.propagate_deps {
-        render::dependencies(template.kind, &json)
-            .into_iter()
-            .map(|dep| {
-                let key = ObjectKey {
-                    kind: Arc::from(dep.kind),
-                    namespace: Arc::from(template.namespace),
-                    name: Arc::from(dep.name),
-                    cluster: Arc::from(""),
-                };
-                (key, placed.clone())
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    suspend(fleet, policy, &mut copies, &mut binding);
+    let deps = dependencies_of(template, policy, &json, &placed);
     let timed = !binding.spec.graceful_eviction_tasks.is_empty()
         || binding.spec.clusters.iter().any(|t| {
             fleet.by_name.get(t.name.as_str()).is_some_and(|&i| {
@@ -629,6 +645,46 @@ fn plan_template(
         timed,
         unclaimed: false,
     })
+}
+
+/// A problem for a template no policy claims that a user may think meshfleet serves itself:
+/// Istio's routing kinds. Any other unclaimed template is left alone, as in Karmada.
+fn without_effect(template: &Template<'_>) -> Option<Problem> {
+    let (group, _) = split_api_version(template.api_version);
+    let ("networking.istio.io", "VirtualService" | "ServiceEntry") = (group, template.kind) else {
+        return None;
+    };
+    Some(Problem::new(
+        Source::from(template.key),
+        format!(
+            "no effect: meshfleet's xDS and DNS do not read a {} (of Istio's kinds they read only DestinationRules), and no policy propagates it to member clusters",
+            template.kind
+        ),
+    ))
+}
+
+/// With `propagateDeps`, what `json` (the template) references, each to go to `placed`.
+fn dependencies_of(
+    template: &Template<'_>,
+    policy: &PropagationPolicy,
+    json: &serde_json::Value,
+    placed: &BTreeSet<String>,
+) -> Vec<(ObjectKey, BTreeSet<String>)> {
+    if !policy.spec.propagate_deps {
+        return Vec::new();
+    }
+    render::dependencies(template.kind, json)
+        .into_iter()
+        .map(|dep| {
+            let key = ObjectKey {
+                kind: Arc::from(dep.kind),
+                namespace: Arc::from(template.namespace),
+                name: Arc::from(dep.name),
+                cluster: Arc::from(""),
+            };
+            (key, placed.clone())
+        })
+        .collect()
 }
 
 /// Renders one copy; a failure is reported and becomes the error of the copy.
@@ -702,11 +758,15 @@ impl Template<'_> {
 
 mod binding;
 mod checks;
+mod dependent;
 mod deps;
+mod suspension;
 
 use binding::{binding_for, is_divided, schedule};
 use checks::{check_clusters, check_policies, policy_name};
+use dependent::{missing_overrides, waiting};
 use deps::plan_dependencies;
+use suspension::suspend;
 
 #[cfg(test)]
 mod tests;

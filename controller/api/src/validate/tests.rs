@@ -237,3 +237,101 @@ fn failover_grace_period_only_with_graceful_purging() {
         "spec.failover.application.gracePeriodSeconds"
     );
 }
+
+/// Karmada 1.18.2's mutating webhook gives both graceful purge modes a 600 s grace period
+/// when none is written (`pkg/util/helper/policy.go`, `SetDefaultGracePeriodSeconds`), so its
+/// validating webhook, which requires one, never sees them without. 1.19 drops `Graciously`.
+#[test]
+fn graceful_purging_without_a_grace_period_is_accepted_as_karmada_1_18_defaults_it() {
+    let with = |application: &str| {
+        format!(
+            "apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata: {{name: p}}\n\
+             spec:\n  propagateDeps: true\n  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment}}]\n  failover:\n    application: {application}\n"
+        )
+    };
+    assert_eq!(check(&with("{purgeMode: Gracefully}")), Ok(()));
+    assert_eq!(check(&with("{purgeMode: Graciously}")), Ok(()));
+    assert_eq!(
+        check(&with("{purgeMode: Never, gracePeriodSeconds: 60}")),
+        Err((
+            "spec.failover.application.gracePeriodSeconds".to_owned(),
+            "only takes effect when purgeMode is gracefully".to_owned()
+        ))
+    );
+}
+
+/// Karmada's `validateResourceSelectors` (`pkg/util/validation/validation.go`, v1.18.2): a
+/// namespaced policy selects only in its own namespace; an empty selector namespace is the
+/// policy's (its mutating webhook fills it in).
+#[test]
+fn a_namespaced_policy_selects_only_in_its_namespace() {
+    let policy = |kind: &str, namespace: &str| {
+        format!(
+            "apiVersion: policy.karmada.io/v1alpha1\nkind: {kind}\nmetadata: {{name: p, namespace: shop}}\n\
+             spec:\n  resourceSelectors:\n  - {{apiVersion: apps/v1, kind: Deployment}}\n  - {{apiVersion: apps/v1, kind: Deployment, namespace: {namespace}}}\n"
+        )
+    };
+    let refused = Err((
+        "spec.resourceSelectors[1].namespace".to_owned(),
+        "\"billing\": namespace of resource selector must be the same as the namespace of the policy (\"shop\")".to_owned(),
+    ));
+    assert_eq!(check(&policy("PropagationPolicy", "billing")), refused);
+    assert_eq!(check(&policy("OverridePolicy", "billing")), refused);
+    assert_eq!(check(&policy("PropagationPolicy", "shop")), Ok(()));
+    assert_eq!(
+        check(&policy("ClusterPropagationPolicy", "billing")),
+        Ok(())
+    );
+    assert_eq!(check(&policy("ClusterOverridePolicy", "billing")), Ok(()));
+}
+
+/// Karmada's `validateSuspension` (v1.18.2).
+#[test]
+fn suspension_is_for_every_cluster_or_for_some() {
+    let suspension = |s: &str| {
+        format!(
+            "apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata: {{name: p}}\n\
+             spec:\n  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment}}]\n  suspension: {s}\n"
+        )
+    };
+    assert_eq!(
+        check(&suspension(
+            "{dispatching: true, dispatchingOnClusters: {clusterNames: [member1]}}"
+        )),
+        Err((
+            "spec.suspension".to_owned(),
+            "suspension dispatching cannot co-exist with dispatchingOnClusters.clusterNames"
+                .to_owned()
+        ))
+    );
+    for ok in [
+        "{dispatching: true}",
+        "{dispatchingOnClusters: {clusterNames: [member1]}}",
+        "{dispatching: false, dispatchingOnClusters: {clusterNames: [member1]}}",
+        "{dispatching: true, dispatchingOnClusters: {clusterNames: []}}",
+    ] {
+        assert_eq!(check(&suspension(ok)), Ok(()), "{ok}");
+    }
+    assert_eq!(
+        field_of(check(&suspension(
+            "{dispatchingOnCluster: {clusterNames: [m]}}"
+        ))),
+        "spec.suspension.dispatchingOnCluster"
+    );
+}
+
+#[test]
+fn cluster_failover_purges_directly_or_gracefully() {
+    let policy = |mode: &str| {
+        format!(
+            "apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata: {{name: p}}\n\
+             spec:\n  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment}}]\n  failover: {{cluster: {{purgeMode: {mode}}}}}\n"
+        )
+    };
+    assert_eq!(check(&policy("Directly")), Ok(()));
+    assert_eq!(check(&policy("Gracefully")), Ok(()));
+    assert_eq!(
+        field_of(check(&policy("Immediately"))),
+        "spec.failover.cluster.purgeMode"
+    );
+}

@@ -109,7 +109,7 @@ metadata: {name: c}
 
 #[test]
 fn unknown_kinds_are_a_warning_and_skipped() {
-    let text = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: a}\n";
+    let text = "apiVersion: meshfleet.io/v1alpha1\nkind: Clustr\nmetadata: {name: w}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: a}\n";
     assert_eq!(
         parse_file("w.yaml", text),
         Contents {
@@ -117,7 +117,7 @@ fn unknown_kinds_are_a_warning_and_skipped() {
             problems: vec![problem(
                 "w.yaml#0",
                 None,
-                "unknown kind Widget (example.com/v1); skipped"
+                "unknown kind Clustr (meshfleet.io/v1alpha1); skipped"
             )],
             rejected: vec![],
             unreadable: false,
@@ -248,51 +248,219 @@ items:
     );
 }
 
+/// Strict, as `kubectl apply` validates by default: a field Karmada's API does not have
+/// refuses the policy, with its path, wherever it is (inside a `clusterAffinities` term too).
 #[test]
-fn unknown_fields_of_a_policy_are_reported_and_the_policy_still_loads() {
+fn a_policy_with_an_unknown_field_is_refused_with_its_path() {
+    let pp = |placement: &str| {
+        format!(
+            "apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata:\n  name: web\n  namespace: shop\n  uid: 0b5c7e1e-2c0e-4d8f-9a57-1b6f0c1d2e3f\n  resourceVersion: '4711'\n  managedFields: [{{manager: kubectl}}]\nspec:\n  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment, name: web}}]\n  placement:\n{placement}status: {{}}\n"
+        )
+    };
+    let unknown = "unknown field (check its spelling and indentation); the policy is refused, as kubectl apply refuses it";
+    for (placement, field, also) in [
+        (
+            "    clusterAffinities:\n    - {affinityName: local, clusterNamess: [member1]}\n",
+            "spec.placement.clusterAffinities[0].clusterNamess",
+            "",
+        ),
+        // `clusterNames` one level too deep: under `clusterAffinity`'s sibling instead.
+        (
+            "    clusterAffinity:\n    clusterNames: [member1]\n",
+            "spec.placement.clusterNames",
+            "",
+        ),
+        (
+            "    overflowAffinities: [{affinityName: more}]\n    clusterAfinity: {}\n",
+            "spec.placement.overflowAffinities",
+            "; also unknown: spec.placement.clusterAfinity",
+        ),
+    ] {
+        let contents = parse_file("p.yaml", &pp(placement));
+        assert_eq!(contents.documents, vec![], "{placement}");
+        assert_eq!(contents.refused, 1);
+        assert_eq!(
+            contents.problems,
+            [problem(
+                "p.yaml#0",
+                Some(field),
+                &format!("{unknown}{also}")
+            )]
+        );
+        assert_eq!(contents.rejected.len(), 1, "the last valid version stays");
+    }
     let text = "
-apiVersion: policy.karmada.io/v1alpha1
-kind: PropagationPolicy
-metadata:
-  name: web
-  namespace: shop
-  uid: 0b5c7e1e-2c0e-4d8f-9a57-1b6f0c1d2e3f
-  resourceVersion: '4711'
-  managedFields: [{manager: kubectl}]
-  lables: {app: web}
-spec:
-  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, nmae: web}]
-  placement:
-    clusterAfinity: {clusterNames: [member1]}
-    clusterAffinities:
-    - {affinityName: local, clusterNames: [member1]}
-status: {}
----
 apiVersion: v1
 kind: List
 items:
 - apiVersion: policy.karmada.io/v1alpha1
   kind: ClusterOverridePolicy
-  metadata: {name: mirror}
+  metadata: {name: mirror, lables: {a: b}}
   spec:
     resourceSelectors: [{apiVersion: apps/v1, kind: Deployment}]
     overrideRules:
     - overriders: {imageOverrider: [{component: Registry, operator: replace, value: m, extra: 1}]}
 ";
+    assert_eq!(
+        parse_file("o.yaml", text).problems,
+        [problem(
+            "o.yaml#0",
+            Some("items[0].metadata.lables"),
+            &format!(
+                "{unknown}; also unknown: spec.overrideRules[0].overriders.imageOverrider[0].extra"
+            )
+        )]
+    );
+}
+
+/// Every field of Karmada 1.18's PropagationPolicy (`pkg/apis/policy/v1alpha1/
+/// propagation_types.go`, v1.18.2) loads; those meshfleet does not act on are named as such.
+#[test]
+fn karmadas_fields_meshfleet_does_not_act_on_are_named_and_the_policy_loads() {
+    let text = "
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, name: web}]
+  association: true
+  propagateDeps: true
+  priority: 5
+  preemption: Never
+  dependentOverrides: [web-overrides]
+  schedulerName: default-scheduler
+  conflictResolution: Overwrite
+  activationPreference: Lazy
+  suspension: {dispatching: false}
+  preserveResourcesOnDeletion: true
+  schedulePriority: {priorityClassSource: KubePriorityClass, priorityClassName: high}
+  failover:
+    application:
+      decisionConditions: {tolerationSeconds: 60}
+      purgeMode: Gracefully
+      statePreservation: {rules: [{aliasLabelName: app.io/replicas, jsonPath: '{ .replicas }'}]}
+    cluster: {purgeMode: Directly}
+  placement:
+    clusterAffinities:
+    - affinityName: primary
+      clusterNames: [member1]
+      overflowAffinities: [{affinityName: backup, clusterNames: [member2]}]
+    workloadAffinity:
+      affinity: {groupByLabelKey: app.io/group}
+    replicaScheduling: {replicaSchedulingType: Divided, replicaDivisionPreference: Aggregated}
+";
     let contents = parse_file("p.yaml", text);
-    assert_eq!(contents.documents.len(), 2);
-    let unknown = "unknown field, ignored (check its spelling)";
+    assert_eq!(contents.documents.len(), 1, "{:?}", contents.problems);
+    let why = |field: &str, why: &str| {
+        problem(
+            "p.yaml#0",
+            Some(field),
+            &format!("not supported by meshfleet ({why}); ignored"),
+        )
+    };
     assert_eq!(
         contents.problems,
         [
-            problem("p.yaml#0", Some("metadata.lables"), unknown),
-            problem("p.yaml#0", Some("spec.resourceSelectors[0].nmae"), unknown),
-            problem("p.yaml#0", Some("spec.placement.clusterAfinity"), unknown),
-            problem(
-                "p.yaml#1",
-                Some("items[0].spec.overrideRules[0].overriders.imageOverrider[0].extra"),
-                unknown
+            why(
+                "spec.association",
+                "deprecated by Karmada in favour of propagateDeps, and read by neither"
+            ),
+            why(
+                "spec.conflictResolution",
+                "meshfleet does not check whether a member cluster already holds the resource"
+            ),
+            why(
+                "spec.activationPreference",
+                "a change to the policy takes effect at once, not when the resource next changes"
+            ),
+            why(
+                "spec.preserveResourcesOnDeletion",
+                "deleting the template removes its copies"
+            ),
+            why(
+                "spec.schedulePriority",
+                "it orders Karmada's scheduling queue; meshfleet plans every binding in one pass"
+            ),
+            why(
+                "spec.placement.workloadAffinity",
+                "the workload is scheduled without regard to other workloads"
+            ),
+            why(
+                "spec.placement.clusterAffinities[0].overflowAffinities",
+                "only the term's own clusters are used, however full they are"
+            ),
+            why(
+                "spec.failover.application.statePreservation",
+                "no state is carried to the cluster a workload fails over to"
             ),
         ]
+    );
+}
+
+#[test]
+fn a_flood_of_problems_is_capped_per_file() {
+    let text = "apiVersion: config.karmada.io/v1alpha1\nkind: Nothing\nmetadata: {name: n}\n---\n"
+        .repeat(700);
+    let contents = parse_file("flood.yaml", &text);
+    assert_eq!(contents.problems.len(), MAX_PROBLEMS_PER_FILE + 1);
+    assert_eq!(
+        contents.problems.last(),
+        Some(&Problem::new(
+            Source::file("flood.yaml"),
+            "600 more problems in this file, not listed (only the first 100 are)"
+        ))
+    );
+}
+
+#[test]
+fn a_deeply_nested_document_is_refused_unparsed_and_fast() {
+    let deep = 100_000;
+    let text = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: ok}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: deep}}\ndata: {}{}\n",
+        "[".repeat(deep),
+        "]".repeat(deep)
+    );
+    let started = std::time::Instant::now();
+    let contents = parse_file("deep.yaml", &text);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(contents.documents.len(), 1);
+    assert_eq!(
+        contents.problems,
+        [problem(
+            "deep.yaml#1",
+            None,
+            "nested deeper than 128 levels at line 8; not parsed"
+        )]
+    );
+    // Block nesting counts too: `- - - …` on one line.
+    let text = format!(
+        "apiVersion: v1\nkind: List\nitems:\n{}a\n",
+        "- ".repeat(deep)
+    );
+    assert_eq!(parse_file("deep.yaml", &text).refused, 1);
+}
+
+#[test]
+fn many_broken_documents_cost_each_only_itself() {
+    let text = "a: [1\n---\n".repeat(20_000);
+    let started = std::time::Instant::now();
+    let contents = parse_file("broken.yaml", &text);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(contents.refused, 20_000);
+    assert_eq!(
+        contents.problems[1],
+        problem(
+            "broken.yaml#1",
+            None,
+            "invalid YAML: did not find expected ',' or ']' at line 4 column 1, while parsing a flow sequence at line 3 column 4"
+        )
     );
 }

@@ -229,7 +229,6 @@ fn purges_directly(policy: &PropagationPolicy) -> bool {
         .failover
         .as_ref()
         .and_then(|f| f.cluster.as_ref())
-        .and_then(|c| c.get("purgeMode"))
-        .and_then(serde_json::Value::as_str)
-        .is_some_and(|m| m == "Directly" || m == "Immediately")
+        .and_then(|c| c.purge_mode.as_deref())
+        == Some("Directly")
 }

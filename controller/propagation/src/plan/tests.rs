@@ -689,3 +689,39 @@ spec:
         .collect();
     assert_eq!(by, [("shop", "web-deployment", vec!["member3"])]);
 }
+
+#[test]
+fn an_istio_routing_kind_no_policy_propagates_is_said_to_have_no_effect() {
+    let istio = "
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: shop}
+spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews, subset: v2}}]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: external, namespace: shop}
+spec: {hosts: [api.example.com], resolution: DNS}
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w, namespace: shop}
+";
+    let plan = plan(
+        &index(&[("fleet.yaml", FLEET), ("istio.yaml", istio)]),
+        &Bindings::new(),
+        now(),
+    );
+    let why = |kind: &str| {
+        format!(
+            "no effect: meshfleet's xDS and DNS do not read a {kind} (of Istio's kinds they read only DestinationRules), and no policy propagates it to member clusters"
+        )
+    };
+    assert_eq!(
+        messages(&plan),
+        [
+            format!("ServiceEntry shop/external: {}", why("ServiceEntry")),
+            format!("VirtualService shop/reviews: {}", why("VirtualService")),
+        ]
+    );
+}

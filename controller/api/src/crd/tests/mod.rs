@@ -186,10 +186,11 @@ fn names_scopes_and_subresources_follow_karmada() {
 
 #[test]
 fn free_form_fields_are_kept_and_quantities_are_int_or_string() {
-    let policy = schema(&crd_for_kind("PropagationPolicy")).clone();
-    let spec = &policy["properties"]["spec"]["properties"];
+    let policy = schema(&crd_for_kind("OverridePolicy")).clone();
+    let rule = &policy["properties"]["spec"]["properties"]["overrideRules"]["items"];
+    let plaintext = &rule["properties"]["overriders"]["properties"]["plaintext"]["items"];
     assert_eq!(
-        spec["suspension"],
+        plaintext["properties"]["value"],
         json!({ "x-kubernetes-preserve-unknown-fields": true })
     );
     let cluster = schema(&crd_for_kind("Cluster")).clone();
