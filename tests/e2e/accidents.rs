@@ -232,7 +232,7 @@ async fn a_flood_of_documents_is_summarised_and_its_memory_given_back() {
     let pid = mesh.controller_pid();
     let flood: String = (0..150_000)
         .map(|i| {
-            format!("apiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: w{i}}}\n---\n")
+            format!("apiVersion: v1\nkind: Service\nmetadata: {{name: s{i}}}\nspec: {{ports: [{{port: x}}]}}\n---\n")
         })
         .collect();
     let file = mesh.fleet.dir.join("flood.yaml");
@@ -246,7 +246,7 @@ async fn a_flood_of_documents_is_summarised_and_its_memory_given_back() {
     .await
     .unwrap();
     let problems: Vec<serde_json::Value> = serde_json::from_str(&loaded).unwrap();
-    assert!(!problems.is_empty());
+    assert!(problems.len() <= 101, "{} problems", problems.len());
     let peak = rss_mib(pid);
 
     std::fs::remove_file(&file).unwrap();

@@ -376,15 +376,19 @@ impl ConfigDir {
             }
             self.up.set(1);
         }
+        let targets: Vec<(Target, &PathBuf)> =
+            batch.paths.iter().map(|p| (self.target(p), p)).collect();
+        // A directory that changed is read as part of the whole tree: only a walk from the
+        // root knows which real directories it has seen, so a second link to one (`ln -s .
+        // loop`) is not read again under another name.
+        let tree = batch.everything || targets.iter().any(|(t, _)| matches!(t, Target::Tree));
         let mut updates = Vec::new();
-        if batch.everything {
-            updates = self.rescan("", now);
+        if tree {
+            updates = self.rescan(now);
         } else {
-            for path in &batch.paths {
-                match self.target(path) {
-                    Target::Ignore => {}
-                    Target::File(rel) => updates.extend(self.read(&rel, path, now, false)),
-                    Target::Tree(rel) => updates.extend(self.rescan(&rel, now)),
+            for (target, path) in targets {
+                if let Target::File(rel) = target {
+                    updates.extend(self.read(&rel, path, now, false));
                 }
             }
         }
@@ -432,14 +436,20 @@ impl ConfigDir {
         };
         if rel.is_empty() || rel.split('/').any(|c| c.starts_with("..")) {
             // The root itself, or a ConfigMap's `..data` switching to a new version.
-            return Target::Tree(String::new());
+            return Target::Tree;
         }
         if rel.split('/').any(|c| c.starts_with('.')) {
             return Target::Ignore;
         }
         let prefix = format!("{rel}/");
-        if path.is_dir() || (!path.exists() && self.files.keys().any(|f| f.starts_with(&prefix))) {
-            return Target::Tree(rel);
+        // A directory, or one that is gone: one with files, or one the walk said something of
+        // (a symlink loop removed).
+        let known_dir = || {
+            self.files.keys().any(|f| f.starts_with(&prefix))
+                || self.walk_problems.keys().any(|d| d.starts_with(&prefix))
+        };
+        if path.is_dir() || (!path.exists() && known_dir()) {
+            return Target::Tree;
         }
         if walk::is_yaml(path) {
             Target::File(rel)
@@ -448,38 +458,18 @@ impl ConfigDir {
         }
     }
 
-    /// Reads every YAML file below `rel` ("" = the root), and forgets the known ones that are
-    /// gone. Files below a directory that cannot be listed are kept as they were.
-    fn rescan(&mut self, rel: &str, now: SystemTime) -> Vec<Update> {
-        let dir = if rel.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(rel)
-        };
-        let prefix = if rel.is_empty() {
-            String::new()
-        } else {
-            format!("{rel}/")
-        };
-        let listing = match walk::list(&dir, rel) {
+    /// Reads every YAML file of the tree, and forgets the known ones that are gone. Files below
+    /// a directory that cannot be listed are kept as they were.
+    fn rescan(&mut self, now: SystemTime) -> Vec<Update> {
+        let listing = match walk::list(&self.root, "") {
             Ok(listing) => listing,
-            Err(error) if rel.is_empty() => {
+            Err(error) => {
                 self.root_lost(&error);
                 return Vec::new();
             }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => walk::Listing::default(),
-            Err(error) => walk::Listing {
-                unlisted: vec![rel.to_owned()],
-                problems: vec![Problem::new(
-                    Source::file(prefix.clone()),
-                    format!("cannot list: {error}; the files known below it stay as they were"),
-                )],
-                ..walk::Listing::default()
-            },
         };
-        // This walk's problems replace those it would have found before.
-        self.walk_problems
-            .retain(|dir, _| !(dir.starts_with(&prefix) || (rel.is_empty() && dir == DIRECTORY)));
+        // This walk's problems replace those found before.
+        self.walk_problems.clear();
         for problem in &listing.problems {
             let Source::File { path, .. } = &problem.source else {
                 continue;
@@ -499,8 +489,7 @@ impl ConfigDir {
             .files
             .keys()
             .filter(|f| {
-                f.starts_with(&prefix)
-                    && listing.files.binary_search_by(|(r, _)| r.cmp(f)).is_err()
+                listing.files.binary_search_by(|(r, _)| r.cmp(f)).is_err()
                     && !unlisted.iter().any(|d| f.starts_with(d.as_str()))
             })
             .cloned()
@@ -735,7 +724,8 @@ fn root_identity(root: &Path) -> Option<(u64, u64)> {
 enum Target {
     Ignore,
     File(String),
-    Tree(String),
+    /// A directory changed: the tree is read again.
+    Tree,
 }
 
 /// File-system events collected during one debounce window.
