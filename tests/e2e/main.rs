@@ -8,3 +8,4 @@ mod envoy;
 mod examples;
 mod grpc;
 mod propagation;
+mod rebalance;

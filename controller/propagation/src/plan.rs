@@ -327,7 +327,11 @@ impl Planner {
             let holder = from_index
                 .get(&reference)
                 .and_then(|b| Holder::of(&b.metadata));
-            let entry = plan_template(fleet, template, last, holder).unwrap_or(Entry {
+            let history = History {
+                last,
+                document: from_index.get(&reference).copied(),
+            };
+            let entry = plan_template(fleet, template, history, holder).unwrap_or(Entry {
                 unclaimed: true,
                 ..Entry::default()
             });
@@ -512,6 +516,7 @@ fn invalid(
     let mut binding = binding_for(template, policy, replicas, targets, tasks, condition);
     binding.status.scheduler_observed_affinity_name =
         last.and_then(|b| b.status.scheduler_observed_affinity_name.clone());
+    binding.status.last_scheduled_time = last.and_then(|b| b.status.last_scheduled_time.clone());
     Entry {
         binding: Some(Arc::new(binding)),
         copies,
@@ -527,7 +532,7 @@ fn invalid(
 fn plan_template(
     fleet: &Fleet<'_>,
     template: &Template<'_>,
-    last: Option<&ResourceBinding>,
+    history: History<'_>,
     holder: Option<Holder<'_>>,
 ) -> Option<Entry> {
     let id = template.id();
@@ -555,13 +560,13 @@ fn plan_template(
         });
     let (json, replicas, requirements) = match workload {
         Ok((json, w)) => (json, w.replicas, w.requirements),
-        Err(error) => return Some(invalid(template, policy, last, error, problems)),
+        Err(error) => return Some(invalid(template, policy, history.last, error, problems)),
     };
     let binding = schedule(
         fleet,
         template,
         policy,
-        last,
+        history,
         replicas,
         &requirements,
         &mut problems,
@@ -704,7 +709,7 @@ mod binding;
 mod checks;
 mod deps;
 
-use binding::{binding_for, is_divided, schedule};
+use binding::{History, binding_for, is_divided, schedule};
 use checks::{check_clusters, check_policies, policy_name};
 use deps::plan_dependencies;
 
