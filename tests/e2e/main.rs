@@ -9,3 +9,4 @@ mod examples;
 mod grpc;
 mod propagation;
 mod rebalance;
+mod schedule_agrees;
