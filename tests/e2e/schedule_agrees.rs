@@ -2,7 +2,7 @@
 //! zones of three regions, four Deployments, policies dividing or duplicating replicas with
 //! spread constraints) goes through a seeded random sequence of changes, one file at a time:
 //! replicas edited, clusters added and removed, a policy changed, a cluster tainted, failed or
-//! recovered. After each one, `schedule` runs on the same files plus, as ResourceBinding
+//! recovered, a rebalance asked for. After each one, `schedule` runs on the same files plus, as ResourceBinding
 //! documents, the bindings `run` held before the change: its history, which `schedule` starts
 //! from as Karmada's scheduler starts from a binding. `run` must reach exactly the bindings
 //! `schedule` prints (`/debug/bindings`) and write exactly their copies under `--state-dir`.
@@ -19,10 +19,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use meshfleet_demo::envoy::eventually;
 use meshfleet_demo::fleet::write_atomic;
+use meshfleet_propagation::failover::{format_time, parse_time};
 
 /// Changes per run: about 0.1 s each.
 const STEPS: usize = 60;
@@ -113,6 +114,9 @@ struct Fleet {
     members: [Option<Health>; POOL.len()],
     replicas: [u32; DEPLOYMENTS.len()],
     placements: [usize; DEPLOYMENTS.len()],
+    /// The Deployment a rebalance was last asked for, and when (`rebalance.yaml`, a
+    /// ResourceBinding document with `spec.rescheduleTriggeredAt`).
+    rebalance: Option<(usize, String)>,
 }
 
 impl Fleet {
@@ -128,6 +132,7 @@ impl Fleet {
             ],
             replicas: [4, 3, 6, 2],
             placements: [0, 1, 2, 3],
+            rebalance: None,
         }
     }
 
@@ -182,12 +187,19 @@ spec:
     fn policy(&self, d: usize) -> String {
         let name = DEPLOYMENTS[d];
         let placement = PLACEMENTS[self.placements[d]];
+        // Half the Deployments leave a failed cluster at once, half keep the copy there while
+        // its grace period runs.
+        let failover = if d.is_multiple_of(2) {
+            "\n  failover: {cluster: {purgeMode: Directly}}"
+        } else {
+            ""
+        };
         format!(
             "apiVersion: policy.karmada.io/v1alpha1
 kind: PropagationPolicy
 metadata: {{name: {name}, namespace: shop}}
 spec:
-  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment, name: {name}}}]
+  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment, name: {name}}}]{failover}
   placement:{placement}
 "
         )
@@ -209,13 +221,56 @@ spec:
                 Some(self.policy(d)),
             )
         });
-        clusters.chain(deployments).chain(policies).collect()
+        let rebalance = ("rebalance.yaml".to_owned(), self.rebalance_document());
+        clusters
+            .chain(deployments)
+            .chain(policies)
+            .chain([rebalance])
+            .collect()
     }
 
-    /// One random change; returns the file it touches and what it says.
-    fn change(&mut self, rng: &mut Rng) -> (String, Option<String>, String) {
+    /// A rebalance as Karmada's WorkloadRebalancer asks for one: on the binding.
+    fn rebalance_document(&self) -> Option<String> {
+        let (d, asked) = self.rebalance.as_ref()?;
+        let name = DEPLOYMENTS[*d];
+        Some(format!(
+            "apiVersion: work.karmada.io/v1alpha2
+kind: ResourceBinding
+metadata: {{name: {name}-deployment, namespace: shop}}
+spec:
+  resource: {{apiVersion: apps/v1, kind: Deployment, namespace: shop, name: {name}}}
+  rescheduleTriggeredAt: '{asked}'
+"
+        ))
+    }
+
+    /// Whether the clock alone can make `run` schedule `binding` again (an eviction under way,
+    /// a target failed): then when it last did is not known here.
+    fn timed(&self, binding: &serde_json::Value) -> bool {
+        let spec = &binding["spec"];
+        let evicting = spec["gracefulEvictionTasks"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty());
+        let failed = |name: &str| {
+            (0..POOL.len()).any(|i| POOL[i].0 == name && self.members[i].is_some_and(|h| h.failed))
+        };
+        let on_failed = spec["clusters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| failed(t["name"].as_str().unwrap_or("")));
+        evicting || on_failed
+    }
+
+    /// One random change, `previous` being the bindings before it; returns the file it touches,
+    /// what the file says and what changed.
+    fn change(
+        &mut self,
+        rng: &mut Rng,
+        previous: &serde_json::Value,
+    ) -> (String, Option<String>, String) {
         loop {
-            match rng.below(5) {
+            match rng.below(6) {
                 0 => {
                     let d = rng.below(DEPLOYMENTS.len());
                     let replicas = u32::try_from(rng.below(12)).unwrap_or(0) + 1;
@@ -267,6 +322,24 @@ spec:
                     let what = format!("{} {what}", POOL[i].0);
                     return (format!("cluster-{}.yaml", POOL[i].0), self.cluster(i), what);
                 }
+                4 => {
+                    let d = rng.below(DEPLOYMENTS.len());
+                    let items = previous["items"].as_array().into_iter().flatten();
+                    let mut bound =
+                        items.filter(|b| b["spec"]["resource"]["name"] == DEPLOYMENTS[d]);
+                    let Some(binding) = bound.next() else {
+                        continue;
+                    };
+                    if self.timed(binding) {
+                        continue;
+                    }
+                    let last = binding["status"]["lastScheduledTime"]
+                        .as_str()
+                        .and_then(parse_time);
+                    self.rebalance = Some((d, time_after(last)));
+                    let what = format!("{} rebalanced", DEPLOYMENTS[d]);
+                    return ("rebalance.yaml".to_owned(), self.rebalance_document(), what);
+                }
                 _ => {
                     let i = rng.below(POOL.len());
                     let Some(health) = &mut self.members[i] else {
@@ -279,6 +352,17 @@ spec:
                 }
             }
         }
+    }
+}
+
+/// Now, in whole seconds as Karmada writes times, once later than `last`.
+fn time_after(last: Option<SystemTime>) -> String {
+    loop {
+        let now = format_time(SystemTime::now());
+        if last.is_none_or(|last| parse_time(&now).is_some_and(|now| now > last)) {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -326,10 +410,21 @@ fn bindings(list: &serde_json::Value) -> Bindings {
 }
 
 /// `meshfleet schedule -o json` on `config` with `previous` written into it as binding
-/// documents. Exit status 2 (a binding not scheduled) still prints every binding.
+/// documents (the one a rebalance was asked for carrying the request, in place of
+/// `rebalance.yaml`). Exit status 2 (a binding not scheduled) still prints every binding.
 fn schedule(config: &Path, fleet: &Fleet, previous: &serde_json::Value) -> Bindings {
     for (file, text) in fleet.files() {
+        let text = text.filter(|_| file != "rebalance.yaml");
         write(config, &file, text.as_deref());
+    }
+    let mut previous = previous.clone();
+    let items = previous["items"].as_array_mut().into_iter().flatten();
+    for binding in items {
+        if let Some((d, asked)) = &fleet.rebalance
+            && binding["spec"]["resource"]["name"] == DEPLOYMENTS[*d]
+        {
+            binding["spec"]["rescheduleTriggeredAt"] = asked.as_str().into();
+        }
     }
     let documents: Vec<String> = previous["items"]
         .as_array()
@@ -460,7 +555,7 @@ async fn run_and_schedule_agree_over_random_changes() {
     let mut history = vec!["the first fleet".to_owned()];
     for step in 0..=STEPS {
         if step > 0 {
-            let (file, text, what) = fleet.change(&mut rng);
+            let (file, text, what) = fleet.change(&mut rng, &previous);
             write(config.path(), &file, text.as_deref());
             history.push(what);
         }

@@ -28,10 +28,13 @@ pub(super) struct History<'a> {
 }
 
 impl History<'_> {
-    /// The rebalance asked for, if any: `spec.rescheduleTriggeredAt` of the document.
+    /// The last rebalance asked for, if any: `spec.rescheduleTriggeredAt` of the document, else
+    /// of the last result (which keeps it, as a Karmada binding does).
     fn rebalance(&self) -> Option<&str> {
-        self.document
-            .and_then(|d| d.spec.reschedule_triggered_at.as_deref())
+        [self.document, self.last]
+            .into_iter()
+            .flatten()
+            .find_map(|b| b.spec.reschedule_triggered_at.as_deref())
     }
 
     /// Karmada's `RescheduleRequired` (`pkg/util/binding.go`): a rebalance asked for after the

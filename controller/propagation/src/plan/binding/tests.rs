@@ -178,12 +178,20 @@ fn a_rebalance_divides_the_replicas_afresh_once() {
         binding.spec.reschedule_triggered_at.as_deref(),
         Some("2026-11-22T07:30:00Z")
     );
-    // Once done, the request is behind the new result: the next scheduling starts from it.
+    // Once done, the request is behind the new result: the next scheduling starts from it,
+    // and the result keeps the request, with the document or without it.
     let history = History {
         last: Some(binding),
         document: Some(binding),
     };
     assert!(!history.rebalance_due());
+    let without = index(&[("clusters.yaml", CLUSTERS), ("web.yaml", WEB)]);
+    let next = plan(&without, &fresh.bindings, now());
+    assert_eq!(targets(&next), [("a", 2), ("b", 2), ("c", 2)]);
+    assert_eq!(
+        web(&next).spec.reschedule_triggered_at.as_deref(),
+        Some("2026-11-22T07:30:00Z")
+    );
 }
 
 #[test]
