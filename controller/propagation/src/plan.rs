@@ -167,7 +167,8 @@ struct World {
 /// # Guarantees
 /// [`Planner::plan`] gives what [`plan`] would for the same index, previous bindings and clock:
 /// an entry is reused only when its template, the fleet, the policies, the override policies
-/// and the binding documents are all unchanged and the clock cannot change it.
+/// and the binding documents are all unchanged and the clock cannot change it. A reused entry's
+/// binding keeps its `status.lastScheduledTime`: when it was scheduled, not when last looked at.
 #[derive(Debug, Default)]
 pub struct Planner {
     /// Last entries by template.
