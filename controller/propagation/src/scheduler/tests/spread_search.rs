@@ -536,7 +536,13 @@ fn group_weight_matches_karmada_calc_group_score() {
         5000 + 50,
         "share 6 out of reach: 1000 × 5 available + mean of all scores"
     );
-    // No cluster can take the replicas: 0 (Karmada's guard against dividing by zero).
+    // Karmada's Test_CalcGroupScoreForDuplicate: no cluster, or none that can take the
+    // replicas, weighs 0 (its guard against dividing by zero).
+    assert_eq!(group_weight(&[], duplicated(10)), 0);
+    assert_eq!(
+        group_weight(&members(&[50, 50], &[5, 5]), duplicated(10)),
+        0
+    );
     assert_eq!(group_weight(&group, duplicated(31)), 0);
 }
 
