@@ -156,6 +156,7 @@ fn schedule_only(index: &Index) {
             previous: &[],
             evicting: &evicting,
             affinity: None,
+            fresh: false,
         };
         let decision = scheduler::schedule(&request);
         times.push(one.elapsed());

@@ -12,3 +12,5 @@ mod examples;
 mod grpc;
 mod policy;
 mod propagation;
+mod rebalance;
+mod schedule_agrees;

@@ -60,6 +60,11 @@ pub struct ResourceBindingSpec {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub required_by: Vec<BindingSnapshot>,
+    /// When a rebalance was asked for (RFC 3339; Karmada's WorkloadRebalancer sets it): later
+    /// than `status.lastScheduledTime`, the replicas are divided afresh instead of from the
+    /// previous result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reschedule_triggered_at: Option<String>,
 }
 
 /// A binding that requires a dependency, and where it places its resource.
@@ -148,6 +153,10 @@ pub struct ResourceBindingStatus {
         skip_serializing_if = "Option::is_none"
     )]
     pub scheduler_observed_affinity_name: Option<String>,
+    /// When the binding was last scheduled successfully (RFC 3339): a rebalance asked for
+    /// after it is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled_time: Option<String>,
     #[serde(
         default,
         deserialize_with = "nullable",

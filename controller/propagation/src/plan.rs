@@ -182,7 +182,8 @@ struct World {
 /// # Guarantees
 /// [`Planner::plan`] gives what [`plan`] would for the same index, previous bindings and clock:
 /// an entry is reused only when its template, the fleet, the policies, the override policies
-/// and the binding documents are all unchanged and the clock cannot change it.
+/// and the binding documents are all unchanged and the clock cannot change it. A reused entry's
+/// binding keeps its `status.lastScheduledTime`: when it was scheduled, not when last looked at.
 #[derive(Debug, Default)]
 pub struct Planner {
     /// Last entries by template.
@@ -343,7 +344,11 @@ impl Planner {
             let holder = from_index
                 .get(&reference)
                 .and_then(|b| Holder::of(&b.metadata));
-            let entry = plan_template(fleet, template, last, holder).unwrap_or_else(|| Entry {
+            let history = History {
+                last,
+                document: from_index.get(&reference).copied(),
+            };
+            let entry = plan_template(fleet, template, history, holder).unwrap_or_else(|| Entry {
                 unclaimed: true,
                 problems: without_effect(template).into_iter().collect(),
                 ..Entry::default()
@@ -538,6 +543,7 @@ fn invalid(
     let mut binding = binding_for(template, policy, replicas, targets, tasks, condition);
     binding.status.scheduler_observed_affinity_name =
         last.and_then(|b| b.status.scheduler_observed_affinity_name.clone());
+    binding.status.last_scheduled_time = last.and_then(|b| b.status.last_scheduled_time.clone());
     Entry {
         binding: Some(Arc::new(binding)),
         copies,
@@ -553,7 +559,7 @@ fn invalid(
 fn plan_template(
     fleet: &Fleet<'_>,
     template: &Template<'_>,
-    last: Option<&ResourceBinding>,
+    history: History<'_>,
     holder: Option<Holder<'_>>,
 ) -> Option<Entry> {
     let id = template.id();
@@ -574,7 +580,7 @@ fn plan_template(
     }
     let missing = missing_overrides(&fleet.overrides, policy);
     if !missing.is_empty() {
-        return Some(waiting(template, policy, last, &missing, problems));
+        return Some(waiting(template, policy, history.last, &missing, problems));
     }
     let workload = template
         .json()
@@ -585,13 +591,13 @@ fn plan_template(
         });
     let (json, replicas, requirements) = match workload {
         Ok((json, w)) => (json, w.replicas, w.requirements),
-        Err(error) => return Some(invalid(template, policy, last, error, problems)),
+        Err(error) => return Some(invalid(template, policy, history.last, error, problems)),
     };
     let mut binding = schedule(
         fleet,
         template,
         policy,
-        last,
+        history,
         replicas,
         &requirements,
         &mut problems,
@@ -762,7 +768,7 @@ mod dependent;
 mod deps;
 mod suspension;
 
-use binding::{binding_for, is_divided, schedule};
+use binding::{History, binding_for, is_divided, schedule};
 use checks::{check_clusters, check_policies, policy_name};
 use dependent::{missing_overrides, waiting};
 use deps::plan_dependencies;

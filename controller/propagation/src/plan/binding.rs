@@ -17,16 +17,50 @@ use super::super::templates::Template;
 use super::super::workload::Requirements;
 use super::{ANNOTATION_FAILBACK, Fleet};
 
+/// What a binding is scheduled from besides the fleet and its policy.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct History<'a> {
+    /// The last result: the planner's own, else the config's ResourceBinding document.
+    pub last: Option<&'a ResourceBinding>,
+    /// The config's ResourceBinding document for the template, where a rebalance is asked
+    /// for (`spec.rescheduleTriggeredAt`).
+    pub document: Option<&'a ResourceBinding>,
+}
+
+impl History<'_> {
+    /// The last rebalance asked for, if any: `spec.rescheduleTriggeredAt` of the document, else
+    /// of the last result (which keeps it, as a Karmada binding does).
+    fn rebalance(&self) -> Option<&str> {
+        [self.document, self.last]
+            .into_iter()
+            .flatten()
+            .find_map(|b| b.spec.reschedule_triggered_at.as_deref())
+    }
+
+    /// Karmada's `RescheduleRequired` (`pkg/util/binding.go`): a rebalance asked for after the
+    /// last successful scheduling. Never before a first one: without `lastScheduledTime`, the
+    /// first scheduling is still to come, and it is fresh anyway.
+    fn rebalance_due(&self) -> bool {
+        let asked = self.rebalance().and_then(failover::parse_time);
+        let last = self
+            .last
+            .and_then(|b| b.status.last_scheduled_time.as_deref())
+            .and_then(failover::parse_time);
+        matches!((asked, last), (Some(asked), Some(last)) if asked > last)
+    }
+}
+
 /// Failover, then the scheduler: the template's binding.
 pub(super) fn schedule(
     fleet: &Fleet<'_>,
     template: &Template<'_>,
     policy: &PropagationPolicy,
-    last: Option<&ResourceBinding>,
+    history: History<'_>,
     replicas: i32,
     requirements: &Requirements,
     problems: &mut Vec<Problem>,
 ) -> ResourceBinding {
+    let last = history.last;
     let placement = &policy.spec.placement;
     let by_name: BTreeMap<&str, &Arc<Cluster>> = fleet
         .by_name
@@ -79,11 +113,14 @@ pub(super) fn schedule(
         previous: &kept,
         evicting: &evicting,
         affinity,
+        fresh: history.rebalance_due(),
     };
     let mut observed = affinity.map(str::to_owned);
+    let mut scheduled_at = last.and_then(|b| b.status.last_scheduled_time.clone());
     let (clusters, condition) = match scheduler::schedule(&request) {
         Ok(decision) => {
             observed = decision.affinity_name;
+            scheduled_at = Some(failover::format_time(fleet.now));
             (decision.clusters, scheduled())
         }
         Err(unschedulable) => {
@@ -111,6 +148,8 @@ pub(super) fn schedule(
     tasks.retain(|t| !failover::task_done(t, &clusters, ready, fleet.now));
     let mut binding = binding_for(template, policy, replicas, clusters, tasks, condition);
     binding.status.scheduler_observed_affinity_name = observed;
+    binding.status.last_scheduled_time = scheduled_at;
+    binding.spec.reschedule_triggered_at = history.rebalance().map(str::to_owned);
     binding
 }
 
@@ -177,6 +216,7 @@ pub(super) fn binding_for(
             failover: policy.spec.failover.clone(),
             conflict_resolution: policy.spec.conflict_resolution.clone(),
             required_by: Vec::new(),
+            reschedule_triggered_at: None,
         },
         status: ResourceBindingStatus {
             conditions: vec![condition],
@@ -232,3 +272,6 @@ fn purges_directly(policy: &PropagationPolicy) -> bool {
         .and_then(|c| c.purge_mode.as_deref())
         == Some("Directly")
 }
+
+#[cfg(test)]
+mod tests;

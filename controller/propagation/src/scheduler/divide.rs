@@ -15,6 +15,9 @@
 //!     cluster's available replicas, and added to the previous result;
 //!   - Aggregated first keeps the fewest clusters whose available replicas cover the replicas
 //!     (previous clusters first, then most available), then apportions among them;
+//!   - a rebalance ([`super::Request::fresh`], Karmada's `dynamicFreshScale`) apportions all
+//!     replicas afresh, by each cluster's available replicas plus what the previous result gave
+//!     it, as a first scheduling would (Aggregated prefers no cluster for being previous);
 //!   - fewer available replicas than needed fails: `Unschedulable`.
 //!
 //! Webster hands out one replica at a time to the cluster with the highest `weight / (2 ×
@@ -103,7 +106,23 @@ fn dynamic(
                 .then_with(|| context.name(a.0).cmp(context.name(b.0)))
         });
     };
+    let available_now =
+        |i: usize| estimate::available_replicas(context.cluster(i), context.request.requirements);
     let (mut pool, target, base) = match assigned.cmp(&replicas) {
+        _ if context.request.fresh => {
+            let mut pool: Vec<(usize, i64)> = selected
+                .iter()
+                .map(|&i| {
+                    let kept = scheduled
+                        .iter()
+                        .find(|(s, _)| *s == i)
+                        .map_or(0, |(_, r)| *r);
+                    (i, available_now(i) + kept)
+                })
+                .collect();
+            by_most(&mut pool);
+            (pool, replicas, Vec::new())
+        }
         Ordering::Equal => return Ok(scheduled),
         Ordering::Greater => {
             let mut pool = scheduled;
@@ -111,16 +130,8 @@ fn dynamic(
             (pool, replicas, Vec::new())
         }
         Ordering::Less => {
-            let requirements = context.request.requirements;
-            let mut pool: Vec<(usize, i64)> = selected
-                .iter()
-                .map(|&i| {
-                    (
-                        i,
-                        estimate::available_replicas(context.cluster(i), requirements),
-                    )
-                })
-                .collect();
+            let mut pool: Vec<(usize, i64)> =
+                selected.iter().map(|&i| (i, available_now(i))).collect();
             by_most(&mut pool);
             (pool, replicas - assigned, scheduled)
         }

@@ -13,6 +13,11 @@
 //! that schedules wins; when none does, the first term's failure is reported (Karmada's
 //! `scheduleResourceBindingWithClusterAffinities`).
 //!
+//! A rebalance ([`Request::fresh`], Karmada's `Fresh` assignment mode) divides the replicas
+//! again from scratch. As in Karmada 1.18 it still tries the affinity terms from the one the
+//! previous result used; restarting from the first term on a rebalance is Karmada 1.19's, not
+//! released yet.
+//!
 //! Everything is a pure function of [`Request`]: clusters are referred to by their index in
 //! `Request::clusters` (sorted by name, so index order is name order), nothing is cloned, and
 //! ties are broken by name, so the same request always gives the same [`Decision`].
@@ -57,6 +62,11 @@ pub struct Request<'a> {
     /// The `clusterAffinities` term the previous result was based on: as in Karmada, the
     /// terms are tried from it onwards (a term not found: from the first).
     pub affinity: Option<&'a str>,
+    /// A rebalance (Karmada's `Fresh` assignment): divided replicas are divided again from
+    /// scratch, by the available replicas of the selected clusters (counting what the previous
+    /// result gave them), instead of scaling the previous result. Previous clusters still score
+    /// as previous, and the affinity terms still start from `affinity`, as in Karmada 1.18.
+    pub fresh: bool,
 }
 
 /// Where the template goes.

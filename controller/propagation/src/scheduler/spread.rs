@@ -12,11 +12,13 @@
 //! - **By group** (`region`, and beyond Karmada `zone`, `provider` and `spreadByLabel`, which
 //!   work the same way):
 //!   1. fewer groups than `minGroups` fails;
-//!   2. each group weighs its clusters (Karmada's `calcGroupScore`): duplicated workloads weigh
-//!      1000 per cluster that can take all replicas, plus those clusters' mean score (0 when none
-//!      can); divided ones aim for `replicas / minGroups + 1` replicas per group and weigh 1000 per
-//!      replica their best-ranked clusters reach towards that aim, plus the mean score of the
-//!      clusters it took to get there (all of them when the aim is out of reach);
+//!   2. each group weighs its clusters (Karmada's `calcGroupScore`, 1.17 and 1.18): duplicated
+//!      workloads weigh 1000 per cluster that can take all replicas, plus those clusters' mean
+//!      score (0 when none can); divided ones aim for `ceil(replicas / minGroups)` replicas per
+//!      group and take their best-ranked clusters until they hold at least that many replicas
+//!      and at least `max(cluster minGroups, group minGroups)` clusters; they weigh 1000 per
+//!      replica of the aim (of what they hold when they cannot reach it) plus the mean score of
+//!      the clusters taken;
 //!   3. the groups are chosen by Karmada's search (`selectGroups`): every combination of
 //!      `minGroups` to `maxGroups` groups that together hold at least the cluster constraint's
 //!      `minGroups` clusters, met without needless groups (groups are tried by cluster count,
@@ -250,7 +252,7 @@ fn by_group(
     limits: Limits<'_>,
     cluster_limits: Option<Limits<'_>>,
 ) -> Result<Vec<usize>, Unschedulable> {
-    let weighing = Weighing::of(context, limits.min);
+    let weighing = Weighing::of(context, limits.min, cluster_limits.map(|c| c.min));
     let groups = groups(context, &candidates, limits.by, weighing);
     let bounds = Bounds {
         min: limits.min,
@@ -350,19 +352,26 @@ pub(super) enum Shortfall {
 pub(super) enum Weighing {
     /// Every selected cluster runs all `replicas`.
     Duplicated { replicas: i64 },
-    /// `replicas` are divided, over at least `min_groups` groups.
-    Divided { replicas: i64, min_groups: i64 },
+    /// `replicas` are divided, over at least `min_groups` groups and at least `min_clusters`
+    /// clusters (the cluster constraint's `minGroups`, never below `min_groups`).
+    Divided {
+        replicas: i64,
+        min_groups: i64,
+        min_clusters: i64,
+    },
 }
 
 impl Weighing {
-    fn of(context: &Context<'_>, min_groups: usize) -> Self {
+    fn of(context: &Context<'_>, min_groups: usize, min_clusters: Option<usize>) -> Self {
         let replicas = i64::from(context.request.replicas.max(0));
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         if context.strategy == Strategy::Duplicated {
             Self::Duplicated { replicas }
         } else {
             Self::Divided {
                 replicas,
-                min_groups: i64::try_from(min_groups).unwrap_or(i64::MAX),
+                min_groups: count(min_groups),
+                min_clusters: count(min_clusters.unwrap_or(0).max(min_groups)),
             }
         }
     }
@@ -371,13 +380,14 @@ impl Weighing {
 /// Keeps the replica term ahead of the (0–100) score term in a group weight.
 const REPLICA_UNIT: i64 = 1000;
 
-/// A group's weight from its members (best first), as Karmada's `calcGroupScore` computes it:
+/// A group's weight from its members (best first), as Karmada's `calcGroupScore` computes it
+/// (`pkg/scheduler/core/spreadconstraint/group_clusters.go`, 1.17 and 1.18):
 /// - duplicated: 1000 per member that can take all replicas, plus those members' mean score
 ///   (integer division); 0 when no member can;
-/// - divided: the group aims at `replicas / min_groups + 1` replicas; members are taken best
-///   first until their available replicas reach the aim. Reached: 1000 × aim plus the taken
-///   members' mean score; not reached: 1000 × all members' available replicas plus all members'
-///   mean score.
+/// - divided: the group aims at `ceil(replicas / min_groups)` replicas; members are taken best
+///   first until they hold the aim and number at least `min_clusters`. Aim held: 1000 × aim;
+///   not held (every member taken): 1000 × the members' available replicas; plus, either way,
+///   the taken members' mean score.
 pub(super) fn group_weight(members: &[Member<'_>], weighing: Weighing) -> i64 {
     let mean = |sum: i64, count: usize| match i64::try_from(count) {
         Ok(count) if count > 0 => sum / count,
@@ -396,25 +406,22 @@ pub(super) fn group_weight(members: &[Member<'_>], weighing: Weighing) -> i64 {
         Weighing::Divided {
             replicas,
             min_groups,
+            min_clusters,
         } => {
-            let aim = replicas / min_groups.max(1) + 1;
+            let min_groups = min_groups.max(1);
+            let aim = replicas / min_groups + i64::from(replicas % min_groups != 0);
             let (mut available, mut scores, mut taken) = (0_i64, 0_i64, 0_usize);
             for member in members {
                 available = available.saturating_add(member.available);
                 scores += member.score;
                 taken += 1;
-                if available >= aim {
+                if i64::try_from(taken).unwrap_or(i64::MAX) >= min_clusters && available >= aim {
                     break;
                 }
             }
-            if available >= aim {
-                aim.saturating_mul(REPLICA_UNIT)
-                    .saturating_add(mean(scores, taken))
-            } else {
-                available
-                    .saturating_mul(REPLICA_UNIT)
-                    .saturating_add(mean(scores, members.len()))
-            }
+            aim.min(available)
+                .saturating_mul(REPLICA_UNIT)
+                .saturating_add(mean(scores, taken))
         }
     }
 }

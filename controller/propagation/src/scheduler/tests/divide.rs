@@ -341,3 +341,86 @@ fn a_huge_replica_count_is_apportioned_at_once() {
     // Not a timing assertion on the machine's speed: one at a time would take seconds.
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
 }
+
+#[test]
+fn a_rebalance_divides_afresh_instead_of_scaling_the_previous_result() {
+    // Karmada's `dynamicFreshScale`: every replica is divided again, by each selected cluster's
+    // available replicas plus what the previous result gave it.
+    let clusters = || {
+        vec![
+            with_cpu("a", "10"),
+            with_cpu("b", "10"),
+            with_cpu("c", "10"),
+        ]
+    };
+    type FreshRow<'a> = (&'a str, Case, Vec<(&'a str, i32)>);
+    let rows: Vec<FreshRow<'_>> = vec![
+        (
+            "dynamic, same replicas: the previous result stands",
+            Case::new(placement().dynamic(), 6, clusters()).previous(&[("a", 6)]),
+            vec![("a", 6)],
+        ),
+        (
+            "dynamic, same replicas, rebalanced: a weighs 16, b and c 10",
+            Case::new(placement().dynamic(), 6, clusters())
+                .previous(&[("a", 6)])
+                .fresh(),
+            vec![("a", 2), ("b", 2), ("c", 2)],
+        ),
+        (
+            "dynamic, scaled up: the extra 3 go over 10, 10, 10",
+            Case::new(placement().dynamic(), 9, clusters()).previous(&[("a", 6)]),
+            vec![("a", 7), ("b", 1), ("c", 1)],
+        ),
+        (
+            "dynamic, scaled up and rebalanced: all 9 over 16, 10, 10",
+            Case::new(placement().dynamic(), 9, clusters())
+                .previous(&[("a", 6)])
+                .fresh(),
+            vec![("a", 4), ("b", 3), ("c", 2)],
+        ),
+        (
+            "aggregated, scaled up: the previous cluster takes the extra replicas",
+            Case::new(
+                placement().aggregated(),
+                12,
+                vec![
+                    with_cpu("a", "10"),
+                    with_cpu("b", "20"),
+                    with_cpu("c", "10"),
+                ],
+            )
+            .previous(&[("a", 2)]),
+            vec![("a", 12)],
+        ),
+        (
+            "aggregated, rebalanced: the cluster with the most room, previous or not",
+            Case::new(
+                placement().aggregated(),
+                12,
+                vec![
+                    with_cpu("a", "10"),
+                    with_cpu("b", "20"),
+                    with_cpu("c", "10"),
+                ],
+            )
+            .previous(&[("a", 2)])
+            .fresh(),
+            vec![("b", 12)],
+        ),
+        (
+            "static weights are divided afresh anyway",
+            Case::new(
+                placement().static_weights(&[(&["a", "b"], 1)]),
+                4,
+                clusters(),
+            )
+            .previous(&[("a", 4)])
+            .fresh(),
+            vec![("a", 2), ("b", 2)],
+        ),
+    ];
+    for (name, case, want) in rows {
+        assert_eq!(case.run(), decided(&want), "{name}");
+    }
+}

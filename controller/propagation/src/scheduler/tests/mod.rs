@@ -200,6 +200,7 @@ pub(super) struct Case {
     pub previous: Vec<TargetCluster>,
     pub evicting: BTreeSet<String>,
     pub affinity: Option<String>,
+    pub fresh: bool,
 }
 
 impl Case {
@@ -218,6 +219,7 @@ impl Case {
             previous: Vec::new(),
             evicting: BTreeSet::new(),
             affinity: None,
+            fresh: false,
         }
     }
     pub(super) fn observing(mut self, term: &str) -> Self {
@@ -226,6 +228,11 @@ impl Case {
     }
     pub(super) fn previous(mut self, list: &[(&str, i32)]) -> Self {
         self.previous = targets(list);
+        self
+    }
+    /// A rebalance: replicas divided afresh.
+    pub(super) fn fresh(mut self) -> Self {
+        self.fresh = true;
         self
     }
     pub(super) fn evicting(mut self, name: &str) -> Self {
@@ -241,6 +248,7 @@ impl Case {
             previous: &self.previous,
             evicting: &self.evicting,
             affinity: self.affinity.as_deref(),
+            fresh: self.fresh,
         })
     }
 }

@@ -257,7 +257,7 @@ fn by_region_search_differs_from_greedy_ranking() {
         ),
         (
             // Greedy: r2 has more clusters, but two of them hold 4 replicas. Divided weights: r1
-            // reaches its 11-replica aim (11000), r2 only 6 (6000).
+            // reaches its 10-replica aim (10000), r2 only 6 (6000).
             "divided: the region that can take the replicas",
             Case::new(
                 placement()
@@ -290,6 +290,54 @@ fn by_region_search_differs_from_greedy_ranking() {
                 vec![in_region("a", "r1", "2"), in_region("b", "r1", "8")],
             ),
             decided(&[("b", 1)]),
+        ),
+    ];
+    for (name, case, want) in cases {
+        assert_eq!(case.run(), want, "{name}");
+    }
+}
+
+#[test]
+fn by_region_divided_weights_follow_karmada_1_18() {
+    // Karmada 1.17 and 1.18 (`calcGroupScore`) aim each region at ceil(replicas / minGroups)
+    // and take clusters until there are max(cluster minGroups, region minGroups) of them; the
+    // former aim, replicas / minGroups + 1, reached after the first cluster, chose the other
+    // region in both cases.
+    let cases: Vec<(&str, Case, Result<Decision, Unschedulable>)> = vec![
+        (
+            // r1 holds exactly its share of 10, r2 more: both weigh 10000 and r1 comes first
+            // by name. (With the aim at 11, r1 fell short: 10000 against 11000.)
+            "a region holding exactly its share is as good as a larger one",
+            Case::new(
+                placement()
+                    .spread("region", 1, 1)
+                    .spread("cluster", 1, 1)
+                    .dynamic(),
+                10,
+                vec![in_region("a", "r1", "10"), in_region("b", "r2", "20")],
+            ),
+            decided(&[("a", 10)]),
+        ),
+        (
+            // Two clusters per region count: r1's pair is a (previous, 100) and b (0), mean 50;
+            // r2's pair is c and d, both previous, mean 100. (Stopping at the first cluster,
+            // both weighed 11100 and r1 won by name.)
+            "the clusters a region needs all count towards its score",
+            Case::new(
+                placement()
+                    .spread("region", 1, 1)
+                    .spread("cluster", 2, 2)
+                    .dynamic(),
+                10,
+                vec![
+                    in_region("a", "r1", "20"),
+                    in_region("b", "r1", "20"),
+                    in_region("c", "r2", "20"),
+                    in_region("d", "r2", "20"),
+                ],
+            )
+            .previous(&[("a", 5), ("c", 3), ("d", 2)]),
+            decided(&[("c", 6), ("d", 4)]),
         ),
     ];
     for (name, case, want) in cases {

@@ -452,9 +452,11 @@ fn members(scores: &[i64], available: &[i64]) -> Vec<Member<'static>> {
 #[test]
 fn group_weight_matches_karmada_calc_group_score() {
     let duplicated = |replicas| Weighing::Duplicated { replicas };
+    // Karmada's cases divide over 2 groups without a cluster constraint: at least 2 clusters.
     let divided = |replicas| Weighing::Divided {
         replicas,
         min_groups: 2,
+        min_clusters: 2,
     };
     // (id, group 1, group 2, weighing, group 1 weighs at least as much)
     type Row = (
@@ -481,7 +483,7 @@ fn group_weight_matches_karmada_calc_group_score() {
             duplicated(20),
             false,
         ),
-        // Aggregated: group 1 reaches its share (51 of 100 over 2 groups), group 2 does not.
+        // Aggregated: group 1 reaches its share (50 of 100 over 2 groups), group 2 does not.
         (
             3,
             members(&[100, 100, 0, 0, 0], &[30, 30, 30, 10, 10]),
@@ -524,12 +526,107 @@ fn group_weight_matches_karmada_calc_group_score() {
     // Exact values.
     let group = members(&[100, 100, 0, 0, 0], &[30, 30, 30, 10, 10]);
     assert_eq!(group_weight(&group, duplicated(20)), 3066);
-    assert_eq!(group_weight(&group, divided(100)), 51_100);
     assert_eq!(
-        group_weight(&members(&[100, 0], &[2, 3]), divided(10)),
+        group_weight(&group, divided(100)),
+        50_100,
+        "share ceil(100 / 2) = 50, reached by the first two clusters"
+    );
+    assert_eq!(
+        group_weight(&members(&[100, 0], &[2, 3]), divided(12)),
         5000 + 50,
         "share 6 out of reach: 1000 × 5 available + mean of all scores"
     );
-    // No cluster can take the replicas: 0 (Karmada's guard against dividing by zero).
+    // Karmada's Test_CalcGroupScoreForDuplicate: no cluster, or none that can take the
+    // replicas, weighs 0 (its guard against dividing by zero).
+    assert_eq!(group_weight(&[], duplicated(10)), 0);
+    assert_eq!(
+        group_weight(&members(&[50, 50], &[5, 5]), duplicated(10)),
+        0
+    );
     assert_eq!(group_weight(&group, duplicated(31)), 0);
+}
+
+#[test]
+fn group_weight_matches_the_examples_in_karmadas_calc_group_score() {
+    // The worked examples in the comments of `calcGroupScore` and `calcGroupScoreForDuplicate`
+    // (Karmada 1.18, `pkg/scheduler/core/spreadconstraint/group_clusters.go`): 100 replicas,
+    // group minGroups 2, cluster minGroups 1, so each group aims at 50 replicas over at least 2
+    // clusters; and 50 duplicated replicas.
+    let divided = Weighing::Divided {
+        replicas: 100,
+        min_groups: 2,
+        min_clusters: 2,
+    };
+    let duplicated = Weighing::Duplicated { replicas: 50 };
+    let rows: Vec<(&str, Vec<Member<'static>>, Weighing, i64)> = vec![
+        (
+            "divided, short of the share: 45 × 1000 + 100",
+            members(&[100, 100, 100, 100, 100], &[10, 10, 10, 10, 5]),
+            divided,
+            45_100,
+        ),
+        (
+            "divided, share reached by two clusters: 50 × 1000 + 0",
+            members(&[0, 0, 0, 0], &[40, 30, 10, 10]),
+            divided,
+            50_000,
+        ),
+        (
+            "divided, both reach the share: 50 × 1000 + 100",
+            members(&[100, 100, 100, 100, 100], &[40, 40, 10, 10, 5]),
+            divided,
+            50_100,
+        ),
+        (
+            "divided, one cluster holds the share but two are needed: 50 × 1000 + 0",
+            members(&[0, 0, 0, 0], &[100, 100, 10, 10]),
+            divided,
+            50_000,
+        ),
+        (
+            "duplicated, two clusters can run 50: 2 × 1000 + 100",
+            members(&[100, 100, 100, 100, 100], &[70, 60, 40, 30, 10]),
+            duplicated,
+            2100,
+        ),
+        (
+            "duplicated, four clusters can run 50: 4 × 1000 + 0",
+            members(&[0, 0, 0, 0], &[60, 60, 60, 60]),
+            duplicated,
+            4000,
+        ),
+        (
+            "duplicated, two can, score 0: 2 × 1000 + 0",
+            members(&[0, 0, 0, 0], &[100, 100, 10, 10]),
+            duplicated,
+            2000,
+        ),
+    ];
+    for (name, group, weighing, want) in rows {
+        assert_eq!(group_weight(&group, weighing), want, "{name}");
+    }
+}
+
+#[test]
+fn divided_group_weight_keeps_taking_clusters_until_the_cluster_minimum() {
+    // Karmada takes clusters until it has both the share and max(cluster minGroups, group
+    // minGroups) of them: the mean score then covers every cluster taken.
+    let group = members(&[100, 100, 0], &[20, 5, 5]);
+    let weighing = |min_clusters| Weighing::Divided {
+        replicas: 10,
+        min_groups: 1,
+        min_clusters,
+    };
+    assert_eq!(group_weight(&group, weighing(1)), 10_100);
+    assert_eq!(group_weight(&group, weighing(2)), 10_100);
+    assert_eq!(group_weight(&group, weighing(3)), 10_066);
+    // Fewer clusters than the minimum: every cluster counts, the share still caps the weight.
+    assert_eq!(group_weight(&group, weighing(5)), 10_066);
+    // The share is rounded up: 10 over 3 groups is 4, which the first cluster holds.
+    let thirds = Weighing::Divided {
+        replicas: 10,
+        min_groups: 3,
+        min_clusters: 3,
+    };
+    assert_eq!(group_weight(&members(&[0], &[4]), thirds), 4000);
 }
