@@ -117,7 +117,29 @@ pub(super) fn schedule(
     };
     let mut observed = affinity.map(str::to_owned);
     let mut scheduled_at = last.and_then(|b| b.status.last_scheduled_time.clone());
-    let (clusters, condition) = match scheduler::schedule(&request) {
+    let mut result = scheduler::schedule(&request);
+    // A cluster whose copy is being evicted is left out, so that replicas go elsewhere. When
+    // there is nowhere else, and it has recovered (back in the fleet, no NoExecute taint), it
+    // is a candidate again: the binding is not left unschedulable with its old copy kept.
+    if result.is_err() {
+        let recovered: BTreeSet<String> = evicting
+            .iter()
+            .filter(|name| {
+                by_name
+                    .get(name.as_str())
+                    .is_some_and(|c| !c.spec.taints.iter().any(|t| t.effect == "NoExecute"))
+            })
+            .cloned()
+            .collect();
+        if !recovered.is_empty() {
+            let still: BTreeSet<String> = evicting.difference(&recovered).cloned().collect();
+            result = scheduler::schedule(&Request {
+                evicting: &still,
+                ..request
+            });
+        }
+    }
+    let (clusters, condition) = match result {
         Ok(decision) => {
             observed = decision.affinity_name;
             scheduled_at = Some(failover::format_time(fleet.now));

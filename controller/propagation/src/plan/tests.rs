@@ -725,3 +725,35 @@ metadata: {name: w, namespace: shop}
         ]
     );
 }
+
+#[test]
+fn clusters_that_vanish_and_come_back_take_their_workload_back() {
+    // nginx goes to member1 and member2 only. Both vanish (a clusters file emptied): the
+    // binding cannot be placed, its copies are kept by eviction tasks. When they are back, the
+    // binding is placed on them again rather than left unschedulable with the old copies.
+    let fleet = index(&[("fleet.yaml", FLEET), ("nginx.yaml", NGINX)]);
+    let first = plan(&fleet, &Bindings::new(), now());
+    assert_eq!(
+        targets(&first, "Deployment", Some("default"), "nginx"),
+        pairs(&[("member1", 1), ("member2", 1)])
+    );
+    let gone = index(&[("nginx.yaml", NGINX)]);
+    let during = plan(&gone, &first.bindings, now());
+    let nginx = binding(&during, "Deployment", Some("default"), "nginx");
+    assert_eq!(nginx.spec.clusters, vec![]);
+    assert_eq!(nginx.spec.graceful_eviction_tasks.len(), 2);
+
+    let back = plan(&fleet, &during.bindings, now());
+    assert_eq!(
+        targets(&back, "Deployment", Some("default"), "nginx"),
+        pairs(&[("member1", 1), ("member2", 1)])
+    );
+    let nginx = binding(&back, "Deployment", Some("default"), "nginx");
+    assert_eq!(nginx.spec.graceful_eviction_tasks, vec![]);
+    assert_eq!(nginx.status.conditions[0].status, "True");
+    for cluster in ["member1", "member2"] {
+        let copy = manifest(&back, cluster, "Deployment", "nginx").expect("copy");
+        assert_eq!(copy["spec"]["replicas"], 1, "{cluster}");
+    }
+    assert!(manifest(&back, "member3", "Deployment", "nginx").is_none());
+}
