@@ -18,11 +18,19 @@ pub const CERT_CHAIN: &str = "cert-chain.pem";
 pub const SECRET: &str = "cacerts.yaml";
 
 /// The four files of a cluster's plug-in CA, by name, and the Secret holding them.
-pub fn plugin_files(issued: &Issued) -> Vec<(&'static str, String)> {
+/// `root-cert.pem` holds the issuing root and `also_trusted` (roots being rotated out, which
+/// workloads keep trusting until every cluster has moved), each once.
+pub fn plugin_files(issued: &Issued, also_trusted: &[Certificate]) -> Vec<(&'static str, String)> {
+    let mut roots = vec![issued.root()];
+    for root in also_trusted {
+        if !roots.iter().any(|r| r.der == root.der) {
+            roots.push(root);
+        }
+    }
     let files = vec![
         (CA_CERT, issued.certificate.pem()),
         (CA_KEY, issued.key_pem.clone()),
-        (ROOT_CERT, issued.root().pem()),
+        (ROOT_CERT, roots.iter().map(|r| r.pem()).collect()),
         (CERT_CHAIN, issued.chain_pem()),
     ];
     let secret = secret_yaml(&files);
@@ -97,6 +105,8 @@ pub struct Verified {
     pub subject: String,
     /// Its root's subject.
     pub root: String,
+    /// How many roots `root-cert.pem` trusts (more than one while a root is rotated).
+    pub trusted_roots: usize,
     /// When the intermediate expires (RFC 2822-like, as x509-parser prints it).
     pub not_after: String,
 }
@@ -127,13 +137,25 @@ pub fn verify_dir(dir: &Path) -> Result<Verified, CaError> {
             format!("does not start with the certificate of {CA_CERT}"),
         ));
     }
-    let root_cert: &Certificate = &root[0];
-    check::chain(std::slice::from_ref(root_cert), None)?;
+    // Every root trusted is a root; the chain leads to one of them.
+    for root_cert in &root {
+        check::chain(std::slice::from_ref(root_cert), None)?;
+    }
+    let last = chain
+        .last()
+        .expect("parse_certificates returns at least one");
+    let root_cert: &Certificate = root
+        .iter()
+        .find(|r| r.der == last.der)
+        .or_else(|| root.iter().find(|r| check::chain(&chain, Some(r)).is_ok()))
+        .unwrap_or(&root[0]);
     check::chain(&chain, Some(root_cert))?;
+    let trusted_roots = root.len();
     let (ca, root) = (ca.parsed(), root_cert.parsed());
     Ok(Verified {
         subject: ca.subject().to_string(),
         root: root.subject().to_string(),
+        trusted_roots,
         not_after: ca.validity().not_after.to_string(),
     })
 }

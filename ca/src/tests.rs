@@ -37,7 +37,7 @@ fn a_generated_root_issues_intermediates_and_workloads_that_openssl_verifies() {
         .issue_intermediate("east-1", Algorithm::EcdsaP256, INTERMEDIATE_VALIDITY)
         .unwrap();
     let out = dir.path().join("east-1");
-    istio::write_files(&out, &istio::plugin_files(&east)).unwrap();
+    istio::write_files(&out, &istio::plugin_files(&east, &[])).unwrap();
     let verified = istio::verify_dir(&out).unwrap();
     assert!(verified.subject.contains("L=east-1"), "{verified:?}");
     use std::os::unix::fs::PermissionsExt;
@@ -166,7 +166,7 @@ fn roots_made_by_openssl_as_istios_tools_make_them_are_adopted() {
         .issue_intermediate("cluster1", Algorithm::Rsa2048, INTERMEDIATE_VALIDITY)
         .unwrap();
     let out = d.join("cluster1");
-    istio::write_files(&out, &istio::plugin_files(&issued)).unwrap();
+    istio::write_files(&out, &istio::plugin_files(&issued, &[])).unwrap();
     istio::verify_dir(&out).unwrap();
     let (ok, text) = openssl_verifies(&out, "root-cert.pem", None, "ca-cert.pem");
     assert!(ok, "{text}");
@@ -335,8 +335,8 @@ fn a_damaged_plugin_directory_is_explained() {
         .issue_intermediate("west", Algorithm::EcdsaP256, INTERMEDIATE_VALIDITY)
         .unwrap();
     let out = dir.path();
-    istio::write_files(out, &istio::plugin_files(&east)).unwrap();
-    istio::write_files(&out.join("w"), &istio::plugin_files(&west)).unwrap();
+    istio::write_files(out, &istio::plugin_files(&east, &[])).unwrap();
+    istio::write_files(&out.join("w"), &istio::plugin_files(&west, &[])).unwrap();
     istio::verify_dir(out).unwrap();
 
     std::fs::copy(out.join("w/ca-key.pem"), out.join("ca-key.pem")).unwrap();
@@ -344,7 +344,7 @@ fn a_damaged_plugin_directory_is_explained() {
         istio::verify_dir(out).unwrap_err().to_string(),
         "ca-key.pem: the key does not match the certificate in ca-cert.pem"
     );
-    istio::write_files(out, &istio::plugin_files(&east)).unwrap();
+    istio::write_files(out, &istio::plugin_files(&east, &[])).unwrap();
     let foreign =
         Authority::generate_root("cluster.local", Algorithm::EcdsaP256, ROOT_VALIDITY).unwrap();
     write(out, istio::ROOT_CERT, &foreign.certificate().pem());

@@ -7,12 +7,14 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Subcommand;
 
-use meshfleet_ca::{Algorithm, Authority, istio};
+use meshfleet_ca::{Algorithm, Authority, Certificate, check, istio, parse_certificates};
 
 /// Files of a root directory (`ca init --out`).
 const ROOT_CERT: &str = "root-cert.pem";
 const ROOT_KEY: &str = "root-key.pem";
 const TRUST_DOMAIN: &str = "trust-domain";
+/// Roots rotated out and still trusted (`ca rotate`), until `ca rotate --finish`.
+const PREVIOUS_ROOTS: &str = "previous-roots.pem";
 
 #[derive(Debug, Subcommand)]
 pub enum CaCommand {
@@ -25,6 +27,9 @@ pub enum CaCommand {
     Issue(IssueArgs),
     /// Check a directory of plug-in files (or a root directory) and say what is wrong.
     Verify(VerifyArgs),
+    /// Replace the root: a new one signs from now on, the old one stays trusted (in every
+    /// cluster's `root-cert.pem` from the next `ca issue`) until `--finish`.
+    Rotate(RotateArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -64,6 +69,23 @@ pub struct IssueArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct RotateArgs {
+    /// A directory made by `ca init`.
+    #[arg(long, value_name = "DIR")]
+    pub ca_dir: PathBuf,
+    /// End the rotation: stop trusting the previous roots (once every cluster's intermediate
+    /// and every workload certificate comes from the new root).
+    #[arg(long)]
+    pub finish: bool,
+    /// Key algorithm of the new root: ecdsa-p256, rsa-2048 or rsa-4096.
+    #[arg(long, default_value = "ecdsa-p256", value_parser = parse_algorithm)]
+    pub algorithm: Algorithm,
+    /// Validity of the new root.
+    #[arg(long, default_value = "10years", value_parser = humantime::parse_duration)]
+    pub validity: Duration,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     /// A cluster's plug-in files (`ca issue --out`) or a root directory (`ca init --out`).
     #[arg(value_name = "DIR")]
@@ -79,6 +101,7 @@ pub fn run(command: CaCommand) -> anyhow::Result<()> {
         CaCommand::Init(args) => init(&args),
         CaCommand::Issue(args) => issue(&args),
         CaCommand::Verify(args) => verify(&args.dir),
+        CaCommand::Rotate(args) => rotate(&args),
     }
 }
 
@@ -144,10 +167,23 @@ fn load_root(dir: &Path) -> anyhow::Result<Authority> {
     )?)
 }
 
+/// The roots rotated out and still trusted (none outside a rotation).
+fn previous_roots(dir: &Path) -> anyhow::Result<Vec<Certificate>> {
+    let path = dir.join(PREVIOUS_ROOTS);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    Ok(parse_certificates(
+        &path.display().to_string(),
+        &read(&path)?,
+    )?)
+}
+
 fn issue(args: &IssueArgs) -> anyhow::Result<()> {
     let root = load_root(&args.ca_dir)?;
+    let previous = previous_roots(&args.ca_dir)?;
     let issued = root.issue_intermediate(&args.cluster, args.algorithm, args.validity)?;
-    istio::write_files(&args.out, &istio::plugin_files(&issued))?;
+    istio::write_files(&args.out, &istio::plugin_files(&issued, &previous))?;
     println!(
         "intermediate CA of {} in {} (apply {} to the cluster)",
         args.cluster,
@@ -160,17 +196,73 @@ fn issue(args: &IssueArgs) -> anyhow::Result<()> {
 fn verify(dir: &Path) -> anyhow::Result<()> {
     if dir.join(ROOT_KEY).exists() && !dir.join(istio::CA_CERT).exists() {
         let root = load_root(dir)?;
+        let previous = previous_roots(dir)?;
+        for old in &previous {
+            check::chain(std::slice::from_ref(old), None)?;
+        }
         println!(
-            "ok: root CA of trust domain {} ({} bytes of key, never printed)",
+            "ok: root CA of trust domain {}{}",
             root.trust_domain(),
-            root.key_pem().len()
+            match previous.len() {
+                0 => String::new(),
+                n => format!(", rotating: {n} previous root(s) still trusted"),
+            }
         );
         return Ok(());
     }
     let verified = istio::verify_dir(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
     println!(
-        "ok: {} (expires {}), chained to {}",
-        verified.subject, verified.not_after, verified.root
+        "ok: {} (expires {}), chained to {}{}",
+        verified.subject,
+        verified.not_after,
+        verified.root,
+        match verified.trusted_roots {
+            1 => String::new(),
+            n => format!("; {n} roots trusted"),
+        }
+    );
+    Ok(())
+}
+
+fn rotate(args: &RotateArgs) -> anyhow::Result<()> {
+    let dir = &args.ca_dir;
+    let current = load_root(dir)?;
+    if args.finish {
+        let previous = previous_roots(dir)?;
+        anyhow::ensure!(
+            !previous.is_empty(),
+            "{}: no rotation to finish",
+            dir.display()
+        );
+        std::fs::remove_file(dir.join(PREVIOUS_ROOTS))
+            .with_context(|| format!("{}: cannot remove", dir.join(PREVIOUS_ROOTS).display()))?;
+        println!(
+            "rotation finished: {} previous root(s) no longer trusted; issue every cluster again",
+            previous.len()
+        );
+        return Ok(());
+    }
+    let new = Authority::generate_root(current.trust_domain(), args.algorithm, args.validity)?;
+    // The old root stays trusted first: a crash after this leaves the old root signing and
+    // trusted, and the rotation can be run again.
+    let mut previous = previous_roots(dir)?;
+    if !previous.iter().any(|r| r.der == current.certificate().der) {
+        previous.push(current.certificate().clone());
+    }
+    let bundle: String = previous.iter().map(Certificate::pem).collect();
+    istio::write_atomic(&dir.join(PREVIOUS_ROOTS), bundle.as_bytes(), 0o644)?;
+    // Both new files are written whole before either replaces the old one.
+    let (key_next, cert_next) = (
+        dir.join(".root-key.pem.next"),
+        dir.join(".root-cert.pem.next"),
+    );
+    istio::write_atomic(&key_next, new.key_pem().as_bytes(), 0o600)?;
+    istio::write_atomic(&cert_next, new.certificate().pem().as_bytes(), 0o644)?;
+    std::fs::rename(&key_next, dir.join(ROOT_KEY)).context("replacing the root key")?;
+    std::fs::rename(&cert_next, dir.join(ROOT_CERT)).context("replacing the root certificate")?;
+    println!(
+        "new root in {}; the previous one stays trusted: issue every cluster again, then `ca rotate --finish` once workloads have new certificates",
+        dir.display()
     );
     Ok(())
 }

@@ -182,3 +182,165 @@ fn a_root_made_as_istios_tools_make_it_is_adopted() {
     );
     assert!(ok && text.contains("O = Istio, CN = Root CA"), "{text}");
 }
+
+/// A workload certificate signed by a cluster's intermediate, made with openssl as a workload's
+/// CSR would be signed: `<cluster>/leaf.pem`.
+fn openssl_leaf(d: &Path, cluster: &str) {
+    let c = |f: &str| format!("{cluster}/{f}");
+    for args in [
+        vec![
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            &c("leaf-key.pem"),
+        ],
+        vec![
+            "req",
+            "-new",
+            "-key",
+            &c("leaf-key.pem"),
+            "-subj",
+            "/O=shop",
+            "-out",
+            &c("leaf.csr"),
+        ],
+    ] {
+        let (ok, text) = openssl(d, &args);
+        assert!(ok, "{text}");
+    }
+    let (ok, text) = openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &c("leaf.csr"),
+            "-CA",
+            &c("ca-cert.pem"),
+            "-CAkey",
+            &c("ca-key.pem"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-out",
+            &c("leaf.pem"),
+        ],
+    );
+    assert!(ok, "{text}");
+}
+
+#[test]
+fn a_root_rotation_keeps_old_and_new_trusted_until_it_is_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        let (ok, text) = meshfleet(d, args);
+        assert!(ok, "{args:?}: {text}");
+        text
+    };
+    run(&[
+        "ca",
+        "init",
+        "--trust-domain",
+        "cluster.local",
+        "--out",
+        "ca",
+    ]);
+    run(&[
+        "ca",
+        "issue",
+        "--ca-dir",
+        "ca",
+        "--cluster",
+        "east",
+        "--out",
+        "east",
+    ]);
+    openssl_leaf(d, "east");
+
+    // A new root signs west; west trusts the old root too, so east's workloads still pass.
+    let text = run(&["ca", "rotate", "--ca-dir", "ca"]);
+    assert!(text.contains("the previous one stays trusted"), "{text}");
+    run(&[
+        "ca",
+        "issue",
+        "--ca-dir",
+        "ca",
+        "--cluster",
+        "west",
+        "--out",
+        "west",
+    ]);
+    let text = run(&["ca", "verify", "west"]);
+    assert!(text.contains("2 roots trusted"), "{text}");
+    let text = run(&["ca", "verify", "ca"]);
+    assert!(text.contains("1 previous root(s) still trusted"), "{text}");
+    openssl_leaf(d, "west");
+    let verify = |roots: &str, chain: &str, leaf: &str| {
+        openssl(d, &["verify", "-CAfile", roots, "-untrusted", chain, leaf]).0
+    };
+    assert!(verify(
+        "west/root-cert.pem",
+        "east/cert-chain.pem",
+        "east/leaf.pem"
+    ));
+    assert!(verify(
+        "west/root-cert.pem",
+        "west/cert-chain.pem",
+        "west/leaf.pem"
+    ));
+    // east, not issued again yet, does not know the new root.
+    assert!(!verify(
+        "east/root-cert.pem",
+        "west/cert-chain.pem",
+        "west/leaf.pem"
+    ));
+    run(&[
+        "ca",
+        "issue",
+        "--ca-dir",
+        "ca",
+        "--cluster",
+        "east",
+        "--out",
+        "east2",
+    ]);
+    assert!(verify(
+        "east2/root-cert.pem",
+        "west/cert-chain.pem",
+        "west/leaf.pem"
+    ));
+    assert!(verify(
+        "east2/root-cert.pem",
+        "east/cert-chain.pem",
+        "east/leaf.pem"
+    ));
+
+    // Finished: only the new root is trusted.
+    run(&["ca", "rotate", "--ca-dir", "ca", "--finish"]);
+    run(&[
+        "ca",
+        "issue",
+        "--ca-dir",
+        "ca",
+        "--cluster",
+        "west",
+        "--out",
+        "west2",
+    ]);
+    assert!(!verify(
+        "west2/root-cert.pem",
+        "east/cert-chain.pem",
+        "east/leaf.pem"
+    ));
+    assert!(verify(
+        "west2/root-cert.pem",
+        "west/cert-chain.pem",
+        "west/leaf.pem"
+    ));
+    let (ok, text) = meshfleet(d, &["ca", "rotate", "--ca-dir", "ca", "--finish"]);
+    assert!(!ok && text.contains("no rotation to finish"), "{text}");
+}
