@@ -17,10 +17,13 @@ pub const ROOT_CERT: &str = "root-cert.pem";
 pub const CERT_CHAIN: &str = "cert-chain.pem";
 pub const SECRET: &str = "cacerts.yaml";
 
+/// Files by name, with their contents.
+pub type Files = Vec<(&'static str, String)>;
+
 /// The four files of a cluster's plug-in CA, by name, and the Secret holding them.
 /// `root-cert.pem` holds the issuing root and `also_trusted` (roots being rotated out, which
 /// workloads keep trusting until every cluster has moved), each once.
-pub fn plugin_files(issued: &Issued, also_trusted: &[Certificate]) -> Vec<(&'static str, String)> {
+pub fn plugin_files(issued: &Issued, also_trusted: &[Certificate]) -> Files {
     let mut roots = vec![issued.root()];
     for root in also_trusted {
         if !roots.iter().any(|r| r.der == root.der) {

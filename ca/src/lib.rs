@@ -19,6 +19,7 @@ mod authority;
 pub mod check;
 pub mod istio;
 mod pem;
+pub mod store;
 
 pub use authority::{
     Algorithm, Authority, INTERMEDIATE_VALIDITY, Issued, ROOT_VALIDITY, SpiffeId, WORKLOAD_VALIDITY,

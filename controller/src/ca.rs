@@ -7,14 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Subcommand;
 
-use meshfleet_ca::{Algorithm, Authority, Certificate, check, istio, parse_certificates};
+use meshfleet_ca::{Algorithm, Authority, Certificate, istio};
 
-/// Files of a root directory (`ca init --out`).
-const ROOT_CERT: &str = "root-cert.pem";
-const ROOT_KEY: &str = "root-key.pem";
-const TRUST_DOMAIN: &str = "trust-domain";
-/// Roots rotated out and still trusted (`ca rotate`), until `ca rotate --finish`.
-const PREVIOUS_ROOTS: &str = "previous-roots.pem";
+use meshfleet_ca::store::{PREVIOUS_ROOTS, ROOT_CERT, ROOT_KEY, RootDir, TRUST_DOMAIN};
 
 #[derive(Debug, Subcommand)]
 pub enum CaCommand {
@@ -154,34 +149,8 @@ fn init(args: &InitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load_root(dir: &Path) -> anyhow::Result<Authority> {
-    let trust_domain = read(&dir.join(TRUST_DOMAIN))?.trim().to_owned();
-    let cert = dir.join(ROOT_CERT);
-    let key = dir.join(ROOT_KEY);
-    Ok(Authority::from_pem(
-        &trust_domain,
-        &cert.display().to_string(),
-        &read(&cert)?,
-        &key.display().to_string(),
-        &read(&key)?,
-    )?)
-}
-
-/// The roots rotated out and still trusted (none outside a rotation).
-fn previous_roots(dir: &Path) -> anyhow::Result<Vec<Certificate>> {
-    let path = dir.join(PREVIOUS_ROOTS);
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    Ok(parse_certificates(
-        &path.display().to_string(),
-        &read(&path)?,
-    )?)
-}
-
 fn issue(args: &IssueArgs) -> anyhow::Result<()> {
-    let root = load_root(&args.ca_dir)?;
-    let previous = previous_roots(&args.ca_dir)?;
+    let RootDir { root, previous, .. } = RootDir::load(&args.ca_dir)?;
     let issued = root.issue_intermediate(&args.cluster, args.algorithm, args.validity)?;
     istio::write_files(&args.out, &istio::plugin_files(&issued, &previous))?;
     println!(
@@ -195,11 +164,7 @@ fn issue(args: &IssueArgs) -> anyhow::Result<()> {
 
 fn verify(dir: &Path) -> anyhow::Result<()> {
     if dir.join(ROOT_KEY).exists() && !dir.join(istio::CA_CERT).exists() {
-        let root = load_root(dir)?;
-        let previous = previous_roots(dir)?;
-        for old in &previous {
-            check::chain(std::slice::from_ref(old), None)?;
-        }
+        let RootDir { root, previous, .. } = RootDir::load(dir)?;
         println!(
             "ok: root CA of trust domain {}{}",
             root.trust_domain(),
@@ -226,9 +191,12 @@ fn verify(dir: &Path) -> anyhow::Result<()> {
 
 fn rotate(args: &RotateArgs) -> anyhow::Result<()> {
     let dir = &args.ca_dir;
-    let current = load_root(dir)?;
+    let RootDir {
+        root: current,
+        mut previous,
+        ..
+    } = RootDir::load(dir)?;
     if args.finish {
-        let previous = previous_roots(dir)?;
         anyhow::ensure!(
             !previous.is_empty(),
             "{}: no rotation to finish",
@@ -245,7 +213,6 @@ fn rotate(args: &RotateArgs) -> anyhow::Result<()> {
     let new = Authority::generate_root(current.trust_domain(), args.algorithm, args.validity)?;
     // The old root stays trusted first: a crash after this leaves the old root signing and
     // trusted, and the rotation can be run again.
-    let mut previous = previous_roots(dir)?;
     if !previous.iter().any(|r| r.der == current.certificate().der) {
         previous.push(current.certificate().clone());
     }

@@ -344,3 +344,149 @@ fn a_root_rotation_keeps_old_and_new_trusted_until_it_is_finished() {
     let (ok, text) = meshfleet(d, &["ca", "rotate", "--ca-dir", "ca", "--finish"]);
     assert!(!ok && text.contains("no rotation to finish"), "{text}");
 }
+
+/// The files of a `cacerts` Secret manifest, decoded into `out`.
+fn unpack_secret(secret: &Path, out: &Path) {
+    let text = std::fs::read_to_string(secret).unwrap();
+    let value: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    std::fs::create_dir_all(out).unwrap();
+    let data = value["data"].as_mapping().expect("data");
+    for (name, encoded) in data {
+        let bytes = base64_decode(encoded.as_str().unwrap());
+        std::fs::write(out.join(name.as_str().unwrap()), bytes).unwrap();
+    }
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let bytes: Vec<u8> = text
+        .bytes()
+        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
+        .collect();
+    let mut out = Vec::new();
+    for chunk in bytes.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, c)| n | (u32::from(value(*c)) << (18 - 6 * i)));
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_gives_every_cluster_its_cacerts_and_keeps_it_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = d.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/karmada");
+    std::fs::copy(examples.join("clusters.yaml"), config.join("clusters.yaml")).unwrap();
+    let (ok, text) = meshfleet(
+        d,
+        &[
+            "ca",
+            "init",
+            "--trust-domain",
+            "cluster.local",
+            "--out",
+            "ca",
+        ],
+    );
+    assert!(ok, "{text}");
+    let (state, ca) = (d.join("state"), d.join("ca"));
+    let flags = [
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--ca-dir",
+        ca.to_str().unwrap(),
+    ];
+    let secret = |cluster: &str| {
+        state.join(format!(
+            "clusters/{cluster}/istio-system/secret-cacerts.yaml"
+        ))
+    };
+    let wait_for_secrets = || async {
+        meshfleet_demo::envoy::eventually(std::time::Duration::from_secs(20), || async {
+            for cluster in ["member1", "member2", "member3"] {
+                anyhow::ensure!(secret(cluster).exists(), "no Secret for {cluster} yet");
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    };
+    let (mut controller, _, _) = meshfleet_testkit::serve_with(&config, &flags).await;
+    wait_for_secrets().await;
+    for cluster in ["member1", "member2", "member3"] {
+        let out = d.join("unpacked").join(cluster);
+        unpack_secret(&secret(cluster), &out);
+        let (ok, text) = meshfleet(d, &["ca", "verify", out.to_str().unwrap()]);
+        assert!(ok && text.contains(&format!("L={cluster}")), "{text}");
+        let (ok, text) = openssl(
+            d,
+            &[
+                "verify",
+                "-CAfile",
+                "ca/root-cert.pem",
+                out.join("ca-cert.pem").to_str().unwrap(),
+            ],
+        );
+        assert!(ok, "{text}");
+    }
+    let first = std::fs::read_to_string(secret("member1")).unwrap();
+    controller.kill().await.unwrap();
+
+    // A restart reuses each cluster's CA.
+    let (mut controller, _, _) = meshfleet_testkit::serve_with(&config, &flags).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(std::fs::read_to_string(secret("member1")).unwrap(), first);
+    controller.kill().await.unwrap();
+
+    // After a root rotation, each cluster gets a CA of the new root trusting both.
+    let (ok, text) = meshfleet(d, &["ca", "rotate", "--ca-dir", "ca"]);
+    assert!(ok, "{text}");
+    let (_controller, _, admin) = meshfleet_testkit::serve_with(&config, &flags).await;
+    meshfleet_demo::envoy::eventually(std::time::Duration::from_secs(20), || async {
+        let now = std::fs::read_to_string(secret("member1"))?;
+        anyhow::ensure!(now != first, "not issued again yet");
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let out = d.join("unpacked/rotated");
+    unpack_secret(&secret("member1"), &out);
+    let (ok, text) = meshfleet(d, &["ca", "verify", out.to_str().unwrap()]);
+    assert!(ok && text.contains("2 roots trusted"), "{text}");
+    // Keys never reach the admin port, and the Secret's file is its owner's alone.
+    let key = std::fs::read_to_string(out.join("ca-key.pem")).unwrap();
+    let key_line = key.lines().nth(1).unwrap().to_owned();
+    let secret_text = std::fs::read_to_string(secret("member1")).unwrap();
+    let encoded_key = secret_text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ca-key.pem: "))
+        .unwrap()
+        .to_owned();
+    for path in [
+        "/debug/bindings",
+        "/debug/problems",
+        "/debug/catalog",
+        "/metrics",
+    ] {
+        let body = meshfleet_testkit::admin(admin, path).await.unwrap();
+        assert!(
+            !body.contains(&key_line) && !body.contains(&encoded_key[..40]),
+            "{path}"
+        );
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(secret("member1")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+}

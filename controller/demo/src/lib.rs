@@ -51,6 +51,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         zone: None,
         xds_limits: Default::default(),
         source_limits: Default::default(),
+        ca_dir: None,
     })
     .await?;
     say!(

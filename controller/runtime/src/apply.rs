@@ -3,12 +3,12 @@
 //! With a zone (`meshfleet run --zone`), only that zone's clusters are written: each zone's
 //! instance writes to its own clusters, and all of them plan alike.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use meshfleet_api::Cluster;
 
-use meshfleet_propagation::manifest::{Desired, Keep, Manifests};
+use meshfleet_propagation::manifest::{Desired, Keep, ManifestKey, Manifests};
 use meshfleet_propagation::plan::Changes;
 
 use crate::sink::{Applied, ApplyManifests, SinkError};
@@ -33,6 +33,29 @@ pub struct ApplyError {
 pub async fn apply(
     sink: &mut dyn ApplyManifests,
     desired: Desired<'_>,
+    clusters: &[Arc<Cluster>],
+    zone: Option<&str>,
+    only: Option<&Changes>,
+) -> Result<Applied, ApplyError> {
+    apply_with(sink, desired, &Extra::default(), clusters, zone, only).await
+}
+
+/// Manifests meshfleet adds to a plan's, per cluster (each cluster's `cacerts` Secret), and
+/// keys to keep as they are where such a manifest could not be made this time.
+#[derive(Debug, Default)]
+pub struct Extra {
+    pub manifests: BTreeMap<String, Manifests>,
+    pub keep: BTreeMap<String, BTreeSet<ManifestKey>>,
+}
+
+/// [`apply`], with `extra` manifests and keys to keep beside the plan's.
+///
+/// # Errors
+/// As [`apply`].
+pub async fn apply_with(
+    sink: &mut dyn ApplyManifests,
+    desired: Desired<'_>,
+    extra: &Extra,
     clusters: &[Arc<Cluster>],
     zone: Option<&str>,
     only: Option<&Changes>,
@@ -69,13 +92,36 @@ pub async fn apply(
     let mut total = Applied::default();
     let mut failure: Option<ApplyError> = None;
     for (i, cluster) in targets.into_iter().enumerate() {
+        let planned = manifests.get(cluster).unwrap_or(&empty_manifests);
+        let kept = keep.get(cluster).unwrap_or(&empty_keep);
+        // The plan's own maps are shared; a cluster with extras gets copies with them added.
+        let merged_manifests;
+        let merged_keep;
         let (desired, keep) = if i < in_fleet {
+            let planned = match extra.manifests.get(cluster) {
+                Some(more) => {
+                    merged_manifests = planned
+                        .iter()
+                        .chain(more)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect::<Manifests>();
+                    &merged_manifests
+                }
+                None => planned,
+            };
+            let kept = match extra.keep.get(cluster) {
+                Some(more) => {
+                    merged_keep = kept.union(more).cloned().collect::<BTreeSet<_>>();
+                    &merged_keep
+                }
+                None => kept,
+            };
             let keep = Keep {
-                here: keep.get(cluster).unwrap_or(&empty_keep),
+                here: kept,
                 everywhere: keep_everywhere,
                 except: dependencies,
             };
-            (manifests.get(cluster).unwrap_or(&empty_manifests), keep)
+            (planned, keep)
         } else {
             (&empty_manifests, Keep::none())
         };

@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod apply;
+pub mod cacerts;
 pub mod fs;
 pub mod run;
 pub mod sink;
@@ -39,6 +40,10 @@ pub struct RunArgs {
     /// Propagate only to the clusters of this zone (every zone's instance plans alike).
     #[arg(long, value_name = "ZONE", requires = "state_dir")]
     pub zone: Option<String>,
+    /// Give every member cluster its plug-in CA (`istio-system/cacerts`) from the root in DIR
+    /// (made by `meshfleet ca init`), renewed before it expires.
+    #[arg(long, value_name = "DIR", requires = "state_dir")]
+    pub ca_dir: Option<PathBuf>,
     #[command(flatten)]
     pub xds_limits: XdsLimits,
     #[command(flatten)]

@@ -24,7 +24,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::RunArgs;
-use crate::apply::apply;
+use crate::apply::apply_with;
+use crate::cacerts::ClusterCas;
 use crate::sink::{ApplyManifests, DirSink};
 use crate::source::ConfigDir;
 use crate::state::{Alive, State};
@@ -62,6 +63,7 @@ impl Controller {
                 sink: Box::new(DirSink::new(dir)),
                 zone: args.zone.clone(),
                 retry: false,
+                cas: args.ca_dir.clone().map(ClusterCas::new),
             }))
         });
         let catalog = Arc::new(Mutex::new(Incremental::default()));
@@ -158,6 +160,8 @@ struct Propagation {
     zone: Option<String>,
     /// Set when an apply failed: the next one covers every cluster.
     retry: bool,
+    /// `--ca-dir`: each cluster's `cacerts` Secret goes with its manifests.
+    cas: Option<ClusterCas>,
 }
 
 /// Rebuilds the catalog (and propagates) whenever the index changes, and propagates again on a
@@ -212,6 +216,7 @@ fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &Sta
         sink,
         zone,
         retry,
+        cas,
     } = &mut *propagation;
     // The planner reads no EndpointSlice; what it reads is copied (shared objects) so that it
     // plans without holding the index's lock.
@@ -220,7 +225,18 @@ fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &Sta
         .expect("index lock")
         .snapshot_without(&[kinds::ENDPOINT_SLICE]);
     let clusters: Vec<_> = snapshot.clusters().cloned().collect();
-    let plan = planner.plan(&snapshot, SystemTime::now());
+    let now = SystemTime::now();
+    let plan = planner.plan(&snapshot, now);
+    let (extra, ca_problems) = match cas {
+        Some(cas) => cas.secrets(
+            clusters
+                .iter()
+                .filter(|c| zone.as_deref().is_none_or(|z| c.zones().contains(&z)))
+                .map(|c| c.name()),
+            now,
+        ),
+        None => Default::default(),
+    };
     let only = if full || *retry {
         None
     } else {
@@ -228,9 +244,10 @@ fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &Sta
     };
     // Called on a blocking thread: the sink's I/O (files, API calls) is driven from here,
     // never from an async worker.
-    let result = tokio::runtime::Handle::current().block_on(apply(
+    let result = tokio::runtime::Handle::current().block_on(apply_with(
         sink.as_mut(),
         plan.desired(),
+        &extra,
         &clusters,
         zone.as_deref(),
         only,
@@ -249,7 +266,9 @@ fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &Sta
         }
     }
     state.set_bindings(plan.bindings.clone());
-    state.publish_problems(None, Some(plan.problems.clone()));
+    let mut problems = plan.problems.clone();
+    problems.extend(ca_problems);
+    state.publish_problems(None, Some(problems));
 }
 
 /// One pass: index → catalog → xDS cache and admin state. Problems new since the last pass
