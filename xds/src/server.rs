@@ -1,10 +1,11 @@
 //! The ADS server: `StreamAggregatedResources` (SotW) and `DeltaAggregatedResources` (Delta).
 //!
 //! ```text
-//!  gRPC stream ──> stream::run (one task) ──select! (biased: requests first)──┐
-//!                    ├─ request  ──> Sotw / Delta::on_request  ─> responses ─┤──> client
-//!                    ├─ snapshot ──> Sotw / Delta::on_snapshot ─> responses ─┘
-//!                    └─ failover label keys changed ──> re-key, then on_snapshot
+//!  gRPC stream ──> stream::run (one task) ──select! (biased: requests first)
+//!                    ├─ request  ──> Sotw / Delta::on_request: ACK, NACK, subscription
+//!                    ├─ room in the outbox ──> Sotw / Delta::next_response ──> outbox ──> client
+//!                    ├─ snapshot ──> the latest is kept; the next response is computed from it
+//!                    └─ failover label keys changed ──> re-key
 //!  SnapshotCache ──watch(key)──> snapshot
 //!  registry (ClientStatus per stream) ──> status(), istio.io/debug/syncz
 //! ```
@@ -24,11 +25,18 @@
 //!   mesh's set of such label keys changes.
 //! - SotW responses carry the cache's encoded bodies to the gRPC encoder ([`Prepared`],
 //!   [`AdsService`]): a body is copied once per send, into the frame.
+//! - A stream queues at most one response for the transport and computes the next only when
+//!   it is taken (module `outbox`): a client that does not read holds up one response, never
+//!   a backlog of outdated ones.
+//! - `istio.io/debug/syncz` names every client and its metadata: it is answered only where
+//!   [`AdsServer::with_syncz`] allows it; elsewhere the stream ends with `UNAUTHENTICATED`,
+//!   as istiod ends a debug request from a client without a verified identity.
 
 mod delta;
 mod grpc;
 mod metrics;
 mod node;
+mod outbox;
 mod sotw;
 mod state;
 mod status;
@@ -49,7 +57,7 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -61,10 +69,12 @@ pub use metrics::{Metrics, SHORT_TYPES, short_type};
 pub use node::{
     DEFAULT_LISTENER_PORT, META_LABELS, META_LISTENER_PORT, META_NETWORK, NodeError, NodeInfo,
 };
+pub use outbox::OutboxStream;
 pub use status::{ClientStatus, Nack, StreamKind, TypeStatus, format_rfc3339};
 pub use stream::StreamError;
 
 use delta::Delta;
+use outbox::Queued;
 use sotw::Sotw;
 use stream::{Connected, Protocol, Registration};
 
@@ -92,9 +102,6 @@ impl Default for Limits {
     }
 }
 
-/// Responses a stream may queue before it waits for the client to read.
-const STREAM_BUFFER: usize = 16;
-
 /// Where the server reads the time (NACKs, connections); tests pass a fixed clock.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
@@ -118,6 +125,9 @@ pub struct AdsServer {
     clock: Clock,
     /// What one client may ask.
     limits: Limits,
+    /// Whether `istio.io/debug/syncz` is answered: it hands out every client's node id and
+    /// metadata.
+    syncz: bool,
 }
 
 impl AdsServer {
@@ -130,7 +140,15 @@ impl AdsServer {
             control_plane_id: control_plane_id("meshfleet"),
             clock: Arc::new(SystemTime::now),
             limits: Limits::default(),
+            syncz: false,
         }
+    }
+
+    /// Answers `istio.io/debug/syncz` on ADS streams (off by default: a client that asks
+    /// without it gets `UNAUTHENTICATED`).
+    pub fn with_syncz(mut self, allowed: bool) -> Self {
+        self.syncz = allowed;
+        self
     }
 
     /// Names this instance in responses' `control_plane` (e.g. the pod name).
@@ -177,7 +195,13 @@ impl AdsServer {
         let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients
             .values()
-            .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).status.clone())
+            .map(|c| {
+                let c = c.lock().unwrap_or_else(|e| e.into_inner());
+                let mut status = c.status.clone();
+                status.queued_responses = c.queued.responses.load(Ordering::Relaxed);
+                status.queued_bytes = c.queued.bytes.load(Ordering::Relaxed);
+                status
+            })
             .collect()
     }
 
@@ -187,10 +211,10 @@ impl AdsServer {
     where
         S: Stream<Item = Result<DiscoveryRequest, Status>> + Send + Unpin + 'static,
     {
-        let mut prepared = self.serve_sotw_prepared(requests).into_inner();
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let mut prepared = self.serve_sotw_prepared(requests);
+        let (tx, rx) = mpsc::channel(1);
         tokio::spawn(async move {
-            while let Some(response) = prepared.recv().await {
+            while let Some(response) = prepared.next().await {
                 if tx.send(response.map(Prepared::into_message)).await.is_err() {
                     return;
                 }
@@ -200,7 +224,7 @@ impl AdsServer {
     }
 
     /// Serves a SotW stream whose responses still hold the cache's bodies.
-    pub fn serve_sotw_prepared<S>(&self, requests: S) -> ReceiverStream<Result<Prepared, Status>>
+    pub fn serve_sotw_prepared<S>(&self, requests: S) -> OutboxStream<Prepared>
     where
         S: Stream<Item = Result<DiscoveryRequest, Status>> + Send + Unpin + 'static,
     {
@@ -208,28 +232,31 @@ impl AdsServer {
     }
 
     /// Serves a Delta stream from any request stream.
-    pub fn serve_delta<S>(
-        &self,
-        requests: S,
-    ) -> ReceiverStream<Result<DeltaDiscoveryResponse, Status>>
+    pub fn serve_delta<S>(&self, requests: S) -> OutboxStream<DeltaDiscoveryResponse>
     where
         S: Stream<Item = Result<DeltaDiscoveryRequest, Status>> + Send + Unpin + 'static,
     {
         self.spawn(Delta::default(), requests)
     }
 
-    fn spawn<P, S>(&self, proto: P, requests: S) -> ReceiverStream<Result<P::Response, Status>>
+    fn spawn<P, S>(&self, proto: P, requests: S) -> OutboxStream<P::Response>
     where
         P: Protocol,
         S: Stream<Item = Result<P::Request, Status>> + Send + Unpin + 'static,
     {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let (tx, rx) = outbox::outbox(self.metrics.clone());
         tokio::spawn(stream::run(self.clone(), proto, requests, tx));
-        ReceiverStream::new(rx)
+        rx
     }
 
     /// Adds a client to the registry; it leaves when the returned guard drops.
-    fn register(&self, node: Node, info: &NodeInfo, kind: StreamKind) -> Registration {
+    fn register(
+        &self,
+        node: Node,
+        info: &NodeInfo,
+        kind: StreamKind,
+        queued: Arc<Queued>,
+    ) -> Registration {
         let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
         let status = ClientStatus {
             node_id: info.id.clone(),
@@ -238,8 +265,14 @@ impl AdsServer {
             kind,
             connected_at: (self.clock)(),
             types: BTreeMap::new(),
+            queued_responses: 0,
+            queued_bytes: 0,
         };
-        let client = Arc::new(Mutex::new(Connected { node, status }));
+        let client = Arc::new(Mutex::new(Connected {
+            node,
+            status,
+            queued,
+        }));
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients.insert(id, client.clone());
         drop(clients);

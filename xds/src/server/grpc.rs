@@ -101,7 +101,7 @@ impl Prepared {
         message.encode(buf)
     }
 
-    fn encoded_len(&self) -> usize {
+    pub(super) fn encoded_len(&self) -> usize {
         let bodies: usize = self
             .bodies
             .iter()

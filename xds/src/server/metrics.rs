@@ -5,6 +5,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::cache::type_index;
@@ -42,6 +43,12 @@ pub struct Metrics {
     unknown_types: Counter,
     /// `istio.io/debug/syncz` requests answered.
     syncz: Counter,
+    /// Responses computed and not yet taken by the transport, over all streams.
+    queued_responses: Gauge,
+    /// Their encoded size.
+    queued_bytes: Gauge,
+    /// A stream's queue depth each time it queues a response: bounded by the outbox.
+    queue_depth: Histogram,
     /// The counters of `pushes` and `nacks`, per type in [`SHORT_TYPES`] order: bumped
     /// without the family's lock.
     pushes_by_type: [Counter; 4],
@@ -66,6 +73,9 @@ impl Default for Metrics {
             stale_nonces: Counter::default(),
             unknown_types: Counter::default(),
             syncz: Counter::default(),
+            queued_responses: Gauge::default(),
+            queued_bytes: Gauge::default(),
+            queue_depth: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0]),
         }
     }
 }
@@ -101,6 +111,21 @@ impl Metrics {
             "syncz",
             "istio.io/debug/syncz requests answered",
             self.syncz.clone(),
+        );
+        registry.register(
+            "queued_responses",
+            "Responses computed and not yet taken by the transport",
+            self.queued_responses.clone(),
+        );
+        registry.register(
+            "queued_bytes",
+            "Encoded size of the responses queued",
+            self.queued_bytes.clone(),
+        );
+        registry.register(
+            "stream_queue_depth",
+            "Responses a stream has queued, each time it queues one",
+            self.queue_depth.clone(),
         );
     }
 
@@ -165,6 +190,24 @@ impl Metrics {
 
     pub(crate) fn syncz(&self) {
         self.syncz.inc();
+    }
+
+    /// A stream queued a response of `bytes`; it now has `depth` queued.
+    pub(crate) fn enqueued(&self, bytes: usize, depth: usize) {
+        self.queued_responses.inc();
+        self.queued_bytes.inc_by(bytes as i64);
+        self.queue_depth.observe(depth as f64);
+    }
+
+    /// The transport took a response of `bytes` (or the client left it unread).
+    pub(crate) fn dequeued(&self, bytes: usize) {
+        self.queued_responses.dec();
+        self.queued_bytes.dec_by(bytes as i64);
+    }
+
+    /// Responses queued over all streams.
+    pub fn queued_responses(&self) -> i64 {
+        self.queued_responses.get()
     }
 }
 

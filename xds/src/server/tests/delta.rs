@@ -1,5 +1,7 @@
 use std::collections::HashMap;
 
+use envoy_types::pb::envoy::service::status::v3::ConfigStatus;
+
 use super::*;
 use crate::translate::OUTBOUND;
 
@@ -122,8 +124,17 @@ async fn delta_nack_is_recorded_and_not_answered() {
     assert_eq!(t.last_nack.unwrap().version, cds.system_version_info);
     assert_eq!(server.metrics().nacks(), 1);
     cache.set_mesh(with(&two_services(), service("new").http(80).build()));
-    let (_, upserts, _) = c.recv_type(CLUSTER).await;
-    assert_eq!(upserts, [cluster("new", 80)], "only the change");
+    // The client holds nothing of the rejected response: the change comes with all of it.
+    let (next, upserts, _) = c.recv_type(CLUSTER).await;
+    assert_eq!(
+        upserts,
+        [cluster("db", 5432), cluster("echo", 80), cluster("new", 80)]
+    );
+    c.ack(&next);
+    c.expect_silence().await;
+    let t = server.status()[0].types["cds"].clone();
+    assert_eq!(t.version_acked, next.system_version_info);
+    assert_eq!(t.config_status(), ConfigStatus::Synced);
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ async fn unknown_type_is_tolerated() {
 #[tokio::test]
 async fn syncz_reports_every_subscribed_client() {
     let (_cache, server) = server(two_services());
+    let server = server.with_syncz(true);
     let meta = [(META_NETWORK, Kind::StringValue("net-a".into()))];
     let mut envoy = SotwClient::connect(&server, node("envoy-1", "us-east/us-east-1a/", &meta));
     envoy.request(CLUSTER, &[]);
@@ -87,6 +88,7 @@ async fn syncz_reports_every_subscribed_client() {
 #[tokio::test]
 async fn syncz_reports_nacks_as_errors() {
     let (_cache, server) = server(two_services());
+    let server = server.with_syncz(true);
     let mut envoy = SotwClient::connect(&server, east("envoy-1"));
     envoy.request(CLUSTER, &[]);
     let (cds, _) = envoy.recv_type(CLUSTER).await;
@@ -111,6 +113,24 @@ async fn syncz_reports_nacks_as_errors() {
         .unwrap();
     assert_eq!(cds_config.config_status, ConfigStatus::Error as i32);
     assert_eq!(cds_config.error_state.as_ref().unwrap().details, "bad");
+}
+
+#[tokio::test]
+async fn syncz_is_refused_unless_allowed() {
+    let (_cache, server) = server(two_services());
+    let mut envoy = SotwClient::connect(&server, east("envoy-1"));
+    envoy.request(CLUSTER, &[]);
+    envoy.recv_type(CLUSTER).await;
+    let mut istioctl = SotwClient::connect(&server, Node::default());
+    istioctl.request(SYNCZ, &[]);
+    let status = istioctl.recv_error().await;
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    let mut d = DeltaClient::connect(&server, Node::default());
+    d.subscribe(SYNCZ, &[]);
+    let next = tokio::time::timeout(RECV_TIMEOUT, d.rx.next()).await;
+    let status = next.unwrap().unwrap().expect_err("an error");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    assert_eq!(server.status().len(), 1, "the refused clients left");
 }
 
 #[tokio::test]
