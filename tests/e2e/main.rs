@@ -9,4 +9,5 @@ mod damage;
 mod envoy;
 mod examples;
 mod grpc;
+mod metrics;
 mod propagation;

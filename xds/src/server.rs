@@ -34,6 +34,7 @@
 
 mod delta;
 mod grpc;
+mod istio_metrics;
 mod metrics;
 mod node;
 mod outbox;
@@ -74,7 +75,9 @@ pub use status::{ClientStatus, Nack, StreamKind, TypeStatus, format_rfc3339};
 pub use stream::StreamError;
 
 use delta::Delta;
+use istio_metrics::ClientsCollector;
 use outbox::Queued;
+use prometheus_client::registry::Registry;
 use sotw::Sotw;
 use stream::{Connected, Protocol, Registration};
 
@@ -89,6 +92,9 @@ pub struct Limits {
     pub max_request_bytes: usize,
     /// Most resource names one request may name (subscribed and unsubscribed together).
     pub max_resources_per_request: usize,
+    /// Largest response sent; a larger one ends the stream with `RESOURCE_EXHAUSTED` and is
+    /// counted as a push error (`pilot_xds_pushes{type="cds_senderr"}`, ...).
+    pub max_response_bytes: usize,
 }
 
 impl Default for Limits {
@@ -98,6 +104,7 @@ impl Default for Limits {
         Self {
             max_request_bytes: 4 << 20,
             max_resources_per_request: 100_000,
+            max_response_bytes: MAX_MESSAGE_SIZE,
         }
     }
 }
@@ -180,14 +187,27 @@ impl AdsServer {
     /// The generated tonic service over [`AggregatedDiscoveryService`], which copies every
     /// SotW resource into a `DiscoveryResponse` first; [`AdsServer::into_service`] does not.
     pub fn into_generated_service(self) -> AggregatedDiscoveryServiceServer<Self> {
-        let request_limit = self.limits.max_request_bytes;
+        let limits = self.limits;
         AggregatedDiscoveryServiceServer::new(self)
-            .max_decoding_message_size(request_limit)
-            .max_encoding_message_size(MAX_MESSAGE_SIZE)
+            .max_decoding_message_size(limits.max_request_bytes)
+            .max_encoding_message_size(limits.max_response_bytes)
     }
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Registers every metric of the server in `registry` (the root one): meshfleet's under
+    /// `meshfleet_xds_`, istiod's names (`pilot_xds`, `pilot_xds_pushes`,
+    /// `pilot_proxy_convergence_time`, ...), and the clients' sync states, read at each scrape
+    /// (`meshfleet_xds_clients{state}`, `meshfleet_xds_clients_acked{type,version}`).
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.metrics
+            .register(registry.sub_registry_with_prefix("meshfleet_xds"));
+        self.metrics.register_istio(registry);
+        registry.register_collector(Box::new(ClientsCollector {
+            clients: self.clients.clone(),
+        }));
     }
 
     /// Every connected client, in connection order.

@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod apply;
 pub mod fs;
+pub mod process;
 pub mod run;
 pub mod sink;
 pub mod source;

@@ -61,6 +61,10 @@ impl Protocol for Delta {
         prost::Message::encoded_len(response)
     }
 
+    fn type_url(response: &DeltaDiscoveryResponse) -> &str {
+        &response.type_url
+    }
+
     fn on_request(
         &mut self,
         ctx: &mut StreamCtx,

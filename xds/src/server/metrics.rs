@@ -1,5 +1,7 @@
 //! Counters of the ADS server, as `prometheus-client` metrics: registered by whoever serves
-//! `/metrics` ([`Metrics::register`]), cheap to bump from every stream.
+//! `/metrics` ([`crate::server::AdsServer::register_metrics`]), cheap to bump from every
+//! stream. Each is also kept under istiod's name where istiod has one (module
+//! `istio_metrics`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -8,7 +10,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use std::time::Duration;
+
 use crate::cache::type_index;
+use crate::server::istio_metrics::IstioMetrics;
 
 /// Short names of [`crate::resource::SNAPSHOT_TYPES`], used as the fixed `type` label values.
 pub const SHORT_TYPES: [&str; 4] = ["cds", "eds", "lds", "rds"];
@@ -49,6 +54,8 @@ pub struct Metrics {
     queued_bytes: Gauge,
     /// A stream's queue depth each time it queues a response: bounded by the outbox.
     queue_depth: Histogram,
+    /// The same events under istiod's names.
+    istio: IstioMetrics,
     /// The counters of `pushes` and `nacks`, per type in [`SHORT_TYPES`] order: bumped
     /// without the family's lock.
     pushes_by_type: [Counter; 4],
@@ -76,6 +83,7 @@ impl Default for Metrics {
             queued_responses: Gauge::default(),
             queued_bytes: Gauge::default(),
             queue_depth: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0]),
+            istio: IstioMetrics::default(),
         }
     }
 }
@@ -129,6 +137,12 @@ impl Metrics {
         );
     }
 
+    /// Registers istiod's names (`pilot_xds`, `pilot_xds_pushes`, ...) in `registry`, which
+    /// must not add a prefix.
+    pub fn register_istio(&self, registry: &mut Registry) {
+        self.istio.register(registry, &self.streams_open);
+    }
+
     pub fn streams_open(&self) -> i64 {
         self.streams_open.get()
     }
@@ -171,17 +185,32 @@ impl Metrics {
     pub(crate) fn push(&self, type_url: &str) {
         if let Some(i) = type_index(type_url) {
             self.pushes_by_type[i].inc();
+            self.istio.push(i);
+        }
+    }
+
+    /// A response of `type_url` could not be sent (it is over the size limit).
+    pub(crate) fn send_error(&self, type_url: &str) {
+        if let Some(i) = type_index(type_url) {
+            self.istio.send_error(i);
         }
     }
 
     pub(crate) fn nack(&self, type_url: &str) {
         if let Some(i) = type_index(type_url) {
             self.nacks_by_type[i].inc();
+            self.istio.reject(i);
         }
     }
 
     pub(crate) fn stale_nonce(&self) {
         self.stale_nonces.inc();
+        self.istio.expired_nonce();
+    }
+
+    /// The transport took a response caused by a change the cache was handed `since` ago.
+    pub(crate) fn converged(&self, since: Duration) {
+        self.istio.converged(since.as_secs_f64());
     }
 
     pub(crate) fn unknown_type(&self) {

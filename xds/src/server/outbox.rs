@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use futures::Stream;
 use tokio::sync::mpsc;
@@ -38,6 +39,8 @@ pub(super) struct Queued {
 pub(super) struct Item<T> {
     response: Result<T, Status>,
     bytes: usize,
+    /// When the cache was handed the change that caused this response, if one did.
+    changed_at: Option<Instant>,
 }
 
 /// The sending half, held by the stream's task.
@@ -77,14 +80,22 @@ impl<T> Outbox<T> {
         self.tx.reserve().await.ok()
     }
 
-    /// Queues `response`, of `bytes` encoded bytes, in the room `permit` holds.
-    pub(super) fn send(&self, permit: Permit<'_, T>, response: T, bytes: usize) {
+    /// Queues `response`, of `bytes` encoded bytes, in the room `permit` holds; `changed_at`
+    /// is when the change it pushes reached the cache.
+    pub(super) fn send(
+        &self,
+        permit: Permit<'_, T>,
+        response: T,
+        bytes: usize,
+        changed_at: Option<Instant>,
+    ) {
         let depth = self.queued.responses.fetch_add(1, Ordering::Relaxed) + 1;
         self.queued.bytes.fetch_add(bytes, Ordering::Relaxed);
         self.metrics.enqueued(bytes, depth);
         permit.send(Item {
             response: Ok(response),
             bytes,
+            changed_at,
         });
     }
 
@@ -93,6 +104,7 @@ impl<T> Outbox<T> {
         let item = Item {
             response: Err(status),
             bytes: 0,
+            changed_at: None,
         };
         let _ = self.tx.send(item).await;
     }
@@ -113,6 +125,13 @@ impl<T> OutboxStream<T> {
             self.metrics.dequeued(item.bytes);
         }
     }
+
+    /// The transport took `item`: the change that caused it has reached the client's stream.
+    fn delivered(&self, item: &Item<T>) {
+        if let Some(at) = item.changed_at {
+            self.metrics.converged(at.elapsed());
+        }
+    }
 }
 
 impl<T> Stream for OutboxStream<T> {
@@ -122,6 +141,7 @@ impl<T> Stream for OutboxStream<T> {
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(item)) => {
                 self.taken(&item);
+                self.delivered(&item);
                 Poll::Ready(Some(item.response))
             }
             Poll::Ready(None) => Poll::Ready(None),

@@ -64,6 +64,10 @@ impl Protocol for Sotw {
         response.encoded_len()
     }
 
+    fn type_url(response: &Prepared) -> &str {
+        &response.message.type_url
+    }
+
     fn on_request(
         &mut self,
         ctx: &mut StreamCtx,

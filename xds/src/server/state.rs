@@ -222,6 +222,12 @@ impl TypeState {
     /// nonce.
     pub(super) fn record_sent(&mut self, ctx: &mut StreamCtx, ty: &str) -> String {
         let nonce = ctx.next_nonce();
+        // A response no request waits for pushes a change: its convergence is measured.
+        ctx.pushed_change = if self.answer {
+            None
+        } else {
+            ctx.current.changed_at()
+        };
         self.sent = Some(ctx.current.clone());
         let owed = std::mem::take(&mut self.owed);
         self.unconfirmed.extend(owed);

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
 use envoy_types::pb::google::protobuf::Any;
@@ -31,6 +31,8 @@ pub(super) trait Protocol: Send + 'static {
     fn resource_count(req: &Self::Request) -> usize;
     /// Encoded size of a response, for the queue's accounting.
     fn size(response: &Self::Response) -> usize;
+    /// Type URL of a response.
+    fn type_url(response: &Self::Response) -> &str;
     /// Applies one request (ACK, NACK, subscription) to the stream's state. Returns a response
     /// that does not come from the snapshot (syncz), to be sent before any other.
     fn on_request(
@@ -59,6 +61,9 @@ pub enum StreamError {
     /// the transport.
     #[error("read request")]
     ReadRequest(#[source] Status),
+    /// A response came out larger than [`crate::server::Limits`] allow to send.
+    #[error("a response of {size} bytes is over the {limit} bytes allowed")]
+    ResponseTooLarge { size: usize, limit: usize },
     /// `istio.io/debug/syncz` was asked for where it is not served (the plaintext port, unless
     /// `--xds-plaintext-debug`).
     #[error("authentication required: istio.io/debug/syncz is not served to this client")]
@@ -71,7 +76,9 @@ impl StreamError {
         match self {
             Self::ParseNode(e) => Status::invalid_argument(e.to_string()),
             Self::WatchSnapshot(_) | Self::CacheClosed => Status::internal(self.to_string()),
-            Self::TooManyResources { .. } => Status::resource_exhausted(self.to_string()),
+            Self::TooManyResources { .. } | Self::ResponseTooLarge { .. } => {
+                Status::resource_exhausted(self.to_string())
+            }
             // As istiod answers a debug request from a client without a verified identity.
             Self::DebugNotAllowed => Status::unauthenticated(self.to_string()),
             // tonic reports a message over the limit as OUT_OF_RANGE; gRPC's servers say
@@ -103,6 +110,9 @@ pub(super) struct StreamCtx {
     client: Arc<Mutex<Connected>>,
     /// Last nonce sent on the stream: nonces strictly increase per stream.
     nonce: u64,
+    /// When the change the last response pushes reached the cache; `None` when it answers a
+    /// request.
+    pub pushed_change: Option<Instant>,
 }
 
 /// A connected client in the server's registry.
@@ -214,6 +224,7 @@ where
         current: snapshots.borrow_and_update().clone(),
         client: registration.client.clone(),
         nonce: 0,
+        pushed_change: None,
     };
     tracing::info!(node = %ctx.node.id, kind = ?P::KIND, "ads stream opened");
     // Answers that do not come from the snapshot (syncz), sent before the next push.
@@ -245,10 +256,11 @@ where
                 let Some(permit) = permit else {
                     return Ok(());
                 };
+                ctx.pushed_change = None;
                 match answers.pop_front().or_else(|| proto.next_response(&mut ctx)) {
                     Some(response) => {
-                        let size = P::size(&response);
-                        out.send(permit, response, size);
+                        let size = within_size(&ctx, P::type_url(&response), P::size(&response))?;
+                        out.send(permit, response, size, ctx.pushed_change);
                     }
                     None => dirty = false,
                 }
@@ -266,6 +278,16 @@ where
             }
         }
     }
+}
+
+/// `size` if a response of `ty` that big may be sent; else the push is counted as failed.
+fn within_size(ctx: &StreamCtx, ty: &str, size: usize) -> Result<usize, StreamError> {
+    let limit = ctx.server.limits().max_response_bytes;
+    if size > limit {
+        ctx.server.metrics.send_error(ty);
+        return Err(StreamError::ResponseTooLarge { size, limit });
+    }
+    Ok(size)
 }
 
 /// Moves the stream to `key` (the mesh's failover label keys changed); what differs is pushed

@@ -1,5 +1,6 @@
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::status::v3::{ClientConfig, ConfigStatus};
+use prometheus_client::registry::Registry;
 use tokio_stream::StreamExt;
 
 use super::*;
@@ -294,4 +295,83 @@ async fn one_endpoint_change_reaches_every_stream() {
             assert_eq!(got, [target.as_str()]);
         }
     }
+}
+
+/// The server's metrics as `/metrics` shows them.
+fn scrape(server: &AdsServer) -> String {
+    let mut registry = Registry::default();
+    server.register_metrics(&mut registry);
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+    out
+}
+
+fn sample(metrics: &str, name: &str) -> f64 {
+    let line = metrics.lines().find(|l| l.starts_with(&format!("{name} ")));
+    let line = line.unwrap_or_else(|| panic!("{name} in {metrics}"));
+    line[name.len() + 1..].parse().unwrap()
+}
+
+#[tokio::test]
+async fn metrics_carry_istios_names_and_the_clients_states() {
+    let (cache, server) = server(two_services());
+    let mut c = SotwClient::connect(&server, east("envoy-1"));
+    c.request(CLUSTER, &[]);
+    let (cds, _) = c.recv_type(CLUSTER).await;
+    c.ack(&cds, &[]);
+    let echo = cluster("echo", 80);
+    c.request(ENDPOINT, &[&echo]);
+    let (eds, _) = c.recv_type(ENDPOINT).await;
+    c.nack(&eds, &[&echo], "", "bad");
+    c.expect_silence().await;
+    let m = scrape(&server);
+    assert_eq!(sample(&m, "pilot_xds"), 1.0);
+    assert_eq!(sample(&m, "pilot_xds_pushes{type=\"cds\"}"), 1.0);
+    assert_eq!(sample(&m, "pilot_xds_pushes{type=\"eds_senderr\"}"), 0.0);
+    assert_eq!(sample(&m, "pilot_total_xds_rejects{type=\"eds\"}"), 1.0);
+    assert_eq!(sample(&m, "pilot_xds_eds_reject"), 1.0);
+    assert_eq!(sample(&m, "pilot_xds_cds_reject"), 0.0);
+    assert_eq!(
+        sample(&m, "meshfleet_xds_clients{state=\"rejecting\"}"),
+        1.0
+    );
+    assert_eq!(sample(&m, "meshfleet_xds_clients{state=\"synced\"}"), 0.0);
+    let acked = format!(
+        "meshfleet_xds_clients_acked{{type=\"cds\",version=\"{}\"}}",
+        cds.version_info
+    );
+    assert_eq!(sample(&m, &acked), 1.0);
+    assert_eq!(sample(&m, "pilot_proxy_convergence_time_count"), 0.0);
+    assert_eq!(sample(&m, "meshfleet_xds_pushes_total{type=\"cds\"}"), 1.0);
+
+    // A change pushed and taken: one observation, from the cache update on.
+    cache.set_mesh(with(&two_services(), service("new").http(80).build()));
+    let (next, _) = c.recv_type(CLUSTER).await;
+    c.ack(&next, &[]);
+    c.expect_silence().await;
+    let m = scrape(&server);
+    assert_eq!(sample(&m, "pilot_proxy_convergence_time_count"), 1.0);
+    assert_eq!(sample(&m, "pilot_xds_pushes{type=\"cds\"}"), 2.0);
+    assert!(m.contains("# TYPE pilot_xds_pushes unknown\n"), "{m}");
+
+    // An expired nonce.
+    c.ack(&cds, &[]);
+    c.expect_silence().await;
+    assert_eq!(sample(&scrape(&server), "pilot_xds_expired_nonce"), 1.0);
+}
+
+#[tokio::test]
+async fn a_response_over_the_size_limit_is_a_push_error() {
+    let (_cache, server) = server(two_services());
+    let server = server.with_limits(Limits {
+        max_response_bytes: 64,
+        ..Limits::default()
+    });
+    let mut c = SotwClient::connect(&server, east("envoy-1"));
+    c.request(CLUSTER, &[]);
+    let status = c.recv_error().await;
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    let m = scrape(&server);
+    assert_eq!(sample(&m, "pilot_xds_pushes{type=\"cds_senderr\"}"), 1.0);
+    assert_eq!(sample(&m, "pilot_xds_pushes{type=\"cds\"}"), 1.0);
 }
