@@ -11,3 +11,4 @@ mod examples;
 mod grpc;
 mod metrics;
 mod propagation;
+mod slow_client;
