@@ -81,7 +81,8 @@ use prometheus_client::registry::Registry;
 use sotw::Sotw;
 use stream::{Connected, Protocol, Registration};
 
-/// Largest gRPC message sent: a full CDS for 10,000 services is tens of MiB.
+/// Largest gRPC message sent by default ([`Limits::max_response_bytes`]): a full CDS for
+/// 10,000 services is tens of MiB.
 pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
 
 /// What one client may ask of the server; beyond it, its stream ends with
@@ -178,7 +179,7 @@ impl AdsServer {
         self
     }
 
-    /// The tonic service, with message size limits of [`MAX_MESSAGE_SIZE`]; SotW responses
+    /// The tonic service, with the message size limits of its [`Limits`]; SotW responses
     /// are written from the cache's encoded bodies (see [`AdsService`]).
     pub fn into_service(self) -> AdsService {
         AdsService::new(self)

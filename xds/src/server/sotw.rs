@@ -4,7 +4,8 @@
 //! - A request whose `response_nonce` is not the last nonce sent for its type is stale and
 //!   ignored entirely: the client will repeat its subscription with the newer nonce.
 //! - With the current nonce, `error_detail` makes it a NACK (recorded, not answered), otherwise
-//!   an ACK of `version_info`. Either may also change the subscription.
+//!   an ACK of the last response, unless the client already rejected it (Envoy's next request
+//!   repeats the nonce without `error_detail`). Either may also change the subscription.
 //! - A request with an empty nonce (a new subscription) and a subscription that gains names are
 //!   answered; a subscription that only shrinks is not.
 //! - CDS and LDS responses carry every subscribed resource; EDS and RDS what differs from what
