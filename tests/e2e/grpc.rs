@@ -85,6 +85,29 @@ async fn proxyless_grpc_keeps_99_percent_in_zone_and_follows_annotation_edits() 
     );
 }
 
+/// grpcio sends bytes that are no `DiscoveryRequest`, then a 5 MiB one: the controller ends
+/// each stream with the status a gRPC server gives (`tests/grpc/raw_status.py`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_requests_get_invalid_argument_and_resource_exhausted() {
+    let python = find_python();
+    let dir = tempfile::tempdir().unwrap();
+    let (_controller, xds_addr, _admin) = support::serve(dir.path()).await;
+    let out = Command::new(&python)
+        .arg(script("raw_status.py"))
+        .arg(xds_addr.to_string())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let codes: BTreeMap<String, String> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(codes["malformed"], "INVALID_ARGUMENT", "{codes:?}");
+    assert_eq!(codes["oversized"], "RESOURCE_EXHAUSTED", "{codes:?}");
+}
+
 /// `PYTHON`, else `.venv/bin/python` in this directory or a parent; it must import grpc.
 fn find_python() -> PathBuf {
     let python = std::env::var_os("PYTHON").map(PathBuf::from).or_else(|| {

@@ -28,6 +28,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use tokio::sync::watch;
 
@@ -109,6 +110,8 @@ struct Update {
     stale: Vec<Arc<str>>,
     /// Services added or changed, whose load assignments every key recomputes.
     services: Vec<Arc<GlobalService>>,
+    /// When the cache was handed the change: convergence time is measured from here.
+    at: Option<Instant>,
 }
 
 impl SnapshotCache {
@@ -126,16 +129,18 @@ impl SnapshotCache {
     /// services changed): call it from a blocking context for big meshes. Pass unchanged
     /// services as the same `Arc` to skip comparing them by value.
     pub fn set_mesh(&self, mesh: Mesh) -> bool {
+        let at = Instant::now();
         let mut state = self.lock();
         let changed = changed_hosts(&state.mesh, &mesh);
         state.mesh = mesh;
-        self.publish_changes(&mut state, changed, true)
+        self.publish_changes(&mut state, changed, true, at)
     }
 
     /// Applies `changes` to the mesh: each host's service as it is now (`None`: gone). The
     /// same as [`SnapshotCache::set_mesh`] with a mesh that differs in those hosts alone, without
     /// looking at the others: O(changed hosts). Returns whether any service changed.
     pub fn update(&self, changes: impl IntoIterator<Item = HostChange>) -> bool {
+        let at = Instant::now();
         let mut state = self.lock();
         let mut changed = Vec::new();
         let mut labels_may_change = false;
@@ -154,7 +159,7 @@ impl SnapshotCache {
                 changed.push((host, svc));
             }
         }
-        self.publish_changes(&mut state, changed, labels_may_change)
+        self.publish_changes(&mut state, changed, labels_may_change, at)
     }
 
     /// Translates and publishes `changed` hosts, already in `state.mesh`.
@@ -163,6 +168,7 @@ impl SnapshotCache {
         state: &mut State,
         changed: Vec<HostChange>,
         labels_may_change: bool,
+        at: Instant,
     ) -> bool {
         state.keys.retain(|_, k| k.tx.receiver_count() > 0);
         let State { shared, keys, .. } = &mut *state;
@@ -181,7 +187,8 @@ impl SnapshotCache {
             });
         }
         let State { shared, keys, .. } = &mut *state;
-        let update = shared.apply(changed);
+        let mut update = shared.apply(changed);
+        update.at = Some(at);
         publish(keys, shared, &update);
         true
     }
@@ -478,6 +485,7 @@ impl KeyState {
             return None;
         }
         snapshot.generation += 1;
+        snapshot.changed_at = update.at;
         snapshot.finish();
         Some(snapshot)
     }

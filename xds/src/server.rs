@@ -1,10 +1,11 @@
 //! The ADS server: `StreamAggregatedResources` (SotW) and `DeltaAggregatedResources` (Delta).
 //!
 //! ```text
-//!  gRPC stream ──> stream::run (one task) ──select! (biased: requests first)──┐
-//!                    ├─ request  ──> Sotw / Delta::on_request  ─> responses ─┤──> client
-//!                    ├─ snapshot ──> Sotw / Delta::on_snapshot ─> responses ─┘
-//!                    └─ failover label keys changed ──> re-key, then on_snapshot
+//!  gRPC stream ──> stream::run (one task) ──select! (biased: requests first)
+//!                    ├─ request  ──> Sotw / Delta::on_request: ACK, NACK, subscription
+//!                    ├─ room in the outbox ──> Sotw / Delta::next_response ──> outbox ──> client
+//!                    ├─ snapshot ──> the latest is kept; the next response is computed from it
+//!                    └─ failover label keys changed ──> re-key
 //!  SnapshotCache ──watch(key)──> snapshot
 //!  registry (ClientStatus per stream) ──> status(), istio.io/debug/syncz
 //! ```
@@ -24,11 +25,19 @@
 //!   mesh's set of such label keys changes.
 //! - SotW responses carry the cache's encoded bodies to the gRPC encoder ([`Prepared`],
 //!   [`AdsService`]): a body is copied once per send, into the frame.
+//! - A stream queues at most one response for the transport and computes the next only when
+//!   it is taken (module `outbox`): a client that does not read holds up one response, never
+//!   a backlog of outdated ones.
+//! - `istio.io/debug/syncz` names every client and its metadata: it is answered only where
+//!   [`AdsServer::with_syncz`] allows it; elsewhere the stream ends with `UNAUTHENTICATED`,
+//!   as istiod ends a debug request from a client without a verified identity.
 
 mod delta;
 mod grpc;
+mod istio_metrics;
 mod metrics;
 mod node;
+mod outbox;
 mod sotw;
 mod state;
 mod status;
@@ -49,7 +58,7 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -61,14 +70,19 @@ pub use metrics::{Metrics, SHORT_TYPES, short_type};
 pub use node::{
     DEFAULT_LISTENER_PORT, META_LABELS, META_LISTENER_PORT, META_NETWORK, NodeError, NodeInfo,
 };
+pub use outbox::OutboxStream;
 pub use status::{ClientStatus, Nack, StreamKind, TypeStatus, format_rfc3339};
 pub use stream::StreamError;
 
 use delta::Delta;
+use istio_metrics::ClientsCollector;
+use outbox::Queued;
+use prometheus_client::registry::Registry;
 use sotw::Sotw;
 use stream::{Connected, Protocol, Registration};
 
-/// Largest gRPC message sent: a full CDS for 10,000 services is tens of MiB.
+/// Largest gRPC message sent by default ([`Limits::max_response_bytes`]): a full CDS for
+/// 10,000 services is tens of MiB.
 pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
 
 /// What one client may ask of the server; beyond it, its stream ends with
@@ -79,6 +93,9 @@ pub struct Limits {
     pub max_request_bytes: usize,
     /// Most resource names one request may name (subscribed and unsubscribed together).
     pub max_resources_per_request: usize,
+    /// Largest response sent; a larger one ends the stream with `RESOURCE_EXHAUSTED` and is
+    /// counted as a push error (`pilot_xds_pushes{type="cds_senderr"}`, ...).
+    pub max_response_bytes: usize,
 }
 
 impl Default for Limits {
@@ -88,12 +105,10 @@ impl Default for Limits {
         Self {
             max_request_bytes: 4 << 20,
             max_resources_per_request: 100_000,
+            max_response_bytes: MAX_MESSAGE_SIZE,
         }
     }
 }
-
-/// Responses a stream may queue before it waits for the client to read.
-const STREAM_BUFFER: usize = 16;
 
 /// Where the server reads the time (NACKs, connections); tests pass a fixed clock.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -118,6 +133,9 @@ pub struct AdsServer {
     clock: Clock,
     /// What one client may ask.
     limits: Limits,
+    /// Whether `istio.io/debug/syncz` is answered: it hands out every client's node id and
+    /// metadata.
+    syncz: bool,
 }
 
 impl AdsServer {
@@ -130,7 +148,15 @@ impl AdsServer {
             control_plane_id: control_plane_id("meshfleet"),
             clock: Arc::new(SystemTime::now),
             limits: Limits::default(),
+            syncz: false,
         }
+    }
+
+    /// Answers `istio.io/debug/syncz` on ADS streams (off by default: a client that asks
+    /// without it gets `UNAUTHENTICATED`).
+    pub fn with_syncz(mut self, allowed: bool) -> Self {
+        self.syncz = allowed;
+        self
     }
 
     /// Names this instance in responses' `control_plane` (e.g. the pod name).
@@ -153,7 +179,7 @@ impl AdsServer {
         self
     }
 
-    /// The tonic service, with message size limits of [`MAX_MESSAGE_SIZE`]; SotW responses
+    /// The tonic service, with the message size limits of its [`Limits`]; SotW responses
     /// are written from the cache's encoded bodies (see [`AdsService`]).
     pub fn into_service(self) -> AdsService {
         AdsService::new(self)
@@ -162,14 +188,27 @@ impl AdsServer {
     /// The generated tonic service over [`AggregatedDiscoveryService`], which copies every
     /// SotW resource into a `DiscoveryResponse` first; [`AdsServer::into_service`] does not.
     pub fn into_generated_service(self) -> AggregatedDiscoveryServiceServer<Self> {
-        let request_limit = self.limits.max_request_bytes;
+        let limits = self.limits;
         AggregatedDiscoveryServiceServer::new(self)
-            .max_decoding_message_size(request_limit)
-            .max_encoding_message_size(MAX_MESSAGE_SIZE)
+            .max_decoding_message_size(limits.max_request_bytes)
+            .max_encoding_message_size(limits.max_response_bytes)
     }
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Registers every metric of the server in `registry` (the root one): meshfleet's under
+    /// `meshfleet_xds_`, istiod's names (`pilot_xds`, `pilot_xds_pushes`,
+    /// `pilot_proxy_convergence_time`, ...), and the clients' sync states, read at each scrape
+    /// (`meshfleet_xds_clients{state}`, `meshfleet_xds_clients_acked{type,version}`).
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.metrics
+            .register(registry.sub_registry_with_prefix("meshfleet_xds"));
+        self.metrics.register_istio(registry);
+        registry.register_collector(Box::new(ClientsCollector {
+            clients: self.clients.clone(),
+        }));
     }
 
     /// Every connected client, in connection order.
@@ -177,7 +216,13 @@ impl AdsServer {
         let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients
             .values()
-            .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).status.clone())
+            .map(|c| {
+                let c = c.lock().unwrap_or_else(|e| e.into_inner());
+                let mut status = c.status.clone();
+                status.queued_responses = c.queued.responses.load(Ordering::Relaxed);
+                status.queued_bytes = c.queued.bytes.load(Ordering::Relaxed);
+                status
+            })
             .collect()
     }
 
@@ -187,10 +232,10 @@ impl AdsServer {
     where
         S: Stream<Item = Result<DiscoveryRequest, Status>> + Send + Unpin + 'static,
     {
-        let mut prepared = self.serve_sotw_prepared(requests).into_inner();
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let mut prepared = self.serve_sotw_prepared(requests);
+        let (tx, rx) = mpsc::channel(1);
         tokio::spawn(async move {
-            while let Some(response) = prepared.recv().await {
+            while let Some(response) = prepared.next().await {
                 if tx.send(response.map(Prepared::into_message)).await.is_err() {
                     return;
                 }
@@ -200,7 +245,7 @@ impl AdsServer {
     }
 
     /// Serves a SotW stream whose responses still hold the cache's bodies.
-    pub fn serve_sotw_prepared<S>(&self, requests: S) -> ReceiverStream<Result<Prepared, Status>>
+    pub fn serve_sotw_prepared<S>(&self, requests: S) -> OutboxStream<Prepared>
     where
         S: Stream<Item = Result<DiscoveryRequest, Status>> + Send + Unpin + 'static,
     {
@@ -208,28 +253,31 @@ impl AdsServer {
     }
 
     /// Serves a Delta stream from any request stream.
-    pub fn serve_delta<S>(
-        &self,
-        requests: S,
-    ) -> ReceiverStream<Result<DeltaDiscoveryResponse, Status>>
+    pub fn serve_delta<S>(&self, requests: S) -> OutboxStream<DeltaDiscoveryResponse>
     where
         S: Stream<Item = Result<DeltaDiscoveryRequest, Status>> + Send + Unpin + 'static,
     {
         self.spawn(Delta::default(), requests)
     }
 
-    fn spawn<P, S>(&self, proto: P, requests: S) -> ReceiverStream<Result<P::Response, Status>>
+    fn spawn<P, S>(&self, proto: P, requests: S) -> OutboxStream<P::Response>
     where
         P: Protocol,
         S: Stream<Item = Result<P::Request, Status>> + Send + Unpin + 'static,
     {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let (tx, rx) = outbox::outbox(self.metrics.clone());
         tokio::spawn(stream::run(self.clone(), proto, requests, tx));
-        ReceiverStream::new(rx)
+        rx
     }
 
     /// Adds a client to the registry; it leaves when the returned guard drops.
-    fn register(&self, node: Node, info: &NodeInfo, kind: StreamKind) -> Registration {
+    fn register(
+        &self,
+        node: Node,
+        info: &NodeInfo,
+        kind: StreamKind,
+        queued: Arc<Queued>,
+    ) -> Registration {
         let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
         let status = ClientStatus {
             node_id: info.id.clone(),
@@ -238,8 +286,14 @@ impl AdsServer {
             kind,
             connected_at: (self.clock)(),
             types: BTreeMap::new(),
+            queued_responses: 0,
+            queued_bytes: 0,
         };
-        let client = Arc::new(Mutex::new(Connected { node, status }));
+        let client = Arc::new(Mutex::new(Connected {
+            node,
+            status,
+            queued,
+        }));
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients.insert(id, client.clone());
         drop(clients);

@@ -10,9 +10,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use meshfleet_xds::server::AdsServer;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
+use crate::process::ProcessCollector;
 use crate::state::State;
 
 /// The OpenMetrics text format, which Prometheus scrapes.
@@ -104,12 +106,15 @@ async fn metrics(Extract(admin): Extract<Admin>) -> Response {
     }
 }
 
-/// Every metric: the controller's (`meshfleet_*`) and the ADS server's (`meshfleet_xds_*`).
+/// Every metric: the controller's (`meshfleet_*`, `meshfleet_build_info`), the ADS server's
+/// (`meshfleet_xds_*` and istiod's `pilot_*` names), and the process's (`process_*`).
 fn registry(state: &State, ads: &AdsServer) -> Registry {
     let mut registry = Registry::default();
     let meshfleet = registry.sub_registry_with_prefix("meshfleet");
     state.register_metrics(meshfleet);
-    ads.metrics()
-        .register(meshfleet.sub_registry_with_prefix("xds"));
+    let build = Info::new([("version", env!("CARGO_PKG_VERSION"))]);
+    meshfleet.register("build", "meshfleet's build", build);
+    ads.register_metrics(&mut registry);
+    registry.register_collector(Box::new(ProcessCollector));
     registry
 }

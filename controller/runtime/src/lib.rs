@@ -14,6 +14,7 @@ pub mod admin;
 pub mod apply;
 pub mod cacerts;
 pub mod fs;
+pub mod process;
 pub mod run;
 pub mod sink;
 pub mod source;
@@ -90,6 +91,10 @@ pub struct XdsLimits {
     /// Most concurrent ADS streams on one HTTP/2 connection.
     #[arg(long, default_value_t = 128, value_name = "N")]
     pub xds_max_streams_per_connection: u32,
+    /// Answer Istio's `istio.io/debug/syncz` (every client's node id and metadata) on the
+    /// plaintext xDS port; without it such a request ends its stream with UNAUTHENTICATED.
+    #[arg(long)]
+    pub xds_plaintext_debug: bool,
 }
 
 impl Default for XdsLimits {
@@ -99,6 +104,7 @@ impl Default for XdsLimits {
             xds_max_request_bytes: limits.max_request_bytes,
             xds_max_resources_per_request: limits.max_resources_per_request,
             xds_max_streams_per_connection: 128,
+            xds_plaintext_debug: false,
         }
     }
 }

@@ -81,7 +81,9 @@ impl Controller {
             .with_limits(Limits {
                 max_request_bytes: limits.xds_max_request_bytes,
                 max_resources_per_request: limits.xds_max_resources_per_request,
-            });
+                ..Limits::default()
+            })
+            .with_syncz(limits.xds_plaintext_debug);
         let streams_per_connection = limits.xds_max_streams_per_connection;
         let xds = TcpListener::bind(args.xds_addr)
             .await

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
@@ -154,11 +155,18 @@ pub struct Snapshot {
     pub(crate) types: [Resources; 4],
     /// Per-type version strings, derived from `types` when the snapshot is finished.
     pub(crate) versions: [String; 4],
+    /// When the cache was handed the change this snapshot publishes (`None` for a key's first
+    /// snapshot): streams measure convergence from it.
+    pub(crate) changed_at: Option<Instant>,
 }
 
 impl Snapshot {
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    pub fn changed_at(&self) -> Option<Instant> {
+        self.changed_at
     }
 
     /// The content version of `type_url`; empty for a type a snapshot does not hold.

@@ -8,7 +8,10 @@
 //!   `error_detail` makes the request a NACK (recorded, not answered), otherwise an ACK; an
 //!   older nonce is stale for ACK purposes only.
 //! - Responses carry only new or changed resources, with their versions, and the names of
-//!   removed ones in `removed_resources`.
+//!   removed ones in `removed_resources`; "changed" is against what the client last
+//!   acknowledged, so the response after a NACK carries what was rejected too.
+//! - Responses are computed when the stream has room for them ([`Protocol::next_response`]),
+//!   from the latest snapshot; a subscription change is answered then.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -20,15 +23,23 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 
 use crate::cache::Subscription;
 use crate::resource::{Resource, SNAPSHOT_TYPES, SYNCZ};
-use crate::server::state::{Plan, TypeState, known_type, parent_type};
+use crate::server::state::{Plan, TypeState, child_type, known_type};
 use crate::server::status::StreamKind;
-use crate::server::stream::{Protocol, StreamCtx};
+use crate::server::stream::{Protocol, StreamCtx, StreamError};
 
 /// The Delta half of a stream: per type, its state.
 #[derive(Debug, Default)]
 pub(super) struct Delta {
     /// Per snapshot type the client asked for.
-    types: HashMap<&'static str, TypeState>,
+    types: HashMap<&'static str, DeltaType>,
+}
+
+#[derive(Debug, Default)]
+struct DeltaType {
+    state: TypeState,
+    /// The first request's `initial_resource_versions`, until the first response: what the
+    /// client already holds is not sent, and what it holds that is gone is removed.
+    known: Option<HashMap<String, String>>,
 }
 
 impl Protocol for Delta {
@@ -46,90 +57,101 @@ impl Protocol for Delta {
             + req.initial_resource_versions.len()
     }
 
+    fn size(response: &DeltaDiscoveryResponse) -> usize {
+        prost::Message::encoded_len(response)
+    }
+
+    fn type_url(response: &DeltaDiscoveryResponse) -> &str {
+        &response.type_url
+    }
+
     fn on_request(
         &mut self,
         ctx: &mut StreamCtx,
         req: DeltaDiscoveryRequest,
-    ) -> Vec<DeltaDiscoveryResponse> {
+    ) -> Result<Option<DeltaDiscoveryResponse>, StreamError> {
         ctx.server.metrics.request();
         if req.type_url == SYNCZ {
-            return on_syncz(ctx, &req).into_iter().collect();
+            return on_syncz(ctx, &req);
         }
         let Some(ty) = known_type(&req.type_url) else {
             tracing::warn!(node = %ctx.node.id, type_url = %req.type_url, "unknown type requested");
             ctx.server.metrics.unknown_type();
-            return Vec::new();
+            return Ok(None);
         };
         match self.types.get_mut(ty) {
             None => {
-                let state = self.types.entry(ty).or_default();
-                Some(initial(ctx, ty, state, &req))
+                let t = self.types.entry(ty).or_default();
+                initial(ctx, ty, t, req);
             }
-            Some(state) => update(ctx, ty, state, &req),
+            Some(t) => update(ctx, ty, &mut t.state, &req),
         }
-        .into_iter()
-        .collect()
+        Ok(None)
     }
 
-    fn on_snapshot(&mut self, ctx: &mut StreamCtx) -> Vec<DeltaDiscoveryResponse> {
-        let mut changed: HashMap<&str, Vec<Arc<str>>> = HashMap::new();
-        let mut out = Vec::new();
+    fn next_response(&mut self, ctx: &mut StreamCtx) -> Option<DeltaDiscoveryResponse> {
         for ty in SNAPSHOT_TYPES {
-            let Some(state) = self.types.get_mut(ty) else {
+            let Some(t) = self.types.get_mut(ty) else {
                 continue;
             };
-            let forced = parent_type(ty)
-                .and_then(|p| changed.get(p))
-                .cloned()
-                .unwrap_or_default();
-            let plan = state.plan(ty, &ctx.current, &forced);
-            if parent_type(ty).is_none() {
-                changed.insert(ty, plan.names());
+            if !t.state.has_work(ty, &ctx.current) {
+                t.state.settle(&ctx.current);
+                continue;
             }
-            out.extend(send(ctx, ty, state, plan));
+            let plan = plan(ctx, ty, t);
+            if let Some(child) = child_type(ty)
+                && let Some(c) = self.types.get_mut(child)
+            {
+                let sub = &c.state.subscription;
+                let names = plan.names().into_iter().filter(|n| sub.matches(child, n));
+                c.state.owe(names.collect::<Vec<_>>(), false);
+            }
+            let t = self.types.get_mut(ty).expect("planned above");
+            return Some(response(ctx, ty, &mut t.state, plan));
         }
-        out
+        None
     }
 }
 
-/// The first request of a type: subscribe, then send what the client does not have yet.
-fn initial(
-    ctx: &mut StreamCtx,
-    ty: &'static str,
-    state: &mut TypeState,
-    req: &DeltaDiscoveryRequest,
-) -> DeltaDiscoveryResponse {
+/// The first request of a type: subscribe; the answer says what the client does not have yet.
+fn initial(ctx: &StreamCtx, ty: &'static str, t: &mut DeltaType, req: DeltaDiscoveryRequest) {
+    let state = &mut t.state;
     state.subscription = Subscription::from_names(ty, &req.resource_names_subscribe, &ctx.current);
-    let known = &req.initial_resource_versions;
-    let mut plan = state.plan(ty, &ctx.current, &[]);
-    plan.upserts
-        .retain(|r| known.get(&r.name) != Some(&r.version));
-    // Resources the client holds that are gone, and names it asks for that do not exist: both
-    // are `removed_resources`, so the client need not wait out its does-not-exist timer.
+    // Names asked for that do not exist are answered as removed, so the client need not wait
+    // out its does-not-exist timer.
     let asked = req.resource_names_subscribe.iter().filter(|n| *n != "*");
-    plan.removals = known
-        .keys()
-        .chain(asked)
-        .filter(|name| ctx.current.get(ty, name).is_none())
-        .map(|name| Arc::from(name.as_str()))
-        .collect();
-    plan.removals.sort_unstable();
+    let asked: Vec<_> = asked.map(|n| ctx.current.intern(ty, n)).collect();
     // The first request is always answered, even with nothing: Envoy waits for it to finish
     // initialization.
-    response(ctx, ty, state, plan)
+    state.owe(asked, true);
+    t.known = Some(req.initial_resource_versions);
 }
 
-/// A later request: ACK / NACK, then subscription changes.
-fn update(
-    ctx: &mut StreamCtx,
-    ty: &'static str,
-    state: &mut TypeState,
-    req: &DeltaDiscoveryRequest,
-) -> Option<DeltaDiscoveryResponse> {
+/// What the next response of `ty` carries.
+fn plan(ctx: &StreamCtx, ty: &'static str, t: &mut DeltaType) -> Plan {
+    let current = &ctx.current;
+    let state = &t.state;
+    let mut plan = state.plan(ty, current);
+    // A name asked for that does not exist is answered as removed, not left unanswered.
+    let missing = state.forced().filter(|n| current.get(ty, n).is_none());
+    plan.removals.extend(missing.cloned());
+    if let Some(known) = t.known.take() {
+        plan.upserts
+            .retain(|r| known.get(&r.name) != Some(&r.version));
+        // Resources the client holds that are gone.
+        let gone = known.keys().filter(|name| current.get(ty, name).is_none());
+        plan.removals
+            .extend(gone.map(|name| Arc::from(name.as_str())));
+    }
+    plan.removals.sort_unstable();
+    plan
+}
+
+/// A later request: ACK / NACK, then subscription changes, each answered.
+fn update(ctx: &StreamCtx, ty: &'static str, state: &mut TypeState, req: &DeltaDiscoveryRequest) {
     if !req.response_nonce.is_empty() {
         if state.is_current_nonce(&req.response_nonce) {
-            let version = state.status.version_sent.clone();
-            state.acknowledge(ctx, ty, &version, req.error_detail.as_ref());
+            state.acknowledge(ctx, ty, req.error_detail.as_ref());
         } else {
             ctx.server.metrics.stale_nonce();
         }
@@ -146,19 +168,10 @@ fn update(
         &mut state.subscription,
         &req.resource_names_unsubscribe,
     ));
-    if forced.is_empty() {
-        return None;
+    if !forced.is_empty() {
+        // Every subscription change is answered, even by an empty response.
+        state.owe(forced, true);
     }
-    let mut plan = state.plan(ty, &ctx.current, &forced);
-    // A name asked for that does not exist is answered as removed, not left unanswered.
-    plan.removals.extend(
-        forced
-            .iter()
-            .filter(|name| ctx.current.get(ty, name).is_none())
-            .cloned(),
-    );
-    // Every subscription change is answered, even by an empty response.
-    Some(response(ctx, ty, state, plan))
 }
 
 /// Adds `names` (`*` = wildcard) to `sub`; returns the names to send: those newly covered, and
@@ -203,21 +216,6 @@ fn unsubscribe(
     still
 }
 
-/// Sends `plan` for `ty` unless it is empty; either way the client now holds the current
-/// snapshot's versions of everything subscribed.
-fn send(
-    ctx: &mut StreamCtx,
-    ty: &'static str,
-    state: &mut TypeState,
-    plan: Plan,
-) -> Option<DeltaDiscoveryResponse> {
-    if plan.is_empty() {
-        state.sent = Some(ctx.current.clone());
-        return None;
-    }
-    Some(response(ctx, ty, state, plan))
-}
-
 fn response(
     ctx: &mut StreamCtx,
     ty: &'static str,
@@ -257,12 +255,15 @@ fn dedup(names: Vec<Arc<str>>) -> Vec<String> {
 }
 
 /// `istio.io/debug/syncz` on a Delta stream: the same `ClientConfig`s, named by node id.
-fn on_syncz(ctx: &mut StreamCtx, req: &DeltaDiscoveryRequest) -> Option<DeltaDiscoveryResponse> {
+fn on_syncz(
+    ctx: &mut StreamCtx,
+    req: &DeltaDiscoveryRequest,
+) -> Result<Option<DeltaDiscoveryResponse>, StreamError> {
     if !req.response_nonce.is_empty() {
-        return None;
+        return Ok(None);
     }
     let resources = ctx
-        .syncz()
+        .syncz()?
         .into_iter()
         .map(|(name, any)| PbResource {
             name,
@@ -270,11 +271,11 @@ fn on_syncz(ctx: &mut StreamCtx, req: &DeltaDiscoveryRequest) -> Option<DeltaDis
             ..Default::default()
         })
         .collect();
-    Some(DeltaDiscoveryResponse {
+    Ok(Some(DeltaDiscoveryResponse {
         resources,
         type_url: SYNCZ.to_owned(),
         nonce: ctx.next_nonce(),
         control_plane: Some(ctx.control_plane()),
         ..Default::default()
-    })
+    }))
 }

@@ -28,7 +28,7 @@ use tonic::server::{Grpc, NamedService, StreamingService};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::resource::Resource;
-use crate::server::{AdsServer, MAX_MESSAGE_SIZE, ResponseStream};
+use crate::server::{AdsServer, ResponseStream};
 
 const SOTW_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
@@ -101,7 +101,7 @@ impl Prepared {
         message.encode(buf)
     }
 
-    fn encoded_len(&self) -> usize {
+    pub(super) fn encoded_len(&self) -> usize {
         let bodies: usize = self
             .bodies
             .iter()
@@ -210,7 +210,7 @@ impl<M: Message + Default> Decoder for ProstDecoder<M> {
 }
 
 /// The ADS service as tonic serves it: `StreamAggregatedResources` and
-/// `DeltaAggregatedResources`, with message size limits of [`MAX_MESSAGE_SIZE`].
+/// `DeltaAggregatedResources`, with the message size limits of its [`crate::server::Limits`].
 #[derive(Clone)]
 pub struct AdsService {
     /// Streams, status and metrics.
@@ -244,7 +244,7 @@ where
         let server = self.server.clone();
         let (decode, encode) = (
             Some(server.limits().max_request_bytes),
-            Some(MAX_MESSAGE_SIZE),
+            Some(server.limits().max_response_bytes),
         );
         match req.uri().path() {
             SOTW_PATH => Box::pin(async move {

@@ -1,13 +1,19 @@
 //! Counters of the ADS server, as `prometheus-client` metrics: registered by whoever serves
-//! `/metrics` ([`Metrics::register`]), cheap to bump from every stream.
+//! `/metrics` ([`crate::server::AdsServer::register_metrics`]), cheap to bump from every
+//! stream. Each is also kept under istiod's name where istiod has one (module
+//! `istio_metrics`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use std::time::Duration;
+
 use crate::cache::type_index;
+use crate::server::istio_metrics::IstioMetrics;
 
 /// Short names of [`crate::resource::SNAPSHOT_TYPES`], used as the fixed `type` label values.
 pub const SHORT_TYPES: [&str; 4] = ["cds", "eds", "lds", "rds"];
@@ -42,6 +48,14 @@ pub struct Metrics {
     unknown_types: Counter,
     /// `istio.io/debug/syncz` requests answered.
     syncz: Counter,
+    /// Responses computed and not yet taken by the transport, over all streams.
+    queued_responses: Gauge,
+    /// Their encoded size.
+    queued_bytes: Gauge,
+    /// A stream's queue depth each time it queues a response: bounded by the outbox.
+    queue_depth: Histogram,
+    /// The same events under istiod's names.
+    istio: IstioMetrics,
     /// The counters of `pushes` and `nacks`, per type in [`SHORT_TYPES`] order: bumped
     /// without the family's lock.
     pushes_by_type: [Counter; 4],
@@ -66,6 +80,10 @@ impl Default for Metrics {
             stale_nonces: Counter::default(),
             unknown_types: Counter::default(),
             syncz: Counter::default(),
+            queued_responses: Gauge::default(),
+            queued_bytes: Gauge::default(),
+            queue_depth: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0]),
+            istio: IstioMetrics::default(),
         }
     }
 }
@@ -102,6 +120,27 @@ impl Metrics {
             "istio.io/debug/syncz requests answered",
             self.syncz.clone(),
         );
+        registry.register(
+            "queued_responses",
+            "Responses computed and not yet taken by the transport",
+            self.queued_responses.clone(),
+        );
+        registry.register(
+            "queued_bytes",
+            "Encoded size of the responses queued",
+            self.queued_bytes.clone(),
+        );
+        registry.register(
+            "stream_queue_depth",
+            "Responses a stream has queued, each time it queues one",
+            self.queue_depth.clone(),
+        );
+    }
+
+    /// Registers istiod's names (`pilot_xds`, `pilot_xds_pushes`, ...) in `registry`, which
+    /// must not add a prefix.
+    pub fn register_istio(&self, registry: &mut Registry) {
+        self.istio.register(registry, &self.streams_open);
     }
 
     pub fn streams_open(&self) -> i64 {
@@ -146,17 +185,32 @@ impl Metrics {
     pub(crate) fn push(&self, type_url: &str) {
         if let Some(i) = type_index(type_url) {
             self.pushes_by_type[i].inc();
+            self.istio.push(i);
+        }
+    }
+
+    /// A response of `type_url` could not be sent (it is over the size limit).
+    pub(crate) fn send_error(&self, type_url: &str) {
+        if let Some(i) = type_index(type_url) {
+            self.istio.send_error(i);
         }
     }
 
     pub(crate) fn nack(&self, type_url: &str) {
         if let Some(i) = type_index(type_url) {
             self.nacks_by_type[i].inc();
+            self.istio.reject(i);
         }
     }
 
     pub(crate) fn stale_nonce(&self) {
         self.stale_nonces.inc();
+        self.istio.expired_nonce();
+    }
+
+    /// The transport took a response caused by a change the cache was handed `since` ago.
+    pub(crate) fn converged(&self, since: Duration) {
+        self.istio.converged(since.as_secs_f64());
     }
 
     pub(crate) fn unknown_type(&self) {
@@ -165,6 +219,24 @@ impl Metrics {
 
     pub(crate) fn syncz(&self) {
         self.syncz.inc();
+    }
+
+    /// A stream queued a response of `bytes`; it now has `depth` queued.
+    pub(crate) fn enqueued(&self, bytes: usize, depth: usize) {
+        self.queued_responses.inc();
+        self.queued_bytes.inc_by(bytes as i64);
+        self.queue_depth.observe(depth as f64);
+    }
+
+    /// The transport took a response of `bytes` (or the client left it unread).
+    pub(crate) fn dequeued(&self, bytes: usize) {
+        self.queued_responses.dec();
+        self.queued_bytes.dec_by(bytes as i64);
+    }
+
+    /// Responses queued over all streams.
+    pub fn queued_responses(&self) -> i64 {
+        self.queued_responses.get()
     }
 }
 

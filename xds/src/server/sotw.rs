@@ -4,11 +4,16 @@
 //! - A request whose `response_nonce` is not the last nonce sent for its type is stale and
 //!   ignored entirely: the client will repeat its subscription with the newer nonce.
 //! - With the current nonce, `error_detail` makes it a NACK (recorded, not answered), otherwise
-//!   an ACK of `version_info`. Either may also change the subscription.
+//!   an ACK of the last response, unless the client already rejected it (Envoy's next request
+//!   repeats the nonce without `error_detail`). Either may also change the subscription.
 //! - A request with an empty nonce (a new subscription) and a subscription that gains names are
-//!   answered at once; a subscription that only shrinks is not.
-//! - CDS and LDS responses carry every subscribed resource; EDS and RDS only what changed (the
-//!   client keeps the rest), so one endpoint change sends one `ClusterLoadAssignment`.
+//!   answered; a subscription that only shrinks is not.
+//! - CDS and LDS responses carry every subscribed resource; EDS and RDS what differs from what
+//!   the client last acknowledged (the client keeps the rest), so one endpoint change sends one
+//!   `ClusterLoadAssignment`, and the response after a NACK carries what was rejected too: its
+//!   version is then true of everything the client holds once it accepts it.
+//! - Responses are computed when the stream has room for them ([`Protocol::next_response`]),
+//!   from the latest snapshot.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,9 +25,9 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::cache::Subscription;
 use crate::resource::{SNAPSHOT_TYPES, SYNCZ};
 use crate::server::grpc::Prepared;
-use crate::server::state::{TypeState, is_full_state, known_type, parent_type};
+use crate::server::state::{TypeState, child_type, is_full_state, known_type};
 use crate::server::status::StreamKind;
-use crate::server::stream::{Protocol, StreamCtx};
+use crate::server::stream::{Protocol, StreamCtx, StreamError};
 
 /// The SotW half of a stream: per type, its state.
 #[derive(Debug, Default)]
@@ -56,81 +61,97 @@ impl Protocol for Sotw {
         req.resource_names.len()
     }
 
-    fn on_request(&mut self, ctx: &mut StreamCtx, req: DiscoveryRequest) -> Vec<Prepared> {
+    fn size(response: &Prepared) -> usize {
+        response.encoded_len()
+    }
+
+    fn type_url(response: &Prepared) -> &str {
+        &response.message.type_url
+    }
+
+    fn on_request(
+        &mut self,
+        ctx: &mut StreamCtx,
+        req: DiscoveryRequest,
+    ) -> Result<Option<Prepared>, StreamError> {
         ctx.server.metrics.request();
         if req.type_url == SYNCZ {
-            return self.on_syncz(ctx, &req).into_iter().collect();
+            return self.on_syncz(ctx, &req);
         }
         let Some(ty) = known_type(&req.type_url) else {
             // Envoy never asks for a type its bootstrap does not name; tolerate, count, and
             // keep the stream (an error status would end every type's subscription).
             tracing::warn!(node = %ctx.node.id, type_url = %req.type_url, "unknown type requested");
             ctx.server.metrics.unknown_type();
-            return Vec::new();
+            return Ok(None);
         };
-        self.on_typed_request(ctx, ty, &req).into_iter().collect()
+        self.on_typed_request(ctx, ty, &req);
+        Ok(None)
     }
 
-    fn on_snapshot(&mut self, ctx: &mut StreamCtx) -> Vec<Prepared> {
-        let mut changed: HashMap<&str, Vec<Arc<str>>> = HashMap::new();
-        let mut out = Vec::new();
+    fn next_response(&mut self, ctx: &mut StreamCtx) -> Option<Prepared> {
         for ty in SNAPSHOT_TYPES {
             let Some(t) = self.types.get_mut(ty) else {
                 continue;
             };
-            if t.state.sent.is_none() {
+            if !t.state.has_work(ty, &ctx.current) {
+                t.state.settle(&ctx.current);
                 continue;
             }
-            let forced = parent_type(ty)
-                .and_then(|p| changed.get(p))
-                .cloned()
-                .unwrap_or_default();
-            let (response, names) = respond(ctx, ty, &mut t.state, &forced, false);
-            changed.insert(ty, names);
-            out.extend(response);
+            let (response, changed) = respond(ctx, ty, &mut t.state);
+            // A changed cluster (listener) is warmed again by Envoy, which needs its load
+            // assignment (route configuration) after it.
+            if let Some(child) = child_type(ty)
+                && let Some(c) = self.types.get_mut(child)
+            {
+                let sub = &c.state.subscription;
+                let names: Vec<_> = changed
+                    .into_iter()
+                    .filter(|n| sub.matches(child, n))
+                    .collect();
+                c.state.owe(names, false);
+            }
+            return Some(response);
         }
-        out
+        None
     }
 }
 
 impl Sotw {
-    fn on_typed_request(
-        &mut self,
-        ctx: &mut StreamCtx,
-        ty: &'static str,
-        req: &DiscoveryRequest,
-    ) -> Option<Prepared> {
+    fn on_typed_request(&mut self, ctx: &mut StreamCtx, ty: &'static str, req: &DiscoveryRequest) {
         let t = self.types.entry(ty).or_default();
         let initial = req.response_nonce.is_empty();
         if !initial {
             if !t.state.is_current_nonce(&req.response_nonce) {
                 tracing::debug!(node = %ctx.node.id, r#type = ty, nonce = %req.response_nonce, "stale nonce");
                 ctx.server.metrics.stale_nonce();
-                return None;
+                return;
             }
-            t.state
-                .acknowledge(ctx, ty, &req.version_info, req.error_detail.as_ref());
+            t.state.acknowledge(ctx, ty, req.error_detail.as_ref());
         }
         let added = t.resubscribe(ty, &req.resource_names, ctx);
         if initial {
-            t.state.sent = None;
+            t.state.restart();
         }
-        match added {
-            Some(added) if initial || !added.is_empty() => {
-                respond(ctx, ty, &mut t.state, &added, true).0
-            }
-            None if initial => respond(ctx, ty, &mut t.state, &[], true).0,
-            _ => None,
+        if let Some(added) = added {
+            let answer = !added.is_empty();
+            // CDS and LDS responses carry every subscribed resource anyway.
+            let owed = if is_full_state(ty) { Vec::new() } else { added };
+            t.state.owe(owed, answer);
         }
     }
 
     /// `istio.io/debug/syncz`: every client's sync status, answered on this stream. An ACK of
     /// a syncz response (non-empty nonce) is not answered again.
-    fn on_syncz(&mut self, ctx: &mut StreamCtx, req: &DiscoveryRequest) -> Option<Prepared> {
+    fn on_syncz(
+        &mut self,
+        ctx: &mut StreamCtx,
+        req: &DiscoveryRequest,
+    ) -> Result<Option<Prepared>, StreamError> {
         if !req.response_nonce.is_empty() {
-            return None;
+            return Ok(None);
         }
-        let resources = ctx.syncz().into_iter().map(|(_, any)| any).collect();
+        let resources = ctx.syncz()?.into_iter().map(|(_, any)| any).collect();
         let message = DiscoveryResponse {
             resources,
             type_url: SYNCZ.to_owned(),
@@ -138,10 +159,10 @@ impl Sotw {
             control_plane: Some(ctx.control_plane()),
             ..Default::default()
         };
-        Some(Prepared {
+        Ok(Some(Prepared {
             message,
             bodies: Vec::new(),
-        })
+        }))
     }
 }
 
@@ -180,32 +201,20 @@ impl SotwType {
     }
 }
 
-/// The response for `ty` after a change: for CDS and LDS every subscribed resource if any of
-/// them changed, for EDS and RDS the changed ones. `always` answers even if nothing changed (a
-/// request must be answered). Returns the response, if any, and for CDS and LDS the names
-/// that changed.
+/// The response for `ty`: for CDS and LDS every subscribed resource, for EDS and RDS those
+/// the client does not hold yet. Returns it and, for CDS and LDS, the names the client will
+/// update.
 fn respond(
     ctx: &mut StreamCtx,
     ty: &'static str,
     state: &mut TypeState,
-    forced: &[Arc<str>],
-    always: bool,
-) -> (Option<Prepared>, Vec<Arc<str>>) {
-    let plan = state.plan(ty, &ctx.current, forced);
-    // Only parents' changes are read (to force their children's resources).
-    let names = if is_full_state(ty) {
-        plan.names()
+) -> (Prepared, Vec<Arc<str>>) {
+    let plan = state.plan(ty, &ctx.current);
+    let (resources, changed) = if is_full_state(ty) {
+        let names = plan.names();
+        (ctx.current.resources(ty, &state.subscription), names)
     } else {
-        Vec::new()
-    };
-    if plan.is_empty() && !always {
-        state.sent = Some(ctx.current.clone());
-        return (None, names);
-    }
-    let resources = if is_full_state(ty) {
-        ctx.current.resources(ty, &state.subscription)
-    } else {
-        plan.upserts
+        (plan.upserts, Vec::new())
     };
     let nonce = state.record_sent(ctx, ty);
     tracing::debug!(node = %ctx.node.id, r#type = ty, count = resources.len(), %nonce, "push");
@@ -221,7 +230,7 @@ fn respond(
         message,
         bodies: resources,
     };
-    (Some(response), names)
+    (response, changed)
 }
 
 fn names_digest(names: &[String]) -> u128 {

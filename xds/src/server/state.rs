@@ -21,24 +21,44 @@ pub(super) fn is_full_state(type_url: &str) -> bool {
     type_url == CLUSTER || type_url == LISTENER
 }
 
-/// The type whose resources name the resources of `type_url`: a changed cluster makes Envoy
+/// The type whose resources a resource of `type_url` names: a changed cluster makes Envoy
 /// warm it again, which needs its endpoints; likewise a listener its route configuration.
-pub(super) fn parent_type(type_url: &str) -> Option<&'static str> {
+pub(super) fn child_type(type_url: &str) -> Option<&'static str> {
     match type_url {
-        ENDPOINT => Some(CLUSTER),
-        ROUTE => Some(LISTENER),
+        CLUSTER => Some(ENDPOINT),
+        LISTENER => Some(ROUTE),
         _ => None,
     }
 }
 
 /// What one stream knows about one resource type.
+///
+/// # Guarantees
+/// - A response's version is the version of the snapshot it was computed from, and the
+///   response carries every subscribed resource whose version differs from what the client
+///   last acknowledged (`acked`), not merely what changed since the last response (`sent`):
+///   once the client acknowledges it, it holds exactly that snapshot's versions. A rejected
+///   response's resources are not assumed held.
+/// - Whether there is anything to send is decided against `sent`: a rejected version is not
+///   sent again until something it covers changes (DESIGN.md: a NACK is state).
 #[derive(Debug, Default)]
 pub(super) struct TypeState {
     /// What the client asked for.
     pub subscription: Subscription,
-    /// The snapshot the last response of this type was computed from: the client holds (or
-    /// rejected) exactly its versions of the subscribed resources. `None` = nothing sent yet.
+    /// The snapshot the last response of this type was computed from, or a later one that
+    /// changed nothing subscribed. `None` = nothing sent yet.
     pub sent: Option<Arc<Snapshot>>,
+    /// The snapshot whose versions of the subscribed resources the client holds: that of the
+    /// last response it acknowledged. `None` = it holds nothing of ours.
+    acked: Option<Arc<Snapshot>>,
+    /// Names to send with the next response whatever their version: newly subscribed, asked
+    /// for again, or whose parent resource changed. Their presence is a reason to respond.
+    owed: Vec<Arc<str>>,
+    /// Names sent as `owed` since the last acknowledgement: carried by every response until
+    /// one is acknowledged, since the client may have rejected the one that carried them.
+    unconfirmed: Vec<Arc<str>>,
+    /// A request waits for its answer: the next response is sent even if empty.
+    answer: bool,
     /// Nonces and versions sent and acknowledged, and the last NACK; published for status.
     pub status: TypeStatus,
 }
@@ -46,17 +66,13 @@ pub(super) struct TypeState {
 /// The resources one response carries.
 #[derive(Debug, Default)]
 pub(super) struct Plan {
-    /// Subscribed resources that are new or changed (or forced).
+    /// Subscribed resources that differ from what the client holds (or are owed).
     pub upserts: Vec<Arc<Resource>>,
-    /// Subscribed names whose resource was removed since the last response.
+    /// Subscribed names the client holds whose resource is gone.
     pub removals: Vec<Arc<str>>,
 }
 
 impl Plan {
-    pub(super) fn is_empty(&self) -> bool {
-        self.upserts.is_empty() && self.removals.is_empty()
-    }
-
     /// Every name the plan touches.
     pub(super) fn names(&self) -> Vec<Arc<str>> {
         let upserted = self.upserts.iter().map(|r| Arc::from(r.name.as_str()));
@@ -65,35 +81,99 @@ impl Plan {
 }
 
 impl TypeState {
-    /// Subscribed resources of `ty` that changed between the last response and `current`,
-    /// plus the subscribed ones among `forced` that exist. Everything subscribed if nothing
-    /// was sent yet.
-    pub(super) fn plan(&self, ty: &str, current: &Snapshot, forced: &[Arc<str>]) -> Plan {
-        let Some(sent) = &self.sent else {
-            let upserts = current.resources(ty, &self.subscription);
-            return Plan {
-                upserts,
-                removals: Vec::new(),
-            };
+    /// Whether the next response of `ty` has a reason to be sent: a request waits for it,
+    /// names are owed, or a subscribed resource changed since the last response.
+    pub(super) fn has_work(&self, ty: &str, current: &Snapshot) -> bool {
+        if self.answer || !self.owed.is_empty() {
+            return true;
+        }
+        match &self.sent {
+            None => false,
+            Some(sent) => current
+                .changes_since(sent, ty)
+                .iter()
+                .any(|c| self.subscription.matches(ty, c.name)),
+        }
+    }
+
+    /// Nothing to send for `ty`: `current` changes nothing subscribed, so the client is as
+    /// current as it was.
+    pub(super) fn settle(&mut self, current: &Arc<Snapshot>) {
+        let synced = match (&self.acked, &self.sent) {
+            (Some(a), Some(s)) => Arc::ptr_eq(a, s),
+            _ => false,
         };
+        if self.sent.is_some() {
+            self.sent = Some(current.clone());
+        }
+        if synced {
+            self.acked = Some(current.clone());
+        }
+    }
+
+    /// Asks for `names` to be sent with the next response; `answer` also makes a request wait
+    /// for one.
+    pub(super) fn owe(&mut self, names: impl IntoIterator<Item = Arc<str>>, answer: bool) {
+        self.owed.extend(names);
+        self.answer |= answer;
+    }
+
+    /// Starts over: a first request of the type on this stream holds nothing of ours.
+    pub(super) fn restart(&mut self) {
+        self.sent = None;
+        self.acked = None;
+        self.unconfirmed.clear();
+        self.answer = true;
+    }
+
+    /// Names owed or unconfirmed, which the next response carries whatever their version.
+    pub(super) fn forced(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.owed.iter().chain(&self.unconfirmed)
+    }
+
+    /// Subscribed resources of `ty` whose version in `current` differs from what the client
+    /// holds or from the last response (which the client may yet accept), plus the owed and
+    /// unconfirmed names that exist. Everything subscribed if the client holds nothing.
+    pub(super) fn plan<'a>(&'a self, ty: &str, current: &'a Snapshot) -> Plan {
         let mut plan = Plan::default();
-        let mut seen: HashSet<&str> = HashSet::new();
-        for change in current.changes_since(sent, ty) {
-            if !self.subscription.matches(ty, change.name) {
+        let mut seen: HashSet<&'a str> = HashSet::new();
+        let Some(acked) = &self.acked else {
+            // Every subscribed resource, the owed ones among them.
+            plan.upserts = current.resources(ty, &self.subscription);
+            return plan;
+        };
+        let since_sent = self.sent.as_ref().filter(|s| !Arc::ptr_eq(s, acked));
+        let changes = current.changes_since(acked, ty).into_iter();
+        let changes = changes.chain(
+            since_sent
+                .into_iter()
+                .flat_map(|s| current.changes_since(s, ty)),
+        );
+        for change in changes {
+            if !self.subscription.matches(ty, change.name) || !seen.insert(change.name) {
                 continue;
             }
-            seen.insert(change.name);
             match change.now {
                 Some(res) => plan.upserts.push(res.clone()),
                 None => plan.removals.push(change.name.clone()),
             }
         }
-        for name in forced {
+        self.add_forced(ty, current, &mut seen, &mut plan);
+        plan
+    }
+
+    fn add_forced<'a>(
+        &'a self,
+        ty: &str,
+        current: &'a Snapshot,
+        seen: &mut HashSet<&'a str>,
+        plan: &mut Plan,
+    ) {
+        for name in self.forced() {
             if seen.insert(name) && self.subscription.matches(ty, name) {
                 plan.upserts.extend(current.get(ty, name).cloned());
             }
         }
-        plan
     }
 
     /// Whether `nonce` answers the last response of this type.
@@ -101,28 +181,22 @@ impl TypeState {
         nonce == self.status.nonce_sent
     }
 
-    /// Records the client's answer to the last response: an ACK of `version`, or a NACK when
-    /// `error` is set. A NACK is kept for status and is not answered: the rejected version is
-    /// not sent again, only the next change is.
-    pub(super) fn acknowledge(
-        &mut self,
-        ctx: &StreamCtx,
-        ty: &str,
-        version: &str,
-        error: Option<&RpcStatus>,
-    ) {
+    /// Records the client's answer to the last response: an ACK, or a NACK when `error` is
+    /// set. A NACK is kept for status and is not answered: the rejected version is not sent
+    /// again, only the next change is, together with what the client rejected.
+    pub(super) fn acknowledge(&mut self, ctx: &StreamCtx, ty: &str, error: Option<&RpcStatus>) {
+        let nacked = self
+            .status
+            .last_nack
+            .as_ref()
+            .is_some_and(|n| n.nonce == self.status.nonce_sent);
         match error {
             // The same rejection again (a client repeating its NACK of one response): counted
             // and recorded once, with the message it first gave.
-            Some(_)
-                if self
-                    .status
-                    .last_nack
-                    .as_ref()
-                    .is_some_and(|n| n.nonce == self.status.nonce_sent) =>
-            {
-                return;
-            }
+            Some(_) if nacked => return,
+            // A later request answering a rejected response (Envoy clears `error_detail` once
+            // sent) changes the subscription; it does not acknowledge what was rejected.
+            None if nacked => return,
             Some(err) => {
                 tracing::warn!(node = %ctx.node.id, r#type = ty, version = %self.status.version_sent,
                     message = %err.message, "client rejected config");
@@ -135,7 +209,9 @@ impl TypeState {
                 });
             }
             None => {
-                self.status.version_acked = version.to_owned();
+                self.acked = self.sent.clone();
+                self.unconfirmed.clear();
+                self.status.version_acked = self.status.version_sent.clone();
                 self.status.nonce_acked = self.status.nonce_sent.clone();
             }
         }
@@ -146,7 +222,16 @@ impl TypeState {
     /// nonce.
     pub(super) fn record_sent(&mut self, ctx: &mut StreamCtx, ty: &str) -> String {
         let nonce = ctx.next_nonce();
+        // A response no request waits for pushes a change: its convergence is measured.
+        ctx.pushed_change = if self.answer {
+            None
+        } else {
+            ctx.current.changed_at()
+        };
         self.sent = Some(ctx.current.clone());
+        let owed = std::mem::take(&mut self.owed);
+        self.unconfirmed.extend(owed);
+        self.answer = false;
         self.status.nonce_sent = nonce.clone();
         self.status.version_sent = ctx.current.version(ty).to_owned();
         ctx.server.metrics.push(ty);

@@ -34,6 +34,10 @@ pub struct ClientStatus {
     pub connected_at: SystemTime,
     /// Per short type name (`cds`, `eds`, `lds`, `rds`), for the types the client asked for.
     pub types: BTreeMap<&'static str, TypeStatus>,
+    /// Responses computed for the client that the transport has not taken yet (at most one).
+    pub queued_responses: usize,
+    /// Their encoded size, in bytes.
+    pub queued_bytes: usize,
 }
 
 /// The state of one type on one stream.

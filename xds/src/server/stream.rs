@@ -1,18 +1,20 @@
 //! One ADS stream: a task that reads requests, watches its key's snapshot, and sends what a
 //! [`Protocol`] (SotW or Delta) decides. Deciding is synchronous; only this loop does I/O.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
 use envoy_types::pb::google::protobuf::Any;
 use futures::{Stream, StreamExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tonic::{Code, Status};
 
 use crate::cache::{Snapshot, SnapshotCache};
 use crate::model::ClientKey;
 use crate::server::node::{NodeError, NodeInfo};
+use crate::server::outbox::{Outbox, Queued};
 use crate::server::status::{
     ClientStatus, StreamKind, TypeStatus, client_config, client_config_any,
 };
@@ -27,10 +29,20 @@ pub(super) trait Protocol: Send + 'static {
     fn node(req: &Self::Request) -> Option<&Node>;
     /// How many resource names `req` carries (subscribed and unsubscribed).
     fn resource_count(req: &Self::Request) -> usize;
-    /// Responses to one request (none for an ACK, a NACK or a stale request).
-    fn on_request(&mut self, ctx: &mut StreamCtx, req: Self::Request) -> Vec<Self::Response>;
-    /// Responses after `ctx.current` changed, in [`crate::resource::SNAPSHOT_TYPES`] order.
-    fn on_snapshot(&mut self, ctx: &mut StreamCtx) -> Vec<Self::Response>;
+    /// Encoded size of a response, for the queue's accounting.
+    fn size(response: &Self::Response) -> usize;
+    /// Type URL of a response.
+    fn type_url(response: &Self::Response) -> &str;
+    /// Applies one request (ACK, NACK, subscription) to the stream's state. Returns a response
+    /// that does not come from the snapshot (syncz), to be sent before any other.
+    fn on_request(
+        &mut self,
+        ctx: &mut StreamCtx,
+        req: Self::Request,
+    ) -> Result<Option<Self::Response>, StreamError>;
+    /// The next response the state calls for, from `ctx.current`, in
+    /// [`crate::resource::SNAPSHOT_TYPES`] order; `None` when the client is up to date.
+    fn next_response(&mut self, ctx: &mut StreamCtx) -> Option<Self::Response>;
 }
 
 /// Why a stream ended with an error; mapped to a gRPC status in [`StreamError::into_status`].
@@ -49,6 +61,13 @@ pub enum StreamError {
     /// the transport.
     #[error("read request")]
     ReadRequest(#[source] Status),
+    /// A response came out larger than [`crate::server::Limits`] allow to send.
+    #[error("a response of {size} bytes is over the {limit} bytes allowed")]
+    ResponseTooLarge { size: usize, limit: usize },
+    /// `istio.io/debug/syncz` was asked for where it is not served (the plaintext port, unless
+    /// `--xds-plaintext-debug`).
+    #[error("authentication required: istio.io/debug/syncz is not served to this client")]
+    DebugNotAllowed,
 }
 
 impl StreamError {
@@ -57,7 +76,11 @@ impl StreamError {
         match self {
             Self::ParseNode(e) => Status::invalid_argument(e.to_string()),
             Self::WatchSnapshot(_) | Self::CacheClosed => Status::internal(self.to_string()),
-            Self::TooManyResources { .. } => Status::resource_exhausted(self.to_string()),
+            Self::TooManyResources { .. } | Self::ResponseTooLarge { .. } => {
+                Status::resource_exhausted(self.to_string())
+            }
+            // As istiod answers a debug request from a client without a verified identity.
+            Self::DebugNotAllowed => Status::unauthenticated(self.to_string()),
             // tonic reports a message over the limit as OUT_OF_RANGE; gRPC's servers say
             // RESOURCE_EXHAUSTED.
             Self::ReadRequest(status) => match status.code() {
@@ -87,6 +110,9 @@ pub(super) struct StreamCtx {
     client: Arc<Mutex<Connected>>,
     /// Last nonce sent on the stream: nonces strictly increase per stream.
     nonce: u64,
+    /// When the change the last response pushes reached the cache; `None` when it answers a
+    /// request.
+    pub pushed_change: Option<Instant>,
 }
 
 /// A connected client in the server's registry.
@@ -96,6 +122,8 @@ pub(super) struct Connected {
     pub node: Node,
     /// What the admin page shows; updated per type by [`StreamCtx::publish`].
     pub status: ClientStatus,
+    /// What the stream has queued for the transport, shown with the status.
+    pub queued: Arc<Queued>,
 }
 
 impl StreamCtx {
@@ -125,14 +153,17 @@ impl StreamCtx {
 
     /// One `ClientConfig` per connected client that subscribed to some snapshot type, keyed
     /// by node id (clients that only ask for debug types, like istioctl, are left out).
-    pub(super) fn syncz(&self) -> Vec<(String, Any)> {
+    pub(super) fn syncz(&self) -> Result<Vec<(String, Any)>, StreamError> {
+        if !self.server.syncz {
+            return Err(StreamError::DebugNotAllowed);
+        }
         self.server.metrics.syncz();
         let clients = self
             .server
             .clients
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        clients
+        let configs = clients
             .values()
             .filter_map(|c| {
                 let c = c.lock().unwrap_or_else(|e| e.into_inner());
@@ -140,23 +171,20 @@ impl StreamCtx {
                 (!c.status.types.is_empty())
                     .then(|| (c.node.id.clone(), client_config_any(&config)))
             })
-            .collect()
+            .collect();
+        Ok(configs)
     }
 }
 
 /// Runs one stream to its end. Errors are sent to the client as a gRPC status.
-pub(super) async fn run<P, S>(
-    server: AdsServer,
-    proto: P,
-    input: S,
-    out: mpsc::Sender<Result<P::Response, Status>>,
-) where
+pub(super) async fn run<P, S>(server: AdsServer, proto: P, input: S, out: Outbox<P::Response>)
+where
     P: Protocol,
     S: Stream<Item = Result<P::Request, Status>> + Send + Unpin + 'static,
 {
     if let Err(err) = serve(server, proto, input, &out).await {
         tracing::info!(error = %err, "ads stream failed");
-        let _ = out.send(Err(err.into_status())).await;
+        out.fail(err.into_status()).await;
     }
 }
 
@@ -164,7 +192,7 @@ async fn serve<P, S>(
     server: AdsServer,
     mut proto: P,
     mut input: S,
-    out: &mpsc::Sender<Result<P::Response, Status>>,
+    out: &Outbox<P::Response>,
 ) -> Result<(), StreamError>
 where
     P: Protocol,
@@ -188,7 +216,7 @@ where
     let mut label_keys = server.cache.label_keys();
     let key = info.key(&label_keys.borrow_and_update());
     let mut snapshots = watch_blocking(&server.cache, key.clone()).await?;
-    let registration = server.register(node, &info, P::KIND);
+    let registration = server.register(node, &info, P::KIND, out.queued.clone());
     let mut ctx = StreamCtx {
         server,
         node: info,
@@ -196,23 +224,25 @@ where
         current: snapshots.borrow_and_update().clone(),
         client: registration.client.clone(),
         nonce: 0,
+        pushed_change: None,
     };
     tracing::info!(node = %ctx.node.id, kind = ?P::KIND, "ads stream opened");
-    let mut responses = proto.on_request(&mut ctx, first);
+    // Answers that do not come from the snapshot (syncz), sent before the next push.
+    let mut answers = VecDeque::new();
+    answers.extend(proto.on_request(&mut ctx, first)?);
+    // The state may call for a response: computed once there is room for it.
+    let mut dirty = true;
     loop {
-        for r in responses.drain(..) {
-            if out.send(Ok(r)).await.is_err() {
-                return Ok(());
-            }
-        }
-        // Requests first: an ACK or a subscription change must be applied before the next
-        // push is computed, and a fast-changing mesh must not starve the client's requests.
-        responses = tokio::select! {
+        tokio::select! {
             biased;
-            req = input.next() => match req {
+            // Requests first: an ACK or a subscription change must be applied before the next
+            // response is computed, and a fast-changing mesh must not starve the client's
+            // requests. Not while answers wait: a client that does not read is not read.
+            req = input.next(), if answers.is_empty() => match req {
                 Some(Ok(req)) => {
                     within(&req)?;
-                    proto.on_request(&mut ctx, req)
+                    answers.extend(proto.on_request(&mut ctx, req)?);
+                    dirty = true;
                 }
                 Some(Err(status)) => {
                     tracing::debug!(node = %ctx.node.id, %status, "ads stream request failed");
@@ -220,34 +250,60 @@ where
                 }
                 None => return Ok(()),
             },
+            // Computed only when there is room, from the latest snapshot: nothing outdated
+            // waits in the queue.
+            permit = out.reserve(), if dirty || !answers.is_empty() => {
+                let Some(permit) = permit else {
+                    return Ok(());
+                };
+                ctx.pushed_change = None;
+                match answers.pop_front().or_else(|| proto.next_response(&mut ctx)) {
+                    Some(response) => {
+                        let size = within_size(&ctx, P::type_url(&response), P::size(&response))?;
+                        out.send(permit, response, size, ctx.pushed_change);
+                    }
+                    None => dirty = false,
+                }
+            }
             res = snapshots.changed() => {
                 res.map_err(|_| StreamError::CacheClosed)?;
                 ctx.current = snapshots.borrow_and_update().clone();
-                proto.on_snapshot(&mut ctx)
+                dirty = true;
             }
             res = label_keys.changed() => {
                 res.map_err(|_| StreamError::CacheClosed)?;
                 let key = ctx.node.key(&label_keys.borrow_and_update());
-                rekey(&mut ctx, &mut proto, &mut snapshots, key).await?
+                rekey(&mut ctx, &mut snapshots, key).await?;
+                dirty = true;
             }
-        };
+        }
     }
 }
 
-/// Moves the stream to `key` (the mesh's failover label keys changed) and pushes what differs.
-async fn rekey<P: Protocol>(
+/// `size` if a response of `ty` that big may be sent; else the push is counted as failed.
+fn within_size(ctx: &StreamCtx, ty: &str, size: usize) -> Result<usize, StreamError> {
+    let limit = ctx.server.limits().max_response_bytes;
+    if size > limit {
+        ctx.server.metrics.send_error(ty);
+        return Err(StreamError::ResponseTooLarge { size, limit });
+    }
+    Ok(size)
+}
+
+/// Moves the stream to `key` (the mesh's failover label keys changed); what differs is pushed
+/// next.
+async fn rekey(
     ctx: &mut StreamCtx,
-    proto: &mut P,
     snapshots: &mut watch::Receiver<Arc<Snapshot>>,
     key: ClientKey,
-) -> Result<Vec<P::Response>, StreamError> {
+) -> Result<(), StreamError> {
     if key == ctx.key {
-        return Ok(Vec::new());
+        return Ok(());
     }
     *snapshots = watch_blocking(&ctx.server.cache, key.clone()).await?;
     ctx.key = key;
     ctx.current = snapshots.borrow_and_update().clone();
-    Ok(proto.on_snapshot(ctx))
+    Ok(())
 }
 
 /// Watches `key`; the first watcher of a key translates the whole mesh, so off the runtime.

@@ -20,10 +20,11 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 use envoy_types::pb::google::protobuf::{Any, Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
+use futures::{FutureExt, StreamExt};
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
-use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
+use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::Status;
 
 use super::*;
@@ -239,7 +240,7 @@ impl SotwClient {
 /// A Delta client.
 struct DeltaClient {
     tx: mpsc::UnboundedSender<Result<DeltaDiscoveryRequest, Status>>,
-    rx: mpsc::Receiver<Result<DeltaDiscoveryResponse, Status>>,
+    rx: OutboxStream<DeltaDiscoveryResponse>,
     node: Option<Node>,
     last_nonce: u64,
     asked: BTreeSet<String>,
@@ -250,10 +251,9 @@ struct DeltaClient {
 impl DeltaClient {
     fn connect(server: &AdsServer, node: Node) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let responses: ReceiverStream<_> = server.serve_delta(UnboundedReceiverStream::new(rx));
         Self {
             tx,
-            rx: responses.into_inner(),
+            rx: server.serve_delta(UnboundedReceiverStream::new(rx)),
             node: Some(node),
             last_nonce: 0,
             asked: BTreeSet::new(),
@@ -305,7 +305,7 @@ impl DeltaClient {
     }
 
     async fn recv(&mut self) -> DeltaDiscoveryResponse {
-        let next = tokio::time::timeout(RECV_TIMEOUT, self.rx.recv()).await;
+        let next = tokio::time::timeout(RECV_TIMEOUT, self.rx.next()).await;
         let resp = next
             .expect("response in time")
             .expect("stream open")
@@ -327,9 +327,8 @@ impl DeltaClient {
 
     async fn expect_silence(&mut self) {
         settle().await;
-        match self.rx.try_recv() {
-            Err(TryRecvError::Empty) => {}
-            other => panic!("expected no response, got {other:?}"),
+        if let Some(other) = self.rx.next().now_or_never() {
+            panic!("expected no response, got {other:?}");
         }
     }
 

@@ -1,5 +1,7 @@
 use std::collections::HashMap;
 
+use envoy_types::pb::envoy::service::status::v3::ConfigStatus;
+
 use super::*;
 use crate::translate::OUTBOUND;
 
@@ -122,8 +124,17 @@ async fn delta_nack_is_recorded_and_not_answered() {
     assert_eq!(t.last_nack.unwrap().version, cds.system_version_info);
     assert_eq!(server.metrics().nacks(), 1);
     cache.set_mesh(with(&two_services(), service("new").http(80).build()));
-    let (_, upserts, _) = c.recv_type(CLUSTER).await;
-    assert_eq!(upserts, [cluster("new", 80)], "only the change");
+    // The client holds nothing of the rejected response: the change comes with all of it.
+    let (next, upserts, _) = c.recv_type(CLUSTER).await;
+    assert_eq!(
+        upserts,
+        [cluster("db", 5432), cluster("echo", 80), cluster("new", 80)]
+    );
+    c.ack(&next);
+    c.expect_silence().await;
+    let t = server.status()[0].types["cds"].clone();
+    assert_eq!(t.version_acked, next.system_version_info);
+    assert_eq!(t.config_status(), ConfigStatus::Synced);
 }
 
 #[tokio::test]
@@ -233,4 +244,52 @@ async fn unsubscribing_a_name_the_wildcard_covers_sends_it_again() {
     assert_eq!((names, removed.len()), (vec![echo], 0));
     c.ack(&cds);
     c.expect_silence().await;
+}
+
+#[tokio::test]
+async fn after_a_nack_the_next_change_carries_what_was_rejected() {
+    let (cache, server) = server(two_services());
+    let mut c = DeltaClient::connect(&server, east("envoy-d"));
+    let (db, echo) = (cluster("db", 5432), cluster("echo", 80));
+    c.subscribe(ENDPOINT, &[&db, &echo]);
+    let (eds, _, _) = c.recv_type(ENDPOINT).await;
+    c.ack(&eds);
+    let echo_with = |ip: &str| {
+        service("echo")
+            .http(80)
+            .endpoint("10.0.1.1", "us-east/us-east-1a/")
+            .endpoint(ip, "us-east/us-east-1a/")
+            .build()
+    };
+    let db_with = |ip: &str| {
+        service("db")
+            .tcp(5432)
+            .endpoint(ip, "us-east/us-east-1a/")
+            .build()
+    };
+    // A2 and B2, rejected: the client keeps A1 and B1.
+    let mesh = with(
+        &with(&two_services(), echo_with("10.0.1.7")),
+        db_with("10.0.1.3"),
+    );
+    cache.set_mesh(mesh.clone());
+    let (eds, upserts, _) = c.recv_type(ENDPOINT).await;
+    assert_eq!(upserts, [db.clone(), echo.clone()]);
+    let held_before = c.held[ENDPOINT].clone();
+    c.nack(&eds, "bad endpoints");
+    c.held.insert(ENDPOINT.to_owned(), held_before);
+    c.expect_silence().await;
+    // A3 alone changes: B2 comes again with it.
+    cache.set_mesh(with(&mesh, echo_with("10.0.1.8")));
+    let (eds, upserts, _) = c.recv_type(ENDPOINT).await;
+    assert_eq!(upserts, [db, echo]);
+    let snapshot = cache.watch(&key("us-east/us-east-1a/")).borrow().clone();
+    for (name, version) in &c.held[ENDPOINT] {
+        assert_eq!(version, &snapshot.get(ENDPOINT, name).unwrap().version);
+    }
+    c.ack(&eds);
+    c.expect_silence().await;
+    let t = server.status()[0].types["eds"].clone();
+    assert_eq!(t.config_status(), ConfigStatus::Synced);
+    assert_eq!(t.version_acked, eds.system_version_info);
 }

@@ -1,5 +1,6 @@
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::status::v3::{ClientConfig, ConfigStatus};
+use prometheus_client::registry::Registry;
 use tokio_stream::StreamExt;
 
 use super::*;
@@ -26,6 +27,7 @@ async fn unknown_type_is_tolerated() {
 #[tokio::test]
 async fn syncz_reports_every_subscribed_client() {
     let (_cache, server) = server(two_services());
+    let server = server.with_syncz(true);
     let meta = [(META_NETWORK, Kind::StringValue("net-a".into()))];
     let mut envoy = SotwClient::connect(&server, node("envoy-1", "us-east/us-east-1a/", &meta));
     envoy.request(CLUSTER, &[]);
@@ -87,6 +89,7 @@ async fn syncz_reports_every_subscribed_client() {
 #[tokio::test]
 async fn syncz_reports_nacks_as_errors() {
     let (_cache, server) = server(two_services());
+    let server = server.with_syncz(true);
     let mut envoy = SotwClient::connect(&server, east("envoy-1"));
     envoy.request(CLUSTER, &[]);
     let (cds, _) = envoy.recv_type(CLUSTER).await;
@@ -111,6 +114,24 @@ async fn syncz_reports_nacks_as_errors() {
         .unwrap();
     assert_eq!(cds_config.config_status, ConfigStatus::Error as i32);
     assert_eq!(cds_config.error_state.as_ref().unwrap().details, "bad");
+}
+
+#[tokio::test]
+async fn syncz_is_refused_unless_allowed() {
+    let (_cache, server) = server(two_services());
+    let mut envoy = SotwClient::connect(&server, east("envoy-1"));
+    envoy.request(CLUSTER, &[]);
+    envoy.recv_type(CLUSTER).await;
+    let mut istioctl = SotwClient::connect(&server, Node::default());
+    istioctl.request(SYNCZ, &[]);
+    let status = istioctl.recv_error().await;
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    let mut d = DeltaClient::connect(&server, Node::default());
+    d.subscribe(SYNCZ, &[]);
+    let next = tokio::time::timeout(RECV_TIMEOUT, d.rx.next()).await;
+    let status = next.unwrap().unwrap().expect_err("an error");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    assert_eq!(server.status().len(), 1, "the refused clients left");
 }
 
 #[tokio::test]
@@ -274,4 +295,83 @@ async fn one_endpoint_change_reaches_every_stream() {
             assert_eq!(got, [target.as_str()]);
         }
     }
+}
+
+/// The server's metrics as `/metrics` shows them.
+fn scrape(server: &AdsServer) -> String {
+    let mut registry = Registry::default();
+    server.register_metrics(&mut registry);
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+    out
+}
+
+fn sample(metrics: &str, name: &str) -> f64 {
+    let line = metrics.lines().find(|l| l.starts_with(&format!("{name} ")));
+    let line = line.unwrap_or_else(|| panic!("{name} in {metrics}"));
+    line[name.len() + 1..].parse().unwrap()
+}
+
+#[tokio::test]
+async fn metrics_carry_istios_names_and_the_clients_states() {
+    let (cache, server) = server(two_services());
+    let mut c = SotwClient::connect(&server, east("envoy-1"));
+    c.request(CLUSTER, &[]);
+    let (cds, _) = c.recv_type(CLUSTER).await;
+    c.ack(&cds, &[]);
+    let echo = cluster("echo", 80);
+    c.request(ENDPOINT, &[&echo]);
+    let (eds, _) = c.recv_type(ENDPOINT).await;
+    c.nack(&eds, &[&echo], "", "bad");
+    c.expect_silence().await;
+    let m = scrape(&server);
+    assert_eq!(sample(&m, "pilot_xds"), 1.0);
+    assert_eq!(sample(&m, "pilot_xds_pushes{type=\"cds\"}"), 1.0);
+    assert_eq!(sample(&m, "pilot_xds_pushes{type=\"eds_senderr\"}"), 0.0);
+    assert_eq!(sample(&m, "pilot_total_xds_rejects{type=\"eds\"}"), 1.0);
+    assert_eq!(sample(&m, "pilot_xds_eds_reject"), 1.0);
+    assert_eq!(sample(&m, "pilot_xds_cds_reject"), 0.0);
+    assert_eq!(
+        sample(&m, "meshfleet_xds_clients{state=\"rejecting\"}"),
+        1.0
+    );
+    assert_eq!(sample(&m, "meshfleet_xds_clients{state=\"synced\"}"), 0.0);
+    let acked = format!(
+        "meshfleet_xds_clients_acked{{type=\"cds\",version=\"{}\"}}",
+        cds.version_info
+    );
+    assert_eq!(sample(&m, &acked), 1.0);
+    assert_eq!(sample(&m, "pilot_proxy_convergence_time_count"), 0.0);
+    assert_eq!(sample(&m, "meshfleet_xds_pushes_total{type=\"cds\"}"), 1.0);
+
+    // A change pushed and taken: one observation, from the cache update on.
+    cache.set_mesh(with(&two_services(), service("new").http(80).build()));
+    let (next, _) = c.recv_type(CLUSTER).await;
+    c.ack(&next, &[]);
+    c.expect_silence().await;
+    let m = scrape(&server);
+    assert_eq!(sample(&m, "pilot_proxy_convergence_time_count"), 1.0);
+    assert_eq!(sample(&m, "pilot_xds_pushes{type=\"cds\"}"), 2.0);
+    assert!(m.contains("# TYPE pilot_xds_pushes unknown\n"), "{m}");
+
+    // An expired nonce.
+    c.ack(&cds, &[]);
+    c.expect_silence().await;
+    assert_eq!(sample(&scrape(&server), "pilot_xds_expired_nonce"), 1.0);
+}
+
+#[tokio::test]
+async fn a_response_over_the_size_limit_is_a_push_error() {
+    let (_cache, server) = server(two_services());
+    let server = server.with_limits(Limits {
+        max_response_bytes: 64,
+        ..Limits::default()
+    });
+    let mut c = SotwClient::connect(&server, east("envoy-1"));
+    c.request(CLUSTER, &[]);
+    let status = c.recv_error().await;
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    let m = scrape(&server);
+    assert_eq!(sample(&m, "pilot_xds_pushes{type=\"cds_senderr\"}"), 1.0);
+    assert_eq!(sample(&m, "pilot_xds_pushes{type=\"cds\"}"), 1.0);
 }

@@ -1,3 +1,5 @@
+use envoy_types::pb::envoy::service::status::v3::ConfigStatus;
+
 use super::*;
 use crate::translate::OUTBOUND;
 
@@ -350,4 +352,120 @@ async fn a_request_naming_too_many_resources_ends_the_stream_with_resource_exhau
     let status = c.recv_error().await;
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     assert!(status.message().contains("3 resources"), "{status:?}");
+}
+
+/// What `c` holds of `ty` is exactly the current snapshot's versions.
+fn holds_current(c: &SotwClient, cache: &SnapshotCache, ty: &str) {
+    let snapshot = cache.watch(&key("us-east/us-east-1a/")).borrow().clone();
+    for (name, version) in &c.held[ty] {
+        let current = snapshot.get(ty, name).expect("exists");
+        assert_eq!(version, &current.version, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn after_a_nack_the_next_change_carries_what_was_rejected_under_a_true_version() {
+    let (cache, server) = server(two_services());
+    let (mut c, _) = synced(&server).await;
+    let (db, echo) = (cluster("db", 5432), cluster("echo", 80));
+    let names = [db.as_str(), echo.as_str()];
+    let db_with = |ip: &str| {
+        service("db")
+            .tcp(5432)
+            .endpoint(ip, "us-east/us-east-1a/")
+            .build()
+    };
+    // A2 and B2 in one response, rejected: the client keeps A1 and B1.
+    let mesh = with(
+        &with(&two_services(), echo_with("10.0.1.7")),
+        db_with("10.0.1.3"),
+    );
+    cache.set_mesh(mesh.clone());
+    let (eds, mut got) = c.recv_type(ENDPOINT).await;
+    got.sort();
+    assert_eq!(got, [db.clone(), echo.clone()]);
+    let held_before = c.held[ENDPOINT].clone();
+    c.nack(&eds, &names, "", "bad endpoints");
+    c.held.insert(ENDPOINT.to_owned(), held_before);
+    c.expect_silence().await;
+    let t = server.status()[0].types["eds"].clone();
+    assert_eq!(t.config_status(), ConfigStatus::Error);
+    // A3 alone changes: the response carries B2 again, so that its version is true of
+    // everything the client holds once it accepts it.
+    cache.set_mesh(with(&mesh, echo_with("10.0.1.8")));
+    let (eds, mut got) = c.recv_type(ENDPOINT).await;
+    got.sort();
+    assert_eq!(got, names);
+    let snapshot = cache.watch(&key("us-east/us-east-1a/")).borrow().clone();
+    assert_eq!(eds.version_info, snapshot.version(ENDPOINT));
+    holds_current(&c, &cache, ENDPOINT);
+    assert_eq!(
+        server.status()[0].types["eds"].config_status(),
+        ConfigStatus::Stale,
+        "not in sync until it acknowledges"
+    );
+    c.ack(&eds, &names);
+    c.expect_silence().await;
+    let t = server.status()[0].types["eds"].clone();
+    assert_eq!(t.config_status(), ConfigStatus::Synced);
+    assert_eq!(t.version_acked, eds.version_info);
+}
+
+#[tokio::test]
+async fn a_request_after_a_nack_does_not_acknowledge_the_rejected_response() {
+    let (cache, server) = server(two_services());
+    let (mut c, _) = synced(&server).await;
+    let (db, echo) = (cluster("db", 5432), cluster("echo", 80));
+    cache.set_mesh(with(&two_services(), echo_with("10.0.1.7")));
+    let (eds, _) = c.recv_type(ENDPOINT).await;
+    c.nack(&eds, &[&db, &echo], "", "bad endpoints");
+    // Envoy's next request carries the same nonce without `error_detail`.
+    c.ack(&eds, &[&db]);
+    c.expect_silence().await;
+    let t = server.status()[0].types["eds"].clone();
+    assert_eq!(t.config_status(), ConfigStatus::Error);
+    assert_ne!(t.version_acked, eds.version_info);
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_holds_up_one_response_and_gets_the_latest() {
+    let (cache, server) = server(two_services());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut responses = server.serve_sotw_prepared(UnboundedReceiverStream::new(rx));
+    let (db, echo) = (cluster("db", 5432), cluster("echo", 80));
+    tx.send(Ok(DiscoveryRequest {
+        node: Some(east("slow")),
+        type_url: ENDPOINT.to_owned(),
+        resource_names: vec![db.clone(), echo.clone()],
+        ..Default::default()
+    }))
+    .unwrap();
+    settle().await;
+    for i in 0..20 {
+        cache.set_mesh(with(
+            &two_services(),
+            echo_with(&format!("10.0.1.{}", 10 + i)),
+        ));
+    }
+    settle().await;
+    let status = server.status()[0].clone();
+    assert_eq!(status.queued_responses, 1);
+    assert_eq!(server.metrics().queued_responses(), 1);
+    let first = responses.next().await.unwrap().unwrap();
+    assert_eq!(status.queued_bytes, first.encoded_len(), "one response");
+    // Then one response from the latest snapshot, and nothing else.
+    let latest = tokio::time::timeout(RECV_TIMEOUT, responses.next()).await;
+    let latest = latest.unwrap().unwrap().unwrap();
+    let snapshot = cache.watch(&key("us-east/us-east-1a/")).borrow().clone();
+    assert_eq!(latest.message.version_info, snapshot.version(ENDPOINT));
+    // Nothing was acknowledged yet: all of it, at the latest versions.
+    let names: Vec<&str> = latest.bodies.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, [db.as_str(), echo.as_str()]);
+    let echo_now = snapshot.get(ENDPOINT, &echo).unwrap();
+    assert_eq!(latest.bodies[1].version, echo_now.version);
+    settle().await;
+    assert!(responses.next().now_or_never().is_none(), "nothing queued");
+    drop(responses);
+    settle().await;
+    assert_eq!(server.metrics().queued_responses(), 0);
 }
