@@ -215,17 +215,6 @@ fn copies_of(files: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
-/// Resident memory of `pid`, in MiB.
-fn rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .expect("VmRSS")
-        / 1024
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_documents_is_summarised_and_its_memory_given_back() {
     let mesh = Mesh::start().await;
@@ -237,7 +226,7 @@ async fn a_flood_of_documents_is_summarised_and_its_memory_given_back() {
         .collect();
     let file = mesh.fleet.dir.join("flood.yaml");
     std::fs::write(&file, flood).unwrap();
-    let before = rss_mib(pid);
+    let before = support::rss_mib(pid);
     let loaded = eventually(Duration::from_secs(60), || async {
         let problems = mesh.admin("/debug/problems").await?;
         anyhow::ensure!(problems.contains("flood.yaml"), "not yet");
@@ -247,13 +236,13 @@ async fn a_flood_of_documents_is_summarised_and_its_memory_given_back() {
     .unwrap();
     let problems: Vec<serde_json::Value> = serde_json::from_str(&loaded).unwrap();
     assert!(problems.len() <= 101, "{} problems", problems.len());
-    let peak = rss_mib(pid);
+    let peak = support::rss_mib(pid);
 
     std::fs::remove_file(&file).unwrap();
     let settled = eventually(Duration::from_secs(30), || async {
         let problems = mesh.admin("/debug/problems").await?;
         anyhow::ensure!(problems == "[]", "still: {problems}");
-        let now = rss_mib(pid);
+        let now = support::rss_mib(pid);
         anyhow::ensure!(
             now <= before + 30,
             "{now} MiB resident, {before} MiB before the flood"

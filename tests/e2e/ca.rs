@@ -15,6 +15,18 @@ fn meshfleet(dir: &Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// `meshfleet` or `openssl` (`program`) with the arguments of `command`, split at whitespace;
+/// fails the test if it fails, and returns what it printed.
+fn must(dir: &Path, program: &str, command: &str) -> String {
+    let args: Vec<&str> = command.split_whitespace().collect();
+    let (ok, text) = match program {
+        "meshfleet" => meshfleet(dir, &args),
+        _ => openssl(dir, &args),
+    };
+    assert!(ok, "{program} {command}: {text}");
+    text
+}
+
 fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new("openssl")
         .args(args)
@@ -117,70 +129,29 @@ fn a_root_and_two_clusters_plug_in_cas_verify_with_openssl() {
 fn a_root_made_as_istios_tools_make_it_is_adopted() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (ok, text) = openssl(
-        d,
-        &["genrsa", "-traditional", "-out", "root-key.pem", "4096"],
-    );
+    // Istio's tools/certs: RSA 4096, O=Istio, CN=Root CA; the key in PKCS#1.
+    must(d, "openssl", "genrsa -traditional -out root-key.pem 4096");
+    let mut req: Vec<&str> = "req -x509 -new -key root-key.pem -sha256 -days 3650 -addext basicConstraints=critical,CA:TRUE -out root-cert.pem -subj".split_whitespace().collect();
+    req.push("/O=Istio/CN=Root CA");
+    let (ok, text) = openssl(d, &req);
     assert!(ok, "{text}");
-    let (ok, text) = openssl(
+    must(
         d,
-        &[
-            "req",
-            "-x509",
-            "-new",
-            "-key",
-            "root-key.pem",
-            "-sha256",
-            "-days",
-            "3650",
-            "-subj",
-            "/O=Istio/CN=Root CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-out",
-            "root-cert.pem",
-        ],
+        "meshfleet",
+        "ca init --trust-domain cluster.local --out ca --import-root root-cert.pem root-key.pem",
     );
-    assert!(ok, "{text}");
-    let (ok, text) = meshfleet(
+    must(
         d,
-        &[
-            "ca",
-            "init",
-            "--trust-domain",
-            "cluster.local",
-            "--out",
-            "ca",
-            "--import-root",
-            "root-cert.pem",
-            "root-key.pem",
-        ],
+        "meshfleet",
+        "ca issue --ca-dir ca --cluster cluster1 --out cluster1",
     );
-    assert!(ok, "{text}");
-    let (ok, text) = meshfleet(
+    must(
         d,
-        &[
-            "ca",
-            "issue",
-            "--ca-dir",
-            "ca",
-            "--cluster",
-            "cluster1",
-            "--out",
-            "cluster1",
-        ],
+        "openssl",
+        "verify -CAfile root-cert.pem cluster1/ca-cert.pem",
     );
-    assert!(ok, "{text}");
-    let (ok, text) = openssl(
-        d,
-        &["verify", "-CAfile", "root-cert.pem", "cluster1/ca-cert.pem"],
-    );
-    assert!(ok, "{text}");
-    let (ok, text) = openssl(
-        d,
-        &["x509", "-in", "cluster1/ca-cert.pem", "-noout", "-issuer"],
-    );
-    assert!(ok && text.contains("O = Istio, CN = Root CA"), "{text}");
+    let text = must(d, "openssl", "x509 -in cluster1/ca-cert.pem -noout -issuer");
+    assert!(text.contains("O = Istio, CN = Root CA"), "{text}");
 }
 
 /// A workload certificate signed by a cluster's intermediate, made with openssl as a workload's

@@ -43,17 +43,6 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         .collect()
 }
 
-/// Resident memory of `pid`, in MiB.
-fn rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kib / 1024
-}
-
 /// The sum of a metric over its labels; `None` when it is not there.
 fn metric(metrics: &str, name: &str) -> Option<u64> {
     let values: Vec<u64> = metrics
@@ -180,7 +169,7 @@ async fn random_damage_never_hangs_balloons_or_nacks_and_repair_converges() {
                 .await
                 .unwrap_or_else(|_| panic!("step {step}: healthz hangs"))
                 .unwrap();
-            peak = peak.max(rss_mib(pid));
+            peak = peak.max(support::rss_mib(pid));
             assert!(peak < 512, "step {step}: {peak} MiB resident");
         }
     }

@@ -155,6 +155,17 @@ pub async fn serve_with(dir: &Path, flags: &[&str]) -> (Child, SocketAddr, Socke
     (controller, xds_addr, admin_addr)
 }
 
+/// Resident memory of process `pid`, in MiB (`/proc/<pid>/status`).
+pub fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process runs");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+        / 1024
+}
+
 /// GET on a controller's admin port; fails unless 200.
 pub async fn admin(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     match traffic::get(addr, "localhost", path).await? {
