@@ -42,45 +42,24 @@ fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
 fn a_root_and_two_clusters_plug_in_cas_verify_with_openssl() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (ok, text) = meshfleet(
+    must(
         d,
-        &[
-            "ca",
-            "init",
-            "--trust-domain",
-            "fleet.example",
-            "--out",
-            "root",
-        ],
+        "meshfleet",
+        "ca init --trust-domain fleet.example --out root",
     );
-    assert!(ok, "{text}");
     for cluster in ["east-1", "west-1"] {
-        let (ok, text) = meshfleet(
+        must(
             d,
-            &[
-                "ca",
-                "issue",
-                "--ca-dir",
-                "root",
-                "--cluster",
-                cluster,
-                "--out",
-                cluster,
-            ],
+            "meshfleet",
+            &format!("ca issue --ca-dir root --cluster {cluster} --out {cluster}"),
         );
-        assert!(ok, "{text}");
-        let (ok, text) = meshfleet(d, &["ca", "verify", cluster]);
-        assert!(ok && text.starts_with("ok: "), "{text}");
-        let (ok, text) = openssl(
+        let text = must(d, "meshfleet", &format!("ca verify {cluster}"));
+        assert!(text.starts_with("ok: "), "{text}");
+        must(
             d,
-            &[
-                "verify",
-                "-CAfile",
-                "root/root-cert.pem",
-                &format!("{cluster}/ca-cert.pem"),
-            ],
+            "openssl",
+            &format!("verify -CAfile root/root-cert.pem {cluster}/ca-cert.pem"),
         );
-        assert!(ok, "{text}");
         let secret = std::fs::read_to_string(d.join(cluster).join("cacerts.yaml")).unwrap();
         for key in [
             "ca-cert.pem:",
@@ -104,17 +83,8 @@ fn a_root_and_two_clusters_plug_in_cas_verify_with_openssl() {
     assert!(!ok);
 
     // The root is never overwritten; damage is explained, with the file.
-    let (ok, text) = meshfleet(
-        d,
-        &[
-            "ca",
-            "init",
-            "--trust-domain",
-            "fleet.example",
-            "--out",
-            "root",
-        ],
-    );
+    let init = "ca init --trust-domain fleet.example --out root";
+    let (ok, text) = meshfleet(d, &init.split_whitespace().collect::<Vec<_>>());
     assert!(!ok && text.contains("already holds a root key"), "{text}");
     std::fs::copy(d.join("west-1/ca-key.pem"), d.join("east-1/ca-key.pem")).unwrap();
     let (ok, text) = meshfleet(d, &["ca", "verify", "east-1"]);
@@ -157,97 +127,41 @@ fn a_root_made_as_istios_tools_make_it_is_adopted() {
 /// A workload certificate signed by a cluster's intermediate, made with openssl as a workload's
 /// CSR would be signed: `<cluster>/leaf.pem`.
 fn openssl_leaf(d: &Path, cluster: &str) {
-    let c = |f: &str| format!("{cluster}/{f}");
-    for args in [
-        vec![
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            &c("leaf-key.pem"),
-        ],
-        vec![
-            "req",
-            "-new",
-            "-key",
-            &c("leaf-key.pem"),
-            "-subj",
-            "/O=shop",
-            "-out",
-            &c("leaf.csr"),
-        ],
-    ] {
-        let (ok, text) = openssl(d, &args);
-        assert!(ok, "{text}");
-    }
-    let (ok, text) = openssl(
+    must(
         d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &c("leaf.csr"),
-            "-CA",
-            &c("ca-cert.pem"),
-            "-CAkey",
-            &c("ca-key.pem"),
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-out",
-            &c("leaf.pem"),
-        ],
+        "openssl",
+        &format!("ecparam -name prime256v1 -genkey -noout -out {cluster}/leaf-key.pem"),
     );
-    assert!(ok, "{text}");
+    must(
+        d,
+        "openssl",
+        &format!("req -new -key {cluster}/leaf-key.pem -subj /O=shop -out {cluster}/leaf.csr"),
+    );
+    must(
+        d,
+        "openssl",
+        &format!(
+            "x509 -req -in {cluster}/leaf.csr -CA {cluster}/ca-cert.pem -CAkey {cluster}/ca-key.pem -CAcreateserial -days 1 -out {cluster}/leaf.pem"
+        ),
+    );
 }
 
 #[test]
 fn a_root_rotation_keeps_old_and_new_trusted_until_it_is_finished() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let run = |args: &[&str]| {
-        let (ok, text) = meshfleet(d, args);
-        assert!(ok, "{args:?}: {text}");
-        text
-    };
-    run(&[
-        "ca",
-        "init",
-        "--trust-domain",
-        "cluster.local",
-        "--out",
-        "ca",
-    ]);
-    run(&[
-        "ca",
-        "issue",
-        "--ca-dir",
-        "ca",
-        "--cluster",
-        "east",
-        "--out",
-        "east",
-    ]);
+    let run = |command: &str| must(d, "meshfleet", command);
+    run("ca init --trust-domain cluster.local --out ca");
+    run("ca issue --ca-dir ca --cluster east --out east");
     openssl_leaf(d, "east");
 
     // A new root signs west; west trusts the old root too, so east's workloads still pass.
-    let text = run(&["ca", "rotate", "--ca-dir", "ca"]);
+    let text = run("ca rotate --ca-dir ca");
     assert!(text.contains("the previous one stays trusted"), "{text}");
-    run(&[
-        "ca",
-        "issue",
-        "--ca-dir",
-        "ca",
-        "--cluster",
-        "west",
-        "--out",
-        "west",
-    ]);
-    let text = run(&["ca", "verify", "west"]);
+    run("ca issue --ca-dir ca --cluster west --out west");
+    let text = run("ca verify west");
     assert!(text.contains("2 roots trusted"), "{text}");
-    let text = run(&["ca", "verify", "ca"]);
+    let text = run("ca verify ca");
     assert!(text.contains("1 previous root(s) still trusted"), "{text}");
     openssl_leaf(d, "west");
     let verify = |roots: &str, chain: &str, leaf: &str| {
@@ -269,16 +183,7 @@ fn a_root_rotation_keeps_old_and_new_trusted_until_it_is_finished() {
         "west/cert-chain.pem",
         "west/leaf.pem"
     ));
-    run(&[
-        "ca",
-        "issue",
-        "--ca-dir",
-        "ca",
-        "--cluster",
-        "east",
-        "--out",
-        "east2",
-    ]);
+    run("ca issue --ca-dir ca --cluster east --out east2");
     assert!(verify(
         "east2/root-cert.pem",
         "west/cert-chain.pem",
@@ -291,17 +196,8 @@ fn a_root_rotation_keeps_old_and_new_trusted_until_it_is_finished() {
     ));
 
     // Finished: only the new root is trusted.
-    run(&["ca", "rotate", "--ca-dir", "ca", "--finish"]);
-    run(&[
-        "ca",
-        "issue",
-        "--ca-dir",
-        "ca",
-        "--cluster",
-        "west",
-        "--out",
-        "west2",
-    ]);
+    run("ca rotate --ca-dir ca --finish");
+    run("ca issue --ca-dir ca --cluster west --out west2");
     assert!(!verify(
         "west2/root-cert.pem",
         "east/cert-chain.pem",
