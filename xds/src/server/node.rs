@@ -12,6 +12,9 @@ use crate::model::{ClientKey, Locality};
 pub const META_NETWORK: &str = "NETWORK";
 pub const META_LISTENER_PORT: &str = "MESHFLEET_LISTENER_PORT";
 pub const META_LABELS: &str = "LABELS";
+/// istio-agent's name for the cluster a proxy runs in, and for its Kubernetes node.
+pub(super) const META_CLUSTER_ID: &str = "CLUSTER_ID";
+pub(super) const META_NODE_NAME: &str = "NODE_NAME";
 
 /// `meshfleet_outbound` listens here unless the node says otherwise.
 pub const DEFAULT_LISTENER_PORT: u32 = 15001;
@@ -35,7 +38,9 @@ pub struct NodeInfo {
     pub locality: Locality,
     pub network: String,
     pub listener_port: u32,
-    /// All labels from `LABELS`; the key keeps only those some `failoverPriority` names.
+    /// All labels from `LABELS`, with those Istio derives from the locality, cluster, node
+    /// and network (its `AugmentLabels`); the key keeps only those some `failoverPriority`
+    /// names.
     pub labels: BTreeMap<String, String>,
 }
 
@@ -46,12 +51,25 @@ impl NodeInfo {
         let locality = node.locality.as_ref().map_or_else(Locality::default, |l| {
             Locality::new(&l.region, &l.zone, &l.sub_zone)
         });
+        let network = network(meta.fields.get(META_NETWORK))?;
+        let mut labels = labels(meta.fields.get(META_LABELS))?;
+        let text = |key: &str| match meta.fields.get(key).and_then(|v| v.kind.as_ref()) {
+            Some(Kind::StringValue(s)) => s.clone(),
+            _ => String::new(),
+        };
+        augment_labels(
+            &mut labels,
+            &locality,
+            &text(META_CLUSTER_ID),
+            &text(META_NODE_NAME),
+            &network,
+        );
         Ok(Self {
             id: node.id.clone(),
             locality,
-            network: network(meta.fields.get(META_NETWORK))?,
+            network,
             listener_port: listener_port(meta.fields.get(META_LISTENER_PORT))?,
-            labels: labels(meta.fields.get(META_LABELS))?,
+            labels,
         })
     }
 
@@ -63,6 +81,35 @@ impl NodeInfo {
             listener_port: self.listener_port,
             labels: restrict_labels(&self.labels, label_keys),
         }
+    }
+}
+
+/// Istio's `AugmentLabels` (`pilot/pkg/serviceregistry/util/label`): a client that sends only
+/// its locality still matches `failoverPriority` on the topology labels. The locality, cluster
+/// and node replace labels of the same name; the network is added only when no label gives it.
+fn augment_labels(
+    labels: &mut BTreeMap<String, String>,
+    locality: &Locality,
+    cluster: &str,
+    node: &str,
+    network: &str,
+) {
+    let mut set = |key: &str, value: &str| {
+        if !value.is_empty() {
+            labels.insert(key.to_owned(), value.to_owned());
+        }
+    };
+    set("topology.kubernetes.io/region", &locality.region);
+    set("topology.kubernetes.io/zone", &locality.zone);
+    set("topology.istio.io/subzone", &locality.subzone);
+    set("topology.istio.io/cluster", cluster);
+    set("kubernetes.io/hostname", node);
+    if !network.is_empty()
+        && labels
+            .get("topology.istio.io/network")
+            .is_none_or(String::is_empty)
+    {
+        labels.insert("topology.istio.io/network".to_owned(), network.to_owned());
     }
 }
 
@@ -142,6 +189,53 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), value(Kind::StringValue(v.to_string()))))
                 .collect(),
         })
+    }
+
+    #[test]
+    fn labels_are_derived_from_the_locality_cluster_node_and_network_as_istio_does() {
+        let info = NodeInfo::parse(&node(&[
+            (META_NETWORK, Kind::StringValue("net-a".into())),
+            (META_CLUSTER_ID, Kind::StringValue("east-1".into())),
+            (META_NODE_NAME, Kind::StringValue("node-7".into())),
+            (
+                META_LABELS,
+                labels_struct(&[("app", "a"), ("topology.kubernetes.io/zone", "stale")]),
+            ),
+        ]))
+        .unwrap();
+        let expected: BTreeMap<String, String> = [
+            ("app", "a"),
+            ("kubernetes.io/hostname", "node-7"),
+            ("topology.istio.io/cluster", "east-1"),
+            ("topology.istio.io/network", "net-a"),
+            ("topology.istio.io/subzone", "rack1"),
+            ("topology.kubernetes.io/region", "us-east"),
+            ("topology.kubernetes.io/zone", "us-east-1a"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        assert_eq!(info.labels, expected);
+        // A network label of the proxy's own wins over its NETWORK metadata.
+        let info = NodeInfo::parse(&node(&[
+            (META_NETWORK, Kind::StringValue("net-a".into())),
+            (
+                META_LABELS,
+                labels_struct(&[("topology.istio.io/network", "net-b")]),
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(info.labels["topology.istio.io/network"], "net-b");
+        // failoverPriority on the zone: a client that sends only its locality is keyed by it.
+        let keys = BTreeSet::from(["topology.kubernetes.io/zone".to_owned()]);
+        let key = NodeInfo::parse(&node(&[])).unwrap().key(&keys);
+        assert_eq!(
+            key.labels,
+            BTreeMap::from([(
+                "topology.kubernetes.io/zone".to_owned(),
+                "us-east-1a".to_owned()
+            )])
+        );
     }
 
     #[test]
