@@ -97,7 +97,7 @@ async fn run_keeps_the_clusters_up_to_date_and_fails_over() {
     let config = config_copy();
     let state = tempfile::tempdir().unwrap();
     let state_dir = state.path().to_str().unwrap().to_owned();
-    let (_controller, _, admin) =
+    let (mut controller, _, admin) =
         support::serve_with(config.path(), &["--state-dir", &state_dir]).await;
     let member1 = state
         .path()
@@ -161,6 +161,30 @@ async fn run_keeps_the_clusters_up_to_date_and_fails_over() {
         serde_json::json!([{"name": "member2", "replicas": 6}])
     );
     assert_eq!(spec["gracefulEvictionTasks"][0]["fromCluster"], "member1");
+
+    // A restart schedules from the stored bindings (state/bindings/), not afresh: nothing
+    // moves, the eviction goes on.
+    assert!(
+        state
+            .path()
+            .join("bindings/default/deployment-nginx.yaml")
+            .exists()
+    );
+    controller.kill().await.unwrap();
+    let (_controller, _, admin) =
+        support::serve_with(config.path(), &["--state-dir", &state_dir]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let restarted = support::admin(admin, "/debug/bindings").await.unwrap();
+    let restarted: serde_json::Value = serde_json::from_str(&restarted).unwrap();
+    assert_eq!(restarted["items"][0]["spec"]["clusters"], spec["clusters"]);
+    assert_eq!(
+        restarted["items"][0]["spec"]["gracefulEvictionTasks"],
+        spec["gracefulEvictionTasks"]
+    );
+    assert_eq!(
+        (replicas(&member1).unwrap(), replicas(&member2).unwrap()),
+        (3, 6)
+    );
 
     // member2's copy reports ready: the old copy goes.
     let observed = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: nginx\n  namespace: default\n  labels: {multicluster.kubernetes.io/source-cluster: member2}\nstatus: {readyReplicas: 6}\n";

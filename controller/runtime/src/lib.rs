@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod apply;
+pub mod bindings;
 pub mod cacerts;
 pub mod fs;
 pub mod process;

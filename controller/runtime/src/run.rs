@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 
 use crate::RunArgs;
 use crate::apply::apply_with;
+use crate::bindings::BindingStore;
 use crate::cacerts::ClusterCas;
 use crate::sink::{ApplyManifests, DirSink};
 use crate::source::ConfigDir;
@@ -58,8 +59,18 @@ impl Controller {
         source.load(&mut index.lock().expect("index lock"));
         let cache = SnapshotCache::default();
         let propagation = args.state_dir.as_ref().map(|dir| {
+            // A restart schedules from the last bindings, not afresh.
+            let mut store = BindingStore::new(dir);
+            let previous = store.load();
+            if !previous.is_empty() {
+                tracing::info!(
+                    bindings = previous.len(),
+                    "starting from the stored bindings"
+                );
+            }
             Arc::new(Mutex::new(Propagation {
-                planner: Planner::default(),
+                planner: Planner::starting_from(previous),
+                store,
                 sink: Box::new(DirSink::new(dir)),
                 zone: args.zone.clone(),
                 retry: false,
@@ -164,6 +175,8 @@ struct Propagation {
     retry: bool,
     /// `--ca-dir`: each cluster's `cacerts` Secret goes with its manifests.
     cas: Option<ClusterCas>,
+    /// The bindings, kept under the state directory.
+    store: BindingStore,
 }
 
 /// Rebuilds the catalog (and propagates) whenever the index changes, and propagates again on a
@@ -219,6 +232,7 @@ fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &Sta
         zone,
         retry,
         cas,
+        store,
     } = &mut *propagation;
     // The planner reads no EndpointSlice; what it reads is copied (shared objects) so that it
     // plans without holding the index's lock.
@@ -266,6 +280,9 @@ fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &Sta
         Err(error) => {
             tracing::error!(error = %anyhow::Error::from(error), "propagation not fully applied")
         }
+    }
+    if let Err(error) = store.save(&plan.bindings) {
+        tracing::error!(%error, "cannot keep the bindings under the state directory");
     }
     state.set_bindings(plan.bindings.clone());
     let mut problems = plan.problems.clone();
