@@ -19,3 +19,4 @@ setup:
 bench:
 	cargo bench -p meshfleet --bench fleet
 	cargo bench -p meshfleet --bench propagation
+	cargo bench -p meshfleet-ca --bench issue
