@@ -107,8 +107,8 @@ impl fmt::Display for SpiffeId {
     }
 }
 
-/// What an authority issued: the certificate, its new key (PKCS#8 PEM), and the chain above it
-/// up to and including the root.
+/// What an authority issued: the certificate, its new key (PKCS#8 PEM; empty when the key stayed
+/// with the requester, who sent a CSR), and the chain above it up to and including the root.
 pub struct Issued {
     pub certificate: Certificate,
     pub key_pem: String,
@@ -301,19 +301,76 @@ impl Authority {
         )
     }
 
+    /// A workload certificate for `caller` on the public key of `csr_pem` (PKCS#10), as Istio's
+    /// CA signs an istio-agent's request: the identity is the caller's, never one the request
+    /// asks for; a request naming another identity is refused.
+    ///
+    /// # Errors
+    /// The request does not parse or its signature does not verify; it asks for an identity
+    /// other than `caller`'s; `caller` is outside this CA's trust domain.
+    pub fn sign_csr(
+        &self,
+        csr_pem: &str,
+        caller: &SpiffeId,
+        ttl: Duration,
+    ) -> Result<Issued, CaError> {
+        let who = caller.to_string();
+        let request = rcgen::CertificateSigningRequestParams::from_pem(csr_pem).map_err(|_| {
+            CaError::invalid(
+                &who,
+                "the certificate request is not a PKCS#10 CSR in PEM with a valid signature",
+            )
+        })?;
+        for san in &request.params.subject_alt_names {
+            let asked = match san {
+                SanType::URI(uri) => uri.as_str().to_owned(),
+                SanType::DnsName(name) => name.as_str().to_owned(),
+                other => format!("{other:?}"),
+            };
+            if asked != who {
+                return Err(CaError::refused(
+                    &who,
+                    format!("the certificate request asks for {asked}, not the caller's identity"),
+                ));
+            }
+        }
+        let params = self.workload_params(caller, ttl)?;
+        let issuer = Issuer::from_ca_cert_der(&self.certificate.der.as_slice().into(), &self.key)
+            .map_err(|e| CaError::crypto(&self.certificate.name, e))?;
+        let cert = params
+            .signed_by(&request.public_key, &issuer)
+            .map_err(|e| CaError::crypto(&who, e))?;
+        let mut chain = vec![self.certificate.clone()];
+        chain.extend(self.chain.iter().cloned());
+        Ok(Issued {
+            certificate: Certificate {
+                der: cert.der().to_vec(),
+                name: who,
+            },
+            key_pem: String::new(),
+            chain,
+        })
+    }
+
     /// A workload certificate for `id` with a new ECDSA P-256 key, valid for `ttl` (never
     /// beyond this CA).
     ///
     /// # Errors
     /// `id` is outside this CA's trust domain; signing failed.
     pub fn issue_workload(&self, id: &SpiffeId, ttl: Duration) -> Result<Issued, CaError> {
+        let params = self.workload_params(id, ttl)?;
+        let key = Algorithm::EcdsaP256.generate("workload key")?;
+        self.issue(&params, key, id.to_string())
+    }
+
+    /// A workload certificate's parameters: the SPIFFE ID as URI SAN, client and server use.
+    fn workload_params(&self, id: &SpiffeId, ttl: Duration) -> Result<CertificateParams, CaError> {
         if id.trust_domain != self.trust_domain {
             return Err(CaError::refused(
                 id.to_string(),
                 format!("not in trust domain {}", self.trust_domain),
             ));
         }
-        let key = Algorithm::EcdsaP256.generate("workload key")?;
         let now = OffsetDateTime::now_utc();
         let mut params = CertificateParams::default();
         params.not_before = now - BACKDATE;
@@ -334,7 +391,7 @@ impl Authority {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         params.use_authority_key_identifier_extension = true;
-        self.issue(&params, key, id.to_string())
+        Ok(params)
     }
 
     fn issue(

@@ -279,3 +279,71 @@ fn a_damaged_plugin_directory_is_explained() {
             .starts_with("cert-chain.pem: No such file")
     );
 }
+
+#[test]
+fn a_csr_is_signed_for_the_callers_identity_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root =
+        Authority::generate_root("cluster.local", Algorithm::EcdsaP256, ROOT_VALIDITY).unwrap();
+    let issued = root
+        .issue_intermediate("east", Algorithm::EcdsaP256, INTERMEDIATE_VALIDITY)
+        .unwrap();
+    let ca = Authority::from_pem(
+        "cluster.local",
+        "chain",
+        &issued.chain_pem(),
+        "key",
+        &issued.key_pem,
+    )
+    .unwrap();
+    write(d, "chain.pem", &issued.chain_pem());
+    write(d, "root.pem", &root.certificate().pem());
+    let caller = SpiffeId::new("cluster.local", "shop", "cart");
+    // istio-agent's request names its own identity; openssl makes it here.
+    run_openssl(d, "ecparam -name prime256v1 -genkey -noout -out key.pem");
+    run_openssl(
+        d,
+        "req -new -key key.pem -subj /O=shop -addext subjectAltName=URI:spiffe://cluster.local/ns/shop/sa/cart -out own.csr",
+    );
+    let signed = ca
+        .sign_csr(
+            &std::fs::read_to_string(d.join("own.csr")).unwrap(),
+            &caller,
+            WORKLOAD_VALIDITY,
+        )
+        .unwrap();
+    assert!(signed.key_pem.is_empty());
+    write(d, "leaf.pem", &signed.certificate.pem());
+    let (ok, text) = openssl_verifies(d, "root.pem", Some("chain.pem"), "leaf.pem");
+    assert!(ok, "{text}");
+    assert_eq!(
+        check::workload(&signed.certificate, "cluster.local").unwrap(),
+        caller
+    );
+    // The certificate is for the request's key.
+    let (_, from_key) = openssl(d, &["pkey", "-in", "key.pem", "-pubout"]);
+    let (_, from_cert) = openssl(d, &["x509", "-in", "leaf.pem", "-noout", "-pubkey"]);
+    assert_eq!(from_key, from_cert);
+
+    // Another identity is refused, naming the caller; so is a request that is not one.
+    run_openssl(
+        d,
+        "req -new -key key.pem -subj /O=shop -addext subjectAltName=URI:spiffe://cluster.local/ns/bank/sa/vault -out other.csr",
+    );
+    let error = ca
+        .sign_csr(
+            &std::fs::read_to_string(d.join("other.csr")).unwrap(),
+            &caller,
+            WORKLOAD_VALIDITY,
+        )
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "spiffe://cluster.local/ns/shop/sa/cart: the certificate request asks for spiffe://cluster.local/ns/bank/sa/vault, not the caller's identity"
+    );
+    let error = ca
+        .sign_csr("not a csr", &caller, WORKLOAD_VALIDITY)
+        .unwrap_err();
+    assert!(error.to_string().contains("not a PKCS#10 CSR"), "{error}");
+}
