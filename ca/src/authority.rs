@@ -335,21 +335,7 @@ impl Authority {
             }
         }
         let params = self.workload_params(caller, ttl)?;
-        let issuer = Issuer::from_ca_cert_der(&self.certificate.der.as_slice().into(), &self.key)
-            .map_err(|e| CaError::crypto(&self.certificate.name, e))?;
-        let cert = params
-            .signed_by(&request.public_key, &issuer)
-            .map_err(|e| CaError::crypto(&who, e))?;
-        let mut chain = vec![self.certificate.clone()];
-        chain.extend(self.chain.iter().cloned());
-        Ok(Issued {
-            certificate: Certificate {
-                der: cert.der().to_vec(),
-                name: who,
-            },
-            key_pem: String::new(),
-            chain,
-        })
+        self.sign(&params, &request.public_key, String::new(), who)
     }
 
     /// A workload certificate for `id` with a new ECDSA P-256 key, valid for `ttl` (never
@@ -400,10 +386,21 @@ impl Authority {
         key: KeyPair,
         name: String,
     ) -> Result<Issued, CaError> {
+        self.sign(params, &key, key.serialize_pem(), name)
+    }
+
+    /// Signs `params` for `public_key`; `key_pem` is the new key, if this CA made it.
+    fn sign(
+        &self,
+        params: &CertificateParams,
+        public_key: &impl PublicKeyData,
+        key_pem: String,
+        name: String,
+    ) -> Result<Issued, CaError> {
         let issuer = Issuer::from_ca_cert_der(&self.certificate.der.as_slice().into(), &self.key)
             .map_err(|e| CaError::crypto(&self.certificate.name, e))?;
         let cert = params
-            .signed_by(&key, &issuer)
+            .signed_by(public_key, &issuer)
             .map_err(|e| CaError::crypto(&name, e))?;
         let mut chain = vec![self.certificate.clone()];
         chain.extend(self.chain.iter().cloned());
@@ -412,7 +409,7 @@ impl Authority {
                 der: cert.der().to_vec(),
                 name,
             },
-            key_pem: key.serialize_pem(),
+            key_pem,
             chain,
         })
     }

@@ -22,14 +22,11 @@ impl Certificate {
 
     /// PEM text of this certificate.
     pub fn pem(&self) -> String {
-        let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-        let encoded = base64(&self.der);
-        for line in encoded.as_bytes().chunks(64) {
-            out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-            out.push('\n');
-        }
-        out.push_str("-----END CERTIFICATE-----\n");
-        out
+        let block = ::pem::Pem::new("CERTIFICATE", self.der.clone());
+        ::pem::encode_config(
+            &block,
+            ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
+        )
     }
 }
 
@@ -65,28 +62,8 @@ pub fn parse_certificates(what: &str, text: &str) -> Result<Vec<Certificate>, Ca
     Ok(out)
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(TABLE[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// Base64 (standard, padded), for Secret data.
 pub(crate) fn base64_of(bytes: &[u8]) -> String {
-    base64(bytes)
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

@@ -31,8 +31,9 @@ pub(super) fn endpoints(
         per_port: vec![Vec::new(); ports.len()],
         clusters: BTreeSet::new(),
     };
-    // The pod behind each endpoint, when its slice names it (parallel to `per_port`).
-    let mut pods: Vec<Vec<Option<(String, String)>>> = vec![Vec::new(); ports.len()];
+    // The pod behind each endpoint, when its slice names it (parallel to `per_port`; borrowed
+    // from the slices).
+    let mut pods: Vec<Vec<Option<(&str, &str)>>> = vec![Vec::new(); ports.len()];
     for slice in slices {
         let Some((cluster, site)) = placed(slice, topology, problems) else {
             continue;
@@ -92,7 +93,7 @@ pub(super) fn endpoints(
                 .target_ref
                 .as_ref()
                 .filter(|r| r.kind == "Pod" && !r.name.is_empty())
-                .map(|r| (r.namespace.clone(), r.name.clone()));
+                .map(|r| (r.namespace.as_str(), r.name.as_str()));
             for &(port_index, target) in &matched {
                 out.per_port[port_index].push(Endpoint {
                     address: address.clone(),
@@ -100,7 +101,7 @@ pub(super) fn endpoints(
                     ready: endpoint.ready(),
                     ..located.clone()
                 });
-                pods[port_index].push(pod.clone());
+                pods[port_index].push(pod);
             }
         }
         if !matched.is_empty() {
@@ -126,9 +127,12 @@ pub(super) fn endpoints(
 /// are rebalanced. It is one host: at its IPv4 address (as Istio, which skips a dual-stack
 /// pod's IPv6 slice), with its other addresses as additional ones. Endpoints without a pod
 /// are kept as they are.
-fn one_per_pod(endpoints: Vec<Endpoint>, pods: Vec<Option<(String, String)>>) -> Vec<Endpoint> {
+fn one_per_pod(endpoints: Vec<Endpoint>, pods: Vec<Option<(&str, &str)>>) -> Vec<Endpoint> {
+    if pods.iter().all(Option::is_none) {
+        return endpoints;
+    }
     let mut out: Vec<Endpoint> = Vec::with_capacity(endpoints.len());
-    let mut by_pod: HashMap<(Arc<str>, String, String), usize> = HashMap::new();
+    let mut by_pod: HashMap<(Arc<str>, &str, &str), usize> = HashMap::new();
     for (endpoint, pod) in endpoints.into_iter().zip(pods) {
         let Some((namespace, name)) = pod else {
             out.push(endpoint);

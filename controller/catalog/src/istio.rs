@@ -7,7 +7,7 @@
 //! rule are a warning and kept in the written order (Istio's check there depends on Go's random
 //! map order, so it accepts or refuses the same rule by chance).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use meshfleet_model as model;
@@ -104,6 +104,18 @@ impl Rules {
         for rules in by_namespace.values_mut() {
             rules.sort_by(|a, b| a.1.metadata.name.cmp(&b.1.metadata.name));
         }
+        // Rules by the one name they give, for the rules no client of another namespace sees.
+        let mut exact: HashMap<&str, Vec<(&str, &Arc<DestinationRule>)>> = HashMap::new();
+        for (rule_namespace, candidates) in &by_namespace {
+            for (pattern, rule) in candidates {
+                if let HostPattern::Exact(host) = pattern {
+                    exact
+                        .entry(host.as_str())
+                        .or_default()
+                        .push((rule_namespace, rule));
+                }
+            }
+        }
         let mut rules = Self::default();
         // Rules that name a service but that no client of another namespace sees.
         let mut unseen: BTreeMap<(String, String), String> = BTreeMap::new();
@@ -166,37 +178,31 @@ impl Rules {
                     .insert((namespace.clone(), name.clone()), first.clone());
             }
             // Rules that name this service exactly but that Istio shows only to some clients.
-            for (rule_namespace, candidates) in &by_namespace {
-                for (pattern, rule) in candidates {
-                    let HostPattern::Exact(host) = pattern else {
-                        continue;
-                    };
-                    if !hosts.contains(host) {
-                        continue;
-                    }
-                    let applied = chosen
-                        .as_ref()
-                        .is_some_and(|found| found.iter().any(|r| Arc::ptr_eq(r, rule)));
-                    let seen_by_all = exported_to_all(rule)
-                        && (*rule_namespace == namespace || *rule_namespace == ROOT_NAMESPACE);
-                    if applied || seen_by_all {
-                        continue;
-                    }
-                    let why = if exported_to_all(rule) {
-                        format!("in Istio it applies only to clients in namespace {rule_namespace}")
-                    } else {
-                        format!(
-                            "its exportTo ({}) shows it only to some namespaces' clients",
-                            rule.spec.export_to.join(", ")
-                        )
-                    };
-                    unseen.insert(
+            let naming = hosts.iter().filter_map(|h| exact.get(h.as_str())).flatten();
+            for (rule_namespace, rule) in naming {
+                let rule_namespace = *rule_namespace;
+                let applied = chosen
+                    .as_ref()
+                    .is_some_and(|found| found.iter().any(|r| Arc::ptr_eq(r, *rule)));
+                let seen_by_all = exported_to_all(rule)
+                    && (rule_namespace == namespace || rule_namespace == ROOT_NAMESPACE);
+                if applied || seen_by_all {
+                    continue;
+                }
+                let why = if exported_to_all(rule) {
+                    format!("in Istio it applies only to clients in namespace {rule_namespace}")
+                } else {
+                    format!(
+                        "its exportTo ({}) shows it only to some namespaces' clients",
+                        rule.spec.export_to.join(", ")
+                    )
+                };
+                unseen.insert(
                         (rule_namespace.to_string(), rule.metadata.name.clone()),
                         format!(
                             "{why}; meshfleet serves every client the same configuration, so it is not applied to {namespace}/{name} (put it in namespace {namespace} or {ROOT_NAMESPACE}, exported to every namespace)"
                         ),
                     );
-                }
             }
         }
         for ((rule_namespace, rule_name), message) in unseen {

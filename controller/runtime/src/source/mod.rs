@@ -461,7 +461,7 @@ impl ConfigDir {
     /// Reads every YAML file of the tree, and forgets the known ones that are gone. Files below
     /// a directory that cannot be listed are kept as they were.
     fn rescan(&mut self, now: SystemTime) -> Vec<Update> {
-        let listing = match walk::list(&self.root, "") {
+        let listing = match walk::list(&self.root) {
             Ok(listing) => listing,
             Err(error) => {
                 self.root_lost(&error);

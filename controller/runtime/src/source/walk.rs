@@ -23,18 +23,17 @@ pub(super) struct Listing {
     pub(super) problems: Vec<Problem>,
 }
 
-/// Lists the YAML files below `dir`, whose name relative to the config directory is `rel` (""
-/// for the root).
+/// Lists the YAML files below the config directory `root`.
 ///
 /// # Errors
-/// `dir` itself cannot be listed (it is gone, it is not a directory, it may not be read).
-pub(super) fn list(dir: &Path, rel: &str) -> std::io::Result<Listing> {
-    let entries = std::fs::read_dir(dir)?;
+/// `root` itself cannot be listed (it is gone, it is not a directory, it may not be read).
+pub(super) fn list(root: &Path) -> std::io::Result<Listing> {
+    let entries = std::fs::read_dir(root)?;
     let mut walk = Walk::default();
-    if let Ok(metadata) = std::fs::metadata(dir) {
+    if let Ok(metadata) = std::fs::metadata(root) {
         walk.seen.insert(identity(&metadata));
     }
-    walk.entries(entries, rel, 0);
+    walk.entries(entries, "", 0);
     walk.listing.files.sort();
     Ok(walk.listing)
 }
@@ -150,7 +149,7 @@ mod tests {
         std::fs::write(root.join("sub/b.yaml"), "").unwrap();
         symlink(".", root.join("self")).unwrap();
         symlink("..", root.join("sub/up")).unwrap();
-        let listing = list(root, "").unwrap();
+        let listing = list(root).unwrap();
         assert_eq!(names(&listing), ["a.yaml", "sub/b.yaml"]);
         let mut skipped: Vec<String> = listing
             .problems
@@ -168,7 +167,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let name = std::ffi::OsStr::from_bytes(b"caf\xe9.yaml");
         std::fs::write(dir.path().join(name), "").unwrap();
-        let listing = list(dir.path(), "").unwrap();
+        let listing = list(dir.path()).unwrap();
         assert!(listing.files.is_empty());
         assert_eq!(
             listing.problems[0].to_string(),
@@ -178,6 +177,6 @@ mod tests {
 
     #[test]
     fn a_missing_directory_is_an_error() {
-        assert!(list(Path::new("/nonexistent/meshfleet"), "").is_err());
+        assert!(list(Path::new("/nonexistent/meshfleet")).is_err());
     }
 }
