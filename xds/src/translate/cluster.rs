@@ -48,7 +48,13 @@ pub(super) fn build(svc: &GlobalService, port: &ServicePort, name: &str) -> Clus
 
 /// Locality-weighted LB when [`locality::uses_locality_weights`] says so; with outlier
 /// detection, the panic threshold from `minHealthPercent` (Istio sets it even at 0, which turns
-/// panic mode off). `None` when neither applies.
+/// panic mode off) and no update merge window. `None` when neither applies.
+///
+/// Envoy merges host-health changes that arrive within `update_merge_window` (1 s by default)
+/// after the first: when a zone dies, only its first ejected host leaves the load balancer at
+/// once and the others stay selectable for a second, so retries keep landing on dead hosts of
+/// the zone that still carries almost all the weight. Failover relies on ejections taking
+/// effect as they happen.
 fn common_lb_config(svc: &GlobalService) -> Option<CommonLbConfig> {
     let outlier = svc.outlier_detection.as_ref();
     let weighted = locality::uses_locality_weights(&svc.locality, outlier.is_some());
@@ -63,6 +69,7 @@ fn common_lb_config(svc: &GlobalService) -> Option<CommonLbConfig> {
         locality_config_specifier: weighted.then_some(
             LocalityConfigSpecifier::LocalityWeightedLbConfig(LocalityWeightedLbConfig {}),
         ),
+        update_merge_window: outlier.map(|_| Duration::default()),
         ..Default::default()
     })
 }

@@ -126,6 +126,8 @@ fn http_cluster_is_eds_over_ads_with_locality_weights_and_outlier_detection() {
             locality_config_specifier: Some(LocalityConfigSpecifier::LocalityWeightedLbConfig(
                 LocalityWeightedLbConfig {},
             )),
+            // Ejections take effect at once, not merged over a second.
+            update_merge_window: Some(Duration::default()),
             ..Default::default()
         }),
         outlier_detection: Some(outlier_detection(&OutlierDetection::default())),
