@@ -33,7 +33,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use crate::model::{ClientKey, GlobalService, LocalityPolicy, Mesh};
-use crate::resource::Resource;
+use crate::resource::{Resource, TYPES};
 use crate::translate::{
     EncodedVirtualHost, SharedResources, outbound_listener, outbound_route_encoded,
     translate_shared,
@@ -82,7 +82,7 @@ struct Shared {
     /// CDS, LDS without the outbound listener, RDS (API routes and `meshfleet_outbound`);
     /// indexed like [`crate::resource::SNAPSHOT_TYPES`], the EDS slot stays empty. Keys'
     /// snapshots clone these, so they share every shard.
-    types: [Resources; 4],
+    types: [Resources; TYPES],
     /// Per host, the resource names its service contributed, so a change can remove the names
     /// the service no longer has. Its load assignments are named like its clusters.
     contributions: HashMap<String, Contribution>,
@@ -98,14 +98,14 @@ struct Shared {
 /// EDS slot is unused: load assignments are named like the clusters).
 #[derive(Default)]
 struct Contribution {
-    names: [Vec<Arc<str>>; 4],
+    names: [Vec<Arc<str>>; TYPES],
 }
 
 /// What a mesh change did to [`Shared`], and what every key still has to do for EDS.
 #[derive(Default)]
 struct Update {
     /// Per type, whether the shared resources changed.
-    changed: [bool; 4],
+    changed: [bool; TYPES],
     /// Load assignments to remove: names of clusters their service no longer has.
     stale: Vec<Arc<str>>,
     /// Services added or changed, whose load assignments every key recomputes.

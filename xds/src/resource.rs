@@ -28,9 +28,13 @@ pub const SECRET: &str = "type.googleapis.com/envoy.extensions.transport_sockets
 /// Istio's debug type: the ADS stream answers it with every client's sync status.
 pub const SYNCZ: &str = "istio.io/debug/syncz";
 
+/// How many types a snapshot holds.
+pub const TYPES: usize = 5;
+
 /// The types a snapshot holds, in the order a new client must receive them: clusters before
-/// their endpoints, listeners before their routes.
-pub const SNAPSHOT_TYPES: [&str; 4] = [CLUSTER, ENDPOINT, LISTENER, ROUTE];
+/// their endpoints, listeners before their routes. Secrets are per client, never in the
+/// cache's snapshots: a stream with a verified identity adds its own (`crate::server::Peer`).
+pub const SNAPSHOT_TYPES: [&str; TYPES] = [CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET];
 
 /// One resource ready to send: its name, its content version and its encoded body.
 #[derive(Clone, Debug, PartialEq)]

@@ -59,11 +59,12 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
 use futures::{Stream, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::cache::SnapshotCache;
+use crate::resource::Resource;
 
 pub use grpc::{AdsService, Prepared};
 pub use metrics::{Metrics, SHORT_TYPES, short_type};
@@ -116,6 +117,31 @@ pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 /// A response stream as tonic takes it.
 pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
+/// A client the mTLS port verified: the SPIFFE ID of its certificate and the member cluster
+/// whose CA issued it. The transport puts it in each request's extensions (as tonic's
+/// `ConnectInfo`); streams on the plaintext port have none.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Peer {
+    /// `spiffe://<trust-domain>/ns/<ns>/sa/<sa>`.
+    pub identity: String,
+    /// The member cluster named by the issuing CA (`L=<cluster>`).
+    pub cluster: String,
+}
+
+/// The secrets a verified client is served over SDS, named as istio-agent names them
+/// (`default`: its certificate and key; `ROOTCA`: the trust bundle).
+pub type Secrets = Arc<[Arc<Resource>]>;
+
+/// Where verified clients' secrets come from (the mesh CA); kept current by the source, which
+/// renews certificates and follows root rotations.
+pub trait SecretSource: Send + Sync + 'static {
+    /// The secrets of `peer`, as a receiver that sees every renewal.
+    ///
+    /// # Errors
+    /// Why `peer` cannot have secrets (its cluster has no CA); the stream then serves none.
+    fn watch(&self, peer: &Peer) -> Result<watch::Receiver<Secrets>, String>;
+}
+
 /// The ADS service; cheap to clone (all clones share streams, status and metrics).
 #[derive(Clone)]
 pub struct AdsServer {
@@ -136,6 +162,8 @@ pub struct AdsServer {
     /// Whether `istio.io/debug/syncz` is answered: it hands out every client's node id and
     /// metadata.
     syncz: bool,
+    /// Secrets for verified clients; `None`: SDS serves nothing.
+    secrets: Option<Arc<dyn SecretSource>>,
 }
 
 impl AdsServer {
@@ -149,7 +177,14 @@ impl AdsServer {
             clock: Arc::new(SystemTime::now),
             limits: Limits::default(),
             syncz: false,
+            secrets: None,
         }
+    }
+
+    /// Serves SDS to verified clients ([`Peer`]) from `source`.
+    pub fn with_secrets(mut self, source: Arc<dyn SecretSource>) -> Self {
+        self.secrets = Some(source);
+        self
     }
 
     /// Answers `istio.io/debug/syncz` on ADS streams (off by default: a client that asks
@@ -232,16 +267,7 @@ impl AdsServer {
     where
         S: Stream<Item = Result<DiscoveryRequest, Status>> + Send + Unpin + 'static,
     {
-        let mut prepared = self.serve_sotw_prepared(requests);
-        let (tx, rx) = mpsc::channel(1);
-        tokio::spawn(async move {
-            while let Some(response) = prepared.next().await {
-                if tx.send(response.map(Prepared::into_message)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        ReceiverStream::new(rx)
+        whole_messages(self.serve_sotw_prepared(requests))
     }
 
     /// Serves a SotW stream whose responses still hold the cache's bodies.
@@ -249,7 +275,7 @@ impl AdsServer {
     where
         S: Stream<Item = Result<DiscoveryRequest, Status>> + Send + Unpin + 'static,
     {
-        self.spawn(Sotw::default(), requests)
+        self.spawn(Sotw::default(), requests, None)
     }
 
     /// Serves a Delta stream from any request stream.
@@ -257,16 +283,36 @@ impl AdsServer {
     where
         S: Stream<Item = Result<DeltaDiscoveryRequest, Status>> + Send + Unpin + 'static,
     {
-        self.spawn(Delta::default(), requests)
+        self.spawn(Delta::default(), requests, None)
     }
 
-    fn spawn<P, S>(&self, proto: P, requests: S) -> OutboxStream<P::Response>
+    /// [`AdsServer::serve_sotw_prepared`] for a client `peer`, verified by the transport.
+    pub fn serve_sotw_for<S>(&self, requests: S, peer: Option<Peer>) -> OutboxStream<Prepared>
+    where
+        S: Stream<Item = Result<DiscoveryRequest, Status>> + Send + Unpin + 'static,
+    {
+        self.spawn(Sotw::default(), requests, peer)
+    }
+
+    /// [`AdsServer::serve_delta`] for a client `peer`, verified by the transport.
+    pub fn serve_delta_for<S>(
+        &self,
+        requests: S,
+        peer: Option<Peer>,
+    ) -> OutboxStream<DeltaDiscoveryResponse>
+    where
+        S: Stream<Item = Result<DeltaDiscoveryRequest, Status>> + Send + Unpin + 'static,
+    {
+        self.spawn(Delta::default(), requests, peer)
+    }
+
+    fn spawn<P, S>(&self, proto: P, requests: S, peer: Option<Peer>) -> OutboxStream<P::Response>
     where
         P: Protocol,
         S: Stream<Item = Result<P::Request, Status>> + Send + Unpin + 'static,
     {
         let (tx, rx) = outbox::outbox(self.metrics.clone());
-        tokio::spawn(stream::run(self.clone(), proto, requests, tx));
+        tokio::spawn(stream::run(self.clone(), proto, requests, tx, peer));
         rx
     }
 
@@ -277,6 +323,7 @@ impl AdsServer {
         info: &NodeInfo,
         kind: StreamKind,
         queued: Arc<Queued>,
+        peer: Option<&Peer>,
     ) -> Registration {
         let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
         let status = ClientStatus {
@@ -284,6 +331,7 @@ impl AdsServer {
             locality: info.locality.clone(),
             network: info.network.clone(),
             kind,
+            identity: peer.map(|p| p.identity.clone()),
             connected_at: (self.clock)(),
             types: BTreeMap::new(),
             queued_responses: 0,
@@ -299,6 +347,21 @@ impl AdsServer {
         drop(clients);
         Registration::new(self.clone(), id, client)
     }
+}
+
+/// SotW responses as whole messages, each resource copied into its `Any`.
+fn whole_messages(
+    mut prepared: OutboxStream<Prepared>,
+) -> ReceiverStream<Result<DiscoveryResponse, Status>> {
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        while let Some(response) = prepared.next().await {
+            if tx.send(response.map(Prepared::into_message)).await.is_err() {
+                return;
+            }
+        }
+    });
+    ReceiverStream::new(rx)
 }
 
 /// Istio's control plane identifier: `{"Component", "ID", "Info": {"version"}}` as JSON.
@@ -320,7 +383,8 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let responses = self.serve_sotw(request.into_inner());
+        let peer = request.extensions().get::<Peer>().cloned();
+        let responses = whole_messages(self.serve_sotw_for(request.into_inner(), peer));
         Ok(Response::new(Box::pin(responses)))
     }
 
@@ -328,7 +392,8 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        let responses = self.serve_delta(request.into_inner());
+        let peer = request.extensions().get::<Peer>().cloned();
+        let responses = self.serve_delta_for(request.into_inner(), peer);
         Ok(Response::new(Box::pin(responses)))
     }
 }

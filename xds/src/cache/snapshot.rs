@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
-use crate::resource::{CLUSTER, LISTENER, Resource, SNAPSHOT_TYPES};
+use crate::resource::{CLUSTER, LISTENER, Resource, SNAPSHOT_TYPES, TYPES};
 use crate::translate::OUTBOUND;
 
 /// Number of shards per type: enough that one endpoint change copies a few dozen entries of a
@@ -152,9 +152,9 @@ pub struct Snapshot {
     /// Counts published snapshots of this key: lets streams and tests tell them apart.
     pub(crate) generation: u64,
     /// Resources per type, indexed like [`SNAPSHOT_TYPES`].
-    pub(crate) types: [Resources; 4],
+    pub(crate) types: [Resources; TYPES],
     /// Per-type version strings, derived from `types` when the snapshot is finished.
-    pub(crate) versions: [String; 4],
+    pub(crate) versions: [String; TYPES],
     /// When the cache was handed the change this snapshot publishes (`None` for a key's first
     /// snapshot): streams measure convergence from it.
     pub(crate) changed_at: Option<Instant>,
@@ -232,6 +232,21 @@ impl Snapshot {
             .and_then(|i| self.types[i].key(name))
             .cloned()
             .unwrap_or_else(|| Arc::from(name))
+    }
+
+    /// This snapshot with `resources` as the whole of `type_url`: a stream's own secrets over
+    /// its key's snapshot. Every other type shares its shards with `self`.
+    pub fn overlay(&self, type_url: &str, resources: &[Arc<Resource>]) -> Self {
+        let mut out = self.clone();
+        if let Some(i) = type_index(type_url) {
+            let mut own = Resources::default();
+            for r in resources {
+                own.insert(r.clone());
+            }
+            out.versions[i] = own.version();
+            out.types[i] = own;
+        }
+        out
     }
 
     /// Recomputes the per-type versions; called once per published snapshot.

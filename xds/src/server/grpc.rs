@@ -28,7 +28,7 @@ use tonic::server::{Grpc, NamedService, StreamingService};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::resource::Resource;
-use crate::server::{AdsServer, ResponseStream};
+use crate::server::{AdsServer, Peer, ResponseStream};
 
 const SOTW_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
@@ -269,7 +269,8 @@ impl StreamingService<DiscoveryRequest> for SotwMethod {
     type Future = BoxFuture<Response<Self::ResponseStream>, Status>;
 
     fn call(&mut self, request: Request<Streaming<DiscoveryRequest>>) -> Self::Future {
-        let responses = self.0.serve_sotw_prepared(request.into_inner());
+        let peer = request.extensions().get::<Peer>().cloned();
+        let responses = self.0.serve_sotw_for(request.into_inner(), peer);
         Box::pin(async move { Ok(Response::new(Box::pin(responses) as ResponseStream<_>)) })
     }
 }
@@ -283,7 +284,8 @@ impl StreamingService<DeltaDiscoveryRequest> for DeltaMethod {
     type Future = BoxFuture<Response<Self::ResponseStream>, Status>;
 
     fn call(&mut self, request: Request<Streaming<DeltaDiscoveryRequest>>) -> Self::Future {
-        let responses = self.0.serve_delta(request.into_inner());
+        let peer = request.extensions().get::<Peer>().cloned();
+        let responses = self.0.serve_delta_for(request.into_inner(), peer);
         Box::pin(async move { Ok(Response::new(Box::pin(responses) as ResponseStream<_>)) })
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! Names and labels follow Istio 1.30 (`pilot/pkg/xds/monitoring.go`, `pkg/xds/monitoring.go`):
 //! `pilot_xds`, `pilot_xds_pushes{type}` (`cds` … and `cds_senderr` …),
-//! `pilot_total_xds_rejects{type}`, `pilot_xds_{cds,eds,lds,rds}_reject`,
+//! `pilot_total_xds_rejects{type}`, `pilot_xds_{cds,eds,lds,rds,sds}_reject`,
 //! `pilot_xds_expired_nonce`, `pilot_proxy_convergence_time`. istiod's exporter drops
 //! OpenMetrics' `_total` suffix from its sums ([`IstioCounter`]); its reject gauges carry the
 //! node id and error as labels, which meshfleet leaves out (labels are fixed strings here).
@@ -22,11 +22,18 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
+use crate::resource::TYPES;
 use crate::server::metrics::{SHORT_TYPES, TypeLabel};
 use crate::server::stream::Connected;
 
 /// `pilot_xds_pushes`' `type` values for responses that could not be sent.
-const SEND_ERROR_TYPES: [&str; 4] = ["cds_senderr", "eds_senderr", "lds_senderr", "rds_senderr"];
+const SEND_ERROR_TYPES: [&str; TYPES] = [
+    "cds_senderr",
+    "eds_senderr",
+    "lds_senderr",
+    "rds_senderr",
+    "sds_senderr",
+];
 
 /// `pilot_proxy_convergence_time`'s buckets: Istio's (0.1 s to 30 s) with finer ones below,
 /// where meshfleet's pushes land.
@@ -63,14 +70,14 @@ impl EncodeMetric for IstioCounter {
 #[derive(Clone, Debug)]
 pub(super) struct IstioMetrics {
     /// `pilot_xds_pushes`, per type, and per type's send errors.
-    pushes: [IstioCounter; 4],
-    send_errors: [IstioCounter; 4],
+    pushes: [IstioCounter; TYPES],
+    send_errors: [IstioCounter; TYPES],
     pushes_family: Family<TypeLabel, IstioCounter>,
     /// `pilot_total_xds_rejects`, per type.
-    rejects: [IstioCounter; 4],
+    rejects: [IstioCounter; TYPES],
     rejects_family: Family<TypeLabel, IstioCounter>,
-    /// `pilot_xds_cds_reject` … `pilot_xds_rds_reject`.
-    rejects_by_name: [Gauge; 4],
+    /// `pilot_xds_cds_reject` … `pilot_xds_sds_reject`.
+    rejects_by_name: [Gauge; TYPES],
     /// `pilot_xds_expired_nonce`.
     expired_nonces: IstioCounter,
     /// `pilot_proxy_convergence_time`: from the cache being handed a change to the transport
@@ -81,7 +88,7 @@ pub(super) struct IstioMetrics {
 impl Default for IstioMetrics {
     fn default() -> Self {
         let (pushes_family, rejects_family) = (Family::default(), Family::default());
-        let of = |family: &Family<TypeLabel, IstioCounter>, types: [&'static str; 4]| {
+        let of = |family: &Family<TypeLabel, IstioCounter>, types: [&'static str; TYPES]| {
             types.map(|r#type| family.get_or_create(&TypeLabel { r#type }).clone())
         };
         Self {

@@ -13,10 +13,11 @@ use prometheus_client::registry::Registry;
 use std::time::Duration;
 
 use crate::cache::type_index;
+use crate::resource::TYPES;
 use crate::server::istio_metrics::IstioMetrics;
 
 /// Short names of [`crate::resource::SNAPSHOT_TYPES`], used as the fixed `type` label values.
-pub const SHORT_TYPES: [&str; 4] = ["cds", "eds", "lds", "rds"];
+pub const SHORT_TYPES: [&str; TYPES] = ["cds", "eds", "lds", "rds", "sds"];
 
 /// The short name (`cds`, `eds`, `lds`, `rds`) of a snapshot type URL.
 pub fn short_type(type_url: &str) -> Option<&'static str> {
@@ -58,8 +59,8 @@ pub struct Metrics {
     istio: IstioMetrics,
     /// The counters of `pushes` and `nacks`, per type in [`SHORT_TYPES`] order: bumped
     /// without the family's lock.
-    pushes_by_type: [Counter; 4],
-    nacks_by_type: [Counter; 4],
+    pushes_by_type: [Counter; TYPES],
+    nacks_by_type: [Counter; TYPES],
 }
 
 impl Default for Metrics {

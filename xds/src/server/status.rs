@@ -30,6 +30,10 @@ pub struct ClientStatus {
     pub locality: Locality,
     pub network: String,
     pub kind: StreamKind,
+    /// The identity the mTLS port verified (SPIFFE ID of the client certificate); `None` on
+    /// the plaintext port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
     #[serde(serialize_with = "rfc3339")]
     pub connected_at: SystemTime,
     /// Per short type name (`cds`, `eds`, `lds`, `rds`), for the types the client asked for.

@@ -13,12 +13,13 @@ use tonic::{Code, Status};
 
 use crate::cache::{Snapshot, SnapshotCache};
 use crate::model::ClientKey;
+use crate::resource::SECRET;
 use crate::server::node::{NodeError, NodeInfo};
 use crate::server::outbox::{Outbox, Queued};
 use crate::server::status::{
     ClientStatus, StreamKind, TypeStatus, client_config, client_config_any,
 };
-use crate::server::{AdsServer, metrics::short_type};
+use crate::server::{AdsServer, Peer, Secrets, metrics::short_type};
 
 /// How SotW and Delta differ: their messages, and how they answer requests and new snapshots.
 pub(super) trait Protocol: Send + 'static {
@@ -177,12 +178,17 @@ impl StreamCtx {
 }
 
 /// Runs one stream to its end. Errors are sent to the client as a gRPC status.
-pub(super) async fn run<P, S>(server: AdsServer, proto: P, input: S, out: Outbox<P::Response>)
-where
+pub(super) async fn run<P, S>(
+    server: AdsServer,
+    proto: P,
+    input: S,
+    out: Outbox<P::Response>,
+    peer: Option<Peer>,
+) where
     P: Protocol,
     S: Stream<Item = Result<P::Request, Status>> + Send + Unpin + 'static,
 {
-    if let Err(err) = serve(server, proto, input, &out).await {
+    if let Err(err) = serve(server, proto, input, &out, peer).await {
         tracing::info!(error = %err, "ads stream failed");
         out.fail(err.into_status()).await;
     }
@@ -193,6 +199,7 @@ async fn serve<P, S>(
     mut proto: P,
     mut input: S,
     out: &Outbox<P::Response>,
+    peer: Option<Peer>,
 ) -> Result<(), StreamError>
 where
     P: Protocol,
@@ -216,12 +223,14 @@ where
     let mut label_keys = server.cache.label_keys();
     let key = info.key(&label_keys.borrow_and_update());
     let mut snapshots = watch_blocking(&server.cache, key.clone()).await?;
-    let registration = server.register(node, &info, P::KIND, out.queued.clone());
+    let mut secrets = watch_secrets(&server, peer.as_ref(), &info.id);
+    let registration = server.register(node, &info, P::KIND, out.queued.clone(), peer.as_ref());
+    let current = with_secrets(&snapshots.borrow_and_update(), secrets.as_mut());
     let mut ctx = StreamCtx {
         server,
         node: info,
         key,
-        current: snapshots.borrow_and_update().clone(),
+        current,
         client: registration.client.clone(),
         nonce: 0,
         pushed_change: None,
@@ -267,17 +276,62 @@ where
             }
             res = snapshots.changed() => {
                 res.map_err(|_| StreamError::CacheClosed)?;
-                ctx.current = snapshots.borrow_and_update().clone();
+                ctx.current = with_secrets(&snapshots.borrow_and_update(), secrets.as_mut());
+                dirty = true;
+            }
+            () = renewed(&mut secrets) => {
+                ctx.current = with_secrets(&snapshots.borrow(), secrets.as_mut());
                 dirty = true;
             }
             res = label_keys.changed() => {
                 res.map_err(|_| StreamError::CacheClosed)?;
                 let key = ctx.node.key(&label_keys.borrow_and_update());
                 rekey(&mut ctx, &mut snapshots, key).await?;
+                ctx.current = with_secrets(&ctx.current, secrets.as_mut());
                 dirty = true;
             }
         }
     }
+}
+
+/// The secrets of a verified client, if the server has a source for them. A client that
+/// cannot have any (its cluster has no CA) is served none, and the reason is logged.
+fn watch_secrets(
+    server: &AdsServer,
+    peer: Option<&Peer>,
+    node: &str,
+) -> Option<watch::Receiver<Secrets>> {
+    let (peer, source) = (peer?, server.secrets.as_ref()?);
+    match source.watch(peer) {
+        Ok(rx) => Some(rx),
+        Err(reason) => {
+            tracing::warn!(node, identity = %peer.identity, %reason, "no secrets for this client");
+            None
+        }
+    }
+}
+
+/// `base` with the client's own secrets as its SDS resources (none without a verified
+/// identity: a key's snapshot holds no secrets).
+fn with_secrets(
+    base: &Arc<Snapshot>,
+    secrets: Option<&mut watch::Receiver<Secrets>>,
+) -> Arc<Snapshot> {
+    match secrets {
+        Some(rx) => Arc::new(base.overlay(SECRET, &rx.borrow_and_update())),
+        None => base.clone(),
+    }
+}
+
+/// Resolves when the client's secrets were renewed; never if it has none, or once their
+/// source is gone (the last ones stay served).
+async fn renewed(secrets: &mut Option<watch::Receiver<Secrets>>) {
+    if let Some(rx) = secrets
+        && rx.changed().await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
 }
 
 /// `size` if a response of `ty` that big may be sent; else the push is counted as failed.

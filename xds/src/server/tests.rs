@@ -5,6 +5,7 @@
 
 mod delta;
 mod misc;
+mod sds;
 mod sotw;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,6 +16,7 @@ use envoy_types::pb::envoy::config::core::v3::{Locality as PbLocality, Node};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
@@ -30,7 +32,7 @@ use tonic::Status;
 use super::*;
 use crate::cache::fixtures::*;
 use crate::model::Mesh;
-use crate::resource::{CLUSTER, ENDPOINT, LISTENER, ROUTE, SYNCZ};
+use crate::resource::{CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, SYNCZ};
 
 /// How long a test waits for a response that must come.
 const RECV_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,6 +87,7 @@ fn resource_name(any: &Any) -> String {
         ENDPOINT => ClusterLoadAssignment::decode(v).unwrap().cluster_name,
         LISTENER => Listener::decode(v).unwrap().name,
         ROUTE => RouteConfiguration::decode(v).unwrap().name,
+        SECRET => Secret::decode(v).unwrap().name,
         other => panic!("unexpected resource type {other}"),
     }
 }
@@ -120,8 +123,14 @@ struct SotwClient {
 
 impl SotwClient {
     fn connect(server: &AdsServer, node: Node) -> Self {
+        Self::connect_as(server, node, None)
+    }
+
+    /// A client the transport verified as `peer`.
+    fn connect_as(server: &AdsServer, node: Node, peer: Option<Peer>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let responses = server.serve_sotw(UnboundedReceiverStream::new(rx));
+        let responses =
+            whole_messages(server.serve_sotw_for(UnboundedReceiverStream::new(rx), peer));
         Self {
             tx,
             rx: responses.into_inner(),
@@ -250,10 +259,15 @@ struct DeltaClient {
 
 impl DeltaClient {
     fn connect(server: &AdsServer, node: Node) -> Self {
+        Self::connect_as(server, node, None)
+    }
+
+    /// A client the transport verified as `peer`.
+    fn connect_as(server: &AdsServer, node: Node, peer: Option<Peer>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Self {
             tx,
-            rx: server.serve_delta(UnboundedReceiverStream::new(rx)),
+            rx: server.serve_delta_for(UnboundedReceiverStream::new(rx), peer),
             node: Some(node),
             last_nonce: 0,
             asked: BTreeSet::new(),

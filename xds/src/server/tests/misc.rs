@@ -4,14 +4,13 @@ use prometheus_client::registry::Registry;
 use tokio_stream::StreamExt;
 
 use super::*;
-use crate::resource::SECRET;
 use crate::translate::OUTBOUND;
 
 #[tokio::test]
 async fn unknown_type_is_tolerated() {
     let (_cache, server) = server(two_services());
     let mut c = SotwClient::connect(&server, east("envoy-1"));
-    c.request(SECRET, &["default"]);
+    c.request("type.googleapis.com/envoy.service.runtime.v3.Runtime", &["rtds"]);
     c.expect_silence().await;
     assert_eq!(server.metrics().unknown_types(), 1);
     c.request(CLUSTER, &[]);
