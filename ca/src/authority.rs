@@ -349,6 +349,28 @@ impl Authority {
         self.issue(&params, key, id.to_string())
     }
 
+    /// A serving certificate for meshfleet itself: the workload identity `id`, and `names` as
+    /// DNS names (the names clients dial, such as `istiod.istio-system.svc`).
+    ///
+    /// # Errors
+    /// As [`Authority::issue_workload`]; a name that is not a DNS name.
+    pub fn issue_server(
+        &self,
+        id: &SpiffeId,
+        names: &[&str],
+        ttl: Duration,
+    ) -> Result<Issued, CaError> {
+        let mut params = self.workload_params(id, ttl)?;
+        for name in names {
+            let dns = (*name).try_into().map_err(|_| {
+                CaError::invalid("server name", format!("{name:?} is not a DNS name"))
+            })?;
+            params.subject_alt_names.push(SanType::DnsName(dns));
+        }
+        let key = Algorithm::EcdsaP256.generate("server key")?;
+        self.issue(&params, key, format!("serving certificate {id}"))
+    }
+
     /// A workload certificate's parameters: the SPIFFE ID as URI SAN, client and server use.
     fn workload_params(&self, id: &SpiffeId, ttl: Duration) -> Result<CertificateParams, CaError> {
         if id.trust_domain != self.trust_domain {

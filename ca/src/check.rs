@@ -178,6 +178,20 @@ pub fn identities(cert: &Certificate) -> Vec<SpiffeId> {
         .collect()
 }
 
+/// The member cluster whose CA issued `cert`: the `L=` of its issuer, as meshfleet's and
+/// Istio's `tools/certs` intermediates name their cluster.
+pub fn issuing_cluster(cert: &Certificate) -> Option<String> {
+    let parsed = cert.parsed();
+    let cluster = parsed
+        .issuer()
+        .iter_locality()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_owned();
+    Some(cluster)
+}
+
 /// A workload certificate names exactly one identity, in `trust_domain`.
 ///
 /// # Errors

@@ -81,6 +81,40 @@ impl RootDir {
         Ok((files, true))
     }
 
+    /// The CA of `cluster` (as [`RootDir::cluster_ca`] keeps it), able to issue workload
+    /// certificates.
+    ///
+    /// # Errors
+    /// As [`RootDir::cluster_ca`]; the files do not make a CA.
+    pub fn cluster_authority(&self, cluster: &str, now: SystemTime) -> Result<Authority, CaError> {
+        let (files, _) = self.cluster_ca(cluster, now)?;
+        let file = |name: &str| {
+            files
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, text)| text.as_str())
+                .ok_or_else(|| CaError::invalid(name, "missing"))
+        };
+        Authority::from_pem(
+            self.root.trust_domain(),
+            istio::CERT_CHAIN,
+            file(istio::CERT_CHAIN)?,
+            istio::CA_KEY,
+            file(istio::CA_KEY)?,
+        )
+    }
+
+    /// Every root workloads trust now: the current one, then those being rotated out.
+    pub fn trusted_roots(&self) -> Vec<Certificate> {
+        let mut roots = vec![self.root.certificate().clone()];
+        for old in &self.previous {
+            if !roots.iter().any(|r| r.der == old.der) {
+                roots.push(old.clone());
+            }
+        }
+        roots
+    }
+
     /// The files under `dir`, when they can still be used.
     fn still_good(&self, dir: &Path, now: SystemTime) -> Option<Files> {
         istio::verify_dir(dir).ok()?;

@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Subcommand;
 
-use meshfleet_ca::{Algorithm, Authority, Certificate, istio};
+use meshfleet_ca::{
+    Algorithm, Authority, Certificate, INTERMEDIATE_VALIDITY, SpiffeId, WORKLOAD_VALIDITY, istio,
+};
 
 use meshfleet_ca::store::{PREVIOUS_ROOTS, ROOT_CERT, ROOT_KEY, RootDir, TRUST_DOMAIN};
 
@@ -58,9 +60,14 @@ pub struct IssueArgs {
     /// Key algorithm of the intermediate: ecdsa-p256, rsa-2048 or rsa-4096.
     #[arg(long, default_value = "ecdsa-p256", value_parser = parse_algorithm)]
     pub algorithm: Algorithm,
-    /// Validity of the intermediate (never beyond the root's).
-    #[arg(long, default_value = "1year", value_parser = humantime::parse_duration)]
-    pub validity: Duration,
+    /// Validity (never beyond the issuer's): 1 year for an intermediate, 24 h for a workload.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub validity: Option<Duration>,
+    /// Issue a workload certificate for `NAMESPACE/SERVICEACCOUNT` instead, from the cluster's
+    /// CA as `run --ca-dir` keeps it (`DIR/clusters/<cluster>/`), as Istio's file-mounted
+    /// certificates: `cert-chain.pem`, `key.pem` (0600), `root-cert.pem`.
+    #[arg(long, value_name = "NS/SA")]
+    pub workload: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -150,14 +157,52 @@ fn init(args: &InitArgs) -> anyhow::Result<()> {
 }
 
 fn issue(args: &IssueArgs) -> anyhow::Result<()> {
+    if let Some(workload) = &args.workload {
+        return issue_workload(args, workload);
+    }
     let RootDir { root, previous, .. } = RootDir::load(&args.ca_dir)?;
-    let issued = root.issue_intermediate(&args.cluster, args.algorithm, args.validity)?;
+    let validity = args.validity.unwrap_or(INTERMEDIATE_VALIDITY);
+    let issued = root.issue_intermediate(&args.cluster, args.algorithm, validity)?;
     istio::write_files(&args.out, &istio::plugin_files(&issued, &previous))?;
     println!(
         "intermediate CA of {} in {} (apply {} to the cluster)",
         args.cluster,
         args.out.display(),
         args.out.join(istio::SECRET).display()
+    );
+    Ok(())
+}
+
+/// A workload certificate from the cluster's CA, as Istio mounts one from files.
+fn issue_workload(args: &IssueArgs, workload: &str) -> anyhow::Result<()> {
+    let Some((namespace, account)) = workload
+        .split_once('/')
+        .filter(|(ns, sa)| !ns.is_empty() && !sa.is_empty() && !sa.contains('/'))
+    else {
+        anyhow::bail!("--workload {workload:?}: expected NAMESPACE/SERVICEACCOUNT");
+    };
+    let root = RootDir::load(&args.ca_dir)?;
+    let ca = root.cluster_authority(&args.cluster, std::time::SystemTime::now())?;
+    let id = SpiffeId::new(ca.trust_domain(), namespace, account);
+    let issued = ca.issue_workload(&id, args.validity.unwrap_or(WORKLOAD_VALIDITY))?;
+    let intermediates = &issued.chain[..issued.chain.len().saturating_sub(1)];
+    let chain: String = std::iter::once(&issued.certificate)
+        .chain(intermediates)
+        .map(Certificate::pem)
+        .collect();
+    let roots: String = root.trusted_roots().iter().map(Certificate::pem).collect();
+    istio::write_files(
+        &args.out,
+        &[
+            ("cert-chain.pem", chain),
+            ("key.pem", issued.key_pem.clone()),
+            ("root-cert.pem", roots),
+        ],
+    )?;
+    println!(
+        "workload certificate of {id} from the CA of {} in {}",
+        args.cluster,
+        args.out.display()
     );
     Ok(())
 }

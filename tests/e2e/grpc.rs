@@ -109,7 +109,7 @@ async fn raw_requests_get_invalid_argument_and_resource_exhausted() {
 }
 
 /// `PYTHON`, else `.venv/bin/python` in this directory or a parent; it must import grpc.
-fn find_python() -> PathBuf {
+pub(crate) fn find_python() -> PathBuf {
     let python = std::env::var_os("PYTHON").map(PathBuf::from).or_else(|| {
         let cwd = std::env::current_dir().ok()?;
         cwd.ancestors()

@@ -11,6 +11,7 @@ mod envoy;
 mod examples;
 mod grpc;
 mod metrics;
+mod mtls;
 mod policy;
 mod propagation;
 mod rebalance;

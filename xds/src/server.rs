@@ -66,7 +66,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::cache::SnapshotCache;
 use crate::resource::Resource;
 
-pub use grpc::{AdsService, Prepared};
+pub use grpc::{AdsService, MessageCodec, Prepared};
 pub use metrics::{Metrics, SHORT_TYPES, short_type};
 pub use node::{
     DEFAULT_LISTENER_PORT, META_LABELS, META_LISTENER_PORT, META_NETWORK, NodeError, NodeInfo,

@@ -52,6 +52,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         xds_limits: Default::default(),
         source_limits: Default::default(),
         ca_dir: None,
+        xds_tls_addr: "127.0.0.1:0".parse()?,
+        workload_cert_ttl: Duration::from_secs(24 * 3600),
     })
     .await?;
     say!(

@@ -15,6 +15,7 @@ pub mod apply;
 pub mod bindings;
 pub mod cacerts;
 pub mod fs;
+pub mod mtls;
 pub mod process;
 pub mod run;
 pub mod sink;
@@ -42,10 +43,19 @@ pub struct RunArgs {
     /// Propagate only to the clusters of this zone (every zone's instance plans alike).
     #[arg(long, value_name = "ZONE", requires = "state_dir")]
     pub zone: Option<String>,
-    /// Give every member cluster its plug-in CA (`istio-system/cacerts`) from the root in DIR
-    /// (made by `meshfleet ca init`), renewed before it expires.
-    #[arg(long, value_name = "DIR", requires = "state_dir")]
+    /// The mesh CA (made by `meshfleet ca init`): serve ADS with SDS and Istio's CA API over
+    /// mTLS on `--xds-tls-addr`, and, with `--state-dir`, give every member cluster its
+    /// plug-in CA (`istio-system/cacerts`), renewed before it expires.
+    #[arg(long, value_name = "DIR")]
     pub ca_dir: Option<PathBuf>,
+    /// ADS with SDS, and `istio.v1.auth.IstioCertificateService`, over mutual TLS (with
+    /// `--ca-dir`): clients present a certificate from the mesh CA.
+    #[arg(long, default_value = "0.0.0.0:15012")]
+    pub xds_tls_addr: SocketAddr,
+    /// Validity of workload certificates served over SDS (renewed at two thirds) and the
+    /// longest granted by `CreateCertificate`.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub workload_cert_ttl: Duration,
     #[command(flatten)]
     pub xds_limits: XdsLimits,
     #[command(flatten)]

@@ -27,6 +27,7 @@ use crate::RunArgs;
 use crate::apply::apply_with;
 use crate::bindings::BindingStore;
 use crate::cacerts::ClusterCas;
+use crate::mtls::{CaSecrets, MeshCa};
 use crate::sink::{ApplyManifests, DirSink};
 use crate::source::ConfigDir;
 use crate::state::{Alive, State};
@@ -41,6 +42,8 @@ const PROPAGATION_TICK: Duration = Duration::from_secs(5);
 /// [`Controller::shutdown`].
 pub struct Controller {
     pub xds_addr: SocketAddr,
+    /// The mTLS port, when a CA directory was given.
+    pub xds_tls_addr: Option<SocketAddr>,
     pub admin_addr: SocketAddr,
     pub state: Arc<State>,
     pub ads: AdsServer,
@@ -86,8 +89,14 @@ impl Controller {
                 .context("the first propagation panicked")?;
         }
 
+        let mesh_ca = match &args.ca_dir {
+            Some(dir) => Some(Arc::new(
+                MeshCa::load(dir.clone()).map_err(|e| anyhow::anyhow!(e))?,
+            )),
+            None => None,
+        };
         let limits = &args.xds_limits;
-        let ads = AdsServer::new(cache.clone())
+        let mut ads = AdsServer::new(cache.clone())
             .with_instance_id(instance_id())
             .with_limits(Limits {
                 max_request_bytes: limits.xds_max_request_bytes,
@@ -95,6 +104,12 @@ impl Controller {
                 ..Limits::default()
             })
             .with_syncz(limits.xds_plaintext_debug);
+        let secrets = mesh_ca
+            .as_ref()
+            .map(|ca| CaSecrets::new(ca.clone(), args.workload_cert_ttl));
+        if let Some(secrets) = &secrets {
+            ads = ads.with_secrets(secrets.clone());
+        }
         let streams_per_connection = limits.xds_max_streams_per_connection;
         let xds = TcpListener::bind(args.xds_addr)
             .await
@@ -103,9 +118,18 @@ impl Controller {
             .await
             .with_context(|| format!("binding admin address {}", args.admin_addr))?;
         let (xds_addr, admin_addr) = (xds.local_addr()?, admin.local_addr()?);
+        let xds_tls = match &mesh_ca {
+            Some(_) => Some(
+                TcpListener::bind(args.xds_tls_addr)
+                    .await
+                    .with_context(|| format!("binding mTLS xDS address {}", args.xds_tls_addr))?,
+            ),
+            None => None,
+        };
+        let xds_tls_addr = xds_tls.as_ref().map(TcpListener::local_addr).transpose()?;
 
         let (changed_tx, changed_rx) = watch::channel(0);
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(while_alive(
                 state.alive("config source"),
                 source.watch(index.clone(), changed_tx),
@@ -127,10 +151,24 @@ impl Controller {
             )),
             tokio::spawn(crate::admin::serve(admin, state.clone(), ads.clone())),
         ];
+        if let (Some(listener), Some(ca), Some(secrets)) = (xds_tls, mesh_ca, secrets) {
+            tasks.push(tokio::spawn(secrets.renew_loop()));
+            tasks.push(tokio::spawn(while_alive(
+                state.alive("mTLS xDS server"),
+                crate::mtls::serve(
+                    listener,
+                    ads.clone(),
+                    ca,
+                    args.workload_cert_ttl,
+                    streams_per_connection,
+                ),
+            )));
+        }
         state.ready.store(true, Ordering::Release);
-        tracing::info!(%xds_addr, %admin_addr, config = %args.config.display(), "meshfleet is serving");
+        tracing::info!(%xds_addr, ?xds_tls_addr, %admin_addr, config = %args.config.display(), "meshfleet is serving");
         Ok(Self {
             xds_addr,
+            xds_tls_addr,
             admin_addr,
             state,
             ads,

@@ -145,14 +145,28 @@ impl Codec for SotwCodec {
 }
 
 /// Delta: prost both ways.
-#[derive(Clone, Copy, Debug, Default)]
-struct DeltaCodec;
+type DeltaCodec = MessageCodec<DeltaDiscoveryResponse, DeltaDiscoveryRequest>;
 
-impl Codec for DeltaCodec {
-    type Encode = DeltaDiscoveryResponse;
-    type Decode = DeltaDiscoveryRequest;
-    type Encoder = ProstEncoder<DeltaDiscoveryResponse>;
-    type Decoder = ProstDecoder<DeltaDiscoveryRequest>;
+/// A gRPC codec of prost messages: responses of `E`, requests of `D` (whose decoding errors
+/// are `INVALID_ARGUMENT`).
+#[derive(Debug)]
+pub struct MessageCodec<E, D>(PhantomData<fn() -> (E, D)>);
+
+impl<E, D> Default for MessageCodec<E, D> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<E, D> Codec for MessageCodec<E, D>
+where
+    E: Message + Send + 'static,
+    D: Message + Default + Send + 'static,
+{
+    type Encode = E;
+    type Decode = D;
+    type Encoder = ProstEncoder<E>;
+    type Decoder = ProstDecoder<D>;
 
     fn encoder(&mut self) -> Self::Encoder {
         ProstEncoder(PhantomData)
@@ -176,7 +190,7 @@ impl Encoder for PreparedEncoder {
     }
 }
 
-struct ProstEncoder<M>(PhantomData<M>);
+pub struct ProstEncoder<M>(PhantomData<M>);
 
 impl<M: Message> Encoder for ProstEncoder<M> {
     type Item = M;
@@ -192,7 +206,7 @@ fn encode_error(e: prost::EncodeError) -> Status {
     Status::internal(e.to_string())
 }
 
-struct ProstDecoder<M>(PhantomData<M>);
+pub struct ProstDecoder<M>(PhantomData<M>);
 
 impl<M: Message + Default> Decoder for ProstDecoder<M> {
     type Item = M;
@@ -252,7 +266,8 @@ where
                 Ok(grpc.streaming(SotwMethod(server), req).await)
             }),
             DELTA_PATH => Box::pin(async move {
-                let mut grpc = Grpc::new(DeltaCodec).apply_max_message_size_config(decode, encode);
+                let mut grpc =
+                    Grpc::new(DeltaCodec::default()).apply_max_message_size_config(decode, encode);
                 Ok(grpc.streaming(DeltaMethod(server), req).await)
             }),
             _ => Box::pin(async { Ok(Status::unimplemented("").into_http()) }),

@@ -10,7 +10,10 @@ use crate::translate::OUTBOUND;
 async fn unknown_type_is_tolerated() {
     let (_cache, server) = server(two_services());
     let mut c = SotwClient::connect(&server, east("envoy-1"));
-    c.request("type.googleapis.com/envoy.service.runtime.v3.Runtime", &["rtds"]);
+    c.request(
+        "type.googleapis.com/envoy.service.runtime.v3.Runtime",
+        &["rtds"],
+    );
     c.expect_silence().await;
     assert_eq!(server.metrics().unknown_types(), 1);
     c.request(CLUSTER, &[]);

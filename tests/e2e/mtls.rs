@@ -1,0 +1,308 @@
+//! The mTLS port (`--xds-tls-addr`) with real peers: grpcio calls Istio's CA API with a
+//! workload certificate from `meshfleet ca issue --workload`, and a real Envoy connects to ADS
+//! over mTLS and serves the certificate it gets over SDS, which `openssl` checks.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use meshfleet_demo::envoy::{eventually, find_envoy, free_port};
+
+const CLIENT: &str = "spiffe://cluster.local/ns/shop/sa/client";
+
+fn run(dir: &Path, program: &str, args: &[&str]) -> String {
+    let bin = match program {
+        "meshfleet" => meshfleet_testkit::meshfleet_bin(),
+        other => PathBuf::from(other),
+    };
+    let out = Command::new(&bin)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{program} {args:?}: {text}");
+    text
+}
+
+/// A mesh CA in `ca/`, a workload certificate of [`CLIENT`] from cluster east-1's CA in
+/// `client/`, and one from a foreign root in `stranger/`; then `meshfleet run` with its mTLS
+/// port. Returns the controller and that port.
+async fn mesh_with_ca(d: &Path) -> (tokio::process::Child, SocketAddr, SocketAddr) {
+    let m = |args: &str| run(d, "meshfleet", &args.split_whitespace().collect::<Vec<_>>());
+    m("ca init --trust-domain cluster.local --out ca");
+    m("ca issue --ca-dir ca --cluster east-1 --workload shop/client --out client");
+    m("ca init --trust-domain cluster.local --out foreign");
+    m("ca issue --ca-dir foreign --cluster east-1 --workload shop/client --out stranger");
+    std::fs::create_dir_all(d.join("config")).unwrap();
+    let tls = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
+    let ca = d.join("ca");
+    let flags = [
+        "--ca-dir",
+        ca.to_str().unwrap(),
+        "--xds-tls-addr",
+        &tls.to_string(),
+    ];
+    let (controller, _, admin) = meshfleet_testkit::serve_with(&d.join("config"), &flags).await;
+    (controller, tls, admin)
+}
+
+/// `create_certificate.py` as `caller` (a directory of certificates, or `none`) with `csr`.
+fn create_certificate(d: &Path, tls: SocketAddr, caller: &str, csr: &str) -> serde_json::Value {
+    let python = crate::grpc::find_python();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/grpc/create_certificate.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args([&tls.to_string(), caller, csr])
+        .env("ROOT_CERT", d.join("ca/root-cert.pem"))
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A CSR (made by openssl) for `uri`, its key beside it.
+fn csr(d: &Path, name: &str, uri: &str) -> String {
+    let file = format!("{name}.csr");
+    run(
+        d,
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-subj",
+            "/O=shop",
+            "-addext",
+            &format!("subjectAltName=URI:{uri}"),
+            "-out",
+            &file,
+        ],
+    );
+    file
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_certificate_signs_for_the_caller_only_and_refuses_strangers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_controller, tls, _) = mesh_with_ca(d).await;
+
+    let own = csr(d, "own", CLIENT);
+    let answer = create_certificate(d, tls, "client", &own);
+    assert_eq!(answer["code"], "OK", "{answer}");
+    let chain: Vec<&str> = answer["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(chain.len(), 3, "leaf, cluster CA, root: {answer}");
+    std::fs::write(d.join("leaf.pem"), chain[0]).unwrap();
+    std::fs::write(d.join("intermediate.pem"), chain[1]).unwrap();
+    assert_eq!(
+        chain[2],
+        std::fs::read_to_string(d.join("ca/root-cert.pem")).unwrap()
+    );
+    let verified = run(
+        d,
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            "ca/root-cert.pem",
+            "-untrusted",
+            "intermediate.pem",
+            "leaf.pem",
+        ],
+    );
+    assert!(verified.contains("leaf.pem: OK"), "{verified}");
+    let san = run(
+        d,
+        "openssl",
+        &[
+            "x509",
+            "-in",
+            "leaf.pem",
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ],
+    );
+    assert!(san.contains(&format!("URI:{CLIENT}")), "{san}");
+    let issuer = run(
+        d,
+        "openssl",
+        &["x509", "-in", "leaf.pem", "-noout", "-issuer"],
+    );
+    assert!(
+        issuer.contains("L=east-1") || issuer.contains("L = east-1"),
+        "{issuer}"
+    );
+
+    // A request for someone else's identity is refused, naming the caller.
+    let other = csr(d, "other", "spiffe://cluster.local/ns/bank/sa/vault");
+    let answer = create_certificate(d, tls, "client", &other);
+    assert_eq!(answer["code"], "PERMISSION_DENIED", "{answer}");
+    assert!(
+        answer["details"].as_str().unwrap().contains(CLIENT),
+        "{answer}"
+    );
+
+    // No client certificate, or one from a foreign root: the handshake fails.
+    for caller in ["none", "stranger"] {
+        let answer = create_certificate(d, tls, caller, &own);
+        assert_eq!(answer["code"], "UNAVAILABLE", "{caller}: {answer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_gets_its_certificate_over_sds_on_the_mtls_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_controller, tls, admin) = mesh_with_ca(d).await;
+    let (envoy_admin, listener) = (free_port().unwrap(), free_port().unwrap());
+    let client = d.join("client");
+    let bootstrap = BOOTSTRAP
+        .replace("ADMIN_PORT", &envoy_admin.to_string())
+        .replace("TLS_PORT", &tls.port().to_string())
+        .replace("LISTENER_PORT", &listener.to_string())
+        .replace("CLIENT_DIR", client.to_str().unwrap());
+    std::fs::write(d.join("envoy.yaml"), bootstrap).unwrap();
+    let log = std::fs::File::create(d.join("envoy.log")).unwrap();
+    let _envoy = tokio::process::Command::new(find_envoy().expect("envoy: run `make setup`"))
+        .args(["-c", d.join("envoy.yaml").to_str().unwrap()])
+        .args([
+            "--concurrency",
+            "1",
+            "--disable-hot-restart",
+            "-l",
+            "warning",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    // Envoy holds a certificate for its own identity, from cluster east-1's CA.
+    let envoy_admin = SocketAddr::from(([127, 0, 0, 1], envoy_admin));
+    let certs = eventually(Duration::from_secs(30), || async {
+        let (_, body) = meshfleet_demo::traffic::get(envoy_admin, "localhost", "/certs").await?;
+        anyhow::ensure!(
+            body.contains(CLIENT),
+            "no certificate for {CLIENT} yet: {body}"
+        );
+        Ok(body)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        let log = std::fs::read_to_string(d.join("envoy.log")).unwrap_or_default();
+        panic!("{e}\nenvoy log:\n{log}")
+    });
+    assert!(
+        certs.contains("\"ca_cert\""),
+        "the ROOTCA bundle too: {certs}"
+    );
+
+    // Its listener serves that certificate, and openssl accepts it under the mesh root.
+    let shown = eventually(Duration::from_secs(10), || async {
+        let out = tokio::process::Command::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{listener}")])
+            .args(["-CAfile", d.join("ca/root-cert.pem").to_str().unwrap()])
+            .stdin(Stdio::null())
+            .output()
+            .await?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        anyhow::ensure!(text.contains("Verify return code: 0 (ok)"), "{text}");
+        Ok(text)
+    })
+    .await
+    .unwrap();
+    assert!(
+        shown.contains("L=east-1") || shown.contains("L = east-1"),
+        "{shown}"
+    );
+
+    // The controller knows the client by its verified identity.
+    let status = meshfleet_testkit::admin(admin, "/debug/syncz")
+        .await
+        .unwrap();
+    assert!(status.contains(CLIENT), "{status}");
+}
+
+/// Envoy with ADS over mTLS (the workload certificate from files, meshfleet's certificate
+/// checked against the mesh root and istiod's name), and a listener whose certificate and
+/// trust bundle come over SDS.
+const BOOTSTRAP: &str = r#"
+node: {id: mtls-client, cluster: shop, locality: {region: us-east, zone: us-east-1a}}
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: ADMIN_PORT}}}
+dynamic_resources:
+  ads_config:
+    api_type: GRPC
+    transport_api_version: V3
+    grpc_services: [{envoy_grpc: {cluster_name: meshfleet-xds-tls}}]
+static_resources:
+  clusters:
+  - name: meshfleet-xds-tls
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    load_assignment:
+      cluster_name: meshfleet-xds-tls
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: TLS_PORT}}}}]}]
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: istiod.istio-system.svc
+        common_tls_context:
+          alpn_protocols: [h2]
+          tls_certificates:
+          - certificate_chain: {filename: CLIENT_DIR/cert-chain.pem}
+            private_key: {filename: CLIENT_DIR/key.pem}
+          validation_context:
+            trusted_ca: {filename: CLIENT_DIR/root-cert.pem}
+            match_typed_subject_alt_names:
+            - san_type: DNS
+              matcher: {exact: istiod.istio-system.svc}
+  listeners:
+  - name: workload
+    address: {socket_address: {address: 127.0.0.1, port_value: LISTENER_PORT}}
+    filter_chains:
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          common_tls_context:
+            tls_certificate_sds_secret_configs:
+            - name: default
+              sds_config: {ads: {}, resource_api_version: V3}
+            validation_context_sds_secret_config:
+              name: ROOTCA
+              sds_config: {ads: {}, resource_api_version: V3}
+      filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: workload
+          cluster: meshfleet-xds-tls
+"#;
