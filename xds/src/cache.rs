@@ -75,6 +75,8 @@ struct KeyState {
     tx: watch::Sender<Arc<Snapshot>>,
     /// LDS `meshfleet_outbound` for the key's port, added to the shared API listeners.
     listener: Arc<Resource>,
+    /// The key's clients have a verified identity: they get the secure clusters.
+    secure: bool,
 }
 
 /// The resources every key is served alike, maintained once per mesh change.
@@ -83,6 +85,9 @@ struct Shared {
     /// indexed like [`crate::resource::SNAPSHOT_TYPES`], the EDS slot stays empty. Keys'
     /// snapshots clone these, so they share every shard.
     types: [Resources; TYPES],
+    /// CDS as clients with a verified identity get it: a service's secure variant of a cluster
+    /// where it has one (mTLS to east-west gateways), else the same resource as in `types`.
+    secure_clusters: Resources,
     /// Per host, the resource names its service contributed, so a change can remove the names
     /// the service no longer has. Its load assignments are named like its clusters.
     contributions: HashMap<String, Contribution>,
@@ -316,6 +321,7 @@ impl Default for Shared {
     fn default() -> Self {
         let mut shared = Self {
             types: Default::default(),
+            secure_clusters: Resources::default(),
             contributions: HashMap::new(),
             virtual_hosts: BTreeMap::new(),
             endpoints: EndpointViews::default(),
@@ -366,6 +372,7 @@ impl Shared {
         let old = self.contributions.remove(host).unwrap_or_default();
         let SharedResources {
             clusters,
+            mut secure_clusters,
             api_listeners,
             api_routes,
             ..
@@ -379,7 +386,15 @@ impl Shared {
         for (ty, list) in lists {
             let resources = &mut self.types[ty];
             for r in list {
-                let (name, changed) = resources.insert(Arc::new(r));
+                let r = Arc::new(r);
+                if ty == TYPE_CLUSTER {
+                    let secure = match secure_clusters.iter().position(|s| s.name == r.name) {
+                        Some(i) => Arc::new(secure_clusters.swap_remove(i)),
+                        None => r.clone(),
+                    };
+                    update.changed[ty] |= self.secure_clusters.insert(secure).1;
+                }
+                let (name, changed) = resources.insert(r);
                 update.changed[ty] |= changed;
                 new.names[ty].push(name);
             }
@@ -387,6 +402,7 @@ impl Shared {
                 if !new.names[ty].contains(name) {
                     update.changed[ty] |= resources.remove(name);
                     if ty == TYPE_CLUSTER {
+                        self.secure_clusters.remove(name);
                         update.stale.push(name.clone());
                     }
                 }
@@ -407,6 +423,15 @@ impl Shared {
         }
         self.virtual_hosts.insert(host.to_owned(), vhosts);
         true
+    }
+
+    /// CDS for clients with (`secure`) or without a verified identity.
+    fn clusters(&self, secure: bool) -> &Resources {
+        if secure {
+            &self.secure_clusters
+        } else {
+            &self.types[TYPE_CLUSTER]
+        }
     }
 
     /// The shared listeners plus `outbound`: copies only the shard `outbound` lands in.
@@ -431,7 +456,7 @@ impl KeyState {
             generation: 1,
             ..Snapshot::default()
         };
-        snapshot.types[TYPE_CLUSTER] = shared.types[TYPE_CLUSTER].clone();
+        snapshot.types[TYPE_CLUSTER] = shared.clusters(key.secure).clone();
         snapshot.types[TYPE_ROUTE] = shared.types[TYPE_ROUTE].clone();
         snapshot.types[TYPE_LISTENER] = shared.listeners(&listener);
         let services: Vec<&Arc<GlobalService>> = mesh.services.values().collect();
@@ -446,7 +471,15 @@ impl KeyState {
         }
         snapshot.finish();
         let (tx, rx) = watch::channel(Arc::new(snapshot));
-        (Self { tx, listener }, rx)
+        let secure = key.secure;
+        (
+            Self {
+                tx,
+                listener,
+                secure,
+            },
+            rx,
+        )
     }
 
     /// The snapshot last published.
@@ -473,10 +506,11 @@ impl KeyState {
                 .insert_named(r, Some(&shared.types[TYPE_CLUSTER]))
                 .1;
         }
-        for ty in [TYPE_CLUSTER, TYPE_ROUTE] {
-            if update.changed[ty] {
-                snapshot.types[ty] = shared.types[ty].clone();
-            }
+        if update.changed[TYPE_CLUSTER] {
+            snapshot.types[TYPE_CLUSTER] = shared.clusters(self.secure).clone();
+        }
+        if update.changed[TYPE_ROUTE] {
+            snapshot.types[TYPE_ROUTE] = shared.types[TYPE_ROUTE].clone();
         }
         if update.changed[TYPE_LISTENER] {
             snapshot.types[TYPE_LISTENER] = shared.listeners(&self.listener);

@@ -37,6 +37,7 @@ use prost::{Message, Name};
 use crate::model::{ClientKey, GlobalService, Protocol, ServicePort};
 use crate::resource::{self, Resource};
 
+pub use cluster::{SDS_DEFAULT, SDS_ROOT};
 pub use eds::ServiceEndpoints;
 pub use route::{EncodedVirtualHost, outbound_route_encoded};
 
@@ -49,6 +50,9 @@ pub const OUTBOUND: &str = "meshfleet_outbound";
 pub struct SharedResources {
     /// CDS: one per port, named `outbound|<port>||<host>`.
     pub clusters: Vec<Resource>,
+    /// Those of `clusters` that differ for clients with a verified identity (reaching gateways
+    /// with mTLS), named alike.
+    pub secure_clusters: Vec<Resource>,
     /// To be merged into the route configuration [`OUTBOUND`] (see [`outbound_route`]).
     pub virtual_hosts: Vec<VirtualHost>,
     /// LDS for proxyless gRPC: `<host>:<port>` and `<alias>:<port>` per HTTP port.
@@ -80,11 +84,19 @@ pub struct ServiceResources {
 /// and endpoints only; HTTP, HTTP/2 and gRPC ports also get a virtual host and API listeners.
 pub fn translate_service(svc: &GlobalService, key: &ClientKey) -> ServiceResources {
     let SharedResources {
-        clusters,
+        mut clusters,
+        secure_clusters,
         virtual_hosts,
         api_listeners,
         api_routes,
     } = translate_shared(svc);
+    if key.secure {
+        for secure in secure_clusters {
+            if let Some(c) = clusters.iter_mut().find(|c| c.name == secure.name) {
+                *c = secure;
+            }
+        }
+    }
     ServiceResources {
         clusters,
         load_assignments: load_assignments(svc, key),
@@ -103,6 +115,10 @@ pub fn translate_shared(svc: &GlobalService) -> SharedResources {
     for port in ports.values() {
         let name = svc.cluster_name(port.port);
         let cluster = cluster::build(svc, port, &name);
+        if let Some(secure) = cluster::secure(svc, port, &cluster) {
+            out.secure_clusters
+                .push(Resource::new(&name, resource::CLUSTER, &secure));
+        }
         out.clusters
             .push(Resource::new(&name, resource::CLUSTER, &cluster));
         if port.protocol != Protocol::Tcp {

@@ -29,6 +29,7 @@ use meshfleet_xds::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 use meshfleet_xds::resource::{Resource, SECRET};
 use meshfleet_xds::server::{AdsServer, MessageCodec, Peer, SecretSource, Secrets};
+use meshfleet_xds::translate::{SDS_DEFAULT, SDS_ROOT};
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
@@ -210,7 +211,7 @@ impl CaSecrets {
             .map(Certificate::pem)
             .collect();
         let default = Secret {
-            name: "default".to_owned(),
+            name: SDS_DEFAULT.to_owned(),
             r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
                 certificate_chain: Some(inline(chain.into_bytes())),
                 private_key: Some(inline(issued.key_pem.clone().into_bytes())),
@@ -218,7 +219,7 @@ impl CaSecrets {
             })),
         };
         let root_ca = Secret {
-            name: "ROOTCA".to_owned(),
+            name: SDS_ROOT.to_owned(),
             r#type: Some(secret::Type::ValidationContext(
                 CertificateValidationContext {
                     trusted_ca: Some(inline(roots.clone().into_bytes())),
@@ -227,8 +228,8 @@ impl CaSecrets {
             )),
         };
         let secrets: Secrets = Arc::from(vec![
-            Arc::new(Resource::new("default", SECRET, &default)),
-            Arc::new(Resource::new("ROOTCA", SECRET, &root_ca)),
+            Arc::new(Resource::new(SDS_DEFAULT, SECRET, &default)),
+            Arc::new(Resource::new(SDS_ROOT, SECRET, &root_ca)),
         ]);
         let renew_at = SystemTime::now() + self.ttl * 2 / 3;
         Ok((secrets, renew_at, roots))

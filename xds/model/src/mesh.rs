@@ -255,4 +255,7 @@ pub struct ClientKey {
     pub listener_port: u32,
     /// Only the labels some `failoverPriority` names, so that other labels do not split the cache.
     pub labels: BTreeMap<String, String>,
+    /// The client has a verified identity and its certificate over SDS (the mTLS port): it
+    /// reaches other networks' east-west gateways with Istio's mutual TLS.
+    pub secure: bool,
 }

@@ -79,6 +79,20 @@ impl ServiceBuilder {
         self
     }
 
+    /// Adds a ready endpoint on network `network`, behind the east-west gateway `gateway`.
+    pub(crate) fn remote_endpoint(mut self, address: &str, network: &str, gateway: &str) -> Self {
+        self = self.endpoint(address, "us-west/us-west-2a/");
+        for port in &mut self.0.ports {
+            let ep = port.endpoints.last_mut().expect("just added");
+            ep.network = Arc::from(network);
+            ep.gateway = Some(Arc::new(crate::model::Gateway {
+                address: gateway.to_owned(),
+                port: 15443,
+            }));
+        }
+        self
+    }
+
     /// An Istio `localityLbSetting` with `failoverPriority` over `labels`.
     pub(crate) fn failover_priority(mut self, labels: &[&str]) -> Self {
         self.0.locality = LocalityPolicy::Istio(LocalityLbSetting {

@@ -419,3 +419,51 @@ fn updating_hosts_equals_setting_the_whole_mesh() {
     assert_eq!(versions(&rw.borrow()), versions(&ru.borrow()));
     assert_eq!(names(&rw.borrow(), ENDPOINT), names(&ru.borrow(), ENDPOINT));
 }
+
+/// Clients with a verified identity get the clusters that reach gateways with mTLS; plaintext
+/// clients keep theirs, and both follow changes.
+#[test]
+fn secure_keys_get_the_secure_clusters() {
+    use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    use prost::Message;
+    let cache = SnapshotCache::new();
+    let local = service("echo")
+        .http(80)
+        .endpoint("10.0.0.1", "us-east/us-east-1a/");
+    cache.set_mesh(mesh([local.build()]));
+    let plain = key("us-east/us-east-1a/");
+    let secure = ClientKey {
+        secure: true,
+        ..plain.clone()
+    };
+    let (plain_rx, secure_rx) = (cache.watch(&plain), cache.watch(&secure));
+    let tls_matches = |rx: &watch::Receiver<Arc<Snapshot>>| {
+        let snapshot = rx.borrow().clone();
+        let r = snapshot.get(CLUSTER, &cluster("echo", 80)).unwrap().clone();
+        Cluster::decode(r.body.to_vec().as_slice())
+            .unwrap()
+            .transport_socket_matches
+            .len()
+    };
+    assert_eq!((tls_matches(&plain_rx), tls_matches(&secure_rx)), (0, 0));
+    assert_eq!(
+        plain_rx.borrow().version(CLUSTER),
+        secure_rx.borrow().version(CLUSTER),
+        "nothing to secure: the same clusters"
+    );
+
+    let remote = service("echo")
+        .http(80)
+        .endpoint("10.0.0.1", "us-east/us-east-1a/")
+        .remote_endpoint("10.1.0.1", "net-west", "192.0.2.1");
+    cache.set_mesh(mesh([remote.build()]));
+    assert_eq!((tls_matches(&plain_rx), tls_matches(&secure_rx)), (0, 1));
+
+    cache.set_mesh(mesh([]));
+    assert!(
+        secure_rx
+            .borrow()
+            .get(CLUSTER, &cluster("echo", 80))
+            .is_none()
+    );
+}

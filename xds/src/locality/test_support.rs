@@ -71,6 +71,7 @@ pub(super) fn client(locality: &str, labels: Labels) -> ClientKey {
         network: String::new(),
         listener_port: 15001,
         labels,
+        secure: false,
     }
 }
 

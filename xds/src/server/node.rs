@@ -42,6 +42,8 @@ pub struct NodeInfo {
     /// and network (its `AugmentLabels`); the key keeps only those some `failoverPriority`
     /// names.
     pub labels: BTreeMap<String, String>,
+    /// Set by the stream when the transport verified the client and SDS serves it.
+    pub secure: bool,
 }
 
 impl NodeInfo {
@@ -70,6 +72,7 @@ impl NodeInfo {
             network,
             listener_port: listener_port(meta.fields.get(META_LISTENER_PORT))?,
             labels,
+            secure: false,
         })
     }
 
@@ -80,6 +83,7 @@ impl NodeInfo {
             network: self.network.clone(),
             listener_port: self.listener_port,
             labels: restrict_labels(&self.labels, label_keys),
+            secure: self.secure,
         }
     }
 }
@@ -257,6 +261,7 @@ mod tests {
                 network: "net-a".into(),
                 listener_port: 18080,
                 labels: BTreeMap::from([("tier".to_owned(), "gold".to_owned())]),
+                secure: false,
             }
         );
         assert_eq!(info.id, n.id);

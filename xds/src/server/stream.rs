@@ -219,11 +219,12 @@ where
         None => return Ok(()),
     };
     let node = P::node(&first).cloned().unwrap_or_default();
-    let info = NodeInfo::parse(&node)?;
+    let mut info = NodeInfo::parse(&node)?;
+    let mut secrets = watch_secrets(&server, peer.as_ref(), &info.id);
+    info.secure = secrets.is_some();
     let mut label_keys = server.cache.label_keys();
     let key = info.key(&label_keys.borrow_and_update());
     let mut snapshots = watch_blocking(&server.cache, key.clone()).await?;
-    let mut secrets = watch_secrets(&server, peer.as_ref(), &info.id);
     let registration = server.register(node, &info, P::KIND, out.queued.clone(), peer.as_ref());
     let current = with_secrets(&snapshots.borrow_and_update(), secrets.as_mut());
     let mut ctx = StreamCtx {

@@ -2,23 +2,35 @@
 
 use std::collections::HashMap;
 
+use envoy_types::pb::envoy::config::cluster::v3::cluster::TransportSocketMatch;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{
     ClusterDiscoveryType, CommonLbConfig, DiscoveryType, EdsClusterConfig, LbPolicy,
     common_lb_config::{LocalityConfigSpecifier, LocalityWeightedLbConfig},
 };
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, OutlierDetection};
-use envoy_types::pb::envoy::config::core::v3::Http2ProtocolOptions;
+use envoy_types::pb::envoy::config::core::v3::{
+    Http2ProtocolOptions, TransportSocket, transport_socket,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CertificateValidationContext, CommonTlsContext, SdsSecretConfig, SubjectAltNameMatcher,
+    UpstreamTlsContext, common_tls_context::CombinedCertificateValidationContext,
+    common_tls_context::ValidationContextType, subject_alt_name_matcher::SanType,
+};
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::{
     ExplicitHttpConfig, UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
 };
+use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
 use envoy_types::pb::envoy::r#type::v3::Percent;
-use envoy_types::pb::google::protobuf::{Any, Duration, UInt32Value};
+use envoy_types::pb::google::protobuf::{Any, Duration, Struct, UInt32Value, Value, value};
 
 use super::{ads, to_any};
 use crate::locality;
 use crate::model::{self, GlobalService, Protocol, ServicePort};
 
+/// istio-agent's SDS names: the workload's certificate and key, and the trust bundle.
+pub const SDS_DEFAULT: &str = "default";
+pub const SDS_ROOT: &str = "ROOTCA";
 /// Key of `typed_extension_protocol_options` for upstream HTTP options.
 pub(super) const HTTP_PROTOCOL_OPTIONS: &str =
     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
@@ -43,6 +55,80 @@ pub(super) fn build(svc: &GlobalService, port: &ServicePort, name: &str) -> Clus
         outlier_detection: svc.outlier_detection.as_ref().map(outlier_detection),
         typed_extension_protocol_options: protocol_options(port.protocol),
         ..Default::default()
+    }
+}
+
+/// The cluster `plain` as a client with a verified identity gets it, when some endpoint of
+/// port `port` sits behind another network's east-west gateway; `None` otherwise (the plain
+/// cluster serves every client alike).
+///
+/// As Istio's auto mTLS does it: endpoints marked `tlsMode: istio` in EDS (the load assignment
+/// marks gateway endpoints) are reached with TLS using the workload certificate (`default`) and
+/// the trust bundle (`ROOTCA`) over SDS, the SNI an `AUTO_PASSTHROUGH` gateway routes on
+/// (`outbound_.<port>_._.<host>`, Istio's `BuildDNSSrvSubsetKey`) and Istio's ALPN; the server
+/// must present a SPIFFE identity under the mesh root. Other endpoints stay plaintext.
+pub(super) fn secure(svc: &GlobalService, port: &ServicePort, plain: &Cluster) -> Option<Cluster> {
+    if !port.endpoints.iter().any(|ep| ep.gateway.is_some()) {
+        return None;
+    }
+    let alpn: &[&str] = match port.protocol {
+        // Istio's `ALPNInMeshH2WithMxc` and `ALPNInMeshWithMxc`.
+        Protocol::Http2 | Protocol::Grpc => &["istio-peer-exchange", "istio", "h2"],
+        _ => &["istio-peer-exchange", "istio"],
+    };
+    let sds = |name: &str| SdsSecretConfig {
+        name: name.to_owned(),
+        sds_config: Some(ads()),
+    };
+    let tls = UpstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificate_sds_secret_configs: vec![sds(SDS_DEFAULT)],
+            validation_context_type: Some(ValidationContextType::CombinedValidationContext(
+                CombinedCertificateValidationContext {
+                    default_validation_context: Some(CertificateValidationContext {
+                        match_typed_subject_alt_names: vec![SubjectAltNameMatcher {
+                            san_type: SanType::Uri.into(),
+                            matcher: Some(StringMatcher {
+                                match_pattern: Some(MatchPattern::Prefix("spiffe://".to_owned())),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                    validation_context_sds_secret_config: Some(sds(SDS_ROOT)),
+                    ..Default::default()
+                },
+            )),
+            alpn_protocols: alpn.iter().map(|&a| a.to_owned()).collect(),
+            ..Default::default()
+        }),
+        sni: format!("outbound_.{}_._.{}", port.port, svc.host),
+        ..Default::default()
+    };
+    let mut cluster = plain.clone();
+    cluster.transport_socket_matches = vec![TransportSocketMatch {
+        name: "tlsMode-istio".to_owned(),
+        r#match: Some(tls_mode_istio()),
+        transport_socket: Some(TransportSocket {
+            name: "envoy.transport_sockets.tls".to_owned(),
+            config_type: Some(transport_socket::ConfigType::TypedConfig(to_any(&tls))),
+        }),
+    }];
+    Some(cluster)
+}
+
+/// `{tlsMode: istio}`: the label of endpoints reached with Istio's mTLS, in a transport socket
+/// match and in an endpoint's `envoy.transport_socket_match` metadata.
+pub(super) fn tls_mode_istio() -> Struct {
+    Struct {
+        fields: [(
+            "tlsMode".to_owned(),
+            Value {
+                kind: Some(value::Kind::StringValue("istio".to_owned())),
+            },
+        )]
+        .into(),
     }
 }
 

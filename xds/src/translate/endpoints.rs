@@ -13,12 +13,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address, socket_address};
+use envoy_types::pb::envoy::config::core::v3::{
+    Address, Metadata, SocketAddress, address, socket_address,
+};
 use envoy_types::pb::envoy::config::endpoint::v3::{
     Endpoint as EnvoyEndpoint, LbEndpoint, endpoint::AdditionalAddress, lb_endpoint,
 };
 use envoy_types::pb::google::protobuf::UInt32Value;
 
+use super::cluster::tls_mode_istio;
 use crate::locality::Labels;
 use crate::model::{Endpoint, Gateway, Locality};
 
@@ -101,7 +104,7 @@ impl<'a> Pending<'a> {
         let mut endpoints = self.direct;
         let mut labels = self.direct_labels;
         for (gateway, merged) in self.gateways {
-            endpoints.push(lb_endpoint(&gateway.address, gateway.port, merged.weight));
+            endpoints.push(gateway_endpoint(gateway, merged.weight));
             if with_labels {
                 labels.push(Arc::new(merged.labels));
             }
@@ -163,9 +166,25 @@ fn lb_endpoint(address: &str, port: u32, weight: u32) -> LbEndpoint {
     }
 }
 
+/// Endpoint metadata that picks a cluster's transport socket.
+const TRANSPORT_SOCKET_MATCH: &str = "envoy.transport_socket_match";
+
+/// An east-west gateway as an endpoint: marked `tlsMode: istio`, so that a client with a
+/// verified identity reaches it with Istio's mTLS (the cluster's transport socket match); for
+/// other clients the mark matches nothing.
+fn gateway_endpoint(gateway: &Gateway, weight: u32) -> LbEndpoint {
+    let mut ep = lb_endpoint(&gateway.address, gateway.port, weight);
+    ep.metadata = Some(Metadata {
+        filter_metadata: [(TRANSPORT_SOCKET_MATCH.to_owned(), tls_mode_istio())].into(),
+        ..Default::default()
+    });
+    ep
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use envoy_types::pb::google::protobuf::{Struct, Value, value};
 
     fn endpoint(ip: &str, locality: &str, network: &str) -> Endpoint {
         Endpoint {
@@ -180,6 +199,25 @@ mod tests {
             gateway: None,
             labels: Default::default(),
         }
+    }
+
+    /// A gateway endpoint as Istio marks it for mTLS, written out independently.
+    fn gateway_lb(ip: &str, weight: u32) -> LbEndpoint {
+        let mut ep = lb_endpoint(ip, 15443, weight);
+        let mode = Struct {
+            fields: [(
+                "tlsMode".to_owned(),
+                Value {
+                    kind: Some(value::Kind::StringValue("istio".to_owned())),
+                },
+            )]
+            .into(),
+        };
+        ep.metadata = Some(Metadata {
+            filter_metadata: [("envoy.transport_socket_match".to_owned(), mode)].into(),
+            ..Default::default()
+        });
+        ep
     }
 
     fn via(mut ep: Endpoint, gateway: &str, weight: u32) -> Endpoint {
@@ -269,14 +307,14 @@ mod tests {
                 locality: &eps[0].locality,
                 endpoints: vec![
                     lb_endpoint("10.0.0.1", 8080, 1),
-                    lb_endpoint("192.0.2.1", 15443, 5),
-                    lb_endpoint("192.0.2.3", 15443, 1),
+                    gateway_lb("192.0.2.1", 5),
+                    gateway_lb("192.0.2.3", 1),
                 ],
                 labels: vec![],
             },
             Group {
                 locality: &eps[4].locality,
-                endpoints: vec![lb_endpoint("192.0.2.1", 15443, 4)],
+                endpoints: vec![gateway_lb("192.0.2.1", 4)],
                 labels: vec![],
             },
         ];
@@ -308,7 +346,7 @@ mod tests {
             vec![
                 lb_endpoint("10.0.0.1", 8080, 1),
                 lb_endpoint("10.0.0.2", 8080, 1),
-                lb_endpoint("192.0.2.1", 15443, 1),
+                gateway_lb("192.0.2.1", 1),
             ]
         );
     }

@@ -7,7 +7,9 @@ use envoy_types::pb::envoy::config::cluster::v3::cluster::{
     ClusterDiscoveryType, CommonLbConfig, DiscoveryType, EdsClusterConfig, LbPolicy,
     common_lb_config::{LocalityConfigSpecifier, LocalityWeightedLbConfig},
 };
-use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address, socket_address};
+use envoy_types::pb::envoy::config::core::v3::{
+    Address, Metadata, SocketAddress, address, socket_address,
+};
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint as EnvoyEndpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
 };
@@ -16,7 +18,7 @@ use envoy_types::pb::envoy::config::route::v3::{
     Route, RouteAction, RouteConfiguration, RouteMatch, route, route_action, route_match,
 };
 use envoy_types::pb::envoy::r#type::v3::Percent;
-use envoy_types::pb::google::protobuf::{Duration, UInt32Value};
+use envoy_types::pb::google::protobuf::{Duration, Struct, UInt32Value, Value, value};
 
 use super::cluster::{HTTP_PROTOCOL_OPTIONS, outlier_detection};
 use super::listener::http_connection_manager;
@@ -220,7 +222,25 @@ fn load_assignment_is_weighted_for_the_client_and_crosses_networks_via_gateways(
             },
             LocalityLbEndpoints {
                 locality: Some(to_proto(&Locality::parse("us-west/us-west-2a"))),
-                lb_endpoints: vec![lb("gw-west", 15443, 2)],
+                lb_endpoints: vec![LbEndpoint {
+                    metadata: Some(Metadata {
+                        filter_metadata: [(
+                            "envoy.transport_socket_match".to_owned(),
+                            Struct {
+                                fields: [(
+                                    "tlsMode".to_owned(),
+                                    Value {
+                                        kind: Some(value::Kind::StringValue("istio".to_owned())),
+                                    },
+                                )]
+                                .into(),
+                            },
+                        )]
+                        .into(),
+                        ..Default::default()
+                    }),
+                    ..lb("gw-west", 15443, 2)
+                }],
                 load_balancing_weight: Some(UInt32Value { value: 10_000 }),
                 ..Default::default()
             },
@@ -486,5 +506,78 @@ fn translation_is_deterministic() {
     assert_eq!(
         outbound_route(&first.virtual_hosts),
         outbound_route(&second.virtual_hosts)
+    );
+}
+
+/// A client with a verified identity reaches another network's gateway with Istio's mTLS; a
+/// plaintext client gets the same cluster as before, and so do services without gateways.
+#[test]
+fn secure_clients_reach_gateways_with_istio_mtls() {
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        UpstreamTlsContext, common_tls_context::ValidationContextType,
+    };
+    let eps = vec![
+        endpoint("10.0.0.1", "us-east/us-east-1a", "east"),
+        endpoint("10.1.0.1", "us-west/us-west-2a", "west"),
+    ];
+    let svc = service(vec![port(80, Protocol::Http, eps)]);
+    let plain_key = ClientKey {
+        network: "east".to_owned(),
+        ..key("us-east/us-east-1a")
+    };
+    let secure_key = ClientKey {
+        secure: true,
+        ..plain_key.clone()
+    };
+    let plain = decode::<Cluster>(&translate_service(&svc, &plain_key).clusters[0]);
+    assert!(plain.transport_socket_matches.is_empty());
+    let secure = decode::<Cluster>(&translate_service(&svc, &secure_key).clusters[0]);
+    assert_eq!(
+        Cluster {
+            transport_socket_matches: Vec::new(),
+            ..secure.clone()
+        },
+        plain,
+        "only the transport socket matches differ"
+    );
+    let [m] = secure.transport_socket_matches.as_slice() else {
+        panic!("one match: {:?}", secure.transport_socket_matches);
+    };
+    let mode = &m.r#match.as_ref().unwrap().fields["tlsMode"];
+    assert_eq!(
+        mode.kind,
+        Some(value::Kind::StringValue("istio".to_owned()))
+    );
+    let socket = m.transport_socket.as_ref().unwrap();
+    assert_eq!(socket.name, "envoy.transport_sockets.tls");
+    let Some(envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(
+        any,
+    )) = &socket.config_type
+    else {
+        panic!("typed config");
+    };
+    let tls = UpstreamTlsContext::decode(any.value.as_slice()).unwrap();
+    assert_eq!(tls.sni, "outbound_.80_._.echo.demo.global");
+    let common = tls.common_tls_context.unwrap();
+    assert_eq!(common.alpn_protocols, ["istio-peer-exchange", "istio"]);
+    assert_eq!(common.tls_certificate_sds_secret_configs[0].name, "default");
+    let Some(ValidationContextType::CombinedValidationContext(v)) = common.validation_context_type
+    else {
+        panic!("combined validation context");
+    };
+    assert_eq!(
+        v.validation_context_sds_secret_config.unwrap().name,
+        "ROOTCA"
+    );
+
+    // Without a gateway endpoint there is nothing to secure.
+    let mut direct = endpoint("10.0.0.1", "us-east/us-east-1a", "east");
+    direct.gateway = None;
+    let local = service(vec![port(80, Protocol::Http, vec![direct])]);
+    let out = translate_service(&local, &secure_key);
+    assert!(
+        decode::<Cluster>(&out.clusters[0])
+            .transport_socket_matches
+            .is_empty()
     );
 }

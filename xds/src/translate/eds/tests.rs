@@ -116,6 +116,7 @@ fn key(locality: &str, network: &str, labels: &[(&str, &str)]) -> ClientKey {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
+        secure: false,
     }
 }
 
