@@ -74,6 +74,7 @@ async fn example_bootstrap_gets_direct_and_gateway_endpoints() {
         listener_port: free_port().unwrap(),
         admin_port: free_port().unwrap(),
         api: AdsApi::Delta,
+        certs: None,
     };
     let envoy = Envoy::start(config, None).await.expect("envoy");
     let seen = eventually(Duration::from_secs(30), || hosts(&envoy))

@@ -306,3 +306,318 @@ static_resources:
           stat_prefix: workload
           cluster: meshfleet-xds-tls
 "#;
+
+/// The two networks of the east-west test: east-1 (the client's) and west-1, whose only
+/// entry is its east-west gateway on loopback.
+fn two_networks(gateway: SocketAddr) -> String {
+    format!(
+        r#"apiVersion: meshfleet.io/v1alpha1
+kind: Cluster
+metadata: {{ name: east-1 }}
+spec: {{ region: us-east, zone: us-east-1a, network: net-east }}
+status: {{ conditions: [{{ type: Ready, status: "True" }}] }}
+---
+apiVersion: meshfleet.io/v1alpha1
+kind: Cluster
+metadata: {{ name: west-1 }}
+spec:
+  region: us-west
+  zone: us-west-2a
+  network: net-west
+  eastWestGateway: {{ address: {}, port: {} }}
+status: {{ conditions: [{{ type: Ready, status: "True" }}] }}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: echo
+  namespace: demo
+  annotations: {{ meshfleet.io/global: "true" }}
+spec:
+  ports: [{{ name: http, port: 80, targetPort: 8080 }}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: echo-west-1
+  namespace: demo
+  labels:
+    kubernetes.io/service-name: echo
+    multicluster.kubernetes.io/source-cluster: west-1
+addressType: IPv4
+ports: [{{ name: http, port: 8080 }}]
+endpoints: [{{ addresses: ["10.11.1.1"] }}]
+"#,
+        gateway.ip(),
+        gateway.port()
+    )
+}
+
+/// West's east-west gateway as Istio's `AUTO_PASSTHROUGH` gateway works: TLS is not
+/// terminated; the SNI picks where the connection goes (here, the server-side Envoy).
+const GATEWAY: &str = r#"
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: ADMIN_PORT}}}
+static_resources:
+  listeners:
+  - name: east-west
+    address: {socket_address: {address: 127.0.0.1, port_value: GATEWAY_PORT}}
+    listener_filters:
+    - name: envoy.filters.listener.tls_inspector
+      typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector}
+    filter_chains:
+    - filter_chain_match: {server_names: ["outbound_.80_._.echo.demo.global"]}
+      filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: passthrough
+          cluster: echo-west
+  clusters:
+  - name: echo-west
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: echo-west
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: SERVER_PORT}}}}]}]
+"#;
+
+/// The server side in west: terminates mTLS with west-1's workload certificate, requires a
+/// client certificate under the mesh root, tells the backend who called
+/// (`x-forwarded-client-cert`) and the caller too (`x-peer-identity`).
+const SERVER_SIDE: &str = r#"
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: ADMIN_PORT}}}
+static_resources:
+  listeners:
+  - name: inbound
+    address: {socket_address: {address: 127.0.0.1, port_value: SERVER_PORT}}
+    filter_chains:
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          require_client_certificate: true
+          common_tls_context:
+            tls_certificates:
+            - certificate_chain: {filename: CERTS/cert-chain.pem}
+              private_key: {filename: CERTS/key.pem}
+            validation_context:
+              trusted_ca: {filename: CERTS/root-cert.pem}
+      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: inbound
+          forward_client_cert_details: SANITIZE_SET
+          set_current_client_cert_details: {uri: true}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+          route_config:
+            response_headers_to_add:
+            - header: {key: x-peer-identity, value: "%DOWNSTREAM_PEER_URI_SAN%"}
+            virtual_hosts:
+            - name: echo
+              domains: ["*"]
+              routes: [{match: {prefix: /}, route: {cluster: backend}}]
+  clusters:
+  - name: backend
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: backend
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: BACKEND_PORT}}}}]}]
+"#;
+
+/// Starts Envoy on `bootstrap`; its log goes to `<name>.log` in `d`.
+fn start_envoy(d: &Path, name: &str, bootstrap: &str) -> tokio::process::Child {
+    let file = d.join(format!("{name}.yaml"));
+    std::fs::write(&file, bootstrap).unwrap();
+    let log = std::fs::File::create(d.join(format!("{name}.log"))).unwrap();
+    tokio::process::Command::new(find_envoy().expect("envoy: run `make setup`"))
+        .args(["-c", file.to_str().unwrap()])
+        .args([
+            "--concurrency",
+            "1",
+            "--disable-hot-restart",
+            "-l",
+            "warning",
+        ])
+        .args(["--base-id", &free_port().unwrap().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// One HTTP/1.1 GET through `addr` for `host`; the whole response, headers included.
+async fn get_raw(addr: SocketAddr, host: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response)).await??;
+    Ok(response)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_networks_through_an_east_west_gateway_with_mtls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = || free_port().unwrap();
+    let (gateway_port, server_port, backend_port) = (port(), port(), port());
+    let gateway = SocketAddr::from(([127, 0, 0, 1], gateway_port));
+    let config = d.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("fleet.yaml"), two_networks(gateway)).unwrap();
+
+    // West's backend, server-side Envoy (west-1's certificate) and gateway.
+    let backend = SocketAddr::from(([127, 0, 0, 1], backend_port));
+    let identity = meshfleet_demo::echo::Identity {
+        cluster: "west-1".into(),
+        region: "us-west".into(),
+        zone: "us-west-2a".into(),
+    };
+    let _backend = meshfleet_demo::echo::EchoServer::start(backend, identity)
+        .await
+        .unwrap();
+    let m = |args: &str| run(d, "meshfleet", &args.split_whitespace().collect::<Vec<_>>());
+    m("ca init --trust-domain cluster.local --out ca");
+    m("ca issue --ca-dir ca --cluster west-1 --workload demo/echo --out west");
+    m("ca issue --ca-dir ca --cluster east-1 --workload shop/client --out client");
+    m("ca init --trust-domain cluster.local --out foreign");
+    m("ca issue --ca-dir foreign --cluster east-1 --workload shop/client --out stranger");
+    let fill = |text: &str| {
+        text.replace("ADMIN_PORT", &port().to_string())
+            .replace("GATEWAY_PORT", &gateway_port.to_string())
+            .replace("SERVER_PORT", &server_port.to_string())
+            .replace("BACKEND_PORT", &backend_port.to_string())
+            .replace("CERTS", d.join("west").to_str().unwrap())
+    };
+    let _server_side = start_envoy(d, "server-side", &fill(SERVER_SIDE));
+    let _gateway = start_envoy(d, "gateway", &fill(GATEWAY));
+
+    // meshfleet with its mTLS port; east's client Envoy connects there with its certificate.
+    let tls = SocketAddr::from(([127, 0, 0, 1], port()));
+    let ca = d.join("ca");
+    let flags = [
+        "--ca-dir",
+        ca.to_str().unwrap(),
+        "--xds-tls-addr",
+        &tls.to_string(),
+    ];
+    let (_controller, plain_xds, _) = meshfleet_testkit::serve_with(&config, &flags).await;
+    let client = meshfleet_demo::envoy::EnvoyConfig {
+        node_id: "envoy-east-mtls".into(),
+        locality: meshfleet_model::Locality::new("us-east", "us-east-1a", ""),
+        network: "net-east".into(),
+        xds_addr: tls,
+        listener_port: port(),
+        admin_port: port(),
+        api: meshfleet_demo::envoy::AdsApi::Sotw,
+        certs: Some(d.join("client")),
+    };
+    let listener = SocketAddr::from(([127, 0, 0, 1], client.listener_port));
+    let log = d.join("client.log");
+    let _client = meshfleet_demo::envoy::Envoy::start(client, Some(&log))
+        .await
+        .unwrap();
+
+    // Requests from east reach west's backend through the gateway; west saw east's identity.
+    let response = eventually(Duration::from_secs(30), || async {
+        let response = get_raw(listener, "echo.demo.global").await?;
+        anyhow::ensure!(response.starts_with("HTTP/1.1 200"), "{response}");
+        Ok(response)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        let logs: String = ["client", "gateway", "server-side"]
+            .iter()
+            .map(|n| {
+                format!(
+                    "--- {n}\n{}",
+                    std::fs::read_to_string(d.join(format!("{n}.log"))).unwrap_or_default()
+                )
+            })
+            .collect();
+        panic!("{e}\n{logs}")
+    });
+    assert!(response.contains("west-1"), "{response}");
+    assert!(
+        response
+            .to_lowercase()
+            .contains(&format!("x-peer-identity: {CLIENT}")),
+        "{response}"
+    );
+    for _ in 0..20 {
+        let response = get_raw(listener, "echo.demo.global").await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+
+    // An Envoy on the plaintext port has no certificate: it gets the plain cluster, and the
+    // gateway, which routes only TLS by its SNI, lets nothing through.
+    let plain = meshfleet_demo::envoy::EnvoyConfig {
+        node_id: "envoy-east-plain".into(),
+        locality: meshfleet_model::Locality::new("us-east", "us-east-1a", ""),
+        network: "net-east".into(),
+        xds_addr: plain_xds,
+        listener_port: port(),
+        admin_port: port(),
+        api: meshfleet_demo::envoy::AdsApi::Sotw,
+        certs: None,
+    };
+    let plain_listener = SocketAddr::from(([127, 0, 0, 1], plain.listener_port));
+    let _plain = meshfleet_demo::envoy::Envoy::start(plain, None)
+        .await
+        .unwrap();
+    let refused = eventually(Duration::from_secs(30), || async {
+        let response = get_raw(plain_listener, "echo.demo.global").await?;
+        anyhow::ensure!(response.starts_with("HTTP/1.1 503"), "{response}");
+        Ok(response)
+    })
+    .await
+    .unwrap();
+    assert!(!refused.contains("west-1"), "{refused}");
+
+    // A certificate from a foreign root does not get past the server side; east's does.
+    let through_gateway = |certs: &str| {
+        // The intermediates alone: s_client sends `-cert`, then `-cert_chain`.
+        let chain = std::fs::read_to_string(d.join(certs).join("cert-chain.pem")).unwrap();
+        let end = "-----END CERTIFICATE-----\n";
+        let intermediates = &chain[chain.find(end).unwrap() + end.len()..];
+        std::fs::write(d.join(certs).join("intermediates.pem"), intermediates).unwrap();
+        let out = Command::new("openssl")
+            .args(["s_client", "-connect", &gateway.to_string()])
+            .args(["-servername", "outbound_.80_._.echo.demo.global"])
+            .args([
+                "-cert",
+                &format!("{certs}/cert-chain.pem"),
+                "-key",
+                &format!("{certs}/key.pem"),
+            ])
+            .args(["-cert_chain", &format!("{certs}/intermediates.pem")])
+            .args(["-CAfile", "ca/root-cert.pem", "-ign_eof", "-quiet"])
+            .current_dir(d)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        let mut child = out;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"GET / HTTP/1.1\r\nHost: echo.demo.global\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let east = through_gateway("client");
+    assert!(east.contains("HTTP/1.1 200"), "{east}");
+    let stranger = through_gateway("stranger");
+    assert!(!stranger.contains("HTTP/1.1 200"), "{stranger}");
+}

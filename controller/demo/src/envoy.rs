@@ -31,16 +31,25 @@ pub struct EnvoyConfig {
     pub listener_port: u16,
     pub admin_port: u16,
     pub api: AdsApi,
+    /// A directory of Istio's file-mounted certificates (`cert-chain.pem`, `key.pem`,
+    /// `root-cert.pem`): connect to meshfleet's mTLS port (`xds_addr` is then that port) with
+    /// them, from `examples/envoy-bootstrap-mtls.yaml`. `None`: plaintext.
+    pub certs: Option<PathBuf>,
 }
 
 /// The example bootstrap users start from; the demo and the tests run exactly this file with
 /// their own node, ports and ADS flavour filled in.
 const EXAMPLE_BOOTSTRAP: &str = include_str!("../../../examples/envoy-bootstrap.yaml");
+const EXAMPLE_BOOTSTRAP_MTLS: &str = include_str!("../../../examples/envoy-bootstrap-mtls.yaml");
 
 impl EnvoyConfig {
     /// The bootstrap (YAML): node with locality and metadata, ADS over gRPC to meshfleet.
     pub fn bootstrap(&self) -> anyhow::Result<String> {
-        let mut doc: Value = serde_norway::from_str(EXAMPLE_BOOTSTRAP)?;
+        let example = match self.certs {
+            Some(_) => EXAMPLE_BOOTSTRAP_MTLS,
+            None => EXAMPLE_BOOTSTRAP,
+        };
+        let mut doc: Value = serde_norway::from_str(example)?;
         let api_type = match self.api {
             AdsApi::Sotw => "GRPC",
             AdsApi::Delta => "DELTA_GRPC",
@@ -94,6 +103,27 @@ impl EnvoyConfig {
             &format!("{xds}.port_value"),
             self.xds_addr.port().into(),
         )?;
+        if let Some(dir) = &self.certs {
+            let tls =
+                "static_resources.clusters.0.transport_socket.typed_config.common_tls_context";
+            let file = |name: &str| Value::from(dir.join(name).display().to_string());
+            let certs = format!("{tls}.tls_certificates.0");
+            set(
+                &mut doc,
+                &format!("{certs}.certificate_chain.filename"),
+                file("cert-chain.pem"),
+            )?;
+            set(
+                &mut doc,
+                &format!("{certs}.private_key.filename"),
+                file("key.pem"),
+            )?;
+            set(
+                &mut doc,
+                &format!("{tls}.validation_context.trusted_ca.filename"),
+                file("root-cert.pem"),
+            )?;
+        }
         Ok(serde_norway::to_string(&doc)?)
     }
 }

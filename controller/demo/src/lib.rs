@@ -86,6 +86,7 @@ async fn start_envoys(fleet: &Fleet, controller: &Controller) -> anyhow::Result<
             listener_port: free_port()?,
             admin_port: free_port()?,
             api: AdsApi::Sotw,
+            certs: None,
         };
         let envoy = Envoy::start(config, None).await?;
         eventually(Duration::from_secs(20), || async {

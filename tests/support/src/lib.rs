@@ -89,6 +89,7 @@ impl Mesh {
             listener_port: free_port().unwrap(),
             admin_port: free_port().unwrap(),
             api,
+            certs: None,
         };
         let log =
             std::env::temp_dir().join(format!("{}-{}.log", config.node_id, config.admin_port));
