@@ -29,6 +29,98 @@ pub struct RootDir {
 }
 
 impl RootDir {
+    /// Makes a CA directory in `dir` (created if needed) holding `root` (key 0600). A root key
+    /// already there is never overwritten: losing a root key is losing the mesh's trust.
+    ///
+    /// # Errors
+    /// `dir` holds a root key; `root` is not a root; writing failed.
+    pub fn create(dir: &Path, root: &Authority) -> Result<(), CaError> {
+        let key = dir.join(ROOT_KEY);
+        if key.exists() {
+            return Err(CaError::refused(
+                dir.display().to_string(),
+                "already holds a root key; refusing to overwrite it",
+            ));
+        }
+        if !root.chain().is_empty() {
+            return Err(CaError::refused(
+                "root certificate",
+                "not a root (it has a chain above it)",
+            ));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| CaError::io(dir.display().to_string(), e))?;
+        istio::write_atomic(&key, root.key_pem().as_bytes(), 0o600)?;
+        istio::write_atomic(
+            &dir.join(ROOT_CERT),
+            root.certificate().pem().as_bytes(),
+            0o644,
+        )?;
+        istio::write_atomic(
+            &dir.join(TRUST_DOMAIN),
+            format!("{}\n", root.trust_domain()).as_bytes(),
+            0o644,
+        )
+    }
+
+    /// Starts a root rotation in `dir`: `new` signs from now on, and the current root stays
+    /// trusted (in `previous-roots.pem`) until [`RootDir::finish_rotation`]. The old root is
+    /// made trusted first, and both new files are written whole before either replaces the old
+    /// one: a crash leaves either the old root signing and trusted, or the new one.
+    ///
+    /// # Errors
+    /// The directory does not load; `new` is of another trust domain; writing failed.
+    pub fn rotate(dir: &Path, new: &Authority) -> Result<(), CaError> {
+        let Self {
+            root: current,
+            mut previous,
+            ..
+        } = Self::load(dir)?;
+        if new.trust_domain() != current.trust_domain() {
+            return Err(CaError::refused(
+                "new root",
+                format!(
+                    "trust domain {} is not the mesh's ({})",
+                    new.trust_domain(),
+                    current.trust_domain()
+                ),
+            ));
+        }
+        if !previous.iter().any(|r| r.der == current.certificate().der) {
+            previous.push(current.certificate().clone());
+        }
+        let bundle: String = previous.iter().map(Certificate::pem).collect();
+        istio::write_atomic(&dir.join(PREVIOUS_ROOTS), bundle.as_bytes(), 0o644)?;
+        let (key_next, cert_next) = (
+            dir.join(".root-key.pem.next"),
+            dir.join(".root-cert.pem.next"),
+        );
+        istio::write_atomic(&key_next, new.key_pem().as_bytes(), 0o600)?;
+        istio::write_atomic(&cert_next, new.certificate().pem().as_bytes(), 0o644)?;
+        let rename = |from: &Path, to: &str| {
+            std::fs::rename(from, dir.join(to))
+                .map_err(|e| CaError::io(dir.join(to).display().to_string(), e))
+        };
+        rename(&key_next, ROOT_KEY)?;
+        rename(&cert_next, ROOT_CERT)
+    }
+
+    /// Ends a rotation: the previous roots are no longer trusted. Returns how many were.
+    ///
+    /// # Errors
+    /// No rotation is under way; removing the file failed.
+    pub fn finish_rotation(dir: &Path) -> Result<usize, CaError> {
+        let previous = Self::load(dir)?.previous.len();
+        if previous == 0 {
+            return Err(CaError::refused(
+                dir.display().to_string(),
+                "no rotation to finish",
+            ));
+        }
+        let path = dir.join(PREVIOUS_ROOTS);
+        std::fs::remove_file(&path).map_err(|e| CaError::io(path.display().to_string(), e))?;
+        Ok(previous)
+    }
+
     /// Reads and checks a CA directory.
     ///
     /// # Errors

@@ -11,7 +11,7 @@ use meshfleet_ca::{
     Algorithm, Authority, Certificate, INTERMEDIATE_VALIDITY, SpiffeId, WORKLOAD_VALIDITY, istio,
 };
 
-use meshfleet_ca::store::{PREVIOUS_ROOTS, ROOT_CERT, ROOT_KEY, RootDir, TRUST_DOMAIN};
+use meshfleet_ca::store::{ROOT_KEY, RootDir};
 
 #[derive(Debug, Subcommand)]
 pub enum CaCommand {
@@ -112,12 +112,6 @@ fn read(path: &Path) -> anyhow::Result<String> {
 }
 
 fn init(args: &InitArgs) -> anyhow::Result<()> {
-    // Losing a root key is losing the mesh's trust: never overwrite one.
-    anyhow::ensure!(
-        !args.out.join(ROOT_KEY).exists(),
-        "{}: already holds a root key; refusing to overwrite it",
-        args.out.display()
-    );
     let root = match &args.import_root {
         Some(files) => {
             let (cert, key) = (&files[0], &files[1]);
@@ -131,23 +125,10 @@ fn init(args: &InitArgs) -> anyhow::Result<()> {
         }
         None => Authority::generate_root(&args.trust_domain, args.algorithm, args.validity)?,
     };
-    anyhow::ensure!(
-        root.chain().is_empty(),
-        "--import-root: the certificate is not a root (it has a chain above it)"
-    );
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("{}: cannot create", args.out.display()))?;
-    istio::write_atomic(&args.out.join(ROOT_KEY), root.key_pem().as_bytes(), 0o600)?;
-    istio::write_atomic(
-        &args.out.join(ROOT_CERT),
-        root.certificate().pem().as_bytes(),
-        0o644,
-    )?;
-    istio::write_atomic(
-        &args.out.join(TRUST_DOMAIN),
-        format!("{}\n", args.trust_domain).as_bytes(),
-        0o644,
-    )?;
+    RootDir::create(&args.out, &root).map_err(|e| match &args.import_root {
+        Some(_) => anyhow::anyhow!("--import-root: {e}"),
+        None => e.into(),
+    })?;
     println!(
         "root CA for trust domain {} in {}",
         args.trust_domain,
@@ -236,42 +217,16 @@ fn verify(dir: &Path) -> anyhow::Result<()> {
 
 fn rotate(args: &RotateArgs) -> anyhow::Result<()> {
     let dir = &args.ca_dir;
-    let RootDir {
-        root: current,
-        mut previous,
-        ..
-    } = RootDir::load(dir)?;
     if args.finish {
-        anyhow::ensure!(
-            !previous.is_empty(),
-            "{}: no rotation to finish",
-            dir.display()
-        );
-        std::fs::remove_file(dir.join(PREVIOUS_ROOTS))
-            .with_context(|| format!("{}: cannot remove", dir.join(PREVIOUS_ROOTS).display()))?;
+        let previous = RootDir::finish_rotation(dir)?;
         println!(
-            "rotation finished: {} previous root(s) no longer trusted; issue every cluster again",
-            previous.len()
+            "rotation finished: {previous} previous root(s) no longer trusted; issue every cluster again"
         );
         return Ok(());
     }
-    let new = Authority::generate_root(current.trust_domain(), args.algorithm, args.validity)?;
-    // The old root stays trusted first: a crash after this leaves the old root signing and
-    // trusted, and the rotation can be run again.
-    if !previous.iter().any(|r| r.der == current.certificate().der) {
-        previous.push(current.certificate().clone());
-    }
-    let bundle: String = previous.iter().map(Certificate::pem).collect();
-    istio::write_atomic(&dir.join(PREVIOUS_ROOTS), bundle.as_bytes(), 0o644)?;
-    // Both new files are written whole before either replaces the old one.
-    let (key_next, cert_next) = (
-        dir.join(".root-key.pem.next"),
-        dir.join(".root-cert.pem.next"),
-    );
-    istio::write_atomic(&key_next, new.key_pem().as_bytes(), 0o600)?;
-    istio::write_atomic(&cert_next, new.certificate().pem().as_bytes(), 0o644)?;
-    std::fs::rename(&key_next, dir.join(ROOT_KEY)).context("replacing the root key")?;
-    std::fs::rename(&cert_next, dir.join(ROOT_CERT)).context("replacing the root certificate")?;
+    let current = RootDir::load(dir)?;
+    let new = Authority::generate_root(current.root.trust_domain(), args.algorithm, args.validity)?;
+    RootDir::rotate(dir, &new)?;
     println!(
         "new root in {}; the previous one stays trusted: issue every cluster again, then `ca rotate --finish` once workloads have new certificates",
         dir.display()

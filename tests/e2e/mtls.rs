@@ -621,3 +621,216 @@ async fn across_networks_through_an_east_west_gateway_with_mtls() {
     let stranger = through_gateway("stranger");
     assert!(!stranger.contains("HTTP/1.1 200"), "{stranger}");
 }
+
+/// The server side again, with its certificate and trust bundle over SDS from meshfleet's
+/// mTLS port (west-1's workload certificate from files only to connect there).
+const SERVER_SIDE_SDS: &str = r#"
+node: {id: server-side, cluster: demo, locality: {region: us-west, zone: us-west-2a}}
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: ADMIN_PORT}}}
+dynamic_resources:
+  ads_config:
+    api_type: GRPC
+    transport_api_version: V3
+    grpc_services: [{envoy_grpc: {cluster_name: meshfleet-xds-tls}}]
+static_resources:
+  listeners:
+  - name: inbound
+    address: {socket_address: {address: 127.0.0.1, port_value: SERVER_PORT}}
+    filter_chains:
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          require_client_certificate: true
+          common_tls_context:
+            tls_certificate_sds_secret_configs:
+            - name: default
+              sds_config: {ads: {}, resource_api_version: V3}
+            validation_context_sds_secret_config:
+              name: ROOTCA
+              sds_config: {ads: {}, resource_api_version: V3}
+      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: inbound
+          # One request per connection: every request is a new handshake through the gateway.
+          common_http_protocol_options: {max_requests_per_connection: 1}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+          route_config:
+            virtual_hosts:
+            - name: echo
+              domains: ["*"]
+              routes: [{match: {prefix: /}, route: {cluster: backend}}]
+  clusters:
+  - name: backend
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: backend
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: BACKEND_PORT}}}}]}]
+  - name: meshfleet-xds-tls
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    load_assignment:
+      cluster_name: meshfleet-xds-tls
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: TLS_PORT}}}}]}]
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: istiod.istio-system.svc
+        common_tls_context:
+          alpn_protocols: [h2]
+          tls_certificates:
+          - certificate_chain: {filename: CERTS/cert-chain.pem}
+            private_key: {filename: CERTS/key.pem}
+          validation_context:
+            trusted_ca: {filename: CERTS/root-cert.pem}
+"#;
+
+/// Serial numbers of the certificates (not the CAs) an Envoy holds, from its `/certs`.
+async fn held_certificates(admin: SocketAddr) -> anyhow::Result<Vec<String>> {
+    let (_, body) = meshfleet_demo::traffic::get(admin, "localhost", "/certs").await?;
+    let certs: serde_json::Value = serde_json::from_str(&body)?;
+    let mut serials: Vec<String> = certs["certificates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["cert_chain"].as_array().into_iter().flatten())
+        .filter_map(|c| c["serial_number"].as_str().map(str::to_owned))
+        .collect();
+    serials.sort();
+    Ok(serials)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_rotation_while_requests_flow_fails_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = || free_port().unwrap();
+    let (gateway_port, server_port, backend_port) = (port(), port(), port());
+    let gateway = SocketAddr::from(([127, 0, 0, 1], gateway_port));
+    let config = d.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("fleet.yaml"), two_networks(gateway)).unwrap();
+    let identity = meshfleet_demo::echo::Identity {
+        cluster: "west-1".into(),
+        region: "us-west".into(),
+        zone: "us-west-2a".into(),
+    };
+    let backend = SocketAddr::from(([127, 0, 0, 1], backend_port));
+    let _backend = meshfleet_demo::echo::EchoServer::start(backend, identity)
+        .await
+        .unwrap();
+    let m = |args: &str| run(d, "meshfleet", &args.split_whitespace().collect::<Vec<_>>());
+    m("ca init --trust-domain cluster.local --out ca");
+    m("ca issue --ca-dir ca --cluster west-1 --workload demo/echo --out west");
+    m("ca issue --ca-dir ca --cluster east-1 --workload shop/client --out client");
+
+    let tls = SocketAddr::from(([127, 0, 0, 1], port()));
+    let ca = d.join("ca");
+    let flags = [
+        "--ca-dir",
+        ca.to_str().unwrap(),
+        "--xds-tls-addr",
+        &tls.to_string(),
+        "--ca-check-interval",
+        "1s",
+    ];
+    let (_controller, _, _) = meshfleet_testkit::serve_with(&config, &flags).await;
+    let server_admin = port();
+    let fill = |text: &str, admin: u16| {
+        text.replace("ADMIN_PORT", &admin.to_string())
+            .replace("GATEWAY_PORT", &gateway_port.to_string())
+            .replace("SERVER_PORT", &server_port.to_string())
+            .replace("BACKEND_PORT", &backend_port.to_string())
+            .replace("TLS_PORT", &tls.port().to_string())
+            .replace("CERTS", d.join("west").to_str().unwrap())
+    };
+    let _server_side = start_envoy(d, "server-side", &fill(SERVER_SIDE_SDS, server_admin));
+    let _gateway = start_envoy(d, "gateway", &fill(GATEWAY, port()));
+    let client = meshfleet_demo::envoy::EnvoyConfig {
+        node_id: "envoy-east-mtls".into(),
+        locality: meshfleet_model::Locality::new("us-east", "us-east-1a", ""),
+        network: "net-east".into(),
+        xds_addr: tls,
+        listener_port: port(),
+        admin_port: port(),
+        api: meshfleet_demo::envoy::AdsApi::Delta,
+        certs: Some(d.join("client")),
+    };
+    let listener = SocketAddr::from(([127, 0, 0, 1], client.listener_port));
+    let client_admin = SocketAddr::from(([127, 0, 0, 1], client.admin_port));
+    let _client = meshfleet_demo::envoy::Envoy::start(client, None)
+        .await
+        .unwrap();
+    let server_admin = SocketAddr::from(([127, 0, 0, 1], server_admin));
+    eventually(Duration::from_secs(30), || async {
+        let response = get_raw(listener, "echo.demo.global").await?;
+        anyhow::ensure!(response.starts_with("HTTP/1.1 200"), "{response}");
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let before = (
+        held_certificates(client_admin).await.unwrap(),
+        held_certificates(server_admin).await.unwrap(),
+    );
+
+    // Requests flow, one after the other, while the root is rotated; the server side closes
+    // each connection after one request, so every request is a new mTLS handshake.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flow = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match get_raw(listener, "echo.demo.global").await {
+                    Ok(r) if r.starts_with("HTTP/1.1 200") => ok += 1,
+                    Ok(r) => failed.push(r.lines().next().unwrap_or_default().to_owned()),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    m("ca rotate --ca-dir ca");
+    // Both sides end up with certificates from the new root.
+    eventually(Duration::from_secs(30), || async {
+        let now = (
+            held_certificates(client_admin).await?,
+            held_certificates(server_admin).await?,
+        );
+        anyhow::ensure!(
+            now.0 != before.0 && now.1 != before.1,
+            "not renewed yet: {now:?}"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = flow.await.unwrap();
+    assert!(ok > 20, "too few requests went through: {ok}");
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:?}",
+        failed.len(),
+        ok as usize + failed.len()
+    );
+    let issuer = run(
+        d,
+        "openssl",
+        &["x509", "-in", "ca/root-cert.pem", "-noout", "-fingerprint"],
+    );
+    eprintln!("{ok} requests across the rotation; root now {issuer}");
+}

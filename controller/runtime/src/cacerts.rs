@@ -17,13 +17,12 @@ use meshfleet_propagation::manifest::{Manifest, ManifestKey};
 
 use crate::apply::Extra;
 
-/// How long a cluster's Secret is used before its files are looked at again.
-const RECHECK: Duration = Duration::from_secs(60);
-
 /// The plug-in CAs of the fleet's clusters, from one CA directory.
 #[derive(Debug)]
 pub struct ClusterCas {
     dir: PathBuf,
+    /// How long a cluster's Secret is used before its files are looked at again.
+    recheck: Duration,
     /// Each cluster's Secret, and when its files were last looked at.
     cache: BTreeMap<String, (Arc<Manifest>, Instant)>,
 }
@@ -39,9 +38,10 @@ pub fn secret_key() -> ManifestKey {
 }
 
 impl ClusterCas {
-    pub fn new(dir: PathBuf) -> Self {
+    pub fn new(dir: PathBuf, recheck: Duration) -> Self {
         Self {
             dir,
+            recheck,
             cache: BTreeMap::new(),
         }
     }
@@ -58,7 +58,7 @@ impl ClusterCas {
         let mut root: Option<Result<RootDir, String>> = None;
         for cluster in clusters {
             if let Some((manifest, checked)) = self.cache.get(cluster)
-                && checked.elapsed() < RECHECK
+                && checked.elapsed() < self.recheck
             {
                 insert(&mut extra, cluster, manifest.clone());
                 continue;

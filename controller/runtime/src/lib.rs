@@ -56,6 +56,11 @@ pub struct RunArgs {
     /// longest granted by `CreateCertificate`.
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub workload_cert_ttl: Duration,
+    /// How often the CA directory is looked at again: a rotated root or a renewed cluster CA
+    /// reaches clients within this time (certificates from a new root follow two intervals
+    /// after its trust bundle).
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub ca_check_interval: Duration,
     #[command(flatten)]
     pub xds_limits: XdsLimits,
     #[command(flatten)]

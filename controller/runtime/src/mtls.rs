@@ -10,8 +10,9 @@
 //! The caller's identity is the one SPIFFE ID of its certificate, and its cluster the `L=` of
 //! the intermediate that issued it: never what a request or its node metadata claims. A
 //! connection whose certificate names no identity in the trust domain is closed after the
-//! handshake. The serving certificate and the trusted roots are looked at again every minute,
-//! so a root rotation (`meshfleet ca rotate`) reaches new connections without a restart.
+//! handshake. The serving certificate and the trusted roots are looked at again every
+//! `--ca-check-interval` (a minute), so a root rotation (`meshfleet ca rotate`) reaches new
+//! connections and every client's trust bundle without a restart.
 
 use std::collections::HashMap;
 use std::io;
@@ -42,12 +43,9 @@ use tonic::codegen::{BoxFuture, Service, StdError, http};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
-/// How long the root, a cluster's CA and the serving certificate are used before they are
-/// looked at again (a rotation is picked up within this time).
-const RECHECK: Duration = Duration::from_secs(60);
 /// How long a client may take to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often issued workload certificates are checked for renewal.
+/// How often issued workload certificates are checked for renewal (at most).
 const RENEW_TICK: Duration = Duration::from_secs(10);
 /// The DNS names of meshfleet's serving certificate: istiod's, so that istio-agent can use
 /// meshfleet as its discovery and CA address, and meshfleet's own.
@@ -60,9 +58,10 @@ const SERVER_NAMES: [&str; 3] = [
 const CREATE_CERTIFICATE_PATH: &str = "/istio.v1.auth.IstioCertificateService/CreateCertificate";
 
 /// The mesh CA as the mTLS port uses it: the CA directory's root and each cluster's CA,
-/// reloaded every [`RECHECK`].
+/// looked at again every `recheck` (`--ca-check-interval`: a rotation is picked up within it).
 pub struct MeshCa {
     dir: PathBuf,
+    recheck: Duration,
     state: Mutex<CaCache>,
 }
 
@@ -78,9 +77,10 @@ impl MeshCa {
     ///
     /// # Errors
     /// The directory does not hold a usable root.
-    pub fn load(dir: PathBuf) -> Result<Self, String> {
+    pub fn load(dir: PathBuf, recheck: Duration) -> Result<Self, String> {
         let ca = Self {
             dir,
+            recheck,
             state: Mutex::default(),
         };
         ca.root()?;
@@ -94,7 +94,7 @@ impl MeshCa {
     fn root(&self) -> Result<Arc<RootDir>, String> {
         let mut state = self.lock();
         if let Some((root, at)) = &state.root
-            && at.elapsed() < RECHECK
+            && at.elapsed() < self.recheck
         {
             return Ok(root.clone());
         }
@@ -109,7 +109,7 @@ impl MeshCa {
     /// The CA of `cluster`, issued from the root if it has none yet.
     fn cluster(&self, cluster: &str) -> Result<Arc<Authority>, String> {
         if let Some((ca, at)) = self.lock().clusters.get(cluster)
-            && at.elapsed() < RECHECK
+            && at.elapsed() < self.recheck
         {
             return Ok(ca.clone());
         }
@@ -177,8 +177,11 @@ impl MeshCa {
 }
 
 /// The SDS secrets of verified clients, issued from their cluster's CA on first use, renewed
-/// when two thirds of their life have passed or the trusted roots change, and forgotten when
-/// no stream watches them.
+/// when two thirds of their life have passed, and forgotten when no stream watches them.
+///
+/// When the trusted roots change (`meshfleet ca rotate`), every client gets the new trust
+/// bundle first, with the certificate it has; certificates from the new root follow a grace
+/// period later (two CA checks), once every peer trusts them: no handshake fails in between.
 pub struct CaSecrets {
     ca: Arc<MeshCa>,
     ttl: Duration,
@@ -187,8 +190,11 @@ pub struct CaSecrets {
 
 struct Issued {
     tx: watch::Sender<Secrets>,
-    renew_at: SystemTime,
+    /// `default` as last sent.
+    default: Arc<Resource>,
+    /// The trust bundle last sent as `ROOTCA`.
     roots: String,
+    renew_at: SystemTime,
 }
 
 impl CaSecrets {
@@ -200,10 +206,9 @@ impl CaSecrets {
         })
     }
 
-    /// `default` and `ROOTCA` for `peer`, and when to renew them.
-    fn make(&self, peer: &Peer) -> Result<(Secrets, SystemTime, String), String> {
+    /// A new `default` for `peer`, and when to renew it.
+    fn certificate(&self, peer: &Peer) -> Result<(Arc<Resource>, SystemTime), String> {
         let issued = self.ca.issue_for(peer, self.ttl)?;
-        let roots = self.ca.roots_pem()?;
         // The leaf and its intermediates; the roots travel as `ROOTCA`.
         let intermediates = &issued.chain[..issued.chain.len().saturating_sub(1)];
         let chain: String = std::iter::once(&issued.certificate)
@@ -218,26 +223,16 @@ impl CaSecrets {
                 ..Default::default()
             })),
         };
-        let root_ca = Secret {
-            name: SDS_ROOT.to_owned(),
-            r#type: Some(secret::Type::ValidationContext(
-                CertificateValidationContext {
-                    trusted_ca: Some(inline(roots.clone().into_bytes())),
-                    ..Default::default()
-                },
-            )),
-        };
-        let secrets: Secrets = Arc::from(vec![
-            Arc::new(Resource::new(SDS_DEFAULT, SECRET, &default)),
-            Arc::new(Resource::new(SDS_ROOT, SECRET, &root_ca)),
-        ]);
         let renew_at = SystemTime::now() + self.ttl * 2 / 3;
-        Ok((secrets, renew_at, roots))
+        Ok((
+            Arc::new(Resource::new(SDS_DEFAULT, SECRET, &default)),
+            renew_at,
+        ))
     }
 
     /// Renews what is due and forgets what nobody watches; runs until the process ends.
     pub async fn renew_loop(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(RENEW_TICK);
+        let mut tick = tokio::time::interval(self.ca.recheck.min(RENEW_TICK));
         loop {
             tick.tick().await;
             let this = self.clone();
@@ -252,20 +247,33 @@ impl CaSecrets {
     }
 
     fn renew_due(&self) {
-        let roots = self.ca.roots_pem().ok();
+        let roots = match self.ca.roots_pem() {
+            Ok(roots) => roots,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the trusted roots; certificates stay as they are");
+                return;
+            }
+        };
         let now = SystemTime::now();
         let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
         issued.retain(|_, entry| entry.tx.receiver_count() > 0);
         for (peer, entry) in issued.iter_mut() {
-            let rotated = roots.as_ref().is_some_and(|r| *r != entry.roots);
-            if now < entry.renew_at && !rotated {
+            if entry.roots != roots {
+                // The bundle first; the certificate once every peer trusts the new root.
+                entry.roots.clone_from(&roots);
+                entry.renew_at = entry.renew_at.min(now + self.ca.recheck * 2);
+                entry.tx.send_replace(secrets(&entry.default, &roots));
+                tracing::info!(identity = %peer.identity, "sent the new trust bundle");
                 continue;
             }
-            match self.make(peer) {
-                Ok((secrets, renew_at, roots)) => {
-                    entry.tx.send_replace(secrets);
+            if now < entry.renew_at {
+                continue;
+            }
+            match self.certificate(peer) {
+                Ok((default, renew_at)) => {
+                    entry.tx.send_replace(secrets(&default, &roots));
+                    entry.default = default;
                     entry.renew_at = renew_at;
-                    entry.roots = roots;
                     tracing::info!(identity = %peer.identity, cluster = %peer.cluster, "renewed a workload certificate");
                 }
                 Err(error) => {
@@ -276,20 +284,39 @@ impl CaSecrets {
     }
 }
 
+/// `default` and `ROOTCA` (`roots`, PEM).
+fn secrets(default: &Arc<Resource>, roots: &str) -> Secrets {
+    let root_ca = Secret {
+        name: SDS_ROOT.to_owned(),
+        r#type: Some(secret::Type::ValidationContext(
+            CertificateValidationContext {
+                trusted_ca: Some(inline(roots.as_bytes().to_vec())),
+                ..Default::default()
+            },
+        )),
+    };
+    Arc::from(vec![
+        default.clone(),
+        Arc::new(Resource::new(SDS_ROOT, SECRET, &root_ca)),
+    ])
+}
+
 impl SecretSource for CaSecrets {
     fn watch(&self, peer: &Peer) -> Result<watch::Receiver<Secrets>, String> {
         let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = issued.get(peer) {
             return Ok(entry.tx.subscribe());
         }
-        let (secrets, renew_at, roots) = self.make(peer)?;
-        let (tx, rx) = watch::channel(secrets);
+        let roots = self.ca.roots_pem()?;
+        let (default, renew_at) = self.certificate(peer)?;
+        let (tx, rx) = watch::channel(secrets(&default, &roots));
         issued.insert(
             peer.clone(),
             Issued {
                 tx,
-                renew_at,
+                default,
                 roots,
+                renew_at,
             },
         );
         Ok(rx)
@@ -432,10 +459,10 @@ async fn accept_loop(listener: TcpListener, ca: Arc<MeshCa>, tx: mpsc::Sender<Ve
     }
 }
 
-/// Makes the configuration again when it is older than [`RECHECK`] (a rotated root, a renewed
-/// serving certificate). A CA that cannot be used keeps the last configuration.
+/// Makes the configuration again when it is older than the CA's check interval (a rotated
+/// root, a renewed serving certificate). A CA that cannot be used keeps the last configuration.
 async fn refresh(ca: &Arc<MeshCa>, held: &mut Option<Held>) {
-    if held.as_ref().is_some_and(|h| h.made.elapsed() < RECHECK) {
+    if held.as_ref().is_some_and(|h| h.made.elapsed() < ca.recheck) {
         return;
     }
     let ca = ca.clone();
@@ -574,5 +601,108 @@ impl CertificateService {
             .map(Certificate::pem)
             .collect();
         Ok(IstioCertificateResponse { cert_chain })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshfleet_ca::Algorithm;
+    use meshfleet_xds::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
+    use prost::Message;
+
+    fn peer() -> Peer {
+        Peer {
+            identity: "spiffe://cluster.local/ns/shop/sa/client".to_owned(),
+            cluster: "east-1".to_owned(),
+        }
+    }
+
+    fn root() -> Authority {
+        Authority::generate_root(
+            "cluster.local",
+            Algorithm::EcdsaP256,
+            Duration::from_secs(3600),
+        )
+        .unwrap()
+    }
+
+    /// (`default`'s certificate chain, `ROOTCA`'s bundle) of `secrets`, as PEM.
+    fn decoded(secrets: &Secrets) -> (String, String) {
+        let mut out = (String::new(), String::new());
+        for r in secrets.iter() {
+            let secret = Secret::decode(r.body.to_vec().as_slice()).unwrap();
+            let text = |d: Option<DataSource>| match d.and_then(|d| d.specifier) {
+                Some(Specifier::InlineBytes(b)) => String::from_utf8(b).unwrap(),
+                other => panic!("inline bytes: {other:?}"),
+            };
+            match secret.r#type.unwrap() {
+                secret::Type::TlsCertificate(c) => out.0 = text(c.certificate_chain),
+                secret::Type::ValidationContext(v) => out.1 = text(v.trusted_ca),
+                other => panic!("{other:?}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_new_root_is_trusted_everywhere_before_certificates_come_from_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = root();
+        RootDir::create(dir.path(), &old).unwrap();
+        let recheck = Duration::from_millis(100);
+        let ca = Arc::new(MeshCa::load(dir.path().to_owned(), recheck).unwrap());
+        let secrets = CaSecrets::new(ca, Duration::from_secs(3600));
+        let mut rx = secrets.watch(&peer()).unwrap();
+        let (first_cert, first_roots) = decoded(&rx.borrow_and_update());
+        assert_eq!(first_roots, old.certificate().pem());
+
+        let new = root();
+        RootDir::rotate(dir.path(), &new).unwrap();
+        std::thread::sleep(recheck);
+        secrets.renew_due();
+        assert!(rx.has_changed().unwrap());
+        let (cert, roots) = decoded(&rx.borrow_and_update());
+        assert_eq!(
+            cert, first_cert,
+            "the certificate stays while the bundle spreads"
+        );
+        assert_eq!(roots, new.certificate().pem() + &old.certificate().pem());
+
+        // Within the grace period nothing more; after it, a certificate from the new root.
+        secrets.renew_due();
+        assert!(!rx.has_changed().unwrap());
+        std::thread::sleep(recheck * 2);
+        secrets.renew_due();
+        let (cert, roots) = decoded(&rx.borrow_and_update());
+        assert_ne!(cert, first_cert);
+        assert_eq!(roots, new.certificate().pem() + &old.certificate().pem());
+        let chain = meshfleet_ca::parse_certificates("chain", &cert).unwrap();
+        let root = [new.certificate().clone()];
+        check::chain(&[chain, root.to_vec()].concat(), None).unwrap();
+    }
+
+    #[test]
+    fn a_callers_cluster_is_the_one_its_issuing_ca_names() {
+        let dir = tempfile::tempdir().unwrap();
+        RootDir::create(dir.path(), &root()).unwrap();
+        let store = RootDir::load(dir.path()).unwrap();
+        let east = store
+            .cluster_authority("east-1", SystemTime::now())
+            .unwrap();
+        let id = SpiffeId::parse("spiffe://cluster.local/ns/shop/sa/client").unwrap();
+        let leaf = east
+            .issue_workload(&id, Duration::from_secs(60))
+            .unwrap()
+            .certificate;
+        assert_eq!(check::issuing_cluster(&leaf).as_deref(), Some("east-1"));
+        assert_eq!(check::workload(&leaf, "cluster.local").unwrap(), id);
+        // Signed by the root itself: no cluster to serve it from.
+        let server = store
+            .root
+            .issue_server(&id, &["localhost"], Duration::from_secs(60))
+            .unwrap()
+            .certificate;
+        assert_eq!(check::issuing_cluster(&server), None);
     }
 }

@@ -77,7 +77,10 @@ impl Controller {
                 sink: Box::new(DirSink::new(dir)),
                 zone: args.zone.clone(),
                 retry: false,
-                cas: args.ca_dir.clone().map(ClusterCas::new),
+                cas: args
+                    .ca_dir
+                    .clone()
+                    .map(|dir| ClusterCas::new(dir, args.ca_check_interval)),
             }))
         });
         let catalog = Arc::new(Mutex::new(Incremental::default()));
@@ -91,7 +94,8 @@ impl Controller {
 
         let mesh_ca = match &args.ca_dir {
             Some(dir) => Some(Arc::new(
-                MeshCa::load(dir.clone()).map_err(|e| anyhow::anyhow!(e))?,
+                MeshCa::load(dir.clone(), args.ca_check_interval)
+                    .map_err(|e| anyhow::anyhow!(e))?,
             )),
             None => None,
         };
