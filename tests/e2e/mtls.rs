@@ -46,7 +46,9 @@ async fn mesh_with_ca(d: &Path) -> (tokio::process::Child, SocketAddr, SocketAdd
         "--xds-tls-addr",
         &tls.to_string(),
     ];
-    let (controller, _, admin) = meshfleet_testkit::serve_with(&d.join("config"), &flags).await;
+    let log = d.join("meshfleet.log");
+    let (controller, _, admin) =
+        meshfleet_testkit::serve_logged(&d.join("config"), &flags, Some(&log)).await;
     (controller, tls, admin)
 }
 
@@ -244,6 +246,37 @@ async fn envoy_gets_its_certificate_over_sds_on_the_mtls_port() {
         .await
         .unwrap();
     assert!(status.contains(CLIENT), "{status}");
+
+    // No key reaches the admin port or the log: neither a PEM key nor a line of the root's
+    // or the cluster CA's key.
+    let key_lines: Vec<String> = ["ca/root-key.pem", "ca/clusters/east-1/ca-key.pem"]
+        .iter()
+        .map(|f| std::fs::read_to_string(d.join(f)).unwrap())
+        .map(|k| k.lines().nth(1).unwrap().to_owned())
+        .collect();
+    let mut places = Vec::new();
+    for path in [
+        "/debug/syncz",
+        "/debug/catalog",
+        "/debug/problems",
+        "/debug/bindings",
+        "/metrics",
+    ] {
+        let body = meshfleet_testkit::admin(admin, path).await.unwrap();
+        places.push((path.to_owned(), body));
+    }
+    let log = std::fs::read_to_string(d.join("meshfleet.log")).unwrap();
+    assert!(
+        log.contains("ads stream opened"),
+        "the log is the controller's: {log}"
+    );
+    places.push(("the log".to_owned(), log));
+    for (place, text) in places {
+        assert!(!text.contains("PRIVATE KEY"), "{place}");
+        for line in &key_lines {
+            assert!(!text.contains(line.as_str()), "{place}");
+        }
+    }
 }
 
 /// Envoy with ADS over mTLS (the workload certificate from files, meshfleet's certificate

@@ -136,6 +136,19 @@ pub async fn serve(dir: &Path) -> (Child, SocketAddr, SocketAddr) {
 
 /// [`serve`] with more flags (`--state-dir`, `--zone`).
 pub async fn serve_with(dir: &Path, flags: &[&str]) -> (Child, SocketAddr, SocketAddr) {
+    serve_logged(dir, flags, None).await
+}
+
+/// [`serve_with`], its log (stderr) written to `log` when given.
+pub async fn serve_logged(
+    dir: &Path,
+    flags: &[&str],
+    log: Option<&Path>,
+) -> (Child, SocketAddr, SocketAddr) {
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).expect("creating the log")),
+        None => Stdio::inherit(),
+    };
     let addr = || -> SocketAddr { SocketAddr::from(([127, 0, 0, 1], free_port().unwrap())) };
     let (xds_addr, admin_addr) = (addr(), addr());
     let controller = Command::new(meshfleet_bin())
@@ -147,6 +160,7 @@ pub async fn serve_with(dir: &Path, flags: &[&str]) -> (Child, SocketAddr, Socke
         .args(flags)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .expect("starting meshfleet");
