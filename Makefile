@@ -20,3 +20,4 @@ bench:
 	cargo bench -p meshfleet --bench fleet
 	cargo bench -p meshfleet --bench propagation
 	cargo bench -p meshfleet-ca --bench issue
+	cargo bench -p meshfleet-runtime --bench mtls

@@ -437,6 +437,11 @@ async fn accept_loop(listener: TcpListener, ca: Arc<MeshCa>, tx: mpsc::Sender<Ve
                 continue;
             }
         };
+        // As tonic sets it on the connections it accepts itself: without it, the handshake's
+        // last flight and each small xDS response wait for a delayed ACK (40 ms).
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%from, %error, "cannot set TCP_NODELAY");
+        }
         refresh(&ca, &mut held).await;
         let Some(Held {
             acceptor,

@@ -399,7 +399,18 @@ fn instance_id_from(
 }
 
 async fn serve_xds(listener: TcpListener, ads: AdsServer, streams_per_connection: u32) {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY as tonic sets it on connections it accepts itself: small responses and ACKs
+    // must not wait for a delayed ACK.
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |conn| {
+            conn.inspect(|tcp| {
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::debug!(%error, "cannot set TCP_NODELAY");
+                }
+            })
+        },
+    );
     let result = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .max_concurrent_streams(Some(streams_per_connection))
