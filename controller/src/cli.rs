@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the mesh: xDS to Envoy and proxyless gRPC, admin and metrics.
-    Run(meshfleet_runtime::RunArgs),
+    Run(Box<meshfleet_runtime::RunArgs>),
     /// Dry run of propagation: one ResourceBinding per propagated resource.
     Schedule(ScheduleArgs),
     /// Write what propagation would apply, per member cluster, under `<out>/clusters/`.
@@ -94,7 +94,7 @@ pub fn main() -> ExitCode {
     meshfleet_runtime::run::init_tracing(default_level);
     let result = match cli.command {
         Command::Run(args) => runtime().and_then(|rt| {
-            let result = rt.block_on(meshfleet_runtime::run::run(args));
+            let result = rt.block_on(meshfleet_runtime::run::run(*args));
             // A read stuck in the kernel (a hung network mount) must not hold the exit.
             rt.shutdown_timeout(std::time::Duration::from_secs(2));
             result

@@ -7,6 +7,7 @@ mod accidents;
 mod bad_input;
 mod ca;
 mod damage;
+mod dns;
 mod envoy;
 mod examples;
 mod grpc;

@@ -27,6 +27,23 @@ pub struct Service {
 pub struct ServiceSpec {
     #[serde(default, deserialize_with = "nullable")]
     pub ports: Vec<ServicePortSpec>,
+    /// `None` makes a headless Service: DNS answers its endpoints rather than a virtual IP.
+    #[serde(default, rename = "clusterIP", skip_serializing_if = "Option::is_none")]
+    pub cluster_ip: Option<String>,
+    /// `IPv4` and/or `IPv6`; empty means the cluster's default (IPv4 here).
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub ip_families: Vec<String>,
+}
+
+impl ServiceSpec {
+    /// `clusterIP: None`.
+    pub fn is_headless(&self) -> bool {
+        self.cluster_ip.as_deref() == Some("None")
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -116,6 +133,10 @@ pub struct SliceEndpoint {
     pub conditions: EndpointConditions,
     pub node_name: Option<String>,
     pub zone: Option<String>,
+    /// The endpoint's DNS label (a StatefulSet pod's name): headless services answer
+    /// `<hostname>.<cluster>.<svc>.<ns>.svc.clusterset.local` for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
     /// The object behind the endpoint (a Pod): the same pod in an IPv4 and an IPv6 slice is
     /// one endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]

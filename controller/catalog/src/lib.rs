@@ -20,17 +20,18 @@ mod table;
 mod tiers;
 mod topology;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use meshfleet_model::{
-    GlobalService, Locality, LocalityPolicy, Mesh, OutlierDetection, ServicePort, TierWeights,
+    GlobalService, Locality, LocalityPolicy, Mesh, NamedEndpoint, OutlierDetection, ServiceDns,
+    ServicePort, TierWeights,
 };
 use serde::Serialize;
 
 use meshfleet_api::{
     ANNOTATION_GLOBAL, ANNOTATION_LOCALITY_WEIGHTS, DestinationRule, EndpointSlice, ObjectKey,
-    Service,
+    Service, ServiceSpec,
 };
 use meshfleet_index::Index;
 use meshfleet_model::problem::{Problem, Source};
@@ -231,6 +232,7 @@ pub(crate) fn build_service(
             .collect(),
         locality,
         outlier_detection,
+        dns: service_dns(export, parts.slices),
         name: name.to_string(),
         namespace: namespace.to_string(),
     };
@@ -241,6 +243,47 @@ pub(crate) fn build_service(
         policy_source,
     };
     (entry, problems)
+}
+
+/// What DNS answers besides the ports: headless and families from the template (else the
+/// first observed copy), and the ready endpoints that have a hostname, one per cluster and
+/// hostname (a dual-stack pod's IPv4 and IPv6 slices merged).
+fn service_dns(export: &Export, slices: &[Arc<EndpointSlice>]) -> ServiceDns {
+    let spec = export
+        .template
+        .as_ref()
+        .or_else(|| export.observed.first())
+        .map(|s| &s.spec);
+    let families = spec.map_or(&[][..], |s| s.ip_families.as_slice());
+    let ipv6 = families.iter().any(|f| f == "IPv6");
+    let mut named: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for slice in slices {
+        let Some(cluster) = slice.metadata.source_cluster() else {
+            continue;
+        };
+        for ep in &slice.endpoints {
+            let (Some(hostname), true) = (&ep.hostname, ep.ready()) else {
+                continue;
+            };
+            let addresses = named
+                .entry((cluster.to_owned(), hostname.clone()))
+                .or_default();
+            addresses.extend(ep.addresses.first().cloned());
+        }
+    }
+    ServiceDns {
+        headless: spec.is_some_and(ServiceSpec::is_headless),
+        ipv4: !ipv6 || families.iter().any(|f| f == "IPv4"),
+        ipv6,
+        named: named
+            .into_iter()
+            .map(|((cluster, hostname), addresses)| NamedEndpoint {
+                cluster,
+                hostname,
+                addresses,
+            })
+            .collect(),
+    }
 }
 
 /// A DestinationRule's valid `localityLbSetting` wins; else the annotation, else the default.

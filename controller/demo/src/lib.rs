@@ -55,6 +55,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         xds_tls_addr: "127.0.0.1:0".parse()?,
         workload_cert_ttl: Duration::from_secs(24 * 3600),
         ca_check_interval: Duration::from_secs(60),
+        dns_addr: "127.0.0.1:0".parse()?,
+        dns: Default::default(),
     })
     .await?;
     say!(

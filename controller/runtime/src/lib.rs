@@ -61,10 +61,46 @@ pub struct RunArgs {
     /// after its trust bundle).
     #[arg(long, default_value = "1m", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub ca_check_interval: Duration,
+    /// DNS over UDP and TCP: the catalog's names (`clusterset.local`, `global`); other names
+    /// are forwarded.
+    #[arg(long, default_value = "0.0.0.0:15053")]
+    pub dns_addr: SocketAddr,
+    #[command(flatten)]
+    pub dns: DnsArgs,
     #[command(flatten)]
     pub xds_limits: XdsLimits,
     #[command(flatten)]
     pub source_limits: SourceLimits,
+}
+
+/// Where DNS takes virtual IPs from, and where it forwards other names.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DnsArgs {
+    /// Virtual IPs of ClusterSetIP services, allocated by hashing their names (every instance
+    /// allocates the same).
+    #[arg(long, default_value = meshfleet_dns::vip::DEFAULT_V4, value_name = "CIDR")]
+    pub dns_vip_range: meshfleet_dns::vip::Range,
+    /// The same for services whose `ipFamilies` include IPv6.
+    #[arg(long, default_value = meshfleet_dns::vip::DEFAULT_V6, value_name = "CIDR")]
+    pub dns_vip_range_v6: meshfleet_dns::vip::Range,
+    /// Resolvers other names are forwarded to (ADDRESS:PORT, repeatable); the system's
+    /// (`/etc/resolv.conf`) when none is given.
+    #[arg(long, value_name = "ADDR")]
+    pub dns_upstream: Vec<SocketAddr>,
+}
+
+impl Default for DnsArgs {
+    fn default() -> Self {
+        Self {
+            dns_vip_range: meshfleet_dns::vip::DEFAULT_V4
+                .parse()
+                .expect("a valid range"),
+            dns_vip_range_v6: meshfleet_dns::vip::DEFAULT_V6
+                .parse()
+                .expect("a valid range"),
+            dns_upstream: Vec::new(),
+        }
+    }
 }
 
 /// How the config directory guards against accidents (see [`source`]).

@@ -32,6 +32,8 @@ use crate::sink::{ApplyManifests, DirSink};
 use crate::source::ConfigDir;
 use crate::state::{Alive, State};
 use meshfleet_catalog::Incremental;
+use meshfleet_dns::NameTable;
+use meshfleet_dns::server::DnsHandler;
 use meshfleet_index::{Index, kinds};
 use meshfleet_propagation::plan::Planner;
 
@@ -42,6 +44,8 @@ const PROPAGATION_TICK: Duration = Duration::from_secs(5);
 /// [`Controller::shutdown`].
 pub struct Controller {
     pub xds_addr: SocketAddr,
+    /// DNS, on UDP and TCP.
+    pub dns_addr: SocketAddr,
     /// The mTLS port, when a CA directory was given.
     pub xds_tls_addr: Option<SocketAddr>,
     pub admin_addr: SocketAddr,
@@ -84,7 +88,8 @@ impl Controller {
             }))
         });
         let catalog = Arc::new(Mutex::new(Incremental::default()));
-        reconcile(&index, &catalog, &cache, &state);
+        let dns = Arc::new(Dns::new(&args.dns));
+        reconcile(&index, &catalog, &cache, &state, &dns);
         if let Some(propagation) = &propagation {
             let (index, propagation, state) = (index.clone(), propagation.clone(), state.clone());
             tokio::task::spawn_blocking(move || propagate(&index, &propagation, &state, true))
@@ -131,6 +136,9 @@ impl Controller {
             None => None,
         };
         let xds_tls_addr = xds_tls.as_ref().map(TcpListener::local_addr).transpose()?;
+        let (dns_udp, dns_tcp) = bind_dns(args.dns_addr).await?;
+        let dns_addr = dns_udp.local_addr()?;
+        let dns_handler = DnsHandler::new(dns.table.subscribe(), dns_upstream(&args.dns));
 
         let (changed_tx, changed_rx) = watch::channel(0);
         let mut tasks = vec![
@@ -147,6 +155,7 @@ impl Controller {
                     cache,
                     state.clone(),
                     propagation,
+                    dns,
                 ),
             )),
             tokio::spawn(while_alive(
@@ -154,6 +163,10 @@ impl Controller {
                 serve_xds(xds, ads.clone(), streams_per_connection),
             )),
             tokio::spawn(crate::admin::serve(admin, state.clone(), ads.clone())),
+            tokio::spawn(while_alive(
+                state.alive("DNS server"),
+                meshfleet_dns::server::serve(dns_udp, dns_tcp, dns_handler),
+            )),
         ];
         if let (Some(listener), Some(ca), Some(secrets)) = (xds_tls, mesh_ca, secrets) {
             tasks.push(tokio::spawn(secrets.renew_loop()));
@@ -169,9 +182,10 @@ impl Controller {
             )));
         }
         state.ready.store(true, Ordering::Release);
-        tracing::info!(%xds_addr, ?xds_tls_addr, %admin_addr, config = %args.config.display(), "meshfleet is serving");
+        tracing::info!(%xds_addr, ?xds_tls_addr, %dns_addr, %admin_addr, config = %args.config.display(), "meshfleet is serving");
         Ok(Self {
             xds_addr,
+            dns_addr,
             xds_tls_addr,
             admin_addr,
             state,
@@ -230,6 +244,7 @@ async fn reconcile_loop(
     cache: SnapshotCache,
     state: Arc<State>,
     propagation: Option<Arc<Mutex<Propagation>>>,
+    dns: Arc<Dns>,
 ) {
     let mut tick = tokio::time::interval(PROPAGATION_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -245,12 +260,12 @@ async fn reconcile_loop(
         };
         let (index, catalog) = (index.clone(), catalog.clone());
         let (cache, state) = (cache.clone(), state.clone());
-        let propagation = propagation.clone();
+        let (propagation, dns) = (propagation.clone(), dns.clone());
         // Building the catalog, translating and planning is CPU work: keep it off the async
         // workers.
         let done = tokio::task::spawn_blocking(move || {
             if catalog_too {
-                reconcile(&index, &catalog, &cache, &state);
+                reconcile(&index, &catalog, &cache, &state, &dns);
             }
             if let Some(propagation) = &propagation {
                 propagate(&index, propagation, &state, !catalog_too);
@@ -339,6 +354,7 @@ fn reconcile(
     catalog: &Mutex<Incremental>,
     cache: &SnapshotCache,
     state: &State,
+    dns: &Dns,
 ) {
     let started = std::time::Instant::now();
     let mut incremental = catalog.lock().expect("catalog lock");
@@ -358,6 +374,9 @@ fn reconcile(
     let problems = catalog.problems.clone();
     // The cache hears of the services that changed, and of nothing else.
     cache.update(incremental.take_changes());
+    if rebuilt > 0 || dns.table.borrow().is_empty() {
+        dns.publish(&catalog.mesh());
+    }
     tracing::info!(
         services = catalog.services.len(),
         rebuilt,
@@ -369,6 +388,52 @@ fn reconcile(
     );
     state.set_catalog(catalog);
     state.publish_problems(Some(problems), None);
+}
+
+/// DNS's part of the reconcile: the name table, built again when services changed.
+struct Dns {
+    v4: meshfleet_dns::vip::Range,
+    v6: meshfleet_dns::vip::Range,
+    table: watch::Sender<Arc<NameTable>>,
+}
+
+impl Dns {
+    fn new(args: &crate::DnsArgs) -> Self {
+        Self {
+            v4: args.dns_vip_range,
+            v6: args.dns_vip_range_v6,
+            table: watch::Sender::new(Arc::new(NameTable::default())),
+        }
+    }
+
+    fn publish(&self, mesh: &meshfleet_model::Mesh) {
+        let vips = meshfleet_dns::allocate_vips(mesh, &self.v4, &self.v6);
+        self.table
+            .send_replace(Arc::new(NameTable::build(mesh, &vips)));
+    }
+}
+
+/// UDP and TCP on the same address (the port UDP got, when it was 0).
+async fn bind_dns(addr: SocketAddr) -> anyhow::Result<(tokio::net::UdpSocket, TcpListener)> {
+    let udp = tokio::net::UdpSocket::bind(addr)
+        .await
+        .with_context(|| format!("binding DNS address {addr} (UDP)"))?;
+    let addr = udp.local_addr()?;
+    let tcp = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding DNS address {addr} (TCP)"))?;
+    Ok((udp, tcp))
+}
+
+/// The resolver other names are forwarded to; without one, they are refused.
+fn dns_upstream(args: &crate::DnsArgs) -> Option<meshfleet_dns::server::TokioResolver> {
+    match meshfleet_dns::server::forwarder(&args.dns_upstream) {
+        Ok(resolver) => Some(resolver),
+        Err(error) => {
+            tracing::warn!(%error, "DNS forwards no name; only the mesh's names are answered");
+            None
+        }
+    }
 }
 
 /// Runs `task`, holding `alive` until it ends (returns, or unwinds from a panic).
@@ -425,7 +490,17 @@ async fn serve_xds(listener: TcpListener, ads: AdsServer, streams_per_connection
 /// Logs to stderr; `RUST_LOG` filters (default `default_level`), `MESHFLEET_LOG_FORMAT=json`
 /// for JSON.
 pub fn init_tracing(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut directives = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|d| !d.trim().is_empty())
+        .unwrap_or_else(|| default_level.to_owned());
+    // hickory logs every DNS query at info: only its warnings, unless asked for by name.
+    if !directives.contains("hickory") {
+        directives.push_str(
+            ",hickory_server=warn,hickory_proto=warn,hickory_net=warn,hickory_resolver=warn",
+        );
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

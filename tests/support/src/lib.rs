@@ -157,6 +157,12 @@ pub async fn serve_logged(
         .arg(dir)
         .args(["--xds-addr", &xds_addr.to_string()])
         .args(["--admin-addr", &admin_addr.to_string()])
+        .args(
+            (!flags.contains(&"--dns-addr"))
+                .then(|| ["--dns-addr".to_owned(), addr().to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .args(flags)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())

@@ -114,6 +114,41 @@ pub struct GlobalService {
     /// Envoy outlier detection for the service's clusters; `None` = none. Istio's failover
     /// (`failover`, `failoverPriority`) applies only where this is set, as in Istio.
     pub outlier_detection: Option<OutlierDetection>,
+    /// What DNS answers for the service besides its ports.
+    pub dns: ServiceDns,
+}
+
+/// What DNS needs of a service besides its ports (the MCS DNS specification, KEP-1645).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServiceDns {
+    /// `clusterIP: None`: its names answer the ready endpoints' addresses, not a virtual IP.
+    pub headless: bool,
+    /// Families of its virtual IPs (`ipFamilies`; IPv4 when none is given).
+    pub ipv4: bool,
+    pub ipv6: bool,
+    /// Ready endpoints with a hostname (`<hostname>.<cluster>.<svc>.<ns>.svc.clusterset.local`
+    /// for a headless service), in cluster then hostname order.
+    pub named: Vec<NamedEndpoint>,
+}
+
+impl Default for ServiceDns {
+    fn default() -> Self {
+        Self {
+            headless: false,
+            ipv4: true,
+            ipv6: false,
+            named: Vec::new(),
+        }
+    }
+}
+
+/// An endpoint with a DNS label of its own.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct NamedEndpoint {
+    pub cluster: String,
+    pub hostname: String,
+    /// Its addresses, every family.
+    pub addresses: Vec<String>,
 }
 
 impl GlobalService {

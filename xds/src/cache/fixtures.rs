@@ -19,6 +19,7 @@ pub(crate) fn service(name: &str) -> ServiceBuilder {
         ports: Vec::new(),
         locality: LocalityPolicy::default(),
         outlier_detection: Some(OutlierDetection::default()),
+        dns: Default::default(),
     })
 }
 

@@ -49,6 +49,7 @@ fn service(ports: Vec<ServicePort>) -> GlobalService {
         ports,
         locality: LocalityPolicy::default(),
         outlier_detection: Some(OutlierDetection::default()),
+        dns: Default::default(),
     }
 }
 

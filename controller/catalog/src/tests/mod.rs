@@ -133,6 +133,7 @@ fn global_api(ports: Vec<ServicePort>) -> GlobalService {
         ports,
         locality: LocalityPolicy::default(),
         outlier_detection: Some(OutlierDetection::default()),
+        dns: Default::default(),
     }
 }
 

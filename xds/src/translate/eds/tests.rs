@@ -104,6 +104,7 @@ fn service(policy: LocalityPolicy) -> GlobalService {
         ports: vec![port(80, eps.clone()), port(9090, eps[2..6].to_vec())],
         locality: policy,
         outlier_detection: Some(OutlierDetection::default()),
+        dns: Default::default(),
     }
 }
 

@@ -1,0 +1,276 @@
+//! The names meshfleet answers for, built from the mesh: a pure function, so every instance
+//! answers alike.
+//!
+//! Per global service (the MCS DNS specification, KEP-1645, and Istio's `.global`):
+//!
+//! ```text
+//!  <svc>.<ns>.svc.clusterset.local.  A / AAAA   ClusterSetIP: its virtual IPs; headless: its
+//!  <svc>.<ns>.global.                             ready endpoints' addresses
+//!  _<port>._tcp.<svc>.<ns>.svc.clusterset.local.  SRV  per named port: the service name, or
+//!                                                      each named endpoint of a headless one
+//!  <hostname>.<cluster>.<svc>.<ns>.svc.clusterset.local.  A / AAAA  headless endpoints with a
+//!                                                          hostname
+//! ```
+//!
+//! A name that exists with no record of the type asked (including the names between a zone and
+//! its records, such as `<ns>.svc.clusterset.local.`) is NODATA; a name under a zone that does
+//! not exist is NXDOMAIN; both carry the zone's SOA, whose minimum is the negative TTL.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use hickory_proto::rr::rdata::{A, AAAA, SOA, SRV};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use meshfleet_model::{GlobalService, Mesh};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::vip::Range;
+
+/// The zones meshfleet is authoritative for.
+pub const ZONES: [&str; 2] = ["clusterset.local.", "global."];
+/// TTL of answers: as short as CoreDNS's for Kubernetes names, since endpoints move.
+pub const TTL: u32 = 5;
+
+/// Virtual IPs per host.
+pub type Vips = BTreeMap<String, ServiceVips>;
+
+/// A ClusterSetIP service's virtual IPs, one per family it has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServiceVips {
+    pub v4: Option<Ipv4Addr>,
+    pub v6: Option<Ipv6Addr>,
+}
+
+/// Virtual IPs for every ClusterSetIP service of `mesh`: from `v4` for those with IPv4, from
+/// `v6` for those with IPv6 (see [`crate::vip`]).
+pub fn allocate_vips(mesh: &Mesh, v4: &Range, v6: &Range) -> Vips {
+    let hosts = |ipv6: bool| {
+        mesh.services
+            .values()
+            .filter(move |s| !s.dns.headless && if ipv6 { s.dns.ipv6 } else { s.dns.ipv4 })
+            .map(|s| s.host.as_str())
+    };
+    let mut out = Vips::new();
+    for (host, ip) in v4.allocate(hosts(false)) {
+        if let IpAddr::V4(ip) = ip {
+            out.entry(host).or_default().v4 = Some(ip);
+        }
+    }
+    for (host, ip) in v6.allocate(hosts(true)) {
+        if let IpAddr::V6(ip) = ip {
+            out.entry(host).or_default().v6 = Some(ip);
+        }
+    }
+    out
+}
+
+/// What one name holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Node {
+    a: BTreeSet<Ipv4Addr>,
+    aaaa: BTreeSet<Ipv6Addr>,
+    /// (port, target), in order.
+    srv: BTreeSet<(u16, String)>,
+}
+
+/// The answer to one question.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    /// Records of the type asked.
+    Records(Vec<Record>),
+    /// The name exists, without records of that type.
+    NoData { soa: Record },
+    /// The name does not exist in the zone.
+    NxDomain { soa: Record },
+    /// Not under a zone of meshfleet's: forward it.
+    NotOurs,
+}
+
+/// Every name meshfleet answers for.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NameTable {
+    /// Lowercase, fully qualified names (trailing dot), including the names between a zone
+    /// and its records.
+    nodes: HashMap<String, Node>,
+    /// The zones' SOA serial: a hash of the content, the same on every instance.
+    serial: u32,
+}
+
+impl NameTable {
+    /// The names of `mesh`, with `vips` for its ClusterSetIP services.
+    pub fn build(mesh: &Mesh, vips: &Vips) -> Self {
+        let mut table = Self::default();
+        for zone in ZONES {
+            table.nodes.entry(zone.to_owned()).or_default();
+        }
+        for svc in mesh.services.values() {
+            table.add_service(svc, vips.get(&svc.host));
+        }
+        let names: BTreeMap<&String, &Node> = table.nodes.iter().collect();
+        let mut hash = Xxh3::new();
+        hash.update(format!("{names:?}").as_bytes());
+        table.serial = (hash.digest() & u64::from(u32::MAX)) as u32;
+        table
+    }
+
+    fn add_service(&mut self, svc: &GlobalService, vips: Option<&ServiceVips>) {
+        let base =
+            format!("{}.{}.svc.clusterset.local.", svc.name, svc.namespace).to_ascii_lowercase();
+        let global = format!("{}.", svc.host).to_ascii_lowercase();
+        let mut node = Node::default();
+        if svc.dns.headless {
+            for ep in svc.ports.iter().flat_map(|p| &p.endpoints) {
+                if ep.ready {
+                    add_address(&mut node, &ep.address);
+                    for extra in &ep.additional_addresses {
+                        add_address(&mut node, extra);
+                    }
+                }
+            }
+        } else if let Some(vips) = vips {
+            node.a.extend(vips.v4);
+            node.aaaa.extend(vips.v6);
+        }
+        self.insert(&global, node.clone());
+        // SRV per named port; for a headless service, one per named endpoint.
+        let mut targets = vec![base.clone()];
+        if svc.dns.headless {
+            targets.clear();
+            for named in &svc.dns.named {
+                let name =
+                    format!("{}.{}.{base}", named.hostname, named.cluster).to_ascii_lowercase();
+                let mut host = Node::default();
+                for address in &named.addresses {
+                    add_address(&mut host, address);
+                }
+                self.insert(&name, host);
+                targets.push(name);
+            }
+        }
+        self.insert(&base, node);
+        for port in svc.ports.iter().filter(|p| !p.name.is_empty()) {
+            let Ok(number) = u16::try_from(port.port) else {
+                continue;
+            };
+            let name = format!("_{}._tcp.{base}", port.name).to_ascii_lowercase();
+            let srv = Node {
+                srv: targets.iter().map(|t| (number, t.clone())).collect(),
+                ..Node::default()
+            };
+            self.insert(&name, srv);
+        }
+    }
+
+    /// Adds `node` at `name` (merged with what is there), and every name between it and its
+    /// zone as existing.
+    fn insert(&mut self, name: &str, node: Node) {
+        let entry = self.nodes.entry(name.to_owned()).or_default();
+        entry.a.extend(node.a);
+        entry.aaaa.extend(node.aaaa);
+        entry.srv.extend(node.srv);
+        let mut rest = name;
+        while let Some((_, parent)) = rest.split_once('.') {
+            if parent.is_empty() || ZONES.contains(&rest) {
+                break;
+            }
+            self.nodes.entry(parent.to_owned()).or_default();
+            rest = parent;
+        }
+    }
+
+    /// The zone `name` (lowercase, fully qualified) falls under, if one of meshfleet's.
+    pub fn zone_of(name: &str) -> Option<&'static str> {
+        ZONES
+            .into_iter()
+            .find(|z| name == *z || name.strip_suffix(z).is_some_and(|rest| rest.ends_with('.')))
+    }
+
+    /// The answer to `name` (any case; with or without the trailing dot) of type `ty`.
+    pub fn lookup(&self, name: &str, ty: RecordType) -> Answer {
+        let mut key = name.to_ascii_lowercase();
+        if !key.ends_with('.') {
+            key.push('.');
+        }
+        let Some(zone) = Self::zone_of(&key) else {
+            return Answer::NotOurs;
+        };
+        let soa = self.soa(zone);
+        let Some(node) = self.nodes.get(&key) else {
+            return Answer::NxDomain { soa };
+        };
+        let Ok(owner) = Name::from_ascii(&key) else {
+            return Answer::NxDomain { soa };
+        };
+        let mut records = Vec::new();
+        let want = |t: RecordType| ty == t || ty == RecordType::ANY;
+        if want(RecordType::A) {
+            records.extend(node.a.iter().map(|ip| record(&owner, RData::A(A(*ip)))));
+        }
+        if want(RecordType::AAAA) {
+            records.extend(
+                node.aaaa
+                    .iter()
+                    .map(|ip| record(&owner, RData::AAAA(AAAA(*ip)))),
+            );
+        }
+        if want(RecordType::SRV) {
+            for (port, target) in &node.srv {
+                if let Ok(target) = Name::from_ascii(target) {
+                    // Equal priority and weight: every target alike, as the MCS spec writes them.
+                    records.push(record(&owner, RData::SRV(SRV::new(0, 50, *port, target))));
+                }
+            }
+        }
+        if want(RecordType::SOA) && key == zone {
+            records.push(soa.clone());
+        }
+        if records.is_empty() {
+            Answer::NoData { soa }
+        } else {
+            Answer::Records(records)
+        }
+    }
+
+    /// The SOA of `zone`: its TTL and minimum are the negative-caching TTL.
+    fn soa(&self, zone: &str) -> Record {
+        let name = |s: &str| Name::from_ascii(s).unwrap_or_else(|_| Name::root());
+        let soa = SOA::new(
+            name(&format!("ns.dns.{zone}")),
+            name(&format!("hostmaster.{zone}")),
+            self.serial,
+            7200,
+            1800,
+            86400,
+            TTL,
+        );
+        Record::from_rdata(name(zone), TTL, RData::SOA(soa))
+    }
+
+    /// How many names the table holds (including those between zones and records).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
+fn record(owner: &Name, rdata: RData) -> Record {
+    Record::from_rdata(owner.clone(), TTL, rdata)
+}
+
+fn add_address(node: &mut Node, address: &str) {
+    match address.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => {
+            node.a.insert(ip);
+        }
+        Ok(IpAddr::V6(ip)) => {
+            node.aaaa.insert(ip);
+        }
+        Err(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,231 @@
+use std::sync::Arc;
+
+use meshfleet_model::{
+    Endpoint, Locality, LocalityPolicy, NamedEndpoint, Protocol, ServiceDns, ServicePort,
+    TierWeights,
+};
+
+use super::*;
+use crate::vip::{DEFAULT_V4, DEFAULT_V6};
+
+fn endpoint(address: &str, ready: bool) -> Endpoint {
+    Endpoint {
+        address: address.to_owned(),
+        additional_addresses: Box::default(),
+        port: 8080,
+        locality: Arc::new(Locality::parse("us-east/us-east-1a")),
+        network: Arc::from(""),
+        cluster: Arc::from("east-1"),
+        weight: 1,
+        ready,
+        gateway: None,
+        labels: Default::default(),
+    }
+}
+
+fn service(
+    name: &str,
+    namespace: &str,
+    dns: ServiceDns,
+    endpoints: Vec<Endpoint>,
+) -> GlobalService {
+    GlobalService {
+        name: name.to_owned(),
+        namespace: namespace.to_owned(),
+        host: format!("{name}.{namespace}.global"),
+        aliases: vec![format!("{name}.{namespace}.svc.clusterset.local")],
+        ports: vec![
+            ServicePort {
+                name: "http".to_owned(),
+                port: 80,
+                protocol: Protocol::Http,
+                endpoints: endpoints.clone(),
+            },
+            ServicePort {
+                name: String::new(),
+                port: 9000,
+                protocol: Protocol::Tcp,
+                endpoints,
+            },
+        ],
+        locality: LocalityPolicy::Tiers(TierWeights::default()),
+        outlier_detection: None,
+        dns,
+    }
+}
+
+fn mesh(services: Vec<GlobalService>) -> Mesh {
+    Mesh {
+        services: services
+            .into_iter()
+            .map(|s| (s.host.clone(), Arc::new(s)))
+            .collect(),
+    }
+}
+
+fn table(mesh: &Mesh) -> (NameTable, Vips) {
+    let vips = allocate_vips(
+        mesh,
+        &DEFAULT_V4.parse().unwrap(),
+        &DEFAULT_V6.parse().unwrap(),
+    );
+    (NameTable::build(mesh, &vips), vips)
+}
+
+/// The answer's records as text (`A 1.2.3.4`, `SRV 0 50 80 target.`), sorted.
+fn texts(answer: &Answer) -> Vec<String> {
+    let Answer::Records(records) = answer else {
+        panic!("records expected: {answer:?}")
+    };
+    let mut out: Vec<String> = records
+        .iter()
+        .map(|r| format!("{} {}", r.record_type(), r.data))
+        .collect();
+    out.sort();
+    out
+}
+
+fn two_services() -> Mesh {
+    let dual = ServiceDns {
+        ipv6: true,
+        ..ServiceDns::default()
+    };
+    let headless = ServiceDns {
+        headless: true,
+        named: vec![NamedEndpoint {
+            cluster: "east-1".to_owned(),
+            hostname: "db-0".to_owned(),
+            addresses: vec!["10.0.0.5".to_owned()],
+        }],
+        ..ServiceDns::default()
+    };
+    mesh(vec![
+        service("echo", "demo", dual, vec![endpoint("10.0.0.1", true)]),
+        service(
+            "db",
+            "shop",
+            headless,
+            vec![
+                endpoint("10.0.0.5", true),
+                endpoint("10.0.0.6", true),
+                endpoint("10.0.0.7", false),
+            ],
+        ),
+    ])
+}
+
+#[test]
+fn cluster_set_ip_services_answer_their_virtual_ips_under_both_names() {
+    let mesh = two_services();
+    let (table, vips) = table(&mesh);
+    let v = vips["echo.demo.global"];
+    let (v4, v6) = (v.v4.unwrap(), v.v6.unwrap());
+    for name in [
+        "echo.demo.svc.clusterset.local.",
+        "ECHO.demo.global",
+        "echo.demo.global.",
+    ] {
+        assert_eq!(
+            texts(&table.lookup(name, RecordType::A)),
+            [format!("A {v4}")],
+            "{name}"
+        );
+        assert_eq!(
+            texts(&table.lookup(name, RecordType::AAAA)),
+            [format!("AAAA {v6}")],
+            "{name}"
+        );
+    }
+    assert_eq!(
+        texts(&table.lookup(
+            "_http._tcp.echo.demo.svc.clusterset.local.",
+            RecordType::SRV
+        )),
+        ["SRV 0 50 80 echo.demo.svc.clusterset.local."]
+    );
+    // Only named ports have SRV records.
+    assert!(matches!(
+        table.lookup(
+            "_9000._tcp.echo.demo.svc.clusterset.local.",
+            RecordType::SRV
+        ),
+        Answer::NxDomain { .. }
+    ));
+}
+
+#[test]
+fn headless_services_answer_ready_endpoints_and_named_hosts() {
+    let mesh = two_services();
+    let (table, vips) = table(&mesh);
+    assert!(
+        !vips.contains_key("db.shop.global"),
+        "no VIP for a headless service"
+    );
+    assert_eq!(
+        texts(&table.lookup("db.shop.svc.clusterset.local.", RecordType::A)),
+        ["A 10.0.0.5", "A 10.0.0.6"]
+    );
+    assert_eq!(
+        texts(&table.lookup("db-0.east-1.db.shop.svc.clusterset.local.", RecordType::A)),
+        ["A 10.0.0.5"]
+    );
+    assert_eq!(
+        texts(&table.lookup("_http._tcp.db.shop.svc.clusterset.local.", RecordType::SRV)),
+        ["SRV 0 50 80 db-0.east-1.db.shop.svc.clusterset.local."]
+    );
+    assert!(matches!(
+        table.lookup("db.shop.svc.clusterset.local.", RecordType::AAAA),
+        Answer::NoData { .. }
+    ));
+}
+
+#[test]
+fn nxdomain_and_nodata_as_the_specification_says() {
+    let (table, _) = table(&two_services());
+    for (name, ty) in [
+        ("missing.demo.svc.clusterset.local.", RecordType::A),
+        ("echo.other.svc.clusterset.local.", RecordType::A),
+        ("x.echo.demo.svc.clusterset.local.", RecordType::A),
+        ("nothing.global.", RecordType::A),
+    ] {
+        let answer = table.lookup(name, ty);
+        let Answer::NxDomain { soa } = &answer else {
+            panic!("{name}: {answer:?}")
+        };
+        assert_eq!(soa.record_type(), RecordType::SOA);
+    }
+    for (name, ty) in [
+        ("echo.demo.svc.clusterset.local.", RecordType::TXT),
+        ("demo.svc.clusterset.local.", RecordType::A),
+        ("svc.clusterset.local.", RecordType::A),
+        ("clusterset.local.", RecordType::A),
+        ("demo.global.", RecordType::A),
+        ("_tcp.echo.demo.svc.clusterset.local.", RecordType::SRV),
+        ("east-1.db.shop.svc.clusterset.local.", RecordType::A),
+    ] {
+        assert!(
+            matches!(table.lookup(name, ty), Answer::NoData { .. }),
+            "{name} {ty}"
+        );
+    }
+    assert_eq!(
+        texts(&table.lookup("clusterset.local.", RecordType::SOA)).len(),
+        1,
+        "the apex has its SOA"
+    );
+    assert_eq!(table.lookup("example.com.", RecordType::A), Answer::NotOurs);
+    assert_eq!(table.lookup("local.", RecordType::A), Answer::NotOurs);
+    assert_eq!(
+        table.lookup("xclusterset.local.", RecordType::A),
+        Answer::NotOurs
+    );
+}
+
+#[test]
+fn two_instances_build_the_same_table() {
+    let (a, _) = table(&two_services());
+    let (b, _) = table(&two_services());
+    assert_eq!(a, b);
+    let (other, _) = table(&mesh(vec![]));
+    assert_ne!(a.serial, other.serial, "the serial follows the content");
+}
