@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use meshfleet_demo::envoy::{eventually, find_envoy, free_port};
+use meshfleet_demo::envoy::{eventually, free_port};
 
 const CLIENT: &str = "spiffe://cluster.local/ns/shop/sa/client";
 
@@ -184,23 +184,7 @@ async fn envoy_gets_its_certificate_over_sds_on_the_mtls_port() {
         .replace("TLS_PORT", &tls.port().to_string())
         .replace("LISTENER_PORT", &listener.to_string())
         .replace("CLIENT_DIR", client.to_str().unwrap());
-    std::fs::write(d.join("envoy.yaml"), bootstrap).unwrap();
-    let log = std::fs::File::create(d.join("envoy.log")).unwrap();
-    let _envoy = tokio::process::Command::new(find_envoy().expect("envoy: run `make setup`"))
-        .args(["-c", d.join("envoy.yaml").to_str().unwrap()])
-        .args([
-            "--concurrency",
-            "1",
-            "--disable-hot-restart",
-            "-l",
-            "warning",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let _envoy = start_envoy(d, "envoy", &bootstrap);
 
     // Envoy holds a certificate for its own identity, from cluster east-1's CA.
     let envoy_admin = SocketAddr::from(([127, 0, 0, 1], envoy_admin));
@@ -465,23 +449,8 @@ static_resources:
 fn start_envoy(d: &Path, name: &str, bootstrap: &str) -> tokio::process::Child {
     let file = d.join(format!("{name}.yaml"));
     std::fs::write(&file, bootstrap).unwrap();
-    let log = std::fs::File::create(d.join(format!("{name}.log"))).unwrap();
-    tokio::process::Command::new(find_envoy().expect("envoy: run `make setup`"))
-        .args(["-c", file.to_str().unwrap()])
-        .args([
-            "--concurrency",
-            "1",
-            "--disable-hot-restart",
-            "-l",
-            "warning",
-        ])
-        .args(["--base-id", &free_port().unwrap().to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
+    meshfleet_demo::envoy::spawn(&file, Some(&d.join(format!("{name}.log"))))
+        .expect("envoy: run `make setup`")
 }
 
 /// One HTTP/1.1 GET through `addr` for `host`; the whole response, headers included.
@@ -495,88 +464,125 @@ async fn get_raw(addr: SocketAddr, host: &str) -> anyhow::Result<String> {
     Ok(response)
 }
 
+/// East and west on two networks: west's backend, its server side (an Envoy from the
+/// `server_side` template) and its east-west gateway; meshfleet with its mTLS port (and
+/// `extra` flags); east's client Envoy on that port with `client/`'s certificate. Built once a
+/// request from east reaches west; `response` is that request's.
+struct EastWest {
+    dir: tempfile::TempDir,
+    gateway: SocketAddr,
+    plain_xds: SocketAddr,
+    listener: SocketAddr,
+    client_admin: SocketAddr,
+    server_admin: SocketAddr,
+    response: String,
+    _processes: Vec<tokio::process::Child>,
+    _backend: meshfleet_demo::echo::EchoServer,
+    _client: meshfleet_demo::envoy::Envoy,
+}
+
+impl EastWest {
+    async fn start(server_side: &str, extra: &[&str], api: meshfleet_demo::envoy::AdsApi) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let port = || free_port().unwrap();
+        let (gateway_port, server_port, backend_port) = (port(), port(), port());
+        let gateway = SocketAddr::from(([127, 0, 0, 1], gateway_port));
+        let config = d.join("config");
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::write(config.join("fleet.yaml"), two_networks(gateway)).unwrap();
+        let backend = SocketAddr::from(([127, 0, 0, 1], backend_port));
+        let identity = meshfleet_demo::echo::Identity {
+            cluster: "west-1".into(),
+            region: "us-west".into(),
+            zone: "us-west-2a".into(),
+        };
+        let backend = meshfleet_demo::echo::EchoServer::start(backend, identity)
+            .await
+            .unwrap();
+        let m = |args: &str| run(d, "meshfleet", &args.split_whitespace().collect::<Vec<_>>());
+        m("ca init --trust-domain cluster.local --out ca");
+        m("ca issue --ca-dir ca --cluster west-1 --workload demo/echo --out west");
+        m("ca issue --ca-dir ca --cluster east-1 --workload shop/client --out client");
+        m("ca init --trust-domain cluster.local --out foreign");
+        m("ca issue --ca-dir foreign --cluster east-1 --workload shop/client --out stranger");
+
+        let tls = SocketAddr::from(([127, 0, 0, 1], port()));
+        let (ca, tls_text) = (d.join("ca"), tls.to_string());
+        let mut flags = vec![
+            "--ca-dir",
+            ca.to_str().unwrap(),
+            "--xds-tls-addr",
+            &tls_text,
+        ];
+        flags.extend_from_slice(extra);
+        let (controller, plain_xds, _) = meshfleet_testkit::serve_with(&config, &flags).await;
+        let server_admin = port();
+        let fill = |text: &str, admin: u16| {
+            text.replace("ADMIN_PORT", &admin.to_string())
+                .replace("GATEWAY_PORT", &gateway_port.to_string())
+                .replace("SERVER_PORT", &server_port.to_string())
+                .replace("BACKEND_PORT", &backend_port.to_string())
+                .replace("TLS_PORT", &tls.port().to_string())
+                .replace("CERTS", d.join("west").to_str().unwrap())
+        };
+        let server = start_envoy(d, "server-side", &fill(server_side, server_admin));
+        let gateway_envoy = start_envoy(d, "gateway", &fill(GATEWAY, port()));
+        let client = meshfleet_demo::envoy::EnvoyConfig {
+            node_id: "envoy-east-mtls".into(),
+            locality: meshfleet_model::Locality::new("us-east", "us-east-1a", ""),
+            network: "net-east".into(),
+            xds_addr: tls,
+            listener_port: port(),
+            admin_port: port(),
+            api,
+            certs: Some(d.join("client")),
+        };
+        let listener = SocketAddr::from(([127, 0, 0, 1], client.listener_port));
+        let client_admin = SocketAddr::from(([127, 0, 0, 1], client.admin_port));
+        let log = d.join("client.log");
+        let client = meshfleet_demo::envoy::Envoy::start(client, Some(&log))
+            .await
+            .unwrap();
+        let response = eventually(Duration::from_secs(30), || async {
+            let response = get_raw(listener, "echo.demo.global").await?;
+            anyhow::ensure!(response.starts_with("HTTP/1.1 200"), "{response}");
+            Ok(response)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            let logs: String = ["client", "gateway", "server-side"]
+                .iter()
+                .map(|n| {
+                    let log = std::fs::read_to_string(d.join(format!("{n}.log")));
+                    format!("--- {n}\n{}", log.unwrap_or_default())
+                })
+                .collect();
+            panic!("{e}\n{logs}")
+        });
+        Self {
+            gateway,
+            plain_xds,
+            listener,
+            client_admin,
+            server_admin: SocketAddr::from(([127, 0, 0, 1], server_admin)),
+            response,
+            _processes: vec![controller, server, gateway_envoy],
+            _backend: backend,
+            _client: client,
+            dir,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn across_networks_through_an_east_west_gateway_with_mtls() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let east_west = EastWest::start(SERVER_SIDE, &[], meshfleet_demo::envoy::AdsApi::Sotw).await;
+    let (d, listener, gateway) = (east_west.dir.path(), east_west.listener, east_west.gateway);
     let port = || free_port().unwrap();
-    let (gateway_port, server_port, backend_port) = (port(), port(), port());
-    let gateway = SocketAddr::from(([127, 0, 0, 1], gateway_port));
-    let config = d.join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(config.join("fleet.yaml"), two_networks(gateway)).unwrap();
-
-    // West's backend, server-side Envoy (west-1's certificate) and gateway.
-    let backend = SocketAddr::from(([127, 0, 0, 1], backend_port));
-    let identity = meshfleet_demo::echo::Identity {
-        cluster: "west-1".into(),
-        region: "us-west".into(),
-        zone: "us-west-2a".into(),
-    };
-    let _backend = meshfleet_demo::echo::EchoServer::start(backend, identity)
-        .await
-        .unwrap();
-    let m = |args: &str| run(d, "meshfleet", &args.split_whitespace().collect::<Vec<_>>());
-    m("ca init --trust-domain cluster.local --out ca");
-    m("ca issue --ca-dir ca --cluster west-1 --workload demo/echo --out west");
-    m("ca issue --ca-dir ca --cluster east-1 --workload shop/client --out client");
-    m("ca init --trust-domain cluster.local --out foreign");
-    m("ca issue --ca-dir foreign --cluster east-1 --workload shop/client --out stranger");
-    let fill = |text: &str| {
-        text.replace("ADMIN_PORT", &port().to_string())
-            .replace("GATEWAY_PORT", &gateway_port.to_string())
-            .replace("SERVER_PORT", &server_port.to_string())
-            .replace("BACKEND_PORT", &backend_port.to_string())
-            .replace("CERTS", d.join("west").to_str().unwrap())
-    };
-    let _server_side = start_envoy(d, "server-side", &fill(SERVER_SIDE));
-    let _gateway = start_envoy(d, "gateway", &fill(GATEWAY));
-
-    // meshfleet with its mTLS port; east's client Envoy connects there with its certificate.
-    let tls = SocketAddr::from(([127, 0, 0, 1], port()));
-    let ca = d.join("ca");
-    let flags = [
-        "--ca-dir",
-        ca.to_str().unwrap(),
-        "--xds-tls-addr",
-        &tls.to_string(),
-    ];
-    let (_controller, plain_xds, _) = meshfleet_testkit::serve_with(&config, &flags).await;
-    let client = meshfleet_demo::envoy::EnvoyConfig {
-        node_id: "envoy-east-mtls".into(),
-        locality: meshfleet_model::Locality::new("us-east", "us-east-1a", ""),
-        network: "net-east".into(),
-        xds_addr: tls,
-        listener_port: port(),
-        admin_port: port(),
-        api: meshfleet_demo::envoy::AdsApi::Sotw,
-        certs: Some(d.join("client")),
-    };
-    let listener = SocketAddr::from(([127, 0, 0, 1], client.listener_port));
-    let log = d.join("client.log");
-    let _client = meshfleet_demo::envoy::Envoy::start(client, Some(&log))
-        .await
-        .unwrap();
 
     // Requests from east reach west's backend through the gateway; west saw east's identity.
-    let response = eventually(Duration::from_secs(30), || async {
-        let response = get_raw(listener, "echo.demo.global").await?;
-        anyhow::ensure!(response.starts_with("HTTP/1.1 200"), "{response}");
-        Ok(response)
-    })
-    .await
-    .unwrap_or_else(|e| {
-        let logs: String = ["client", "gateway", "server-side"]
-            .iter()
-            .map(|n| {
-                format!(
-                    "--- {n}\n{}",
-                    std::fs::read_to_string(d.join(format!("{n}.log"))).unwrap_or_default()
-                )
-            })
-            .collect();
-        panic!("{e}\n{logs}")
-    });
+    let response = &east_west.response;
     assert!(response.contains("west-1"), "{response}");
     assert!(
         response
@@ -595,7 +601,7 @@ async fn across_networks_through_an_east_west_gateway_with_mtls() {
         node_id: "envoy-east-plain".into(),
         locality: meshfleet_model::Locality::new("us-east", "us-east-1a", ""),
         network: "net-east".into(),
-        xds_addr: plain_xds,
+        xds_addr: east_west.plain_xds,
         listener_port: port(),
         admin_port: port(),
         api: meshfleet_demo::envoy::AdsApi::Sotw,
@@ -745,73 +751,19 @@ async fn held_certificates(admin: SocketAddr) -> anyhow::Result<Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_root_rotation_while_requests_flow_fails_no_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let port = || free_port().unwrap();
-    let (gateway_port, server_port, backend_port) = (port(), port(), port());
-    let gateway = SocketAddr::from(([127, 0, 0, 1], gateway_port));
-    let config = d.join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(config.join("fleet.yaml"), two_networks(gateway)).unwrap();
-    let identity = meshfleet_demo::echo::Identity {
-        cluster: "west-1".into(),
-        region: "us-west".into(),
-        zone: "us-west-2a".into(),
-    };
-    let backend = SocketAddr::from(([127, 0, 0, 1], backend_port));
-    let _backend = meshfleet_demo::echo::EchoServer::start(backend, identity)
-        .await
-        .unwrap();
+    let east_west = EastWest::start(
+        SERVER_SIDE_SDS,
+        &["--ca-check-interval", "1s"],
+        meshfleet_demo::envoy::AdsApi::Delta,
+    )
+    .await;
+    let d = east_west.dir.path();
+    let (listener, client_admin, server_admin) = (
+        east_west.listener,
+        east_west.client_admin,
+        east_west.server_admin,
+    );
     let m = |args: &str| run(d, "meshfleet", &args.split_whitespace().collect::<Vec<_>>());
-    m("ca init --trust-domain cluster.local --out ca");
-    m("ca issue --ca-dir ca --cluster west-1 --workload demo/echo --out west");
-    m("ca issue --ca-dir ca --cluster east-1 --workload shop/client --out client");
-
-    let tls = SocketAddr::from(([127, 0, 0, 1], port()));
-    let ca = d.join("ca");
-    let flags = [
-        "--ca-dir",
-        ca.to_str().unwrap(),
-        "--xds-tls-addr",
-        &tls.to_string(),
-        "--ca-check-interval",
-        "1s",
-    ];
-    let (_controller, _, _) = meshfleet_testkit::serve_with(&config, &flags).await;
-    let server_admin = port();
-    let fill = |text: &str, admin: u16| {
-        text.replace("ADMIN_PORT", &admin.to_string())
-            .replace("GATEWAY_PORT", &gateway_port.to_string())
-            .replace("SERVER_PORT", &server_port.to_string())
-            .replace("BACKEND_PORT", &backend_port.to_string())
-            .replace("TLS_PORT", &tls.port().to_string())
-            .replace("CERTS", d.join("west").to_str().unwrap())
-    };
-    let _server_side = start_envoy(d, "server-side", &fill(SERVER_SIDE_SDS, server_admin));
-    let _gateway = start_envoy(d, "gateway", &fill(GATEWAY, port()));
-    let client = meshfleet_demo::envoy::EnvoyConfig {
-        node_id: "envoy-east-mtls".into(),
-        locality: meshfleet_model::Locality::new("us-east", "us-east-1a", ""),
-        network: "net-east".into(),
-        xds_addr: tls,
-        listener_port: port(),
-        admin_port: port(),
-        api: meshfleet_demo::envoy::AdsApi::Delta,
-        certs: Some(d.join("client")),
-    };
-    let listener = SocketAddr::from(([127, 0, 0, 1], client.listener_port));
-    let client_admin = SocketAddr::from(([127, 0, 0, 1], client.admin_port));
-    let _client = meshfleet_demo::envoy::Envoy::start(client, None)
-        .await
-        .unwrap();
-    let server_admin = SocketAddr::from(([127, 0, 0, 1], server_admin));
-    eventually(Duration::from_secs(30), || async {
-        let response = get_raw(listener, "echo.demo.global").await?;
-        anyhow::ensure!(response.starts_with("HTTP/1.1 200"), "{response}");
-        Ok(())
-    })
-    .await
-    .unwrap();
     let before = (
         held_certificates(client_admin).await.unwrap(),
         held_certificates(server_admin).await.unwrap(),

@@ -12,41 +12,17 @@ import sys
 
 import grpc
 
-
-def varint(n):
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+from wire import fields, int_field, string_field
 
 
 def encode_request(csr, seconds):
-    body = csr.encode()
-    return b"\x0a" + varint(len(body)) + body + b"\x18" + varint(seconds)
+    # IstioCertificateRequest: csr (1), validity_duration (3).
+    return string_field(1, csr) + int_field(3, seconds)
 
 
 def decode_response(data):
-    chain, i = [], 0
-    while i < len(data):
-        key = data[i]
-        i += 1
-        length, shift = 0, 0
-        while True:
-            byte = data[i]
-            i += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
-        if key == 0x0A:
-            chain.append(data[i : i + length].decode())
-        i += length
-    return chain
+    # IstioCertificateResponse: cert_chain (1), repeated.
+    return [value.decode() for tag, value in fields(data) if tag == 1]
 
 
 def main():

@@ -14,26 +14,11 @@ import sys
 
 import grpc
 
+from wire import string_field, varint
+
 METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 TIMEOUT_S = 10
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def string_field(tag, value):
-    data = value.encode()
-    return varint(tag << 3 | 2) + varint(len(data)) + data
 
 
 def oversized():

@@ -148,6 +148,35 @@ fn set(doc: &mut Value, path: &str, value: Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Envoy on the bootstrap file `bootstrap`, one worker thread; its log (warnings and up) goes
+/// to `log`, or is discarded. Killed when the child is dropped.
+///
+/// # Errors
+/// Envoy is not found or does not start.
+pub fn spawn(bootstrap: &Path, log: Option<&Path>) -> anyhow::Result<Child> {
+    let bin = find_envoy()?;
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path)?),
+        None => Stdio::null(),
+    };
+    Command::new(&bin)
+        .arg("-c")
+        .arg(bootstrap)
+        .args([
+            "--concurrency",
+            "1",
+            "--disable-hot-restart",
+            "-l",
+            "warning",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))
+}
+
 /// A running Envoy; killed when dropped.
 pub struct Envoy {
     pub config: EnvoyConfig,
@@ -159,30 +188,10 @@ pub struct Envoy {
 impl Envoy {
     /// Starts Envoy with `config`'s bootstrap. Its log goes to `log` (or is discarded).
     pub async fn start(config: EnvoyConfig, log: Option<&Path>) -> anyhow::Result<Self> {
-        let bin = find_envoy()?;
         let dir = tempfile::tempdir()?;
         let bootstrap = dir.path().join("bootstrap.yaml");
         std::fs::write(&bootstrap, config.bootstrap()?)?;
-        let stderr = match log {
-            Some(path) => Stdio::from(std::fs::File::create(path)?),
-            None => Stdio::null(),
-        };
-        let child = Command::new(&bin)
-            .arg("-c")
-            .arg(&bootstrap)
-            .args([
-                "--concurrency",
-                "1",
-                "--disable-hot-restart",
-                "-l",
-                "warning",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+        let child = spawn(&bootstrap, log)?;
         Ok(Self {
             config,
             child,
