@@ -21,3 +21,4 @@ bench:
 	cargo bench -p meshfleet --bench propagation
 	cargo bench -p meshfleet-ca --bench issue
 	cargo bench -p meshfleet-runtime --bench mtls
+	cargo bench -p meshfleet-dns --bench dnsperf

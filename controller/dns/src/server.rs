@@ -145,9 +145,8 @@ impl DnsHandler {
             // Not exactly one question.
             return Reply::error(ResponseCode::FormErr);
         };
-        let name = info.query.name().to_string();
         let ty = info.query.query_type();
-        let answer = self.table.borrow().lookup(&name, ty);
+        let answer = self.table.borrow().answer(info.query.name(), ty);
         match answer {
             Answer::Records(answers) => Reply {
                 code: ResponseCode::NoError,
@@ -167,7 +166,7 @@ impl DnsHandler {
                 answers: Vec::new(),
                 soa: vec![soa],
             },
-            Answer::NotOurs => self.forward(&name, ty).await,
+            Answer::NotOurs => self.forward(&info.query.name().to_string(), ty).await,
         }
     }
 

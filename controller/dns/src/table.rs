@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::rr::rdata::{A, AAAA, SOA, SRV};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use meshfleet_model::{GlobalService, Mesh};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -86,12 +86,24 @@ pub enum Answer {
     NotOurs,
 }
 
+/// One name's records, made once when the table is built: a query copies them.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Records {
+    a: Vec<Record>,
+    aaaa: Vec<Record>,
+    srv: Vec<Record>,
+}
+
 /// Every name meshfleet answers for.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NameTable {
     /// Lowercase, fully qualified names (trailing dot), including the names between a zone
-    /// and its records.
+    /// and its records; only while building.
     nodes: HashMap<String, Node>,
+    /// What queries read: every name of `nodes` with its records made.
+    records: HashMap<LowerName, Records>,
+    /// The zones and their SOA.
+    zones: Vec<(LowerName, Record)>,
     /// The zones' SOA serial: a hash of the content, the same on every instance.
     serial: u32,
 }
@@ -110,6 +122,20 @@ impl NameTable {
         let mut hash = Xxh3::new();
         hash.update(format!("{names:?}").as_bytes());
         table.serial = (hash.digest() & u64::from(u32::MAX)) as u32;
+        table.zones = ZONES
+            .iter()
+            .filter_map(|z| Some((LowerName::from(Name::from_ascii(z).ok()?), table.soa(z))))
+            .collect();
+        table.records = table
+            .nodes
+            .iter()
+            .filter_map(|(name, node)| {
+                let owner = Name::from_ascii(name).ok()?;
+                Some((LowerName::new(&owner), records_of(&owner, node)))
+            })
+            .collect();
+        // Only the records are read from now on.
+        table.nodes = HashMap::new();
         table
     }
 
@@ -178,56 +204,47 @@ impl NameTable {
         }
     }
 
-    /// The zone `name` (lowercase, fully qualified) falls under, if one of meshfleet's.
-    pub fn zone_of(name: &str) -> Option<&'static str> {
-        ZONES
-            .into_iter()
-            .find(|z| name == *z || name.strip_suffix(z).is_some_and(|rest| rest.ends_with('.')))
-    }
-
     /// The answer to `name` (any case; with or without the trailing dot) of type `ty`.
     pub fn lookup(&self, name: &str, ty: RecordType) -> Answer {
-        let mut key = name.to_ascii_lowercase();
-        if !key.ends_with('.') {
-            key.push('.');
+        let mut text = name.to_owned();
+        if !text.ends_with('.') {
+            text.push('.');
         }
-        let Some(zone) = Self::zone_of(&key) else {
+        match Name::from_ascii(&text) {
+            Ok(name) => self.answer(&LowerName::new(&name), ty),
+            Err(_) => Answer::NotOurs,
+        }
+    }
+
+    /// The answer to `name` of type `ty`: what a query reads, without allocating but for the
+    /// records it returns.
+    pub fn answer(&self, name: &LowerName, ty: RecordType) -> Answer {
+        let Some((zone, soa)) = self.zones.iter().find(|(zone, _)| zone.zone_of(name)) else {
             return Answer::NotOurs;
         };
-        let soa = self.soa(zone);
-        let Some(node) = self.nodes.get(&key) else {
-            return Answer::NxDomain { soa };
+        let Some(records) = self.records.get(name) else {
+            return Answer::NxDomain { soa: soa.clone() };
         };
-        let Ok(owner) = Name::from_ascii(&key) else {
-            return Answer::NxDomain { soa };
-        };
-        let mut records = Vec::new();
-        let want = |t: RecordType| ty == t || ty == RecordType::ANY;
-        if want(RecordType::A) {
-            records.extend(node.a.iter().map(|ip| record(&owner, RData::A(A(*ip)))));
-        }
-        if want(RecordType::AAAA) {
-            records.extend(
-                node.aaaa
-                    .iter()
-                    .map(|ip| record(&owner, RData::AAAA(AAAA(*ip)))),
-            );
-        }
-        if want(RecordType::SRV) {
-            for (port, target) in &node.srv {
-                if let Ok(target) = Name::from_ascii(target) {
-                    // Equal priority and weight: every target alike, as the MCS spec writes them.
-                    records.push(record(&owner, RData::SRV(SRV::new(0, 50, *port, target))));
+        let found: Vec<Record> = match ty {
+            RecordType::A => records.a.clone(),
+            RecordType::AAAA => records.aaaa.clone(),
+            RecordType::SRV => records.srv.clone(),
+            RecordType::SOA if name == zone => vec![soa.clone()],
+            RecordType::ANY => {
+                let mut all = records.a.clone();
+                all.extend(records.aaaa.iter().cloned());
+                all.extend(records.srv.iter().cloned());
+                if name == zone {
+                    all.push(soa.clone());
                 }
+                all
             }
-        }
-        if want(RecordType::SOA) && key == zone {
-            records.push(soa.clone());
-        }
-        if records.is_empty() {
-            Answer::NoData { soa }
+            _ => Vec::new(),
+        };
+        if found.is_empty() {
+            Answer::NoData { soa: soa.clone() }
         } else {
-            Answer::Records(records)
+            Answer::Records(found)
         }
     }
 
@@ -248,11 +265,36 @@ impl NameTable {
 
     /// How many names the table holds (including those between zones and records).
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        self.records.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.records.is_empty()
+    }
+}
+
+/// The records of `node`, owned by `owner`; SRV targets with equal priority and weight, as the
+/// MCS specification writes them.
+fn records_of(owner: &Name, node: &Node) -> Records {
+    Records {
+        a: node
+            .a
+            .iter()
+            .map(|ip| record(owner, RData::A(A(*ip))))
+            .collect(),
+        aaaa: node
+            .aaaa
+            .iter()
+            .map(|ip| record(owner, RData::AAAA(AAAA(*ip))))
+            .collect(),
+        srv: node
+            .srv
+            .iter()
+            .filter_map(|(port, target)| {
+                let target = Name::from_ascii(target).ok()?;
+                Some(record(owner, RData::SRV(SRV::new(0, 50, *port, target))))
+            })
+            .collect(),
     }
 }
 
