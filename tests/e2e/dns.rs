@@ -226,6 +226,91 @@ async fn dig_gets_every_record_type_and_every_negative_answer() {
     assert!(!flags.contains("aa"), "{status} {flags}");
 }
 
+/// Two zones of one headless service: a client's zone answers first, or alone.
+const ZONED: &str = r#"
+apiVersion: meshfleet.io/v1alpha1
+kind: Cluster
+metadata: { name: east-1 }
+spec: { region: us-east, zone: us-east-1a }
+status: { conditions: [{ type: Ready, status: "True" }] }
+---
+apiVersion: meshfleet.io/v1alpha1
+kind: Cluster
+metadata: { name: west-1 }
+spec: { region: us-west, zone: us-west-2a }
+status: { conditions: [{ type: Ready, status: "True" }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: db, namespace: shop, annotations: { meshfleet.io/global: "true" } }
+spec: { clusterIP: None, ports: [{ name: postgres, port: 5432 }] }
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: cache
+  namespace: shop
+  annotations: { meshfleet.io/global: "true", meshfleet.io/dns-answers: local-only }
+spec: { clusterIP: None, ports: [{ name: redis, port: 6379 }] }
+"#;
+
+fn zoned_slices() -> String {
+    let mut out = String::new();
+    for (service, port) in [("db", "postgres, port: 5432"), ("cache", "redis, port: 6379")] {
+        for (cluster, ip) in [("east-1", "10.1.0.1"), ("west-1", "10.2.0.1")] {
+            out.push_str(&format!(
+                "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-{cluster}\n  namespace: shop\n  labels: {{ kubernetes.io/service-name: {service}, multicluster.kubernetes.io/source-cluster: {cluster} }}\naddressType: IPv4\nports: [{{ name: {port} }}]\nendpoints: [{{ addresses: [\"{ip}\"] }}]\n"
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_answers_follow_the_clients_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("fleet.yaml"),
+        format!("{ZONED}{}", zoned_slices()),
+    )
+    .unwrap();
+    let (_controller, dns) = serve(
+        dir.path(),
+        &[
+            "--dns-client-zone",
+            "us-east-1a=127.0.0.2/32",
+            "--dns-client-zone",
+            "us-west-2a=127.0.0.3/32,10.2.0.0/16",
+        ],
+    )
+    .await;
+    // dig from a source address of each zone (`-b`); the order of the answer is kept by +short.
+    let from = |source: &str, name: &str| -> Vec<String> {
+        dig(dns, &["-b", source, "+short", name, "A"])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        from("127.0.0.2", "db.shop.global"),
+        ["10.1.0.1", "10.2.0.1"]
+    );
+    assert_eq!(
+        from("127.0.0.3", "db.shop.global"),
+        ["10.2.0.1", "10.1.0.1"]
+    );
+    assert_eq!(
+        from("127.0.0.2", "cache.shop.svc.clusterset.local"),
+        ["10.1.0.1"]
+    );
+    assert_eq!(
+        from("127.0.0.3", "cache.shop.svc.clusterset.local"),
+        ["10.2.0.1"]
+    );
+    // A client whose zone is not known gets every endpoint.
+    assert_eq!(from("127.0.0.1", "cache.shop.global").len(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_reaches_dns_and_two_instances_answer_alike() {
     let dir = tempfile::tempdir().unwrap();

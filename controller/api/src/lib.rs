@@ -63,6 +63,9 @@ pub use service::{
 pub const ANNOTATION_GLOBAL: &str = "meshfleet.io/global";
 /// Annotation with a Service's locality tier weights: `local=99,remote=1`.
 pub const ANNOTATION_LOCALITY_WEIGHTS: &str = "meshfleet.io/locality-weights";
+/// Annotation on a headless Service: which endpoints DNS answers a client with, `local-first`
+/// (the default: the client's zone first, then the rest) or `local-only`.
+pub const ANNOTATION_DNS_ANSWERS: &str = "meshfleet.io/dns-answers";
 /// Annotation with an EndpointSlice's load-balancing weight (default 1).
 pub const ANNOTATION_WEIGHT: &str = "meshfleet.io/weight";
 /// Annotation with a Cluster's east-west gateway, `host[:port]`, when its spec has none.

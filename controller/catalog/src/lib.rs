@@ -30,8 +30,8 @@ use meshfleet_model::{
 use serde::Serialize;
 
 use meshfleet_api::{
-    ANNOTATION_GLOBAL, ANNOTATION_LOCALITY_WEIGHTS, DestinationRule, EndpointSlice, ObjectKey,
-    Service, ServiceSpec,
+    ANNOTATION_DNS_ANSWERS, ANNOTATION_GLOBAL, ANNOTATION_LOCALITY_WEIGHTS, DestinationRule,
+    EndpointSlice, ObjectKey, Service, ServiceSpec,
 };
 use meshfleet_index::Index;
 use meshfleet_model::problem::{Problem, Source};
@@ -232,7 +232,7 @@ pub(crate) fn build_service(
             .collect(),
         locality,
         outlier_detection,
-        dns: service_dns(export, parts.slices),
+        dns: service_dns(export, parts.slices, &mut problems),
         name: name.to_string(),
         namespace: namespace.to_string(),
     };
@@ -248,7 +248,11 @@ pub(crate) fn build_service(
 /// What DNS answers besides the ports: headless and families from the template (else the
 /// first observed copy), and the ready endpoints that have a hostname, one per cluster and
 /// hostname (a dual-stack pod's IPv4 and IPv6 slices merged).
-fn service_dns(export: &Export, slices: &[Arc<EndpointSlice>]) -> ServiceDns {
+fn service_dns(
+    export: &Export,
+    slices: &[Arc<EndpointSlice>],
+    problems: &mut Vec<Problem>,
+) -> ServiceDns {
     let spec = export
         .template
         .as_ref()
@@ -271,8 +275,32 @@ fn service_dns(export: &Export, slices: &[Arc<EndpointSlice>]) -> ServiceDns {
             addresses.extend(ep.addresses.first().cloned());
         }
     }
+    let annotated = export
+        .template
+        .iter()
+        .chain(&export.observed)
+        .find_map(|s| Some((s, s.metadata.annotation(ANNOTATION_DNS_ANSWERS)?)));
+    let local_only = match annotated {
+        None | Some((_, "local-first")) => false,
+        Some((_, "local-only")) => true,
+        Some((service, other)) => {
+            problems.push(
+                Problem::new(
+                    object_name(service),
+                    format!(
+                        "{other:?} is not \"local-first\" or \"local-only\"; answering local-first"
+                    ),
+                )
+                .at(format!(
+                    "metadata.annotations[\"{ANNOTATION_DNS_ANSWERS}\"]"
+                )),
+            );
+            false
+        }
+    };
     ServiceDns {
         headless: spec.is_some_and(ServiceSpec::is_headless),
+        local_only,
         ipv4: !ipv6 || families.iter().any(|f| f == "IPv4"),
         ipv6,
         named: named

@@ -12,5 +12,6 @@
 pub mod server;
 pub mod table;
 pub mod vip;
+pub mod zones;
 
 pub use table::{Answer, NameTable, ServiceVips, Vips, allocate_vips};

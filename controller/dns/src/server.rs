@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 
 use crate::table::{Answer, NameTable};
+use crate::zones::ClientZones;
 
 /// How long a TCP client may stay idle between queries.
 const TCP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,12 +65,24 @@ pub fn forwarder(upstreams: &[SocketAddr]) -> Result<TokioResolver, String> {
 pub struct DnsHandler {
     table: watch::Receiver<Arc<NameTable>>,
     upstream: Option<TokioResolver>,
+    /// A client's zone from its address: headless answers put its zone's endpoints first.
+    zones: ClientZones,
 }
 
 impl DnsHandler {
     /// `upstream`: where other names go; `None` refuses them.
     pub fn new(table: watch::Receiver<Arc<NameTable>>, upstream: Option<TokioResolver>) -> Self {
-        Self { table, upstream }
+        Self {
+            table,
+            upstream,
+            zones: ClientZones::default(),
+        }
+    }
+
+    /// Tells clients' zones apart by their source addresses.
+    pub fn with_zones(mut self, zones: ClientZones) -> Self {
+        self.zones = zones;
+        self
     }
 }
 
@@ -146,7 +159,8 @@ impl DnsHandler {
             return Reply::error(ResponseCode::FormErr);
         };
         let ty = info.query.query_type();
-        let answer = self.table.borrow().answer(info.query.name(), ty);
+        let zone = self.zones.zone_of(request.src().ip());
+        let answer = self.table.borrow().answer(info.query.name(), ty, zone);
         match answer {
             Answer::Records(answers) => Reply {
                 code: ResponseCode::NoError,

@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use hickory_proto::rr::rdata::{A, AAAA, SOA, SRV};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
@@ -71,6 +72,10 @@ struct Node {
     aaaa: BTreeSet<Ipv6Addr>,
     /// (port, target), in order.
     srv: BTreeSet<(u16, String)>,
+    /// The zone of each endpoint address (headless services): a client's zone comes first.
+    zones: BTreeMap<IpAddr, Arc<str>>,
+    /// Only the client's zone's addresses, when its zone is known.
+    local_only: bool,
 }
 
 /// The answer to one question.
@@ -89,9 +94,38 @@ pub enum Answer {
 /// One name's records, made once when the table is built: a query copies them.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Records {
-    a: Vec<Record>,
-    aaaa: Vec<Record>,
+    a: Zoned,
+    aaaa: Zoned,
     srv: Vec<Record>,
+    local_only: bool,
+}
+
+/// Address records with the zone of each (`None`: a virtual IP, the same for every client).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Zoned {
+    records: Vec<Record>,
+    zones: Vec<Option<Arc<str>>>,
+}
+
+impl Zoned {
+    /// The records for a client in `zone`: that zone's first (or alone, `local_only`), each
+    /// group in address order.
+    fn for_client(&self, zone: Option<&str>, local_only: bool) -> Vec<Record> {
+        let Some(zone) = zone else {
+            return self.records.clone();
+        };
+        let local = |z: &Option<Arc<str>>| z.as_deref().is_none_or(|z| z == zone);
+        let pairs = self.records.iter().zip(&self.zones);
+        let mut out: Vec<Record> = pairs
+            .clone()
+            .filter(|(_, z)| local(z))
+            .map(|(r, _)| r.clone())
+            .collect();
+        if !local_only {
+            out.extend(pairs.filter(|(_, z)| !local(z)).map(|(r, _)| r.clone()));
+        }
+        out
+    }
 }
 
 /// Every name meshfleet answers for.
@@ -143,13 +177,18 @@ impl NameTable {
         let base =
             format!("{}.{}.svc.clusterset.local.", svc.name, svc.namespace).to_ascii_lowercase();
         let global = format!("{}.", svc.host).to_ascii_lowercase();
-        let mut node = Node::default();
+        let mut node = Node {
+            local_only: svc.dns.local_only,
+            ..Node::default()
+        };
         if svc.dns.headless {
             for ep in svc.ports.iter().flat_map(|p| &p.endpoints) {
                 if ep.ready {
-                    add_address(&mut node, &ep.address);
-                    for extra in &ep.additional_addresses {
-                        add_address(&mut node, extra);
+                    let zone: Arc<str> = Arc::from(ep.locality.zone.as_str());
+                    for address in std::iter::once(&ep.address).chain(&ep.additional_addresses) {
+                        if let Some(ip) = add_address(&mut node, address) {
+                            node.zones.insert(ip, zone.clone());
+                        }
                     }
                 }
             }
@@ -194,6 +233,8 @@ impl NameTable {
         entry.a.extend(node.a);
         entry.aaaa.extend(node.aaaa);
         entry.srv.extend(node.srv);
+        entry.zones.extend(node.zones);
+        entry.local_only |= node.local_only;
         let mut rest = name;
         while let Some((_, parent)) = rest.split_once('.') {
             if parent.is_empty() || ZONES.contains(&rest) {
@@ -204,37 +245,40 @@ impl NameTable {
         }
     }
 
-    /// The answer to `name` (any case; with or without the trailing dot) of type `ty`.
-    pub fn lookup(&self, name: &str, ty: RecordType) -> Answer {
+    /// The answer to `name` (any case; with or without the trailing dot) of type `ty`, for a
+    /// client in `zone` (when known).
+    pub fn lookup(&self, name: &str, ty: RecordType, zone: Option<&str>) -> Answer {
         let mut text = name.to_owned();
         if !text.ends_with('.') {
             text.push('.');
         }
         match Name::from_ascii(&text) {
-            Ok(name) => self.answer(&LowerName::new(&name), ty),
+            Ok(name) => self.answer(&LowerName::new(&name), ty, zone),
             Err(_) => Answer::NotOurs,
         }
     }
 
-    /// The answer to `name` of type `ty`: what a query reads, without allocating but for the
-    /// records it returns.
-    pub fn answer(&self, name: &LowerName, ty: RecordType) -> Answer {
-        let Some((zone, soa)) = self.zones.iter().find(|(zone, _)| zone.zone_of(name)) else {
+    /// The answer to `name` of type `ty` for a client in `zone`: what a query reads, without
+    /// allocating but for the records it returns.
+    pub fn answer(&self, name: &LowerName, ty: RecordType, zone: Option<&str>) -> Answer {
+        let Some((zone_name, soa)) = self.zones.iter().find(|(z, _)| z.zone_of(name)) else {
             return Answer::NotOurs;
         };
         let Some(records) = self.records.get(name) else {
             return Answer::NxDomain { soa: soa.clone() };
         };
+        let local_only = records.local_only;
+        let apex = name == zone_name;
         let found: Vec<Record> = match ty {
-            RecordType::A => records.a.clone(),
-            RecordType::AAAA => records.aaaa.clone(),
+            RecordType::A => records.a.for_client(zone, local_only),
+            RecordType::AAAA => records.aaaa.for_client(zone, local_only),
             RecordType::SRV => records.srv.clone(),
-            RecordType::SOA if name == zone => vec![soa.clone()],
+            RecordType::SOA if apex => vec![soa.clone()],
             RecordType::ANY => {
-                let mut all = records.a.clone();
-                all.extend(records.aaaa.iter().cloned());
+                let mut all = records.a.for_client(zone, local_only);
+                all.extend(records.aaaa.for_client(zone, local_only));
                 all.extend(records.srv.iter().cloned());
-                if name == zone {
+                if apex {
                     all.push(soa.clone());
                 }
                 all
@@ -276,17 +320,20 @@ impl NameTable {
 /// The records of `node`, owned by `owner`; SRV targets with equal priority and weight, as the
 /// MCS specification writes them.
 fn records_of(owner: &Name, node: &Node) -> Records {
+    let zoned = |ips: Vec<IpAddr>| Zoned {
+        zones: ips.iter().map(|ip| node.zones.get(ip).cloned()).collect(),
+        records: ips
+            .iter()
+            .map(|ip| match ip {
+                IpAddr::V4(v4) => record(owner, RData::A(A(*v4))),
+                IpAddr::V6(v6) => record(owner, RData::AAAA(AAAA(*v6))),
+            })
+            .collect(),
+    };
     Records {
-        a: node
-            .a
-            .iter()
-            .map(|ip| record(owner, RData::A(A(*ip))))
-            .collect(),
-        aaaa: node
-            .aaaa
-            .iter()
-            .map(|ip| record(owner, RData::AAAA(AAAA(*ip))))
-            .collect(),
+        local_only: node.local_only,
+        a: zoned(node.a.iter().map(|ip| IpAddr::V4(*ip)).collect()),
+        aaaa: zoned(node.aaaa.iter().map(|ip| IpAddr::V6(*ip)).collect()),
         srv: node
             .srv
             .iter()
@@ -302,16 +349,14 @@ fn record(owner: &Name, rdata: RData) -> Record {
     Record::from_rdata(owner.clone(), TTL, rdata)
 }
 
-fn add_address(node: &mut Node, address: &str) {
-    match address.parse::<IpAddr>() {
-        Ok(IpAddr::V4(ip)) => {
-            node.a.insert(ip);
-        }
-        Ok(IpAddr::V6(ip)) => {
-            node.aaaa.insert(ip);
-        }
-        Err(_) => {}
-    }
+/// Adds `address` to `node`'s records of its family; returns it, if it is an address.
+fn add_address(node: &mut Node, address: &str) -> Option<IpAddr> {
+    let ip = address.parse::<IpAddr>().ok()?;
+    match ip {
+        IpAddr::V4(v4) => node.a.insert(v4),
+        IpAddr::V6(v6) => node.aaaa.insert(v6),
+    };
+    Some(ip)
 }
 
 #[cfg(test)]

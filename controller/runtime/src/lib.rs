@@ -87,6 +87,11 @@ pub struct DnsArgs {
     /// (`/etc/resolv.conf`) when none is given.
     #[arg(long, value_name = "ADDR")]
     pub dns_upstream: Vec<SocketAddr>,
+    /// A zone's client networks, `ZONE=CIDR[,CIDR...]` (repeatable): a headless service answers
+    /// a client there with its zone's endpoints first (or alone, `meshfleet.io/dns-answers:
+    /// local-only`).
+    #[arg(long, value_name = "ZONE=CIDR")]
+    pub dns_client_zone: Vec<meshfleet_dns::zones::ClientZones>,
 }
 
 impl Default for DnsArgs {
@@ -99,6 +104,7 @@ impl Default for DnsArgs {
                 .parse()
                 .expect("a valid range"),
             dns_upstream: Vec::new(),
+            dns_client_zone: Vec::new(),
         }
     }
 }

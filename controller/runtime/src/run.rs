@@ -138,7 +138,10 @@ impl Controller {
         let xds_tls_addr = xds_tls.as_ref().map(TcpListener::local_addr).transpose()?;
         let (dns_udp, dns_tcp) = bind_dns(args.dns_addr).await?;
         let dns_addr = dns_udp.local_addr()?;
-        let dns_handler = DnsHandler::new(dns.table.subscribe(), dns_upstream(&args.dns));
+        let dns_handler = DnsHandler::new(dns.table.subscribe(), dns_upstream(&args.dns))
+            .with_zones(meshfleet_dns::zones::ClientZones::merge(
+                args.dns.dns_client_zone.iter().cloned(),
+            ));
 
         let (changed_tx, changed_rx) = watch::channel(0);
         let mut tasks = vec![

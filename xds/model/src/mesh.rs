@@ -126,6 +126,9 @@ pub struct ServiceDns {
     /// Families of its virtual IPs (`ipFamilies`; IPv4 when none is given).
     pub ipv4: bool,
     pub ipv6: bool,
+    /// A headless service answers a client in a known zone with that zone's endpoints only
+    /// (`meshfleet.io/dns-answers: local-only`); otherwise its zone's first.
+    pub local_only: bool,
     /// Ready endpoints with a hostname (`<hostname>.<cluster>.<svc>.<ns>.svc.clusterset.local`
     /// for a headless service), in cluster then hostname order.
     pub named: Vec<NamedEndpoint>,
@@ -135,6 +138,7 @@ impl Default for ServiceDns {
     fn default() -> Self {
         Self {
             headless: false,
+            local_only: false,
             ipv4: true,
             ipv6: false,
             named: Vec::new(),

@@ -126,12 +126,12 @@ fn cluster_set_ip_services_answer_their_virtual_ips_under_both_names() {
         "echo.demo.global.",
     ] {
         assert_eq!(
-            texts(&table.lookup(name, RecordType::A)),
+            texts(&table.lookup(name, RecordType::A, None)),
             [format!("A {v4}")],
             "{name}"
         );
         assert_eq!(
-            texts(&table.lookup(name, RecordType::AAAA)),
+            texts(&table.lookup(name, RecordType::AAAA, None)),
             [format!("AAAA {v6}")],
             "{name}"
         );
@@ -139,7 +139,8 @@ fn cluster_set_ip_services_answer_their_virtual_ips_under_both_names() {
     assert_eq!(
         texts(&table.lookup(
             "_http._tcp.echo.demo.svc.clusterset.local.",
-            RecordType::SRV
+            RecordType::SRV,
+            None
         )),
         ["SRV 0 50 80 echo.demo.svc.clusterset.local."]
     );
@@ -147,7 +148,8 @@ fn cluster_set_ip_services_answer_their_virtual_ips_under_both_names() {
     assert!(matches!(
         table.lookup(
             "_9000._tcp.echo.demo.svc.clusterset.local.",
-            RecordType::SRV
+            RecordType::SRV,
+            None
         ),
         Answer::NxDomain { .. }
     ));
@@ -162,19 +164,27 @@ fn headless_services_answer_ready_endpoints_and_named_hosts() {
         "no VIP for a headless service"
     );
     assert_eq!(
-        texts(&table.lookup("db.shop.svc.clusterset.local.", RecordType::A)),
+        texts(&table.lookup("db.shop.svc.clusterset.local.", RecordType::A, None)),
         ["A 10.0.0.5", "A 10.0.0.6"]
     );
     assert_eq!(
-        texts(&table.lookup("db-0.east-1.db.shop.svc.clusterset.local.", RecordType::A)),
+        texts(&table.lookup(
+            "db-0.east-1.db.shop.svc.clusterset.local.",
+            RecordType::A,
+            None
+        )),
         ["A 10.0.0.5"]
     );
     assert_eq!(
-        texts(&table.lookup("_http._tcp.db.shop.svc.clusterset.local.", RecordType::SRV)),
+        texts(&table.lookup(
+            "_http._tcp.db.shop.svc.clusterset.local.",
+            RecordType::SRV,
+            None
+        )),
         ["SRV 0 50 80 db-0.east-1.db.shop.svc.clusterset.local."]
     );
     assert!(matches!(
-        table.lookup("db.shop.svc.clusterset.local.", RecordType::AAAA),
+        table.lookup("db.shop.svc.clusterset.local.", RecordType::AAAA, None),
         Answer::NoData { .. }
     ));
 }
@@ -188,7 +198,7 @@ fn nxdomain_and_nodata_as_the_specification_says() {
         ("x.echo.demo.svc.clusterset.local.", RecordType::A),
         ("nothing.global.", RecordType::A),
     ] {
-        let answer = table.lookup(name, ty);
+        let answer = table.lookup(name, ty, None);
         let Answer::NxDomain { soa } = &answer else {
             panic!("{name}: {answer:?}")
         };
@@ -204,19 +214,22 @@ fn nxdomain_and_nodata_as_the_specification_says() {
         ("east-1.db.shop.svc.clusterset.local.", RecordType::A),
     ] {
         assert!(
-            matches!(table.lookup(name, ty), Answer::NoData { .. }),
+            matches!(table.lookup(name, ty, None), Answer::NoData { .. }),
             "{name} {ty}"
         );
     }
     assert_eq!(
-        texts(&table.lookup("clusterset.local.", RecordType::SOA)).len(),
+        texts(&table.lookup("clusterset.local.", RecordType::SOA, None)).len(),
         1,
         "the apex has its SOA"
     );
-    assert_eq!(table.lookup("example.com.", RecordType::A), Answer::NotOurs);
-    assert_eq!(table.lookup("local.", RecordType::A), Answer::NotOurs);
     assert_eq!(
-        table.lookup("xclusterset.local.", RecordType::A),
+        table.lookup("example.com.", RecordType::A, None),
+        Answer::NotOurs
+    );
+    assert_eq!(table.lookup("local.", RecordType::A, None), Answer::NotOurs);
+    assert_eq!(
+        table.lookup("xclusterset.local.", RecordType::A, None),
         Answer::NotOurs
     );
 }
@@ -228,4 +241,71 @@ fn two_instances_build_the_same_table() {
     assert_eq!(a, b);
     let (other, _) = table(&mesh(vec![]));
     assert_ne!(a.serial, other.serial, "the serial follows the content");
+}
+
+fn zoned_endpoint(address: &str, zone: &str) -> Endpoint {
+    Endpoint {
+        locality: Arc::new(Locality::parse(&format!("r/{zone}"))),
+        ..endpoint(address, true)
+    }
+}
+
+#[test]
+fn headless_answers_put_the_clients_zone_first_or_alone() {
+    let headless = |local_only| ServiceDns {
+        headless: true,
+        local_only,
+        ..ServiceDns::default()
+    };
+    let endpoints = vec![
+        zoned_endpoint("10.0.0.1", "zone-a"),
+        zoned_endpoint("10.0.0.2", "zone-b"),
+        zoned_endpoint("10.0.0.3", "zone-a"),
+    ];
+    let (table, _) = table(&mesh(vec![
+        service("db", "shop", headless(false), endpoints.clone()),
+        service("cache", "shop", headless(true), endpoints),
+        service(
+            "echo",
+            "demo",
+            ServiceDns::default(),
+            vec![endpoint("10.0.0.9", true)],
+        ),
+    ]));
+    let order = |name: &str, zone: Option<&str>| -> Vec<String> {
+        let Answer::Records(records) = table.lookup(name, RecordType::A, zone) else {
+            panic!("{name}")
+        };
+        records.iter().map(|r| r.data.to_string()).collect()
+    };
+    let db = "db.shop.svc.clusterset.local.";
+    assert_eq!(order(db, None), ["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+    assert_eq!(
+        order(db, Some("zone-b")),
+        ["10.0.0.2", "10.0.0.1", "10.0.0.3"]
+    );
+    assert_eq!(
+        order(db, Some("zone-a")),
+        ["10.0.0.1", "10.0.0.3", "10.0.0.2"]
+    );
+    assert_eq!(
+        order(db, Some("zone-c")),
+        ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    );
+    let cache = "cache.shop.global.";
+    assert_eq!(order(cache, Some("zone-b")), ["10.0.0.2"]);
+    assert_eq!(
+        order(cache, None),
+        ["10.0.0.1", "10.0.0.2", "10.0.0.3"],
+        "unknown zone: all"
+    );
+    assert!(
+        matches!(
+            table.lookup(cache, RecordType::A, Some("zone-c")),
+            Answer::NoData { .. }
+        ),
+        "local-only in a zone without endpoints: nothing"
+    );
+    // A virtual IP is everyone's.
+    assert_eq!(order("echo.demo.global.", Some("zone-b")).len(), 1);
 }
