@@ -256,7 +256,10 @@ spec: { clusterIP: None, ports: [{ name: redis, port: 6379 }] }
 
 fn zoned_slices() -> String {
     let mut out = String::new();
-    for (service, port) in [("db", "postgres, port: 5432"), ("cache", "redis, port: 6379")] {
+    for (service, port) in [
+        ("db", "postgres, port: 5432"),
+        ("cache", "redis, port: 6379"),
+    ] {
         for (cluster, ip) in [("east-1", "10.1.0.1"), ("west-1", "10.2.0.1")] {
             out.push_str(&format!(
                 "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-{cluster}\n  namespace: shop\n  labels: {{ kubernetes.io/service-name: {service}, multicluster.kubernetes.io/source-cluster: {cluster} }}\naddressType: IPv4\nports: [{{ name: {port} }}]\nendpoints: [{{ addresses: [\"{ip}\"] }}]\n"

@@ -136,7 +136,7 @@ pub struct SliceEndpoint {
     /// The endpoint's DNS label (a StatefulSet pod's name): headless services answer
     /// `<hostname>.<cluster>.<svc>.<ns>.svc.clusterset.local` for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<String>,
+    pub hostname: Option<Box<str>>,
     /// The object behind the endpoint (a Pod): the same pod in an IPv4 and an IPv6 slice is
     /// one endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]

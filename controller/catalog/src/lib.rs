@@ -270,7 +270,7 @@ fn service_dns(
                 continue;
             };
             let addresses = named
-                .entry((cluster.to_owned(), hostname.clone()))
+                .entry((cluster.to_owned(), hostname.to_string()))
                 .or_default();
             addresses.extend(ep.addresses.first().cloned());
         }

@@ -14,4 +14,4 @@ pub mod table;
 pub mod vip;
 pub mod zones;
 
-pub use table::{Answer, NameTable, ServiceVips, Vips, allocate_vips};
+pub use table::{Answer, NameTable, ServiceVips, Vips, allocate_vips, same_answers};

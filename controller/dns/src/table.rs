@@ -65,6 +65,32 @@ pub fn allocate_vips(mesh: &Mesh, v4: &Range, v6: &Range) -> Vips {
     out
 }
 
+/// Whether DNS answers `a` and `b` alike: the same names, families, named ports, and for a
+/// headless service the same ready endpoints in the same zones. An endpoint change of a
+/// ClusterSetIP service changes nothing DNS answers.
+pub fn same_answers(a: &GlobalService, b: &GlobalService) -> bool {
+    let ports = |s: &GlobalService| {
+        s.ports
+            .iter()
+            .map(|p| (p.name.clone(), p.port))
+            .collect::<Vec<_>>()
+    };
+    fn endpoints(s: &GlobalService) -> Vec<(&String, &[String], &String)> {
+        s.ports
+            .iter()
+            .flat_map(|p| &p.endpoints)
+            .filter(|e| e.ready)
+            .map(|e| (&e.address, &*e.additional_addresses, &e.locality.zone))
+            .collect()
+    }
+    a.name == b.name
+        && a.namespace == b.namespace
+        && a.host == b.host
+        && a.dns == b.dns
+        && ports(a) == ports(b)
+        && (!a.dns.headless || endpoints(a) == endpoints(b))
+}
+
 /// What one name holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Node {
@@ -91,40 +117,51 @@ pub enum Answer {
     NotOurs,
 }
 
-/// One name's records, made once when the table is built: a query copies them.
+/// What one name answers, compact: records are made per query from these (most names hold
+/// one address, and a table holds tens of thousands).
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Records {
-    a: Zoned,
-    aaaa: Zoned,
-    srv: Vec<Record>,
+    /// Addresses in order, each with its endpoint's zone (`None`: a virtual IP, everyone's).
+    addresses: Box<[(IpAddr, Option<Arc<str>>)]>,
+    /// SRV (port, target), in order.
+    srv: Box<[(u16, Name)]>,
     local_only: bool,
 }
 
-/// Address records with the zone of each (`None`: a virtual IP, the same for every client).
-#[derive(Clone, Debug, Default, PartialEq)]
-struct Zoned {
-    records: Vec<Record>,
-    zones: Vec<Option<Arc<str>>>,
-}
-
-impl Zoned {
-    /// The records for a client in `zone`: that zone's first (or alone, `local_only`), each
-    /// group in address order.
-    fn for_client(&self, zone: Option<&str>, local_only: bool) -> Vec<Record> {
-        let Some(zone) = zone else {
-            return self.records.clone();
+impl Records {
+    /// The address records of family `v6` for a client in `zone`: its zone's first (or
+    /// alone, `local_only`), each group in address order.
+    fn addresses(&self, owner: &Name, v6: bool, zone: Option<&str>) -> Vec<Record> {
+        let family = self.addresses.iter().filter(|(ip, _)| ip.is_ipv6() == v6);
+        let local = |z: &Option<Arc<str>>| match (zone, z) {
+            (Some(zone), Some(z)) => &**z == zone,
+            _ => true,
         };
-        let local = |z: &Option<Arc<str>>| z.as_deref().is_none_or(|z| z == zone);
-        let pairs = self.records.iter().zip(&self.zones);
-        let mut out: Vec<Record> = pairs
+        let mut ordered: Vec<&IpAddr> = family
             .clone()
             .filter(|(_, z)| local(z))
-            .map(|(r, _)| r.clone())
+            .map(|(ip, _)| ip)
             .collect();
-        if !local_only {
-            out.extend(pairs.filter(|(_, z)| !local(z)).map(|(r, _)| r.clone()));
+        if zone.is_none() || !self.local_only {
+            ordered.extend(family.filter(|(_, z)| !local(z)).map(|(ip, _)| ip));
         }
-        out
+        ordered
+            .into_iter()
+            .map(|ip| match ip {
+                IpAddr::V4(v4) => record(owner, RData::A(A(*v4))),
+                IpAddr::V6(v6) => record(owner, RData::AAAA(AAAA(*v6))),
+            })
+            .collect()
+    }
+
+    fn srv(&self, owner: &Name) -> Vec<Record> {
+        self.srv
+            .iter()
+            .map(|(port, target)| {
+                // Equal priority and weight for every target, as the MCS spec writes them.
+                record(owner, RData::SRV(SRV::new(0, 50, *port, target.clone())))
+            })
+            .collect()
     }
 }
 
@@ -165,7 +202,7 @@ impl NameTable {
             .iter()
             .filter_map(|(name, node)| {
                 let owner = Name::from_ascii(name).ok()?;
-                Some((LowerName::new(&owner), records_of(&owner, node)))
+                Some((LowerName::new(&owner), records_of(node)))
             })
             .collect();
         // Only the records are read from now on.
@@ -258,8 +295,8 @@ impl NameTable {
         }
     }
 
-    /// The answer to `name` of type `ty` for a client in `zone`: what a query reads, without
-    /// allocating but for the records it returns.
+    /// The answer to `name` of type `ty` for a client in `zone`: what a query reads; it
+    /// allocates only the records it returns.
     pub fn answer(&self, name: &LowerName, ty: RecordType, zone: Option<&str>) -> Answer {
         let Some((zone_name, soa)) = self.zones.iter().find(|(z, _)| z.zone_of(name)) else {
             return Answer::NotOurs;
@@ -267,17 +304,17 @@ impl NameTable {
         let Some(records) = self.records.get(name) else {
             return Answer::NxDomain { soa: soa.clone() };
         };
-        let local_only = records.local_only;
         let apex = name == zone_name;
+        let owner = Name::from(name.clone());
         let found: Vec<Record> = match ty {
-            RecordType::A => records.a.for_client(zone, local_only),
-            RecordType::AAAA => records.aaaa.for_client(zone, local_only),
-            RecordType::SRV => records.srv.clone(),
+            RecordType::A => records.addresses(&owner, false, zone),
+            RecordType::AAAA => records.addresses(&owner, true, zone),
+            RecordType::SRV => records.srv(&owner),
             RecordType::SOA if apex => vec![soa.clone()],
             RecordType::ANY => {
-                let mut all = records.a.for_client(zone, local_only);
-                all.extend(records.aaaa.for_client(zone, local_only));
-                all.extend(records.srv.iter().cloned());
+                let mut all = records.addresses(&owner, false, zone);
+                all.extend(records.addresses(&owner, true, zone));
+                all.extend(records.srv(&owner));
                 if apex {
                     all.push(soa.clone());
                 }
@@ -317,31 +354,21 @@ impl NameTable {
     }
 }
 
-/// The records of `node`, owned by `owner`; SRV targets with equal priority and weight, as the
-/// MCS specification writes them.
-fn records_of(owner: &Name, node: &Node) -> Records {
-    let zoned = |ips: Vec<IpAddr>| Zoned {
-        zones: ips.iter().map(|ip| node.zones.get(ip).cloned()).collect(),
-        records: ips
-            .iter()
-            .map(|ip| match ip {
-                IpAddr::V4(v4) => record(owner, RData::A(A(*v4))),
-                IpAddr::V6(v6) => record(owner, RData::AAAA(AAAA(*v6))),
-            })
-            .collect(),
-    };
+/// What `node` answers, compact.
+fn records_of(node: &Node) -> Records {
+    let v4 = node.a.iter().map(|ip| IpAddr::V4(*ip));
+    let v6 = node.aaaa.iter().map(|ip| IpAddr::V6(*ip));
     Records {
-        local_only: node.local_only,
-        a: zoned(node.a.iter().map(|ip| IpAddr::V4(*ip)).collect()),
-        aaaa: zoned(node.aaaa.iter().map(|ip| IpAddr::V6(*ip)).collect()),
+        addresses: v4
+            .chain(v6)
+            .map(|ip| (ip, node.zones.get(&ip).cloned()))
+            .collect(),
         srv: node
             .srv
             .iter()
-            .filter_map(|(port, target)| {
-                let target = Name::from_ascii(target).ok()?;
-                Some(record(owner, RData::SRV(SRV::new(0, 50, *port, target))))
-            })
+            .filter_map(|(port, target)| Some((*port, Name::from_ascii(target).ok()?)))
             .collect(),
+        local_only: node.local_only,
     }
 }
 

@@ -376,8 +376,10 @@ fn reconcile(
     catalog.lead_with(index_problems);
     let problems = catalog.problems.clone();
     // The cache hears of the services that changed, and of nothing else.
-    cache.update(incremental.take_changes());
-    if rebuilt > 0 || dns.table.borrow().is_empty() {
+    let changes = incremental.take_changes();
+    let dns_changed = dns.affected_by(&changes);
+    cache.update(changes);
+    if dns_changed || dns.table.borrow().is_empty() {
         dns.publish(&catalog.mesh());
     }
     tracing::info!(
@@ -398,6 +400,8 @@ struct Dns {
     v4: meshfleet_dns::vip::Range,
     v6: meshfleet_dns::vip::Range,
     table: watch::Sender<Arc<NameTable>>,
+    /// The services as DNS last saw them, to tell which changes DNS answers differently.
+    seen: Mutex<std::collections::HashMap<String, Arc<meshfleet_model::GlobalService>>>,
 }
 
 impl Dns {
@@ -406,7 +410,30 @@ impl Dns {
             v4: args.dns_vip_range,
             v6: args.dns_vip_range_v6,
             table: watch::Sender::new(Arc::new(NameTable::default())),
+            seen: Mutex::default(),
         }
+    }
+
+    /// Whether `changes` change what DNS answers (a service added or removed, its names,
+    /// families or named ports, a headless service's endpoints); remembers them either way.
+    fn affected_by(
+        &self,
+        changes: &[(String, Option<Arc<meshfleet_model::GlobalService>>)],
+    ) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut affected = false;
+        for (host, now) in changes {
+            let before = match now {
+                Some(service) => seen.insert(host.clone(), service.clone()),
+                None => seen.remove(host),
+            };
+            affected |= match (&before, now) {
+                (Some(a), Some(b)) => !meshfleet_dns::same_answers(a, b),
+                (None, None) => false,
+                _ => true,
+            };
+        }
+        affected
     }
 
     fn publish(&self, mesh: &meshfleet_model::Mesh) {

@@ -309,3 +309,50 @@ fn headless_answers_put_the_clients_zone_first_or_alone() {
     // A virtual IP is everyone's.
     assert_eq!(order("echo.demo.global.", Some("zone-b")).len(), 1);
 }
+
+#[test]
+fn only_what_dns_answers_counts_as_a_change() {
+    let vip_service = service(
+        "echo",
+        "demo",
+        ServiceDns::default(),
+        vec![endpoint("10.0.0.1", true)],
+    );
+    let moved = service(
+        "echo",
+        "demo",
+        ServiceDns::default(),
+        vec![endpoint("10.0.0.2", true)],
+    );
+    assert!(
+        same_answers(&vip_service, &moved),
+        "a VIP does not follow its endpoints"
+    );
+    let headless = ServiceDns {
+        headless: true,
+        ..ServiceDns::default()
+    };
+    let a = service(
+        "db",
+        "shop",
+        headless.clone(),
+        vec![endpoint("10.0.0.1", true)],
+    );
+    let b = service(
+        "db",
+        "shop",
+        headless.clone(),
+        vec![endpoint("10.0.0.2", true)],
+    );
+    let not_ready = service(
+        "db",
+        "shop",
+        headless,
+        vec![endpoint("10.0.0.1", true), endpoint("10.0.0.9", false)],
+    );
+    assert!(!same_answers(&a, &b));
+    assert!(
+        same_answers(&a, &not_ready),
+        "a not-ready endpoint is not answered"
+    );
+}
