@@ -21,6 +21,7 @@
 //! it), everything is collected and built again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use meshfleet_api::{DestinationRule, EndpointSlice, ObjectKey, Service, ServiceExport};
@@ -30,6 +31,7 @@ use meshfleet_model::{GlobalService, parallel};
 
 use crate::istio::Rules;
 use crate::topology::Topology;
+use crate::vip::{DEFAULT_V4, DEFAULT_V6, Range};
 use crate::{
     Catalog, CatalogService, Export, ExportReason, Parts, build_service, global_annotation,
 };
@@ -66,6 +68,91 @@ pub struct Incremental {
     /// Hosts whose global service changed since [`Incremental::take_changes`] was last called:
     /// its new service, `None` when it is gone.
     changed: BTreeMap<String, Option<Arc<GlobalService>>>,
+    /// Virtual IPs of the ClusterSetIP services.
+    vips: Vips,
+}
+
+/// The virtual IPs of the catalog's ClusterSetIP services: allocated from the whole set of
+/// such hosts (see [`crate::vip`]), again only when that set changes, so that an incremental
+/// build gives what a full build gives.
+#[derive(Debug)]
+struct Vips {
+    v4: Range,
+    v6: Range,
+    /// Hosts that get a virtual IP of each family.
+    eligible: BTreeMap<String, (bool, bool)>,
+    /// Their addresses.
+    assigned: BTreeMap<String, (Option<Ipv4Addr>, Option<Ipv6Addr>)>,
+}
+
+impl Default for Vips {
+    fn default() -> Self {
+        Self {
+            v4: DEFAULT_V4.parse().expect("a valid range"),
+            v6: DEFAULT_V6.parse().expect("a valid range"),
+            eligible: BTreeMap::new(),
+            assigned: BTreeMap::new(),
+        }
+    }
+}
+
+impl Vips {
+    /// Which families of virtual IP `service` gets: none for a headless one.
+    fn families(service: &GlobalService) -> (bool, bool) {
+        let dns = &service.dns;
+        (!dns.headless && dns.ipv4, !dns.headless && dns.ipv6)
+    }
+
+    /// Records `host` as built (`None`: gone); returns whether the set of hosts changed.
+    fn track(&mut self, host: &str, now: Option<(bool, bool)>) -> bool {
+        let before = match now {
+            Some(families) => self.eligible.insert(host.to_owned(), families),
+            None => self.eligible.remove(host),
+        };
+        before != now
+    }
+
+    /// Allocates again from the current set.
+    fn allocate(&mut self) {
+        let hosts = |v6: bool| {
+            self.eligible
+                .iter()
+                .filter(move |(_, (a, b))| if v6 { *b } else { *a })
+                .map(|(h, _)| h.as_str())
+        };
+        let v4 = self.v4.allocate(hosts(false));
+        let v6 = self.v6.allocate(hosts(true));
+        self.assigned = self
+            .eligible
+            .keys()
+            .map(|host| {
+                let v4 = v4.get(host).and_then(|ip| match ip {
+                    IpAddr::V4(ip) => Some(*ip),
+                    IpAddr::V6(_) => None,
+                });
+                let v6 = v6.get(host).and_then(|ip| match ip {
+                    IpAddr::V6(ip) => Some(*ip),
+                    IpAddr::V4(_) => None,
+                });
+                (host.clone(), (v4, v6))
+            })
+            .collect();
+    }
+
+    fn of(&self, host: &str) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+        self.assigned.get(host).copied().unwrap_or_default()
+    }
+}
+
+/// `service` with the virtual IPs `vips`.
+fn with_vips(
+    service: &GlobalService,
+    (v4, v6): (Option<Ipv4Addr>, Option<Ipv6Addr>),
+) -> GlobalService {
+    let mut service = service.clone();
+    service.dns.vip = v4;
+    service.dns.vip6 = v6;
+    service
 }
 
 /// One (namespace, name) of the catalog.
@@ -209,6 +296,19 @@ impl Incremental {
         }
     }
 
+    /// An empty catalog whose ClusterSetIP services get virtual IPs from `v4` and `v6`
+    /// (`Default`: Istio's `240.240.0.0/16` and `2001:2::/48`).
+    pub fn with_vip_ranges(v4: Range, v6: Range) -> Self {
+        Self {
+            vips: Vips {
+                v4,
+                v6,
+                ..Vips::default()
+            },
+            ..Self::default()
+        }
+    }
+
     /// Builds the services `work` names (on every core), and returns the whole catalog.
     pub fn build(&mut self, work: Work) -> Catalog {
         if let Some((topology, problems)) = work.topology {
@@ -221,14 +321,38 @@ impl Incremental {
             self.rule_problems = problems;
         }
         let topology = &self.topology;
-        let built = parallel::map_ordered(&work.services, SERVICES_PER_THREAD, |(key, inputs)| {
-            inputs
+        let mut built =
+            parallel::map_ordered(&work.services, SERVICES_PER_THREAD, |(key, inputs)| {
+                inputs
+                    .as_ref()
+                    .map(|inputs| build_entry(key, inputs, topology))
+            });
+        // A key's host is its own: `<name>.<namespace>.global`.
+        let host_of = |key: &ServiceKey| format!("{}.{}.global", key.1, key.0);
+        let mut reallocate = false;
+        for ((key, _), entry) in work.services.iter().zip(&built) {
+            let families = entry
                 .as_ref()
-                .map(|inputs| build_entry(key, inputs, topology))
-        });
+                .and_then(|e| e.service.as_ref())
+                .map(|s| Vips::families(&s.service));
+            reallocate |= self.vips.track(&host_of(key), families);
+        }
+        if reallocate {
+            self.vips.allocate();
+        }
+        // The services just built are this build's own: their virtual IPs are set in place.
+        for ((key, _), entry) in work.services.iter().zip(&mut built) {
+            let vips = self.vips.of(&host_of(key));
+            if let Some(service) = entry.as_mut().and_then(|e| e.service.as_mut())
+                && (service.service.dns.vip, service.service.dns.vip6) != vips
+            {
+                let updated = with_vips(&service.service, vips);
+                Arc::make_mut(service).service = Arc::new(updated);
+            }
+        }
+        let rebuilt: BTreeSet<String> = work.services.iter().map(|(k, _)| host_of(k)).collect();
         for ((key, _), entry) in work.services.into_iter().zip(built) {
-            // A key's host is its own: `<name>.<namespace>.global`.
-            let host = format!("{}.{}.global", key.1, key.0);
+            let host = host_of(&key);
             let now = entry.as_ref().and_then(|e| e.service.clone());
             let before = match &now {
                 Some(service) => self.by_host.insert(host.clone(), service.clone()),
@@ -247,8 +371,41 @@ impl Incremental {
                 None => self.entries.remove(&key),
             };
         }
+        if reallocate {
+            self.move_vips(&rebuilt);
+        }
         self.seen = Some(work.generation);
         self.catalog()
+    }
+
+    /// After an allocation, the services not built this time whose virtual IPs moved.
+    fn move_vips(&mut self, rebuilt: &BTreeSet<String>) {
+        let moved: Vec<(String, Arc<CatalogService>)> = self
+            .by_host
+            .iter()
+            .filter(|(host, _)| !rebuilt.contains(*host))
+            .filter_map(|(host, entry)| {
+                let vips = self.vips.of(host);
+                let dns = &entry.service.dns;
+                ((dns.vip, dns.vip6) != vips).then(|| {
+                    let mut entry = CatalogService::clone(entry);
+                    entry.service = Arc::new(with_vips(&entry.service, vips));
+                    (host.clone(), Arc::new(entry))
+                })
+            })
+            .collect();
+        for (host, entry) in moved {
+            let key: ServiceKey = (
+                Arc::from(entry.service.namespace.as_str()),
+                Arc::from(entry.service.name.as_str()),
+            );
+            if let Some(e) = self.entries.get_mut(&key) {
+                e.service = Some(entry.clone());
+            }
+            self.changed
+                .insert(host.clone(), Some(entry.service.clone()));
+            self.by_host.insert(host, entry);
+        }
     }
 
     /// The global services changed by the builds since the last call, by host (`None`: gone):

@@ -19,6 +19,7 @@ mod ports;
 mod table;
 mod tiers;
 mod topology;
+pub mod vip;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -311,6 +312,9 @@ fn service_dns(
                 addresses,
             })
             .collect(),
+        // Set once the whole catalog is known (`Incremental::build`).
+        vip: None,
+        vip6: None,
     }
 }
 

@@ -15,9 +15,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use meshfleet_catalog::vip::{DEFAULT_V4, Range};
+use meshfleet_dns::NameTable;
 use meshfleet_dns::server::{DnsHandler, serve};
-use meshfleet_dns::vip::{DEFAULT_V4, DEFAULT_V6};
-use meshfleet_dns::{NameTable, allocate_vips};
 use meshfleet_model::{GlobalService, LocalityPolicy, Mesh, ServiceDns, TierWeights};
 
 fn main() {
@@ -37,17 +37,12 @@ fn main() {
     }
     let dir = tempfile::tempdir().expect("temporary directory");
     let mesh = mesh(services);
-    let vips = allocate_vips(
-        &mesh,
-        &DEFAULT_V4.parse().expect("range"),
-        &DEFAULT_V6.parse().expect("range"),
-    );
-    let table = NameTable::build(&mesh, &vips);
+    let table = NameTable::build(&mesh);
     let records: Vec<(String, String)> = mesh
         .services
         .values()
         .flat_map(|s| {
-            let ip = vips[&s.host].v4.expect("a virtual IP").to_string();
+            let ip = s.dns.vip.expect("a virtual IP").to_string();
             [
                 (
                     format!("{}.{}.svc.clusterset.local", s.name, s.namespace),
@@ -125,16 +120,31 @@ fn main() {
     );
 }
 
+/// `services` ClusterSetIP services with the virtual IPs the catalog would give them.
 fn mesh(services: usize) -> Mesh {
-    let services = (0..services).map(|i| {
-        let (name, namespace) = (format!("svc-{i}"), format!("ns-{}", i % 100));
+    let hosts: Vec<(String, String, String)> = (0..services)
+        .map(|i| {
+            let (name, namespace) = (format!("svc-{i}"), format!("ns-{}", i % 100));
+            (format!("{name}.{namespace}.global"), name, namespace)
+        })
+        .collect();
+    let range: Range = DEFAULT_V4.parse().expect("range");
+    let vips = range.allocate(hosts.iter().map(|(h, _, _)| h.as_str()));
+    let services = hosts.into_iter().map(|(host, name, namespace)| {
+        let vip = match vips[&host] {
+            std::net::IpAddr::V4(ip) => Some(ip),
+            std::net::IpAddr::V6(_) => None,
+        };
         GlobalService {
-            host: format!("{name}.{namespace}.global"),
+            host,
             aliases: Vec::new(),
             ports: Vec::new(),
             locality: LocalityPolicy::Tiers(TierWeights::default()),
             outlier_detection: None,
-            dns: ServiceDns::default(),
+            dns: ServiceDns {
+                vip,
+                ..ServiceDns::default()
+            },
             name,
             namespace,
         }

@@ -1,17 +1,16 @@
 //! meshfleet's NameService over DNS: the catalog's global services under the Kubernetes
 //! Multi-Cluster Services names (`<svc>.<ns>.svc.clusterset.local`, KEP-1645) and Istio's
-//! `<svc>.<ns>.global`, with virtual IPs allocated deterministically; every other name is
+//! `<svc>.<ns>.global`, with the virtual IPs the catalog allocates; every other name is
 //! forwarded to upstream resolvers.
 //!
 //! ```text
-//!  Mesh ──allocate_vips (vip: hashed, the same on every instance)──> Vips
-//!   └──NameTable::build (table: pure)──> NameTable ──watch──> server::DnsHandler (UDP, TCP)
+//!  Mesh (virtual IPs from the catalog) ──NameTable::build (table: pure)──> NameTable
+//!    ──watch──> server::DnsHandler (UDP, TCP; a client's zone from `zones`)
 //!                                                              └─ other names: hickory-resolver
 //! ```
 
 pub mod server;
 pub mod table;
-pub mod vip;
 pub mod zones;
 
-pub use table::{Answer, NameTable, ServiceVips, Vips, allocate_vips, same_answers};
+pub use table::{Answer, NameTable, same_answers};

@@ -25,45 +25,10 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use meshfleet_model::{GlobalService, Mesh};
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::vip::Range;
-
 /// The zones meshfleet is authoritative for.
 pub const ZONES: [&str; 2] = ["clusterset.local.", "global."];
 /// TTL of answers: as short as CoreDNS's for Kubernetes names, since endpoints move.
 pub const TTL: u32 = 5;
-
-/// Virtual IPs per host.
-pub type Vips = BTreeMap<String, ServiceVips>;
-
-/// A ClusterSetIP service's virtual IPs, one per family it has.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ServiceVips {
-    pub v4: Option<Ipv4Addr>,
-    pub v6: Option<Ipv6Addr>,
-}
-
-/// Virtual IPs for every ClusterSetIP service of `mesh`: from `v4` for those with IPv4, from
-/// `v6` for those with IPv6 (see [`crate::vip`]).
-pub fn allocate_vips(mesh: &Mesh, v4: &Range, v6: &Range) -> Vips {
-    let hosts = |ipv6: bool| {
-        mesh.services
-            .values()
-            .filter(move |s| !s.dns.headless && if ipv6 { s.dns.ipv6 } else { s.dns.ipv4 })
-            .map(|s| s.host.as_str())
-    };
-    let mut out = Vips::new();
-    for (host, ip) in v4.allocate(hosts(false)) {
-        if let IpAddr::V4(ip) = ip {
-            out.entry(host).or_default().v4 = Some(ip);
-        }
-    }
-    for (host, ip) in v6.allocate(hosts(true)) {
-        if let IpAddr::V6(ip) = ip {
-            out.entry(host).or_default().v6 = Some(ip);
-        }
-    }
-    out
-}
 
 /// Whether DNS answers `a` and `b` alike: the same names, families, named ports, and for a
 /// headless service the same ready endpoints in the same zones. An endpoint change of a
@@ -180,14 +145,14 @@ pub struct NameTable {
 }
 
 impl NameTable {
-    /// The names of `mesh`, with `vips` for its ClusterSetIP services.
-    pub fn build(mesh: &Mesh, vips: &Vips) -> Self {
+    /// The names of `mesh`; ClusterSetIP services answer the virtual IPs the catalog gave them.
+    pub fn build(mesh: &Mesh) -> Self {
         let mut table = Self::default();
         for zone in ZONES {
             table.nodes.entry(zone.to_owned()).or_default();
         }
         for svc in mesh.services.values() {
-            table.add_service(svc, vips.get(&svc.host));
+            table.add_service(svc);
         }
         let names: BTreeMap<&String, &Node> = table.nodes.iter().collect();
         let mut hash = Xxh3::new();
@@ -210,7 +175,7 @@ impl NameTable {
         table
     }
 
-    fn add_service(&mut self, svc: &GlobalService, vips: Option<&ServiceVips>) {
+    fn add_service(&mut self, svc: &GlobalService) {
         let base =
             format!("{}.{}.svc.clusterset.local.", svc.name, svc.namespace).to_ascii_lowercase();
         let global = format!("{}.", svc.host).to_ascii_lowercase();
@@ -229,9 +194,9 @@ impl NameTable {
                     }
                 }
             }
-        } else if let Some(vips) = vips {
-            node.a.extend(vips.v4);
-            node.aaaa.extend(vips.v6);
+        } else {
+            node.a.extend(svc.dns.vip);
+            node.aaaa.extend(svc.dns.vip6);
         }
         self.insert(&global, node.clone());
         // SRV per named port; for a headless service, one per named endpoint.

@@ -78,11 +78,11 @@ pub struct RunArgs {
 pub struct DnsArgs {
     /// Virtual IPs of ClusterSetIP services, allocated by hashing their names (every instance
     /// allocates the same).
-    #[arg(long, default_value = meshfleet_dns::vip::DEFAULT_V4, value_name = "CIDR")]
-    pub dns_vip_range: meshfleet_dns::vip::Range,
+    #[arg(long, default_value = meshfleet_catalog::vip::DEFAULT_V4, value_name = "CIDR")]
+    pub dns_vip_range: meshfleet_catalog::vip::Range,
     /// The same for services whose `ipFamilies` include IPv6.
-    #[arg(long, default_value = meshfleet_dns::vip::DEFAULT_V6, value_name = "CIDR")]
-    pub dns_vip_range_v6: meshfleet_dns::vip::Range,
+    #[arg(long, default_value = meshfleet_catalog::vip::DEFAULT_V6, value_name = "CIDR")]
+    pub dns_vip_range_v6: meshfleet_catalog::vip::Range,
     /// Resolvers other names are forwarded to (ADDRESS:PORT, repeatable); the system's
     /// (`/etc/resolv.conf`) when none is given.
     #[arg(long, value_name = "ADDR")]
@@ -97,10 +97,10 @@ pub struct DnsArgs {
 impl Default for DnsArgs {
     fn default() -> Self {
         Self {
-            dns_vip_range: meshfleet_dns::vip::DEFAULT_V4
+            dns_vip_range: meshfleet_catalog::vip::DEFAULT_V4
                 .parse()
                 .expect("a valid range"),
-            dns_vip_range_v6: meshfleet_dns::vip::DEFAULT_V6
+            dns_vip_range_v6: meshfleet_catalog::vip::DEFAULT_V6
                 .parse()
                 .expect("a valid range"),
             dns_upstream: Vec::new(),

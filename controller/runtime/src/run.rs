@@ -87,8 +87,11 @@ impl Controller {
                     .map(|dir| ClusterCas::new(dir, args.ca_check_interval)),
             }))
         });
-        let catalog = Arc::new(Mutex::new(Incremental::default()));
-        let dns = Arc::new(Dns::new(&args.dns));
+        let catalog = Arc::new(Mutex::new(Incremental::with_vip_ranges(
+            args.dns.dns_vip_range,
+            args.dns.dns_vip_range_v6,
+        )));
+        let dns = Arc::new(Dns::new());
         reconcile(&index, &catalog, &cache, &state, &dns);
         if let Some(propagation) = &propagation {
             let (index, propagation, state) = (index.clone(), propagation.clone(), state.clone());
@@ -397,18 +400,14 @@ fn reconcile(
 
 /// DNS's part of the reconcile: the name table, built again when services changed.
 struct Dns {
-    v4: meshfleet_dns::vip::Range,
-    v6: meshfleet_dns::vip::Range,
     table: watch::Sender<Arc<NameTable>>,
     /// The services as DNS last saw them, to tell which changes DNS answers differently.
     seen: Mutex<std::collections::HashMap<String, Arc<meshfleet_model::GlobalService>>>,
 }
 
 impl Dns {
-    fn new(args: &crate::DnsArgs) -> Self {
+    fn new() -> Self {
         Self {
-            v4: args.dns_vip_range,
-            v6: args.dns_vip_range_v6,
             table: watch::Sender::new(Arc::new(NameTable::default())),
             seen: Mutex::default(),
         }
@@ -437,9 +436,7 @@ impl Dns {
     }
 
     fn publish(&self, mesh: &meshfleet_model::Mesh) {
-        let vips = meshfleet_dns::allocate_vips(mesh, &self.v4, &self.v6);
-        self.table
-            .send_replace(Arc::new(NameTable::build(mesh, &vips)));
+        self.table.send_replace(Arc::new(NameTable::build(mesh)));
     }
 }
 

@@ -126,6 +126,12 @@ pub struct ServiceDns {
     /// Families of its virtual IPs (`ipFamilies`; IPv4 when none is given).
     pub ipv4: bool,
     pub ipv6: bool,
+    /// Its virtual IPs (ClusterSetIP services), allocated by the catalog: DNS answers them,
+    /// and xDS and NDS use the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vip: Option<std::net::Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vip6: Option<std::net::Ipv6Addr>,
     /// A headless service answers a client in a known zone with that zone's endpoints only
     /// (`meshfleet.io/dns-answers: local-only`); otherwise its zone's first.
     pub local_only: bool,
@@ -141,6 +147,8 @@ impl Default for ServiceDns {
             local_only: false,
             ipv4: true,
             ipv6: false,
+            vip: None,
+            vip6: None,
             named: Vec::new(),
         }
     }

@@ -236,3 +236,56 @@ fn the_changes_name_each_changed_host_once() {
         [("web.team-a.global".to_owned(), false)]
     );
 }
+
+/// Virtual IPs: one per ClusterSetIP service, none for a headless one; another service's
+/// arrival or departure leaves them where they are (barring a hash collision, which these
+/// names do not have), and only the services whose address changed are reported changed.
+#[test]
+fn virtual_ips_follow_the_set_of_services_and_nothing_else() {
+    let mut index = Index::default();
+    let gateway = Origin::cluster("gateway");
+    index.apply(
+        &gateway,
+        cluster("east-1").region("us-east").zone("z1").into(),
+    );
+    for name in ["api", "web"] {
+        index.apply(
+            &gateway,
+            service("team-a", name).port("http", 80).global().into(),
+        );
+    }
+    let mut incremental = Incremental::default();
+    let work = incremental.collect(&index);
+    let catalog = incremental.build(work);
+    incremental.take_changes();
+    let vip = |catalog: &Catalog, host: &str| {
+        catalog
+            .services
+            .iter()
+            .find(|s| s.service.host == host)
+            .and_then(|s| s.service.dns.vip)
+    };
+    let (api, web) = (
+        vip(&catalog, "api.team-a.global"),
+        vip(&catalog, "web.team-a.global"),
+    );
+    assert!(api.is_some() && web.is_some() && api != web);
+
+    // A third service: its own address; the others keep theirs and are not changed.
+    index.apply(
+        &gateway,
+        service("team-a", "db").port("tcp", 5432).global().into(),
+    );
+    let work = incremental.collect(&index);
+    let catalog = incremental.build(work);
+    assert_eq!(vip(&catalog, "api.team-a.global"), api);
+    assert_eq!(vip(&catalog, "web.team-a.global"), web);
+    assert!(vip(&catalog, "db.team-a.global").is_some());
+    let changed: Vec<String> = incremental
+        .take_changes()
+        .into_iter()
+        .map(|(h, _)| h)
+        .collect();
+    assert_eq!(changed, ["db.team-a.global"]);
+    assert_eq!(catalog, Catalog::build(&index), "as a full build allocates");
+}

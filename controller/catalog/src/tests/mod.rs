@@ -1,6 +1,8 @@
 use std::collections::BTreeMap;
 
-use meshfleet_model::{Distribute, Endpoint, Gateway, LocalityLbSetting, Protocol, ServicePort};
+use meshfleet_model::{
+    Distribute, Endpoint, Gateway, LocalityLbSetting, Protocol, ServiceDns, ServicePort,
+};
 
 use super::*;
 use meshfleet_api::fixtures::*;
@@ -133,7 +135,18 @@ fn global_api(ports: Vec<ServicePort>) -> GlobalService {
         ports,
         locality: LocalityPolicy::default(),
         outlier_detection: Some(OutlierDetection::default()),
-        dns: Default::default(),
+        dns: ServiceDns {
+            // The only ClusterSetIP service: its first candidate in Istio's range.
+            vip: match vip::DEFAULT_V4
+                .parse::<vip::Range>()
+                .unwrap()
+                .allocate(["api.team-a.global"])["api.team-a.global"]
+            {
+                std::net::IpAddr::V4(ip) => Some(ip),
+                std::net::IpAddr::V6(_) => None,
+            },
+            ..ServiceDns::default()
+        },
     }
 }
 

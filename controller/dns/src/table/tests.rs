@@ -6,7 +6,6 @@ use meshfleet_model::{
 };
 
 use super::*;
-use crate::vip::{DEFAULT_V4, DEFAULT_V6};
 
 fn endpoint(address: &str, ready: bool) -> Endpoint {
     Endpoint {
@@ -63,13 +62,38 @@ fn mesh(services: Vec<GlobalService>) -> Mesh {
     }
 }
 
-fn table(mesh: &Mesh) -> (NameTable, Vips) {
-    let vips = allocate_vips(
-        mesh,
-        &DEFAULT_V4.parse().unwrap(),
-        &DEFAULT_V6.parse().unwrap(),
-    );
-    (NameTable::build(mesh, &vips), vips)
+/// A service's virtual IPs, as the catalog would have set them.
+#[derive(Clone, Copy, Debug)]
+struct Vips {
+    v4: Option<Ipv4Addr>,
+    v6: Option<Ipv6Addr>,
+}
+
+/// The table of `mesh`, its ClusterSetIP services given virtual IPs first (one per service,
+/// in host order); returns them by host.
+fn table(mesh: &Mesh) -> (NameTable, BTreeMap<String, Vips>) {
+    let mut vips = BTreeMap::new();
+    let mut with_vips = Mesh::default();
+    for (i, (host, svc)) in mesh.services.iter().enumerate() {
+        let mut svc = GlobalService::clone(svc);
+        if !svc.dns.headless {
+            let n = u8::try_from(i + 1).unwrap();
+            svc.dns.vip = svc.dns.ipv4.then(|| Ipv4Addr::new(240, 240, 0, n));
+            svc.dns.vip6 = svc
+                .dns
+                .ipv6
+                .then(|| Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, u16::from(n)));
+            vips.insert(
+                host.clone(),
+                Vips {
+                    v4: svc.dns.vip,
+                    v6: svc.dns.vip6,
+                },
+            );
+        }
+        with_vips.services.insert(host.clone(), Arc::new(svc));
+    }
+    (NameTable::build(&with_vips), vips)
 }
 
 /// The answer's records as text (`A 1.2.3.4`, `SRV 0 50 80 target.`), sorted.
