@@ -346,8 +346,12 @@ impl Incremental {
             if let Some(service) = entry.as_mut().and_then(|e| e.service.as_mut())
                 && (service.service.dns.vip, service.service.dns.vip6) != vips
             {
-                let updated = with_vips(&service.service, vips);
-                Arc::make_mut(service).service = Arc::new(updated);
+                // Fresh from this build: set in place, without copying the endpoints.
+                let entry = Arc::make_mut(service);
+                match Arc::get_mut(&mut entry.service) {
+                    Some(global) => (global.dns.vip, global.dns.vip6) = vips,
+                    None => entry.service = Arc::new(with_vips(&entry.service, vips)),
+                }
             }
         }
         let rebuilt: BTreeSet<String> = work.services.iter().map(|(k, _)| host_of(k)).collect();
