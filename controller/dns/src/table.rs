@@ -130,13 +130,17 @@ impl Records {
     }
 }
 
+/// The names of a mesh while a table is built: lowercase, fully qualified (trailing dot),
+/// including the names between a zone and its records.
+#[derive(Default)]
+struct Names {
+    nodes: HashMap<String, Node>,
+}
+
 /// Every name meshfleet answers for.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NameTable {
-    /// Lowercase, fully qualified names (trailing dot), including the names between a zone
-    /// and its records; only while building.
-    nodes: HashMap<String, Node>,
-    /// What queries read: every name of `nodes` with its records made.
+    /// What queries read: every name with its records.
     records: HashMap<LowerName, Records>,
     /// The zones and their SOA.
     zones: Vec<(LowerName, Record)>,
@@ -147,34 +151,47 @@ pub struct NameTable {
 impl NameTable {
     /// The names of `mesh`; ClusterSetIP services answer the virtual IPs the catalog gave them.
     pub fn build(mesh: &Mesh) -> Self {
-        let mut table = Self::default();
+        let mut names = Names::default();
         for zone in ZONES {
-            table.nodes.entry(zone.to_owned()).or_default();
+            names.nodes.entry(zone.to_owned()).or_default();
         }
         for svc in mesh.services.values() {
-            table.add_service(svc);
+            names.add_service(svc);
         }
-        let names: BTreeMap<&String, &Node> = table.nodes.iter().collect();
+        let sorted: BTreeMap<&String, &Node> = names.nodes.iter().collect();
         let mut hash = Xxh3::new();
-        hash.update(format!("{names:?}").as_bytes());
-        table.serial = (hash.digest() & u64::from(u32::MAX)) as u32;
-        table.zones = ZONES
-            .iter()
-            .filter_map(|z| Some((LowerName::from(Name::from_ascii(z).ok()?), table.soa(z))))
-            .collect();
-        table.records = table
-            .nodes
-            .iter()
-            .filter_map(|(name, node)| {
-                let owner = Name::from_ascii(name).ok()?;
-                Some((LowerName::new(&owner), records_of(node)))
-            })
-            .collect();
-        // Only the records are read from now on.
-        table.nodes = HashMap::new();
-        table
+        for (name, node) in sorted {
+            hash.update(format!("{name}{node:?}").as_bytes());
+        }
+        let serial = (hash.digest() & u64::from(u32::MAX)) as u32;
+        Self {
+            zones: ZONES
+                .iter()
+                .filter_map(|z| Some((LowerName::from(Name::from_ascii(z).ok()?), soa(z, serial))))
+                .collect(),
+            records: names
+                .nodes
+                .iter()
+                .filter_map(|(name, node)| {
+                    let owner = Name::from_ascii(name).ok()?;
+                    Some((LowerName::new(&owner), records_of(node)))
+                })
+                .collect(),
+            serial,
+        }
     }
 
+    /// How many names the table holds (including those between zones and records).
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+impl Names {
     fn add_service(&mut self, svc: &GlobalService) {
         let base =
             format!("{}.{}.svc.clusterset.local.", svc.name, svc.namespace).to_ascii_lowercase();
@@ -246,7 +263,9 @@ impl NameTable {
             rest = parent;
         }
     }
+}
 
+impl NameTable {
     /// The answer to `name` (any case; with or without the trailing dot) of type `ty`, for a
     /// client in `zone` (when known).
     pub fn lookup(&self, name: &str, ty: RecordType, zone: Option<&str>) -> Answer {
@@ -293,30 +312,21 @@ impl NameTable {
             Answer::Records(found)
         }
     }
+}
 
-    /// The SOA of `zone`: its TTL and minimum are the negative-caching TTL.
-    fn soa(&self, zone: &str) -> Record {
-        let name = |s: &str| Name::from_ascii(s).unwrap_or_else(|_| Name::root());
-        let soa = SOA::new(
-            name(&format!("ns.dns.{zone}")),
-            name(&format!("hostmaster.{zone}")),
-            self.serial,
-            7200,
-            1800,
-            86400,
-            TTL,
-        );
-        Record::from_rdata(name(zone), TTL, RData::SOA(soa))
-    }
-
-    /// How many names the table holds (including those between zones and records).
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
+/// The SOA of `zone`: its TTL and minimum are the negative-caching TTL.
+fn soa(zone: &str, serial: u32) -> Record {
+    let name = |s: &str| Name::from_ascii(s).unwrap_or_else(|_| Name::root());
+    let soa = SOA::new(
+        name(&format!("ns.dns.{zone}")),
+        name(&format!("hostmaster.{zone}")),
+        serial,
+        7200,
+        1800,
+        86400,
+        TTL,
+    );
+    Record::from_rdata(name(zone), TTL, RData::SOA(soa))
 }
 
 /// What `node` answers, compact.
