@@ -117,12 +117,18 @@ fn header(output: &str) -> (String, String, u32, u32) {
 }
 
 async fn serve(dir: &Path, extra: &[&str]) -> (tokio::process::Child, SocketAddr) {
+    let (child, _, dns) = serve_xds(dir, extra).await;
+    (child, dns)
+}
+
+/// [`serve`], with the plaintext xDS address too: (controller, xDS, DNS).
+async fn serve_xds(dir: &Path, extra: &[&str]) -> (tokio::process::Child, SocketAddr, SocketAddr) {
     let dns = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
     let dns_text = dns.to_string();
     let mut flags = vec!["--dns-addr", dns_text.as_str()];
     flags.extend_from_slice(extra);
-    let (child, _, _) = meshfleet_testkit::serve_with(dir, &flags).await;
-    (child, dns)
+    let (child, xds, _) = meshfleet_testkit::serve_with(dir, &flags).await;
+    (child, xds, dns)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -415,4 +421,138 @@ async fn other_names_are_forwarded_to_the_upstream_resolver() {
     assert_eq!(status, "NXDOMAIN");
     // The mesh's names are still meshfleet's own.
     assert_eq!(short(dns, "echo.demo.global", "A").len(), 1);
+}
+
+/// `tests/grpc/nds.py` subscribed to the name table as istio-agent is, on `network`: each
+/// response as a JSON line.
+struct NdsSubscriber {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl NdsSubscriber {
+    fn start(xds: SocketAddr, network: &str) -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/grpc/nds.py");
+        let mut child = tokio::process::Command::new(crate::grpc::find_python())
+            .arg(script)
+            .args([&xds.to_string(), network])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        use tokio::io::AsyncBufReadExt;
+        let stdout = child.stdout.take().unwrap();
+        let lines = tokio::io::BufReader::new(stdout).lines();
+        Self { child, lines }
+    }
+
+    /// The next response's table: host → its addresses, sorted.
+    async fn next(&mut self) -> std::collections::BTreeMap<String, Vec<String>> {
+        let line = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
+            .await
+            .expect("a name table within 10 s")
+            .unwrap()
+            .expect("the subscriber is running");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(v.get("error").is_none(), "the stream failed: {line}");
+        assert_eq!(v["resources"], 1, "one name table: {line}");
+        v["table"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(host, info)| {
+                assert_eq!(info["registry"], "Kubernetes", "{line}");
+                let mut ips: Vec<String> = info["ips"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|ip| ip.as_str().unwrap().to_owned())
+                    .collect();
+                ips.sort();
+                (host.clone(), ips)
+            })
+            .collect()
+    }
+
+    /// The first table from now on for which `done` holds (a write may be seen in steps).
+    async fn until(
+        &mut self,
+        done: impl Fn(&std::collections::BTreeMap<String, Vec<String>>) -> bool,
+    ) -> std::collections::BTreeMap<String, Vec<String>> {
+        loop {
+            let table = self.next().await;
+            if done(&table) {
+                return table;
+            }
+        }
+    }
+}
+
+impl Drop for NdsSubscriber {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// An NDS subscriber (grpcio, as istio-agent subscribes) gets the name table with the virtual
+/// IPs DNS answers, and its updates when the directory changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_nds_subscriber_gets_the_name_table_and_its_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fleet.yaml"), FLEET).unwrap();
+    let (_controller, xds, dns) = serve_xds(dir.path(), &[]).await;
+    let mut nds = NdsSubscriber::start(xds, "");
+    let table = nds.next().await;
+    for name in [
+        "echo.demo.global",
+        "echo.demo.svc.clusterset.local",
+        "dual.demo.global",
+        "db.shop.svc.clusterset.local",
+        "db-0.east-1.db.shop.svc.clusterset.local",
+    ] {
+        let mut over_dns = short(dns, name, "A");
+        over_dns.extend(short(dns, name, "AAAA"));
+        over_dns.sort();
+        assert_eq!(table.get(name), Some(&over_dns), "{name}: {table:?}");
+    }
+    assert_eq!(table["dual.demo.global"].len(), 2, "IPv4 and IPv6");
+    assert_eq!(
+        table["db.shop.global"],
+        vec!["10.20.0.5", "10.20.0.6"],
+        "ready endpoints only"
+    );
+    assert!(!table.contains_key("db-2.east-1.db.shop.svc.clusterset.local"));
+
+    // A new service appears in the next table.
+    let added = FLEET
+        .replace("name: echo\n", "name: added\n")
+        .replace("name: echo-east-1", "name: added-east-1")
+        .replace(
+            "kubernetes.io/service-name: echo",
+            "kubernetes.io/service-name: added",
+        );
+    std::fs::write(dir.path().join("added.yaml"), added).unwrap();
+    let table = nds.until(|t| t.contains_key("added.demo.global")).await;
+    let vip = short(dns, "added.demo.global", "A");
+    assert_eq!(vip.len(), 1);
+    assert_eq!(table.get("added.demo.global"), Some(&vip), "{table:?}");
+
+    // A headless endpoint turns unready: the table follows.
+    let fewer = FLEET.replace(
+        "{ addresses: [\"10.20.0.6\"], hostname: db-1 }",
+        "{ addresses: [\"10.20.0.6\"], hostname: db-1, conditions: { ready: false } }",
+    );
+    assert_ne!(fewer, FLEET);
+    std::fs::write(dir.path().join("fleet.yaml.tmp"), fewer).unwrap();
+    std::fs::rename(
+        dir.path().join("fleet.yaml.tmp"),
+        dir.path().join("fleet.yaml"),
+    )
+    .unwrap();
+    let table = nds
+        .until(|t| t.get("db.shop.global").is_some_and(|ips| ips.len() == 1))
+        .await;
+    assert_eq!(table["db.shop.global"], vec!["10.20.0.5"]);
+    assert!(!table.contains_key("db-1.east-1.db.shop.svc.clusterset.local"));
 }

@@ -22,6 +22,7 @@
 mod eds;
 #[cfg(test)]
 pub(crate) mod fixtures;
+mod nds;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -40,6 +41,7 @@ use crate::translate::{
 };
 
 use eds::{EndpointViews, Interner, shared_with};
+use nds::NameTables;
 use snapshot::Resources;
 pub use snapshot::{Change, SHARDS, Snapshot, Subscription, type_index};
 
@@ -77,6 +79,8 @@ struct KeyState {
     listener: Arc<Resource>,
     /// The key's clients have a verified identity: they get the secure clusters.
     secure: bool,
+    /// The key's network: its name table.
+    network: String,
 }
 
 /// The resources every key is served alike, maintained once per mesh change.
@@ -97,6 +101,8 @@ struct Shared {
     /// Every service's endpoints, encoded once per network some key is on: what every key's
     /// load assignments are assembled from.
     endpoints: EndpointViews,
+    /// The name table (NDS) of each network some key is on.
+    names: NameTables,
 }
 
 /// Names one service contributed, per type in [`crate::resource::SNAPSHOT_TYPES`] order (the
@@ -178,6 +184,7 @@ impl SnapshotCache {
         state.keys.retain(|_, k| k.tx.receiver_count() > 0);
         let State { shared, keys, .. } = &mut *state;
         shared.endpoints.retain(keys.keys());
+        shared.names.retain(keys.keys());
         if changed.is_empty() {
             return false;
         }
@@ -209,6 +216,7 @@ impl SnapshotCache {
         state.keys.retain(|_, k| k.tx.receiver_count() > 0);
         let State { mesh, shared, keys } = &mut *state;
         shared.endpoints.ensure(&key.network, mesh);
+        shared.names.ensure(&key.network);
         let others: Vec<Arc<Snapshot>> = keys.values().map(|k| k.current()).collect();
         let (ks, rx) = KeyState::build(key, mesh, shared, &others);
         state.keys.insert(key.clone(), ks);
@@ -312,6 +320,7 @@ const TYPE_CLUSTER: usize = 0;
 const TYPE_ENDPOINT: usize = 1;
 const TYPE_LISTENER: usize = 2;
 const TYPE_ROUTE: usize = 3;
+const TYPE_NAME_TABLE: usize = 5;
 
 /// Services to translate from which the work is spread over threads.
 const PARALLEL_MIN_SERVICES: usize = 16;
@@ -325,6 +334,7 @@ impl Default for Shared {
             contributions: HashMap::new(),
             virtual_hosts: BTreeMap::new(),
             endpoints: EndpointViews::default(),
+            names: NameTables::default(),
         };
         shared.types[TYPE_ROUTE].insert(Arc::new(outbound_route_encoded([])));
         shared
@@ -348,6 +358,7 @@ impl Shared {
             (res, encoded)
         });
         self.endpoints.refresh(&changes);
+        update.changed[TYPE_NAME_TABLE] = self.names.refresh(&changes);
         for ((host, svc), (res, vhosts)) in changes.into_iter().zip(translated) {
             self.replace_service(&mut update, &host, svc.is_some(), res);
             routes_changed |= self.replace_virtual_hosts(&host, vhosts);
@@ -459,6 +470,7 @@ impl KeyState {
         snapshot.types[TYPE_CLUSTER] = shared.clusters(key.secure).clone();
         snapshot.types[TYPE_ROUTE] = shared.types[TYPE_ROUTE].clone();
         snapshot.types[TYPE_LISTENER] = shared.listeners(&listener);
+        snapshot.types[TYPE_NAME_TABLE].insert(shared.names.table(&key.network));
         let services: Vec<&Arc<GlobalService>> = mesh.services.values().collect();
         let parallel = services.len() >= PARALLEL_MIN_SERVICES;
         let eds = par_map(&services, parallel, |svc| {
@@ -477,6 +489,7 @@ impl KeyState {
                 tx,
                 listener,
                 secure,
+                network: key.network.clone(),
             },
             rx,
         )
@@ -514,6 +527,9 @@ impl KeyState {
         }
         if update.changed[TYPE_LISTENER] {
             snapshot.types[TYPE_LISTENER] = shared.listeners(&self.listener);
+        }
+        if update.changed[TYPE_NAME_TABLE] {
+            snapshot.types[TYPE_NAME_TABLE].insert(shared.names.table(&self.network));
         }
         if !changed && !update.changed.contains(&true) {
             return None;

@@ -25,16 +25,19 @@ pub const ENDPOINT: &str = "type.googleapis.com/envoy.config.endpoint.v3.Cluster
 pub const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 pub const ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
 pub const SECRET: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+/// Istio's DNS name table (NDS), for istio-agent's DNS proxy: one resource, without a name.
+pub const NAME_TABLE: &str = "type.googleapis.com/istio.networking.nds.v1.NameTable";
 /// Istio's debug type: the ADS stream answers it with every client's sync status.
 pub const SYNCZ: &str = "istio.io/debug/syncz";
 
 /// How many types a snapshot holds.
-pub const TYPES: usize = 5;
+pub const TYPES: usize = 6;
 
 /// The types a snapshot holds, in the order a new client must receive them: clusters before
 /// their endpoints, listeners before their routes. Secrets are per client, never in the
 /// cache's snapshots: a stream with a verified identity adds its own (`crate::server::Peer`).
-pub const SNAPSHOT_TYPES: [&str; TYPES] = [CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET];
+/// The name table comes last: only istio-agent asks for it, and nothing refers to it.
+pub const SNAPSHOT_TYPES: [&str; TYPES] = [CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, NAME_TABLE];
 
 /// One resource ready to send: its name, its content version and its encoded body.
 #[derive(Clone, Debug, PartialEq)]

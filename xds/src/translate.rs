@@ -23,6 +23,7 @@ mod cluster;
 mod eds;
 mod endpoints;
 mod listener;
+mod nds;
 mod route;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,7 @@ use crate::resource::{self, Resource};
 
 pub use cluster::{SDS_DEFAULT, SDS_ROOT};
 pub use eds::ServiceEndpoints;
+pub use nds::{NameInfo, NameTable, ServiceNames, name_table};
 pub use route::{EncodedVirtualHost, outbound_route_encoded};
 
 /// Name of every client's HTTP listener and of the route configuration it uses.

@@ -94,6 +94,18 @@ impl ServiceBuilder {
         self
     }
 
+    /// A ClusterSetIP service with virtual IP `vip`.
+    pub(crate) fn vip(mut self, vip: &str) -> Self {
+        self.0.dns.vip = Some(vip.parse().expect("an IPv4 address"));
+        self
+    }
+
+    /// A headless service (`clusterIP: None`).
+    pub(crate) fn headless(mut self) -> Self {
+        self.0.dns.headless = true;
+        self
+    }
+
     /// An Istio `localityLbSetting` with `failoverPriority` over `labels`.
     pub(crate) fn failover_priority(mut self, labels: &[&str]) -> Self {
         self.0.locality = LocalityPolicy::Istio(LocalityLbSetting {

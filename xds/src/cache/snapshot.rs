@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
-use crate::resource::{CLUSTER, LISTENER, Resource, SNAPSHOT_TYPES, TYPES};
+use crate::resource::{CLUSTER, LISTENER, NAME_TABLE, Resource, SNAPSHOT_TYPES, TYPES};
 use crate::translate::OUTBOUND;
 
 /// Number of shards per type: enough that one endpoint change copies a few dozen entries of a
@@ -195,7 +195,7 @@ impl Snapshot {
         let Some(i) = type_index(type_url) else {
             return Vec::new();
         };
-        if subscription.wildcard && type_url == CLUSTER {
+        if subscription.wildcard && (type_url == CLUSTER || type_url == NAME_TABLE) {
             return self.types[i].iter().map(|(_, r)| r.clone()).collect();
         }
         let mut names: Vec<&str> = subscription.names.iter().map(|n| &**n).collect();
@@ -314,9 +314,9 @@ impl Subscription {
         sub
     }
 
-    /// Whether `type_url` has a wildcard subscription (CDS and LDS).
+    /// Whether `type_url` has a wildcard subscription (CDS, LDS and the name table).
     pub fn has_wildcard(type_url: &str) -> bool {
-        type_url == CLUSTER || type_url == LISTENER
+        type_url == CLUSTER || type_url == LISTENER || type_url == NAME_TABLE
     }
 
     /// Whether a resource `name` of `type_url` is selected.
@@ -324,7 +324,7 @@ impl Subscription {
         self.names.contains(name)
             || (self.wildcard
                 && match type_url {
-                    CLUSTER => true,
+                    CLUSTER | NAME_TABLE => true,
                     LISTENER => name == OUTBOUND,
                     _ => false,
                 })

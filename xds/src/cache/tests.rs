@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use super::fixtures::*;
 use super::*;
-use crate::resource::{CLUSTER, ENDPOINT, LISTENER, ROUTE, SNAPSHOT_TYPES};
+use crate::resource::{CLUSTER, ENDPOINT, LISTENER, NAME_TABLE, ROUTE, SNAPSHOT_TYPES};
 use crate::translate::OUTBOUND;
 
 fn names(snapshot: &Snapshot, ty: &str) -> BTreeSet<String> {
@@ -33,6 +33,7 @@ fn type_indexes_follow_snapshot_types() {
     assert_eq!(type_index(ENDPOINT), Some(TYPE_ENDPOINT));
     assert_eq!(type_index(LISTENER), Some(TYPE_LISTENER));
     assert_eq!(type_index(ROUTE), Some(TYPE_ROUTE));
+    assert_eq!(type_index(NAME_TABLE), Some(TYPE_NAME_TABLE));
     assert_eq!(type_index("istio.io/debug/syncz"), None);
 }
 
@@ -466,4 +467,71 @@ fn secure_keys_get_the_secure_clusters() {
             .get(CLUSTER, &cluster("echo", 80))
             .is_none()
     );
+}
+
+fn name_table(snapshot: &Snapshot) -> BTreeMap<String, Vec<String>> {
+    use prost::Message;
+    let r = snapshot
+        .get(NAME_TABLE, "")
+        .expect("every snapshot has a name table");
+    let table = crate::translate::NameTable::decode(&*r.body.to_vec()).unwrap();
+    table.table.into_iter().map(|(k, v)| (k, v.ips)).collect()
+}
+
+#[test]
+fn the_name_table_changes_only_with_what_it_answers() {
+    let cache = SnapshotCache::new();
+    let echo = || service("echo").http(80).vip("240.240.0.1");
+    let db = || service("db").headless().tcp(5432);
+    cache.set_mesh(mesh([
+        echo().endpoint("10.0.0.1", "r/z/").build(),
+        db().endpoint("10.0.1.1", "r/z/").build(),
+    ]));
+    let rx = cache.watch(&key("r/z/"));
+    let first = rx.borrow().clone();
+    assert_eq!(first.len(NAME_TABLE), 1);
+    let table = name_table(&first);
+    assert_eq!(table["echo.default.global"], vec!["240.240.0.1"]);
+    assert_eq!(table["db.default.svc.clusterset.local"], vec!["10.0.1.1"]);
+
+    // An endpoint of the ClusterSetIP service moves: EDS changes, the name table does not.
+    cache.set_mesh(mesh([
+        echo().endpoint("10.0.0.2", "r/z/").build(),
+        db().endpoint("10.0.1.1", "r/z/").build(),
+    ]));
+    let second = rx.borrow().clone();
+    assert!(second.generation() > first.generation());
+    assert_eq!(second.version(NAME_TABLE), first.version(NAME_TABLE));
+    assert!(changed(&second, &first, NAME_TABLE).is_empty());
+
+    // The headless service's endpoint moves: the table follows.
+    cache.set_mesh(mesh([
+        echo().endpoint("10.0.0.2", "r/z/").build(),
+        db().endpoint("10.0.1.2", "r/z/").build(),
+    ]));
+    let third = rx.borrow().clone();
+    assert_eq!(
+        changed(&third, &second, NAME_TABLE),
+        vec![(String::new(), true)]
+    );
+    assert_eq!(name_table(&third)["db.default.global"], vec!["10.0.1.2"]);
+
+    // Gone: its names leave the table.
+    cache.set_mesh(mesh([echo().endpoint("10.0.0.2", "r/z/").build()]));
+    let fourth = rx.borrow().clone();
+    assert!(!name_table(&fourth).contains_key("db.default.global"));
+    assert_eq!(name_table(&fourth).len(), 2);
+}
+
+#[test]
+fn keys_on_one_network_share_one_name_table() {
+    let cache = SnapshotCache::new();
+    cache.set_mesh(mesh([service("echo").http(80).vip("240.240.0.1").build()]));
+    let a = cache.watch(&key("r/z/")).borrow().clone();
+    let b = cache.watch(&key("r/y/")).borrow().clone();
+    let (ta, tb) = (
+        a.get(NAME_TABLE, "").unwrap(),
+        b.get(NAME_TABLE, "").unwrap(),
+    );
+    assert!(Arc::ptr_eq(ta, tb));
 }

@@ -33,6 +33,7 @@ const SEND_ERROR_TYPES: [&str; TYPES] = [
     "lds_senderr",
     "rds_senderr",
     "sds_senderr",
+    "nds_senderr",
 ];
 
 /// `pilot_proxy_convergence_time`'s buckets: Istio's (0.1 s to 30 s) with finer ones below,

@@ -17,7 +17,7 @@ use crate::resource::TYPES;
 use crate::server::istio_metrics::IstioMetrics;
 
 /// Short names of [`crate::resource::SNAPSHOT_TYPES`], used as the fixed `type` label values.
-pub const SHORT_TYPES: [&str; TYPES] = ["cds", "eds", "lds", "rds", "sds"];
+pub const SHORT_TYPES: [&str; TYPES] = ["cds", "eds", "lds", "rds", "sds", "nds"];
 
 /// The short name (`cds`, `eds`, `lds`, `rds`) of a snapshot type URL.
 pub fn short_type(type_url: &str) -> Option<&'static str> {

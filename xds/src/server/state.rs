@@ -6,7 +6,7 @@ use std::sync::Arc;
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 
 use crate::cache::{Snapshot, Subscription};
-use crate::resource::{CLUSTER, ENDPOINT, LISTENER, ROUTE, Resource, SNAPSHOT_TYPES};
+use crate::resource::{CLUSTER, ENDPOINT, LISTENER, NAME_TABLE, ROUTE, Resource, SNAPSHOT_TYPES};
 use crate::server::status::{Nack, TypeStatus};
 use crate::server::stream::StreamCtx;
 
@@ -16,9 +16,10 @@ pub(super) fn known_type(type_url: &str) -> Option<&'static str> {
 }
 
 /// CDS and LDS responses carry every subscribed resource (the xDS spec's "state of the world"
-/// rule for those two types); EDS and RDS responses may carry only what changed.
+/// rule for those two types), as does the name table (one resource); EDS and RDS responses may
+/// carry only what changed.
 pub(super) fn is_full_state(type_url: &str) -> bool {
-    type_url == CLUSTER || type_url == LISTENER
+    type_url == CLUSTER || type_url == LISTENER || type_url == NAME_TABLE
 }
 
 /// The type whose resources a resource of `type_url` names: a changed cluster makes Envoy
