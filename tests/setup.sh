@@ -18,8 +18,9 @@ fi
 "$venv/bin/envoy" --version >/dev/null
 
 # Debian packages of the peers the tests run: openssl (certificates are checked with it), dig
-# (DNS answers are checked with it) and dnsmasq (the upstream resolver DNS forwarding is
-# tested against; the package without a system service).
+# (DNS answers are checked with it), dnsmasq (the upstream resolver DNS forwarding is tested
+# against; the package without a system service), and ip and iptables (the virtual IP tests
+# route and capture the VIP range inside network namespaces of their own).
 need_deb() {
   command -v "$1" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" -eq 0 ]; then
@@ -32,3 +33,5 @@ need_deb() {
 need_deb openssl openssl
 need_deb dig bind9-dnsutils
 need_deb dnsmasq dnsmasq-base
+need_deb ip iproute2
+need_deb iptables iptables

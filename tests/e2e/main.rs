@@ -18,3 +18,4 @@ mod propagation;
 mod rebalance;
 mod schedule_agrees;
 mod slow_client;
+mod vip;

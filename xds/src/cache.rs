@@ -81,6 +81,8 @@ struct KeyState {
     secure: bool,
     /// The key's network: its name table.
     network: String,
+    /// The key's clients get the listeners of virtual IPs bound.
+    bind_vips: bool,
 }
 
 /// The resources every key is served alike, maintained once per mesh change.
@@ -92,6 +94,9 @@ struct Shared {
     /// CDS as clients with a verified identity get it: a service's secure variant of a cluster
     /// where it has one (mTLS to east-west gateways), else the same resource as in `types`.
     secure_clusters: Resources,
+    /// LDS as clients without capture get it: the listeners of virtual IPs bound to their
+    /// addresses, the API listeners the same as in `types`.
+    bound_listeners: Resources,
     /// Per host, the resource names its service contributed, so a change can remove the names
     /// the service no longer has. Its load assignments are named like its clusters.
     contributions: HashMap<String, Contribution>,
@@ -331,6 +336,7 @@ impl Default for Shared {
         let mut shared = Self {
             types: Default::default(),
             secure_clusters: Resources::default(),
+            bound_listeners: Resources::default(),
             contributions: HashMap::new(),
             virtual_hosts: BTreeMap::new(),
             endpoints: EndpointViews::default(),
@@ -383,37 +389,42 @@ impl Shared {
         let old = self.contributions.remove(host).unwrap_or_default();
         let SharedResources {
             clusters,
-            mut secure_clusters,
-            api_listeners,
+            secure_clusters,
+            mut api_listeners,
             api_routes,
+            service_listeners,
+            bound_service_listeners,
             ..
         } = res;
+        api_listeners.extend(service_listeners);
         let mut new = Contribution::default();
+        // Per type: the resources every key gets, and those some keys get instead (named alike).
         let lists = [
-            (TYPE_CLUSTER, clusters),
-            (TYPE_LISTENER, api_listeners),
-            (TYPE_ROUTE, api_routes),
+            (TYPE_CLUSTER, clusters, secure_clusters),
+            (TYPE_LISTENER, api_listeners, bound_service_listeners),
+            (TYPE_ROUTE, api_routes, Vec::new()),
         ];
-        for (ty, list) in lists {
-            let resources = &mut self.types[ty];
+        for (ty, list, mut variants) in lists {
             for r in list {
                 let r = Arc::new(r);
-                if ty == TYPE_CLUSTER {
-                    let secure = match secure_clusters.iter().position(|s| s.name == r.name) {
-                        Some(i) => Arc::new(secure_clusters.swap_remove(i)),
+                if let Some(other) = self.variant_of(ty) {
+                    let variant = match variants.iter().position(|s| s.name == r.name) {
+                        Some(i) => Arc::new(variants.swap_remove(i)),
                         None => r.clone(),
                     };
-                    update.changed[ty] |= self.secure_clusters.insert(secure).1;
+                    update.changed[ty] |= other.insert(variant).1;
                 }
-                let (name, changed) = resources.insert(r);
+                let (name, changed) = self.types[ty].insert(r);
                 update.changed[ty] |= changed;
                 new.names[ty].push(name);
             }
             for name in &old.names[ty] {
                 if !new.names[ty].contains(name) {
-                    update.changed[ty] |= resources.remove(name);
+                    update.changed[ty] |= self.types[ty].remove(name);
+                    if let Some(other) = self.variant_of(ty) {
+                        other.remove(name);
+                    }
                     if ty == TYPE_CLUSTER {
-                        self.secure_clusters.remove(name);
                         update.stale.push(name.clone());
                     }
                 }
@@ -436,6 +447,16 @@ impl Shared {
         true
     }
 
+    /// The resources of type `ty` that some keys get instead of `types[ty]`: CDS for secure
+    /// keys, LDS for keys that bind virtual IPs.
+    fn variant_of(&mut self, ty: usize) -> Option<&mut Resources> {
+        match ty {
+            TYPE_CLUSTER => Some(&mut self.secure_clusters),
+            TYPE_LISTENER => Some(&mut self.bound_listeners),
+            _ => None,
+        }
+    }
+
     /// CDS for clients with (`secure`) or without a verified identity.
     fn clusters(&self, secure: bool) -> &Resources {
         if secure {
@@ -445,9 +466,15 @@ impl Shared {
         }
     }
 
-    /// The shared listeners plus `outbound`: copies only the shard `outbound` lands in.
-    fn listeners(&self, outbound: &Arc<Resource>) -> Resources {
-        let mut listeners = self.types[TYPE_LISTENER].clone();
+    /// The shared listeners (with virtual IPs bound: `bind`) plus `outbound`: copies only the
+    /// shard `outbound` lands in.
+    fn listeners(&self, outbound: &Arc<Resource>, bind: bool) -> Resources {
+        let shared = if bind {
+            &self.bound_listeners
+        } else {
+            &self.types[TYPE_LISTENER]
+        };
+        let mut listeners = shared.clone();
         listeners.insert(outbound.clone());
         listeners
     }
@@ -469,7 +496,7 @@ impl KeyState {
         };
         snapshot.types[TYPE_CLUSTER] = shared.clusters(key.secure).clone();
         snapshot.types[TYPE_ROUTE] = shared.types[TYPE_ROUTE].clone();
-        snapshot.types[TYPE_LISTENER] = shared.listeners(&listener);
+        snapshot.types[TYPE_LISTENER] = shared.listeners(&listener, key.bind_vips);
         snapshot.types[TYPE_NAME_TABLE].insert(shared.names.table(&key.network));
         let services: Vec<&Arc<GlobalService>> = mesh.services.values().collect();
         let parallel = services.len() >= PARALLEL_MIN_SERVICES;
@@ -490,6 +517,7 @@ impl KeyState {
                 listener,
                 secure,
                 network: key.network.clone(),
+                bind_vips: key.bind_vips,
             },
             rx,
         )
@@ -526,7 +554,7 @@ impl KeyState {
             snapshot.types[TYPE_ROUTE] = shared.types[TYPE_ROUTE].clone();
         }
         if update.changed[TYPE_LISTENER] {
-            snapshot.types[TYPE_LISTENER] = shared.listeners(&self.listener);
+            snapshot.types[TYPE_LISTENER] = shared.listeners(&self.listener, self.bind_vips);
         }
         if update.changed[TYPE_NAME_TABLE] {
             snapshot.types[TYPE_NAME_TABLE].insert(shared.names.table(&self.network));

@@ -40,6 +40,7 @@ use crate::resource::{self, Resource};
 
 pub use cluster::{SDS_DEFAULT, SDS_ROOT};
 pub use eds::ServiceEndpoints;
+pub use listener::{is_service_listener, service_listener_name};
 pub use nds::{NameInfo, NameTable, ServiceNames, name_table};
 pub use route::{EncodedVirtualHost, outbound_route_encoded};
 
@@ -61,6 +62,12 @@ pub struct SharedResources {
     pub api_listeners: Vec<Resource>,
     /// RDS for those API listeners, named like them.
     pub api_routes: Vec<Resource>,
+    /// LDS `<VIP>_<port>` per port of a service with virtual IPs, reached by the hand-off
+    /// from [`OUTBOUND`] (captured connections).
+    pub service_listeners: Vec<Resource>,
+    /// The same listeners bound to their addresses, for clients without capture
+    /// ([`ClientKey::bind_vips`]), named alike.
+    pub bound_service_listeners: Vec<Resource>,
 }
 
 /// Everything one global service contributes to one client's snapshot: [`translate_shared`]
@@ -78,6 +85,8 @@ pub struct ServiceResources {
     pub api_listeners: Vec<Resource>,
     /// RDS for those API listeners, named like them.
     pub api_routes: Vec<Resource>,
+    /// LDS `<VIP>_<port>`, bound or not as `key` asks.
+    pub service_listeners: Vec<Resource>,
 }
 
 /// Translates `svc` for the clients that share `key`.
@@ -91,6 +100,8 @@ pub fn translate_service(svc: &GlobalService, key: &ClientKey) -> ServiceResourc
         virtual_hosts,
         api_listeners,
         api_routes,
+        service_listeners,
+        bound_service_listeners,
     } = translate_shared(svc);
     if key.secure {
         for secure in secure_clusters {
@@ -105,6 +116,11 @@ pub fn translate_service(svc: &GlobalService, key: &ClientKey) -> ServiceResourc
         virtual_hosts,
         api_listeners,
         api_routes,
+        service_listeners: if key.bind_vips {
+            bound_service_listeners
+        } else {
+            service_listeners
+        },
     }
 }
 
@@ -113,6 +129,7 @@ pub fn translate_service(svc: &GlobalService, key: &ClientKey) -> ServiceResourc
 pub fn translate_shared(svc: &GlobalService) -> SharedResources {
     let ports = unique_ports(svc);
     let default_port = default_http_port(ports.values().copied());
+    let addresses = virtual_ips(svc);
     let mut out = SharedResources::default();
     for port in ports.values() {
         let name = svc.cluster_name(port.port);
@@ -123,11 +140,31 @@ pub fn translate_shared(svc: &GlobalService) -> SharedResources {
         }
         out.clusters
             .push(Resource::new(&name, resource::CLUSTER, &cluster));
-        if port.protocol != Protocol::Tcp {
+        let http = port.protocol != Protocol::Tcp;
+        if http {
             out.add_http_routing(svc, port.port, Some(port.port) == default_port, &name);
+        }
+        if !addresses.is_empty() {
+            for (bind, list) in [
+                (false, &mut out.service_listeners),
+                (true, &mut out.bound_service_listeners),
+            ] {
+                let l = listener::service_listener(&addresses, port.port, http, &name, bind);
+                list.push(Resource::new(&l.name, resource::LISTENER, &l));
+            }
         }
     }
     out
+}
+
+/// The virtual IPs of `svc` as listener addresses, IPv4 first; none for a headless service.
+fn virtual_ips(svc: &GlobalService) -> Vec<String> {
+    if svc.dns.headless {
+        return Vec::new();
+    }
+    let v4 = svc.dns.vip.map(|ip| ip.to_string());
+    let v6 = svc.dns.vip6.map(|ip| ip.to_string());
+    v4.into_iter().chain(v6).collect()
 }
 
 /// EDS for the clients of `key`: one `ClusterLoadAssignment` per port of `svc`, in port order,
@@ -153,8 +190,21 @@ impl SharedResources {
         cluster: &str,
     ) {
         let names = service_names(svc);
+        // Requests to a virtual IP carry it as their authority (IPv6 in brackets).
+        let vips: Vec<String> = virtual_ips(svc)
+            .into_iter()
+            .map(|ip| {
+                if ip.contains(':') {
+                    format!("[{ip}]")
+                } else {
+                    ip
+                }
+            })
+            .collect();
+        let mut domains = names.clone();
+        domains.extend(vips.iter().map(String::as_str));
         self.virtual_hosts.push(route::service_virtual_host(
-            &names,
+            &domains,
             port,
             with_bare_names,
             cluster,

@@ -305,4 +305,7 @@ pub struct ClientKey {
     /// The client has a verified identity and its certificate over SDS (the mTLS port): it
     /// reaches other networks' east-west gateways with Istio's mutual TLS.
     pub secure: bool,
+    /// The client's connections are not captured (Istio's `INTERCEPTION_MODE: NONE`): the
+    /// listeners of virtual IPs bind their addresses instead of waiting for a hand-off.
+    pub bind_vips: bool,
 }

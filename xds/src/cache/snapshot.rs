@@ -12,7 +12,7 @@ use std::time::Instant;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
 use crate::resource::{CLUSTER, LISTENER, NAME_TABLE, Resource, SNAPSHOT_TYPES, TYPES};
-use crate::translate::OUTBOUND;
+use crate::translate::{OUTBOUND, is_service_listener};
 
 /// Number of shards per type: enough that one endpoint change copies a few dozen entries of a
 /// 10,000-cluster snapshot, few enough that an empty snapshot stays small.
@@ -195,13 +195,14 @@ impl Snapshot {
         let Some(i) = type_index(type_url) else {
             return Vec::new();
         };
-        if subscription.wildcard && (type_url == CLUSTER || type_url == NAME_TABLE) {
-            return self.types[i].iter().map(|(_, r)| r.clone()).collect();
+        if subscription.wildcard {
+            return self.types[i]
+                .iter()
+                .filter(|(name, _)| subscription.matches(type_url, name))
+                .map(|(_, r)| r.clone())
+                .collect();
         }
         let mut names: Vec<&str> = subscription.names.iter().map(|n| &**n).collect();
-        if subscription.wildcard && type_url == LISTENER && !subscription.names.contains(OUTBOUND) {
-            names.push(OUTBOUND);
-        }
         names.sort_unstable();
         names
             .into_iter()
@@ -276,9 +277,10 @@ fn diff_shard<'a>(now: &'a Shard, before: &'a Shard, out: &mut Vec<Change<'a>>) 
 
 /// Which resources of one type a client asked for.
 ///
-/// Wildcard semantics (meshfleet's): CDS wildcard = every cluster; LDS wildcard = only the
-/// `meshfleet_outbound` listener (API listeners for proxyless gRPC are served by name); EDS and
-/// RDS are by name only.
+/// Wildcard semantics (meshfleet's): CDS wildcard = every cluster; LDS wildcard = the
+/// `meshfleet_outbound` listener and the listeners of virtual IPs (`<VIP>_<port>`; API
+/// listeners for proxyless gRPC are served by name); the name table's = its one resource; EDS
+/// and RDS are by name only.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Subscription {
     /// The client subscribed to the type's wildcard (empty initial list, or `*`).
@@ -325,7 +327,7 @@ impl Subscription {
             || (self.wildcard
                 && match type_url {
                     CLUSTER | NAME_TABLE => true,
-                    LISTENER => name == OUTBOUND,
+                    LISTENER => name == OUTBOUND || is_service_listener(name),
                     _ => false,
                 })
     }

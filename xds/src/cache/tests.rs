@@ -535,3 +535,43 @@ fn keys_on_one_network_share_one_name_table() {
     );
     assert!(Arc::ptr_eq(ta, tb));
 }
+
+#[test]
+fn listeners_of_virtual_ips_are_bound_only_for_keys_without_capture() {
+    use envoy_types::pb::envoy::config::listener::v3::Listener;
+    use prost::Message;
+    let cache = SnapshotCache::new();
+    let db = || service("db").tcp(5432).vip("240.240.0.3");
+    cache.set_mesh(mesh([db().endpoint("10.0.0.1", "r/z/").build()]));
+    let captured = cache.watch(&key("r/z/")).borrow().clone();
+    let unbound = ClientKey {
+        bind_vips: true,
+        ..key("r/z/")
+    };
+    let rx = cache.watch(&unbound);
+    let bound = rx.borrow().clone();
+    let freebind = |s: &Snapshot| {
+        let r = s
+            .get(LISTENER, "240.240.0.3_5432")
+            .expect("the VIP's listener");
+        Listener::decode(&*r.body.to_vec()).unwrap().freebind
+    };
+    assert_eq!(freebind(&captured), None);
+    assert!(freebind(&bound).is_some_and(|b| b.value));
+    let wildcard: BTreeSet<String> = bound
+        .resources(LISTENER, &Subscription::wildcard())
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    assert_eq!(
+        wildcard,
+        BTreeSet::from([OUTBOUND.to_owned(), "240.240.0.3_5432".to_owned()])
+    );
+
+    // The service goes: its listener leaves both variants.
+    cache.set_mesh(mesh([]));
+    let after = rx.borrow().clone();
+    assert!(after.get(LISTENER, "240.240.0.3_5432").is_none());
+    let captured = cache.watch(&key("r/z/")).borrow().clone();
+    assert!(captured.get(LISTENER, "240.240.0.3_5432").is_none());
+}

@@ -72,6 +72,7 @@ pub(super) fn client(locality: &str, labels: Labels) -> ClientKey {
         listener_port: 15001,
         labels,
         secure: false,
+        bind_vips: false,
     }
 }
 

@@ -15,6 +15,8 @@ pub const META_LABELS: &str = "LABELS";
 /// istio-agent's name for the cluster a proxy runs in, and for its Kubernetes node.
 pub(super) const META_CLUSTER_ID: &str = "CLUSTER_ID";
 pub(super) const META_NODE_NAME: &str = "NODE_NAME";
+/// Istio's capture mode: `REDIRECT` (the default), `TPROXY` or `NONE` (no capture).
+pub(super) const META_INTERCEPTION_MODE: &str = "INTERCEPTION_MODE";
 
 /// `meshfleet_outbound` listens here unless the node says otherwise.
 pub const DEFAULT_LISTENER_PORT: u32 = 15001;
@@ -44,6 +46,10 @@ pub struct NodeInfo {
     pub labels: BTreeMap<String, String>,
     /// Set by the stream when the transport verified the client and SDS serves it.
     pub secure: bool,
+    /// `INTERCEPTION_MODE: NONE`: nothing captures the client's connections, so the listeners
+    /// of virtual IPs bind their addresses. Any other value is capture, as Istio reads it
+    /// (`Proxy.GetInterceptionMode`: an unknown mode is `REDIRECT`).
+    pub bind_vips: bool,
 }
 
 impl NodeInfo {
@@ -73,6 +79,7 @@ impl NodeInfo {
             listener_port: listener_port(meta.fields.get(META_LISTENER_PORT))?,
             labels,
             secure: false,
+            bind_vips: text(META_INTERCEPTION_MODE) == "NONE",
         })
     }
 
@@ -84,6 +91,7 @@ impl NodeInfo {
             listener_port: self.listener_port,
             labels: restrict_labels(&self.labels, label_keys),
             secure: self.secure,
+            bind_vips: self.bind_vips,
         }
     }
 }
@@ -262,6 +270,7 @@ mod tests {
                 listener_port: 18080,
                 labels: BTreeMap::from([("tier".to_owned(), "gold".to_owned())]),
                 secure: false,
+                bind_vips: false,
             }
         );
         assert_eq!(info.id, n.id);

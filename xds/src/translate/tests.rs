@@ -7,18 +7,24 @@ use envoy_types::pb::envoy::config::cluster::v3::cluster::{
     ClusterDiscoveryType, CommonLbConfig, DiscoveryType, EdsClusterConfig, LbPolicy,
     common_lb_config::{LocalityConfigSpecifier, LocalityWeightedLbConfig},
 };
+use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use envoy_types::pb::envoy::config::core::v3::{
     Address, Metadata, SocketAddress, address, socket_address,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint as EnvoyEndpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
 };
-use envoy_types::pb::envoy::config::listener::v3::{ApiListener, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{
+    ApiListener, Listener, filter, listener_filter,
+};
 use envoy_types::pb::envoy::config::route::v3::{
     Route, RouteAction, RouteConfiguration, RouteMatch, route, route_action, route_match,
 };
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
 use envoy_types::pb::envoy::r#type::v3::Percent;
-use envoy_types::pb::google::protobuf::{Duration, Struct, UInt32Value, Value, value};
+use envoy_types::pb::google::protobuf::{
+    Any, BoolValue, Duration, Struct, UInt32Value, Value, value,
+};
 
 use super::cluster::{HTTP_PROTOCOL_OPTIONS, outlier_detection};
 use super::listener::http_connection_manager;
@@ -406,15 +412,177 @@ fn outbound_listener_is_http_on_the_client_port_with_rds_over_ads() {
     );
     let filter = &listener.filter_chains[0].filters[0];
     assert_eq!(filter.name, "envoy.filters.network.http_connection_manager");
-    let Some(envoy_types::pb::envoy::config::listener::v3::filter::ConfigType::TypedConfig(any)) =
-        &filter.config_type
-    else {
+    let Some(filter::ConfigType::TypedConfig(any)) = &filter.config_type else {
         panic!("filter has a typed config");
     };
     assert_eq!(any, &to_any(&http_connection_manager(OUTBOUND, OUTBOUND)));
     assert_eq!(
         any.type_url,
         "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+    );
+}
+
+#[test]
+fn outbound_listener_hands_captured_connections_to_their_original_destination() {
+    let listener = decode::<Listener>(&outbound_listener(&key("r1/z1")));
+    assert_eq!(listener.use_original_dst, Some(BoolValue { value: true }));
+    let filter = &listener.listener_filters[0];
+    assert_eq!(filter.name, "envoy.filters.listener.original_dst");
+    let Some(listener_filter::ConfigType::TypedConfig(any)) = &filter.config_type else {
+        panic!("original_dst has a typed config");
+    };
+    assert_eq!(
+        any.type_url,
+        "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"
+    );
+}
+
+fn with_vips(mut svc: GlobalService, v4: Option<&str>, v6: Option<&str>) -> GlobalService {
+    svc.dns.vip = v4.map(|ip| ip.parse().unwrap());
+    svc.dns.vip6 = v6.map(|ip| ip.parse().unwrap());
+    svc
+}
+
+fn filter_config(listener: &Listener) -> &Any {
+    let Some(filter::ConfigType::TypedConfig(any)) =
+        &listener.filter_chains[0].filters[0].config_type
+    else {
+        panic!("filter has a typed config");
+    };
+    any
+}
+
+fn socket(addr: &Option<Address>) -> (String, u32) {
+    let Some(Address {
+        address: Some(address::Address::SocketAddress(s)),
+    }) = addr
+    else {
+        panic!("a socket address");
+    };
+    let Some(socket_address::PortSpecifier::PortValue(port)) = s.port_specifier else {
+        panic!("a port");
+    };
+    (s.address.clone(), port)
+}
+
+#[test]
+fn a_virtual_ip_gets_a_listener_per_port_tcp_proxied_or_routed() {
+    let svc = with_vips(
+        service(vec![
+            port(80, Protocol::Http, vec![]),
+            port(5432, Protocol::Tcp, vec![]),
+        ]),
+        Some("240.240.0.7"),
+        Some("2001:2::7"),
+    );
+    let out = translate_shared(&svc);
+    assert_eq!(
+        names(&out.service_listeners),
+        ["240.240.0.7_80", "240.240.0.7_5432"]
+    );
+    assert_eq!(
+        names(&out.bound_service_listeners),
+        names(&out.service_listeners)
+    );
+
+    let http = decode::<Listener>(&out.service_listeners[0]);
+    assert_eq!(socket(&http.address), ("240.240.0.7".to_owned(), 80));
+    assert_eq!(
+        socket(&http.additional_addresses[0].address),
+        ("2001:2::7".to_owned(), 80)
+    );
+    assert_eq!(http.bind_to_port, Some(BoolValue { value: false }));
+    assert_eq!(http.freebind, None);
+    assert_eq!(http.traffic_direction, TrafficDirection::Outbound as i32);
+    assert_eq!(
+        filter_config(&http),
+        &to_any(&http_connection_manager(
+            "outbound_240.240.0.7_80",
+            OUTBOUND
+        ))
+    );
+
+    let tcp = decode::<Listener>(&out.service_listeners[1]);
+    assert_eq!(socket(&tcp.address), ("240.240.0.7".to_owned(), 5432));
+    let proxy = TcpProxy::decode(&*filter_config(&tcp).value).unwrap();
+    assert_eq!(
+        proxy.cluster_specifier,
+        Some(tcp_proxy::ClusterSpecifier::Cluster(
+            "outbound|5432||echo.demo.global".to_owned()
+        ))
+    );
+
+    let bound = decode::<Listener>(&out.bound_service_listeners[1]);
+    assert_eq!(bound.bind_to_port, None, "binds (Envoy's default)");
+    assert_eq!(bound.freebind, Some(BoolValue { value: true }));
+    assert_eq!(
+        Listener {
+            bind_to_port: None,
+            freebind: None,
+            ..bound
+        },
+        Listener {
+            bind_to_port: None,
+            ..tcp
+        },
+        "otherwise the same listener"
+    );
+
+    // The route answers requests to the virtual IPs as to the names.
+    let domains = &out.virtual_hosts[0].domains;
+    for d in [
+        "240.240.0.7:80",
+        "240.240.0.7",
+        "[2001:2::7]:80",
+        "[2001:2::7]",
+    ] {
+        assert!(domains.iter().any(|x| x == d), "{d} in {domains:?}");
+    }
+    assert!(is_service_listener("240.240.0.7_80"));
+    assert!(is_service_listener("2001:2::7_80"));
+    assert!(!is_service_listener("echo.demo.global:80"));
+    assert!(!is_service_listener(OUTBOUND));
+}
+
+#[test]
+fn an_ipv6_only_or_headless_service_and_one_without_a_vip() {
+    let v6 = with_vips(
+        service(vec![port(80, Protocol::Http, vec![])]),
+        None,
+        Some("2001:2::9"),
+    );
+    let out = translate_shared(&v6);
+    assert_eq!(names(&out.service_listeners), ["2001:2::9_80"]);
+    let listener = decode::<Listener>(&out.service_listeners[0]);
+    assert_eq!(socket(&listener.address), ("2001:2::9".to_owned(), 80));
+    assert!(listener.additional_addresses.is_empty());
+
+    let mut headless = with_vips(
+        service(vec![port(80, Protocol::Http, vec![])]),
+        Some("240.240.0.9"),
+        None,
+    );
+    headless.dns.headless = true;
+    assert!(translate_shared(&headless).service_listeners.is_empty());
+    let none = service(vec![port(80, Protocol::Http, vec![])]);
+    assert!(translate_shared(&none).service_listeners.is_empty());
+}
+
+#[test]
+fn the_key_chooses_bound_or_handed_off_listeners() {
+    let svc = with_vips(
+        service(vec![port(5432, Protocol::Tcp, vec![])]),
+        Some("240.240.0.7"),
+        None,
+    );
+    let mut k = key("r1/z1");
+    let handed = translate_service(&svc, &k).service_listeners;
+    k.bind_vips = true;
+    let bound = translate_service(&svc, &k).service_listeners;
+    assert_eq!(decode::<Listener>(&handed[0]).freebind, None);
+    assert_eq!(
+        decode::<Listener>(&bound[0]).freebind,
+        Some(BoolValue { value: true })
     );
 }
 

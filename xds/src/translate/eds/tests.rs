@@ -118,6 +118,7 @@ fn key(locality: &str, network: &str, labels: &[(&str, &str)]) -> ClientKey {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         secure: false,
+        bind_vips: false,
     }
 }
 
