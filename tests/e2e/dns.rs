@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use meshfleet_demo::envoy::free_port;
 
-const FLEET: &str = r#"
+pub(crate) const FLEET: &str = r#"
 apiVersion: meshfleet.io/v1alpha1
 kind: Cluster
 metadata: { name: east-1 }
@@ -70,7 +70,7 @@ endpoints:
 "#;
 
 /// `dig` against `server` with `args`; its whole output.
-fn dig(server: SocketAddr, args: &[&str]) -> String {
+pub(crate) fn dig(server: SocketAddr, args: &[&str]) -> String {
     let out = Command::new("dig")
         .arg(format!("@{}", server.ip()))
         .args(["-p", &server.port().to_string(), "+time=2", "+tries=1"])
@@ -82,7 +82,7 @@ fn dig(server: SocketAddr, args: &[&str]) -> String {
 }
 
 /// `dig +short`: the answers' data, sorted.
-fn short(server: SocketAddr, name: &str, ty: &str) -> Vec<String> {
+pub(crate) fn short(server: SocketAddr, name: &str, ty: &str) -> Vec<String> {
     let mut lines: Vec<String> = dig(server, &["+short", name, ty])
         .lines()
         .map(str::to_owned)
@@ -92,7 +92,7 @@ fn short(server: SocketAddr, name: &str, ty: &str) -> Vec<String> {
 }
 
 /// (status, flags, answer count, authority count) from dig's header lines.
-fn header(output: &str) -> (String, String, u32, u32) {
+pub(crate) fn header(output: &str) -> (String, String, u32, u32) {
     let status = output
         .split("status: ")
         .nth(1)
@@ -116,7 +116,7 @@ fn header(output: &str) -> (String, String, u32, u32) {
     (status, flags, count("ANSWER"), count("AUTHORITY"))
 }
 
-async fn serve(dir: &Path, extra: &[&str]) -> (tokio::process::Child, SocketAddr) {
+pub(crate) async fn serve(dir: &Path, extra: &[&str]) -> (tokio::process::Child, SocketAddr) {
     let (child, _, dns) = serve_xds(dir, extra).await;
     (child, dns)
 }

@@ -8,6 +8,7 @@ mod bad_input;
 mod ca;
 mod damage;
 mod dns;
+mod dns_abuse;
 mod envoy;
 mod examples;
 mod grpc;

@@ -362,4 +362,4 @@ fn add_address(node: &mut Node, address: &str) -> Option<IpAddr> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

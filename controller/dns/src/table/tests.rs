@@ -64,14 +64,14 @@ fn mesh(services: Vec<GlobalService>) -> Mesh {
 
 /// A service's virtual IPs, as the catalog would have set them.
 #[derive(Clone, Copy, Debug)]
-struct Vips {
+pub(crate) struct Vips {
     v4: Option<Ipv4Addr>,
     v6: Option<Ipv6Addr>,
 }
 
 /// The table of `mesh`, its ClusterSetIP services given virtual IPs first (one per service,
 /// in host order); returns them by host.
-fn table(mesh: &Mesh) -> (NameTable, BTreeMap<String, Vips>) {
+pub(crate) fn table(mesh: &Mesh) -> (NameTable, BTreeMap<String, Vips>) {
     let mut vips = BTreeMap::new();
     let mut with_vips = Mesh::default();
     for (i, (host, svc)) in mesh.services.iter().enumerate() {
@@ -109,7 +109,7 @@ fn texts(answer: &Answer) -> Vec<String> {
     out
 }
 
-fn two_services() -> Mesh {
+pub(crate) fn two_services() -> Mesh {
     let dual = ServiceDns {
         ipv6: true,
         ..ServiceDns::default()
