@@ -116,6 +116,31 @@ pub(crate) fn header(output: &str) -> (String, String, u32, u32) {
     (status, flags, count("ANSWER"), count("AUTHORITY"))
 }
 
+/// dnsmasq answering on `addr` (loopback) from `records` (its `--address=/name/ip` flags)
+/// alone: no resolv.conf, no hosts file. Killed when dropped.
+pub(crate) fn dnsmasq(addr: SocketAddr, records: &[&str]) -> tokio::process::Child {
+    let dnsmasq = ["dnsmasq", "/usr/sbin/dnsmasq"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("--version").output().is_ok())
+        .expect("dnsmasq is installed (tests/setup.sh)");
+    tokio::process::Command::new(dnsmasq)
+        .args([
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+        ])
+        .args(["--listen-address", &addr.ip().to_string()])
+        .args(["--port", &addr.port().to_string()])
+        .args(records)
+        .args(["--pid-file=", "--user=root"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
 pub(crate) async fn serve(dir: &Path, extra: &[&str]) -> (tokio::process::Child, SocketAddr) {
     let (child, _, dns) = serve_xds(dir, extra).await;
     (child, dns)
@@ -373,33 +398,13 @@ async fn other_names_are_forwarded_to_the_upstream_resolver() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("fleet.yaml"), FLEET).unwrap();
     let upstream = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
-    let dnsmasq = ["dnsmasq", "/usr/sbin/dnsmasq"]
-        .into_iter()
-        .find(|p| Command::new(p).arg("--version").output().is_ok())
-        .expect("dnsmasq is installed (tests/setup.sh)");
-    let _upstream = tokio::process::Command::new(dnsmasq)
-        .args([
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-        ])
-        .args([
-            "--listen-address",
-            "127.0.0.1",
-            "--port",
-            &upstream.port().to_string(),
-        ])
-        .args([
+    let _upstream = dnsmasq(
+        upstream,
+        &[
             "--address=/outside.example/192.0.2.77",
             "--address=/gone.example/",
-        ])
-        .args(["--pid-file=", "--user=root"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        ],
+    );
     let up = upstream.to_string();
     let (_controller, dns) = serve(dir.path(), &["--dns-upstream", &up]).await;
 

@@ -93,3 +93,59 @@ async fn example_bootstrap_gets_direct_and_gateway_endpoints() {
         ]
     );
 }
+
+/// The example with west's east-west gateway given by hostname: meshfleet resolves it through
+/// the upstream resolver (a dnsmasq the test runs), an Envoy on net-east gets the resolved
+/// address as west's gateway endpoint, and a new answer for the name moves it once the (short)
+/// TTL runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_hostname_is_resolved_and_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(example()).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replace(
+            "eastWestGateway: { address: 10.1.0.10, port: 15443 }",
+            "eastWestGateway: { address: gw-west.example, port: 15443 }",
+        );
+        std::fs::write(dir.path().join(path.file_name().unwrap()), text).unwrap();
+    }
+    let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
+    let mut resolver = crate::dns::dnsmasq(upstream, &["--address=/gw-west.example/10.1.0.77"]);
+    let up = upstream.to_string();
+    let flags = ["--dns-upstream", &up, "--gateway-min-ttl", "500ms"];
+    let (_controller, xds_addr, admin) = support::serve_with(dir.path(), &flags).await;
+    let config = EnvoyConfig {
+        node_id: "envoy-us-east-1a".into(),
+        locality: Locality::new("us-east", "us-east-1a", ""),
+        network: "net-east".into(),
+        xds_addr,
+        listener_port: free_port().unwrap(),
+        admin_port: free_port().unwrap(),
+        api: AdsApi::Delta,
+        certs: None,
+    };
+    let envoy = Envoy::start(config, None).await.expect("envoy");
+    let through = |gateway: &'static str| {
+        let envoy = &envoy;
+        move || async move {
+            let seen = hosts(envoy).await?;
+            let west =
+                format!("outbound|80||echo.demo.global {gateway}:15443 weight=2 zone=us-west-2a");
+            anyhow::ensure!(seen.contains(&west), "{seen:?}");
+            Ok(seen)
+        }
+    };
+    eventually(Duration::from_secs(30), through("10.1.0.77"))
+        .await
+        .unwrap();
+
+    // The name now answers another address: the gateway endpoint follows.
+    resolver.kill().await.unwrap();
+    let _resolver = crate::dns::dnsmasq(upstream, &["--address=/gw-west.example/10.1.0.78"]);
+    eventually(Duration::from_secs(30), through("10.1.0.78"))
+        .await
+        .unwrap();
+    let problems = support::admin(admin, "/debug/problems").await.unwrap();
+    assert!(!problems.contains("gw-west.example"), "{problems}");
+}

@@ -164,9 +164,12 @@ impl Cluster {
     /// The east-west gateway: `spec.eastWestGateway`, else the `meshfleet.io/east-west-gateway`
     /// annotation (`host[:port]`, port 15443 by default).
     ///
+    /// The address is an IP, or a hostname (a cloud load balancer's DNS name, as Istio's
+    /// `meshNetworks` allow) that `meshfleet run` resolves and refreshes by its TTL.
+    ///
     /// # Errors
-    /// The annotation does not parse, the address is not an IP (Envoy takes only IPs in
-    /// endpoints), or the port is out of range; the message says why.
+    /// The annotation does not parse, the address is neither an IP nor a valid hostname, or
+    /// the port is out of range; the message says why.
     pub fn east_west_gateway(&self) -> Result<Option<EastWestGateway>, GatewayError> {
         let gateway = match &self.spec.east_west_gateway {
             Some(gateway) => Some(gateway.clone()),
@@ -177,10 +180,11 @@ impl Cluster {
                 .transpose()?,
         };
         if let Some(gateway) = &gateway {
-            if let Err(source) = gateway.address.parse::<std::net::IpAddr>() {
+            if gateway.address.parse::<std::net::IpAddr>().is_err()
+                && !is_hostname(&gateway.address)
+            {
                 return Err(GatewayError::ParseAddress {
                     address: gateway.address.clone(),
-                    source,
                 });
             }
             if !(1..=65535).contains(&gateway.port) {
@@ -206,16 +210,41 @@ pub enum GatewayError {
     /// The annotation's port is not a number in 1..=65535.
     #[error("{value:?}: port {port:?} is not in 1..=65535")]
     ParsePort { value: String, port: String },
-    /// The address is not an IP: Envoy takes only IPs in endpoints.
-    #[error("east-west gateway {address:?} is not an IP address (hostnames are not resolved)")]
-    ParseAddress {
-        address: String,
-        #[source]
-        source: std::net::AddrParseError,
-    },
+    /// The address is neither an IP nor a hostname.
+    #[error(
+        "east-west gateway {address:?} is neither an IP address nor a hostname (RFC 1123 labels \
+         of letters, digits and '-', at most 63 bytes each and 253 in all)"
+    )]
+    ParseAddress { address: String },
     /// The port is out of range.
     #[error("east-west gateway port {port} is not in 1..=65535")]
     CheckPort { port: u32 },
+}
+
+impl EastWestGateway {
+    /// The address when it is a hostname (to be resolved), not an IP.
+    pub fn hostname(&self) -> Option<&str> {
+        self.address
+            .parse::<std::net::IpAddr>()
+            .is_err()
+            .then_some(self.address.as_str())
+    }
+}
+
+/// An RFC 1123 hostname: dot-separated labels of ASCII letters, digits and `-`, not starting
+/// or ending with `-`, 1 to 63 bytes each, 253 in all (a trailing dot allowed).
+fn is_hostname(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 /// `host`, `host:port`, `[v6]` or `[v6]:port`.

@@ -112,7 +112,7 @@ fn east_west_gateway_from_annotation() {
 }
 
 #[test]
-fn east_west_gateway_must_be_an_ip_with_a_port_in_range() {
+fn east_west_gateway_is_an_ip_or_a_hostname_with_a_port_in_range() {
     let gateway = |spec: &str| {
         let yaml = format!(
             "apiVersion: meshfleet.io/v1alpha1\nkind: Cluster\nmetadata: {{name: west-1}}\nspec:\n  eastWestGateway: {spec}\n"
@@ -122,10 +122,25 @@ fn east_west_gateway_must_be_an_ip_with_a_port_in_range() {
         };
         cluster.east_west_gateway().map_err(|e| e.to_string())
     };
-    assert_eq!(
-        gateway("{address: a1b2.elb.amazonaws.com}"),
-        Err("east-west gateway \"a1b2.elb.amazonaws.com\" is not an IP address (hostnames are not resolved)".to_owned())
-    );
+    let elb = gateway("{address: a1b2.elb.amazonaws.com}")
+        .unwrap()
+        .unwrap();
+    assert_eq!(elb.hostname(), Some("a1b2.elb.amazonaws.com"));
+    assert_eq!(elb.port, 15443);
+    for bad in [
+        "\"bad_name.example\"",
+        "\"-lead.example\"",
+        "\"a..b\"",
+        "\"\"",
+    ] {
+        let err = gateway(&format!("{{address: {bad}}}")).unwrap_err();
+        assert!(
+            err.contains("is neither an IP address nor a hostname"),
+            "{bad}: {err}"
+        );
+    }
+    let long = format!("{{address: {}.example}}", "a".repeat(64));
+    assert!(gateway(&long).is_err(), "a 64-byte label");
     assert_eq!(
         gateway("{address: 10.9.9.9, port: 0}"),
         Err("east-west gateway port 0 is not in 1..=65535".to_owned())
@@ -136,6 +151,13 @@ fn east_west_gateway_must_be_an_ip_with_a_port_in_range() {
             address: "2001:db8::1".to_owned(),
             port: 15443
         }))
+    );
+    assert_eq!(
+        gateway("{address: \"2001:db8::1\"}")
+            .unwrap()
+            .unwrap()
+            .hostname(),
+        None
     );
 }
 

@@ -30,7 +30,7 @@ use meshfleet_model::problem::{Problem, Source};
 use meshfleet_model::{GlobalService, parallel};
 
 use crate::istio::Rules;
-use crate::topology::Topology;
+use crate::topology::{GatewayAddresses, Topology};
 use crate::vip::{DEFAULT_V4, DEFAULT_V6, Range};
 use crate::{
     Catalog, CatalogService, Export, ExportReason, Parts, build_service, global_annotation,
@@ -70,6 +70,10 @@ pub struct Incremental {
     changed: BTreeMap<String, Option<Arc<GlobalService>>>,
     /// Virtual IPs of the ClusterSetIP services.
     vips: Vips,
+    /// What the east-west gateways given by hostname resolved to.
+    gateway_addresses: GatewayAddresses,
+    /// The addresses changed since the topology was last read: read it again.
+    gateways_moved: bool,
 }
 
 /// The virtual IPs of the catalog's ClusterSetIP services: allocated from the whole set of
@@ -247,9 +251,9 @@ impl Incremental {
                 }
             }
         }
-        let topology = clusters_changed.then(|| {
+        let topology = (clusters_changed || std::mem::take(&mut self.gateways_moved)).then(|| {
             let mut problems = Vec::new();
-            let topology = Topology::new(index.clusters(), &mut problems);
+            let topology = Topology::new(index.clusters(), &self.gateway_addresses, &mut problems);
             dirty.extend(self.moved(&topology));
             (topology, problems)
         });
@@ -307,6 +311,18 @@ impl Incremental {
             },
             ..Self::default()
         }
+    }
+
+    /// Takes what the east-west gateway hostnames resolve to now; the next
+    /// [`Incremental::collect`] reads the topology again if that changed anything. Returns
+    /// whether it did.
+    pub fn set_gateway_addresses(&mut self, addresses: GatewayAddresses) -> bool {
+        if addresses == self.gateway_addresses {
+            return false;
+        }
+        self.gateway_addresses = addresses;
+        self.gateways_moved = true;
+        true
     }
 
     /// Builds the services `work` names (on every core), and returns the whole catalog.

@@ -39,6 +39,7 @@ use meshfleet_model::problem::{Problem, Source};
 
 pub use incremental::{Incremental, ServiceKey, Work};
 pub use tiers::{DEFAULT_TIERS, TierWeightsError, format_tier_weights, parse_tier_weights};
+pub use topology::{GatewayAddresses, gateway_hostnames};
 
 /// The catalog at one moment. Serializes as `{"services": [...], "problems": [...]}`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

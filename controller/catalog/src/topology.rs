@@ -1,6 +1,7 @@
 //! Where each member cluster is: its locality, its network, and each network's east-west gateway.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use meshfleet_model::{Gateway, Locality};
@@ -26,11 +27,30 @@ pub(super) struct Topology {
     gateways: BTreeMap<Arc<str>, Arc<Gateway>>,
 }
 
+/// The addresses each east-west gateway hostname resolved to (sorted, IPv4 first); a name
+/// absent or without addresses has none yet.
+pub type GatewayAddresses = BTreeMap<String, Vec<IpAddr>>;
+
+/// The hostnames the Clusters give as east-west gateways: what is to be resolved.
+pub fn gateway_hostnames<'a>(
+    clusters: impl IntoIterator<Item = &'a Arc<Cluster>>,
+) -> BTreeSet<String> {
+    clusters
+        .into_iter()
+        .filter_map(|c| c.east_west_gateway().ok().flatten())
+        .filter_map(|g| {
+            g.hostname()
+                .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+        })
+        .collect()
+}
+
 impl Topology {
     /// From every Cluster, in name order (so "the first cluster with a gateway" is
-    /// deterministic).
+    /// deterministic); a gateway given by hostname takes its `resolved` addresses.
     pub(crate) fn new<'a>(
         clusters: impl IntoIterator<Item = &'a Arc<Cluster>>,
+        resolved: &GatewayAddresses,
         problems: &mut Vec<Problem>,
     ) -> Self {
         let mut topology = Self::default();
@@ -40,17 +60,47 @@ impl Topology {
                 network: Arc::from(cluster.network()),
                 cluster: Arc::from(cluster.name()),
             };
+            let at = || {
+                if cluster.spec.east_west_gateway.is_some() {
+                    "spec.eastWestGateway".to_owned()
+                } else {
+                    format!("metadata.annotations[\"{ANNOTATION_EAST_WEST_GATEWAY}\"]")
+                }
+            };
             match cluster.east_west_gateway() {
+                Ok(Some(_)) if topology.gateways.contains_key(&site.network) => {}
                 Ok(Some(gateway)) => {
-                    topology
-                        .gateways
-                        .entry(site.network.clone())
-                        .or_insert_with(|| {
-                            Arc::new(Gateway {
-                                address: gateway.address,
-                                port: gateway.port,
-                            })
-                        });
+                    let addresses: Vec<String> = match gateway.hostname() {
+                        None => vec![gateway.address.clone()],
+                        Some(host) => {
+                            let key = host.trim_end_matches('.').to_ascii_lowercase();
+                            let ips = resolved.get(&key).map(Vec::as_slice).unwrap_or_default();
+                            ips.iter().map(ToString::to_string).collect()
+                        }
+                    };
+                    let Some((first, rest)) = addresses.split_first() else {
+                        problems.push(
+                            Problem::new(
+                                Source::object("Cluster", "", cluster.name()),
+                                format!(
+                                    "east-west gateway {:?} has no address yet (resolving it); \
+                                     no east-west gateway until it has",
+                                    gateway.address
+                                ),
+                            )
+                            .at(at()),
+                        );
+                        topology.sites.insert(cluster.name().to_owned(), site);
+                        continue;
+                    };
+                    topology.gateways.insert(
+                        site.network.clone(),
+                        Arc::new(Gateway {
+                            address: first.clone(),
+                            port: gateway.port,
+                            additional_addresses: rest.into(),
+                        }),
+                    );
                 }
                 Ok(None) => {}
                 Err(message) => problems.push(
@@ -58,11 +108,7 @@ impl Topology {
                         Source::object("Cluster", "", cluster.name()),
                         format!("{message}; no east-west gateway"),
                     )
-                    .at(if cluster.spec.east_west_gateway.is_some() {
-                        "spec.eastWestGateway".to_owned()
-                    } else {
-                        format!("metadata.annotations[\"{ANNOTATION_EAST_WEST_GATEWAY}\"]")
-                    }),
+                    .at(at()),
                 ),
             }
             topology.sites.insert(cluster.name().to_owned(), site);

@@ -15,6 +15,7 @@ pub mod apply;
 pub mod bindings;
 pub mod cacerts;
 pub mod fs;
+pub mod gateways;
 pub mod mtls;
 pub mod process;
 pub mod run;
@@ -92,6 +93,11 @@ pub struct DnsArgs {
     /// local-only`).
     #[arg(long, value_name = "ZONE=CIDR")]
     pub dns_client_zone: Vec<meshfleet_dns::zones::ClientZones>,
+    /// Least time an east-west gateway hostname's addresses are kept before it is resolved
+    /// again (a shorter TTL is raised to this, a longer one cut to an hour), as Istio's
+    /// `MinGatewayTTL`; a failed lookup keeps the last addresses and is retried after it.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub gateway_min_ttl: Duration,
 }
 
 impl Default for DnsArgs {
@@ -105,6 +111,7 @@ impl Default for DnsArgs {
                 .expect("a valid range"),
             dns_upstream: Vec::new(),
             dns_client_zone: Vec::new(),
+            gateway_min_ttl: gateways::MIN_TTL,
         }
     }
 }

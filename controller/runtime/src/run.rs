@@ -147,6 +147,23 @@ impl Controller {
             ));
 
         let (changed_tx, changed_rx) = watch::channel(0);
+        // Woken when what the catalog is built from changes outside the index (gateway names).
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let gateway_resolver = match meshfleet_dns::server::gateway_resolver(&args.dns.dns_upstream)
+        {
+            Ok(resolver) => Some(crate::gateways::resolve_loop(
+                index.clone(),
+                catalog.clone(),
+                resolver,
+                changed_rx.clone(),
+                wake.clone(),
+                args.dns.gateway_min_ttl,
+            )),
+            Err(error) => {
+                tracing::warn!(%error, "east-west gateways given by hostname are not resolved");
+                None
+            }
+        };
         let mut tasks = vec![
             tokio::spawn(while_alive(
                 state.alive("config source"),
@@ -155,7 +172,10 @@ impl Controller {
             tokio::spawn(while_alive(
                 state.alive("reconcile loop"),
                 reconcile_loop(
-                    changed_rx,
+                    Triggers {
+                        changed: changed_rx,
+                        wake,
+                    },
                     index,
                     catalog,
                     cache,
@@ -174,6 +194,12 @@ impl Controller {
                 meshfleet_dns::server::serve(dns_udp, dns_tcp, dns_handler),
             )),
         ];
+        if let Some(resolve) = gateway_resolver {
+            tasks.push(tokio::spawn(while_alive(
+                state.alive("gateway resolver"),
+                resolve,
+            )));
+        }
         if let (Some(listener), Some(ca), Some(secrets)) = (xds_tls, mesh_ca, secrets) {
             tasks.push(tokio::spawn(secrets.renew_loop()));
             tasks.push(tokio::spawn(while_alive(
@@ -241,10 +267,18 @@ struct Propagation {
     store: BindingStore,
 }
 
+/// What makes the reconcile loop build the catalog again.
+struct Triggers {
+    /// The index changed (the config source bumps it).
+    changed: watch::Receiver<u64>,
+    /// Something else the catalog reads changed (east-west gateway addresses).
+    wake: Arc<tokio::sync::Notify>,
+}
+
 /// Rebuilds the catalog (and propagates) whenever the index changes, and propagates again on a
 /// tick. Bursts of changes are coalesced by the watch channel: only the latest state is built.
 async fn reconcile_loop(
-    mut changed: watch::Receiver<u64>,
+    Triggers { mut changed, wake }: Triggers,
     index: Arc<Mutex<Index>>,
     catalog: Arc<Mutex<Incremental>>,
     cache: SnapshotCache,
@@ -262,6 +296,7 @@ async fn reconcile_loop(
                 }
                 true
             }
+            () = wake.notified() => true,
             _ = tick.tick(), if propagation.is_some() => false,
         };
         let (index, catalog) = (index.clone(), catalog.clone());

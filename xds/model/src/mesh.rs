@@ -85,10 +85,14 @@ pub struct Endpoint {
 }
 
 /// An east-west gateway: where traffic for another network enters it.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Gateway {
     pub address: String,
     pub port: u32,
+    /// The other addresses of a gateway given by hostname (it resolved to several): Envoy
+    /// tries them when `address` does not answer.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub additional_addresses: Box<[String]>,
 }
 
 /// A port of a global service with the endpoints that serve it.

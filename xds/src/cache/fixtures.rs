@@ -89,6 +89,7 @@ impl ServiceBuilder {
             ep.gateway = Some(Arc::new(crate::model::Gateway {
                 address: gateway.to_owned(),
                 port: 15443,
+                ..Default::default()
             }));
         }
         self

@@ -50,19 +50,8 @@ pub(super) fn groups<'a>(
         let group = pending.entry(&*ep.locality).or_default();
         if same_or_unset(&ep.network, network) {
             let mut direct = lb_endpoint(&ep.address, ep.port, ep.weight.max(1));
-            if !ep.additional_addresses.is_empty()
-                && let Some(lb_endpoint::HostIdentifier::Endpoint(endpoint)) =
-                    &mut direct.host_identifier
-            {
-                // A dual-stack pod is one host; Envoy connects to whichever address answers.
-                endpoint.additional_addresses = ep
-                    .additional_addresses
-                    .iter()
-                    .map(|address| AdditionalAddress {
-                        address: Some(socket(address, ep.port)),
-                    })
-                    .collect();
-            }
+            // A dual-stack pod is one host; Envoy connects to whichever address answers.
+            add_addresses(&mut direct, &ep.additional_addresses, ep.port);
             group.direct.push(direct);
             if with_labels {
                 group.direct_labels.push(ep.labels.clone());
@@ -166,6 +155,20 @@ fn lb_endpoint(address: &str, port: u32, weight: u32) -> LbEndpoint {
     }
 }
 
+/// Gives `ep` the other `addresses` of its host, on `port`.
+fn add_addresses(ep: &mut LbEndpoint, addresses: &[String], port: u32) {
+    if let (false, Some(lb_endpoint::HostIdentifier::Endpoint(endpoint))) =
+        (addresses.is_empty(), &mut ep.host_identifier)
+    {
+        endpoint.additional_addresses = addresses
+            .iter()
+            .map(|address| AdditionalAddress {
+                address: Some(socket(address, port)),
+            })
+            .collect();
+    }
+}
+
 /// Endpoint metadata that picks a cluster's transport socket.
 const TRANSPORT_SOCKET_MATCH: &str = "envoy.transport_socket_match";
 
@@ -174,6 +177,8 @@ const TRANSPORT_SOCKET_MATCH: &str = "envoy.transport_socket_match";
 /// other clients the mark matches nothing.
 fn gateway_endpoint(gateway: &Gateway, weight: u32) -> LbEndpoint {
     let mut ep = lb_endpoint(&gateway.address, gateway.port, weight);
+    // A gateway hostname that resolved to several addresses: Envoy tries the others too.
+    add_addresses(&mut ep, &gateway.additional_addresses, gateway.port);
     ep.metadata = Some(Metadata {
         filter_metadata: [(TRANSPORT_SOCKET_MATCH.to_owned(), tls_mode_istio())].into(),
         ..Default::default()
@@ -224,6 +229,7 @@ mod tests {
         ep.gateway = Some(Arc::new(Gateway {
             address: gateway.to_owned(),
             port: 15443,
+            ..Default::default()
         }));
         ep.weight = weight;
         ep

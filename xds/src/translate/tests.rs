@@ -72,6 +72,7 @@ fn endpoint(ip: &str, locality: &str, network: &str) -> Endpoint {
         gateway: Some(Arc::new(Gateway {
             address: format!("gw-{network}"),
             port: 15443,
+            ..Default::default()
         })),
         labels: Default::default(),
     }

@@ -289,3 +289,91 @@ fn virtual_ips_follow_the_set_of_services_and_nothing_else() {
     assert_eq!(changed, ["db.team-a.global"]);
     assert_eq!(catalog, Catalog::build(&index), "as a full build allocates");
 }
+
+#[test]
+fn a_gateway_hostname_takes_the_addresses_it_resolved_to() {
+    let mut index = Index::default();
+    let origin = Origin::cluster("gateway");
+    index.apply(
+        &origin,
+        cluster("east-1")
+            .region("us-east")
+            .zone("z1")
+            .network("net-a")
+            .into(),
+    );
+    index.apply(
+        &origin,
+        cluster("west-1")
+            .region("us-west")
+            .zone("z2")
+            .network("net-b")
+            .gateway("GW.Example.", 15443)
+            .into(),
+    );
+    index.apply(
+        &origin,
+        service("team-a", "api").port("http", 80).global().into(),
+    );
+    index.apply(
+        &origin,
+        slice("team-a", "api-1", "api", "west-1")
+            .port("http", 8080)
+            .endpoint("10.1.0.1")
+            .into(),
+    );
+    assert_eq!(
+        gateway_hostnames(index.clusters()),
+        BTreeSet::from(["gw.example".to_owned()]),
+        "lowercase, without the trailing dot"
+    );
+    let gateway_of = |catalog: &Catalog| {
+        catalog.services[0].service.ports[0].endpoints[0]
+            .gateway
+            .as_deref()
+            .cloned()
+    };
+    let mut incremental = Incremental::default();
+    let work = incremental.collect(&index);
+    let catalog = incremental.build(work);
+    assert_eq!(gateway_of(&catalog), None, "not resolved yet");
+    assert!(
+        catalog
+            .problems
+            .iter()
+            .any(|p| p.to_string().contains("\"GW.Example.\" has no address yet")),
+        "{:?}",
+        catalog.problems
+    );
+
+    let resolved = |ips: &[&str]| {
+        GatewayAddresses::from([(
+            "gw.example".to_owned(),
+            ips.iter().map(|ip| ip.parse().unwrap()).collect(),
+        )])
+    };
+    assert!(incremental.set_gateway_addresses(resolved(&["192.0.2.7", "2001:db8::7"])));
+    assert!(!incremental.set_gateway_addresses(resolved(&["192.0.2.7", "2001:db8::7"])));
+    let work = incremental.collect(&index);
+    assert!(!work.is_empty(), "the topology is read again");
+    let catalog = incremental.build(work);
+    assert_eq!(
+        gateway_of(&catalog),
+        Some(Gateway {
+            address: "192.0.2.7".to_owned(),
+            port: 15443,
+            additional_addresses: vec!["2001:db8::7".to_owned()].into(),
+        })
+    );
+    assert!(
+        incremental
+            .take_changes()
+            .iter()
+            .any(|(h, _)| h == "api.team-a.global")
+    );
+
+    // Resolved to nothing (the name is gone): no gateway again.
+    incremental.set_gateway_addresses(resolved(&[]));
+    let work = incremental.collect(&index);
+    assert_eq!(gateway_of(&incremental.build(work)), None);
+}

@@ -72,6 +72,7 @@ fn ep(cluster: &str, address: &str, port: u32) -> Endpoint {
             Some(Gateway {
                 address: "192.0.2.1".to_owned(),
                 port: 15443,
+                ..Default::default()
             }),
         ),
         "west-1" => (
@@ -82,6 +83,7 @@ fn ep(cluster: &str, address: &str, port: u32) -> Endpoint {
             Some(Gateway {
                 address: "192.0.2.10".to_owned(),
                 port: 15443,
+                ..Default::default()
             }),
         ),
         other => panic!("no cluster {other} in the fleet"),

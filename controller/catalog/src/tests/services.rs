@@ -230,7 +230,8 @@ fn endpoints_carry_the_gateway_of_their_network() {
                 "east-1",
                 Some(&Gateway {
                     address: "10.0.0.2".to_owned(),
-                    port: 15443
+                    port: 15443,
+                    ..Default::default()
                 })
             ),
             ("west-1", None)

@@ -66,6 +66,7 @@ fn endpoint(ip: &str, locality: &str, network: &str, weight: u32) -> Endpoint {
         gateway: Some(Arc::new(Gateway {
             address: format!("gw-{network}"),
             port: 15443,
+            ..Default::default()
         })),
         labels: labels(&[("topology.istio.io/network", network), ("app", parity)]),
     }
