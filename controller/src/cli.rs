@@ -36,6 +36,9 @@ pub enum Command {
     Render(RenderArgs),
     /// Print the NameService catalog: every exported service with its endpoints.
     Catalog(CatalogArgs),
+    /// The traffic split a client locality gets for a service, now or after a failure
+    /// (`--without-zone`, `--without-cluster`, `--unready`), as its Envoy computes it.
+    Explain(crate::explain::ExplainArgs),
     /// The two-zone demo: backends, the controller and one Envoy per zone, live.
     Demo(meshfleet_demo::DemoArgs),
     /// The fleet's certificate authority: root, per-cluster intermediates (Istio's `cacerts`).
@@ -102,12 +105,15 @@ pub fn main() -> ExitCode {
         Command::Schedule(args) => schedule(&args),
         Command::Render(args) => render(&args),
         Command::Catalog(args) => catalog(&args),
+        Command::Explain(args) => load(&args.config)
+            .and_then(|index| crate::explain::run(&args, &index))
+            .and_then(|text| write_stdout(&text)),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(meshfleet_demo::run(args))),
         Command::Ca(command) => crate::ca::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) if error.is::<Incomplete>() => {
+        Err(error) if error.is::<Incomplete>() || error.is::<crate::explain::Refused>() => {
             eprintln!("meshfleet: {error}");
             ExitCode::from(2)
         }

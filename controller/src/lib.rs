@@ -4,3 +4,4 @@
 
 pub mod ca;
 pub mod cli;
+pub mod explain;

@@ -11,6 +11,7 @@ mod dns;
 mod dns_abuse;
 mod envoy;
 mod examples;
+mod explain;
 mod grpc;
 mod metrics;
 mod mtls;

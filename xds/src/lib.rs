@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cache;
+pub mod explain;
 pub mod locality;
 pub mod resource;
 pub mod server;

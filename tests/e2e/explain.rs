@@ -1,0 +1,171 @@
+//! `meshfleet explain` against a real Envoy: the split it predicts after a failure is the one
+//! Envoy then gives, within a point; and bad questions exit 2 with a clear message.
+
+use std::process::Command;
+
+use meshfleet_demo::envoy::AdsApi;
+use meshfleet_testkit::{self as support, EAST, Mesh, WEST};
+
+/// `meshfleet explain --config DIR ARGS... -o json`: the percent per zone.
+fn predict(config: &std::path::Path, args: &[&str]) -> std::collections::BTreeMap<String, f64> {
+    let out = Command::new(support::meshfleet_bin())
+        .arg("explain")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let split: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut zones = std::collections::BTreeMap::new();
+    for l in split["localities"].as_array().unwrap() {
+        let zone = l["locality"]["zone"].as_str().unwrap().to_owned();
+        *zones.entry(zone).or_insert(0.0) += l["percent"].as_f64().unwrap();
+    }
+    zones
+}
+
+/// Half of the client's zone dies (cluster east-1's three backends of six): the prediction,
+/// 99 × 0.7 against 1 (the zone's availability is 1.4 × 3/6), is what Envoy measures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_predicted_split_after_a_cluster_fails_is_what_envoy_gives() {
+    let mesh = Mesh::start().await;
+    let envoy = mesh.envoy(EAST, AdsApi::Sotw).await;
+    let from = format!("us-east/{EAST}");
+    let before = predict(&mesh.fleet.dir, &["echo.demo.global", "--from", &from]);
+    assert_eq!((before[EAST], before[WEST]), (99.0, 1.0));
+    let after = predict(
+        &mesh.fleet.dir,
+        &[
+            "echo.demo.global",
+            "--from",
+            &from,
+            "--without-cluster",
+            "east-1",
+        ],
+    );
+    let expected = 100.0 * 99.0 * 0.7 / (99.0 * 0.7 + 1.0);
+    assert!((after[EAST] - expected).abs() < 0.05, "{after:?}");
+
+    for backend in &mesh.fleet.backends[0] {
+        backend.stop();
+    }
+    // Outlier detection ejects the dead hosts as requests meet them.
+    support::send(&envoy, 300).await;
+    let tally = support::send(&envoy, 6000).await;
+    let measured = tally.share(WEST);
+    eprintln!(
+        "predicted {:.2}% west, measured {measured:.2}% ({:?}, {} failed)",
+        after[WEST], tally.zones, tally.failed
+    );
+    assert!(
+        (measured - after[WEST]).abs() <= 1.0,
+        "predicted {:.2}% west, Envoy gave {measured:.2}%: {:?}",
+        after[WEST],
+        tally.zones
+    );
+}
+
+#[test]
+fn bad_questions_exit_2_with_what_is_wrong() {
+    let example = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/two-zone");
+    let run = |args: &[&str]| {
+        let out = Command::new(support::meshfleet_bin())
+            .arg("explain")
+            .arg("--config")
+            .arg(&example)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let east = "us-east/us-east-1a";
+    for (args, says) in [
+        (
+            vec!["nope.demo.global", "--from", east],
+            "no global service \"nope.demo.global\"",
+        ),
+        (
+            vec!["echo.demo.global", "--from", "mars/x"],
+            "no cluster is in locality \"mars/x\"",
+        ),
+        (
+            vec!["echo.demo.global:81", "--from", east],
+            "has no port 81",
+        ),
+        (
+            vec![
+                "echo.demo.global",
+                "--from",
+                east,
+                "--without-cluster",
+                "nope",
+            ],
+            "--without-cluster \"nope\": no such Cluster",
+        ),
+        (
+            vec!["echo.demo.global", "--from", east, "--without-zone", "z9"],
+            "--without-zone \"z9\": no such zone",
+        ),
+    ] {
+        let (code, stderr) = run(&args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    // The clusterset name works as well as the .global one.
+    let (code, stderr) = run(&["orders.shop.svc.clusterset.local", "--from", east]);
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+/// Istio's failover (a DestinationRule): the client's zone at priority 0. Half of it dies:
+/// priority 0 keeps 1.4 × 3/6 = 70% of the load and 30% spills to the next priority, as
+/// predicted and as Envoy measures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_predicted_priority_spill_over_is_what_envoy_gives() {
+    let rule = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: echo\n  \
+                namespace: demo\nspec:\n  host: echo.demo.global\n  trafficPolicy:\n    \
+                loadBalancer:\n      localityLbSetting:\n        enabled: true\n    \
+                outlierDetection:\n      consecutive5xxErrors: 1\n      interval: 1s\n      \
+                baseEjectionTime: 60s\n      maxEjectionPercent: 100\n";
+    let mesh = Mesh::start_with(meshfleet_demo::fleet::two_zones(), |fleet| {
+        std::fs::write(fleet.dir.join("rule.yaml"), rule).unwrap();
+    })
+    .await;
+    let envoy = mesh.envoy(EAST, AdsApi::Delta).await;
+    let from = format!("us-east/{EAST}");
+    let args = [
+        "echo.demo.global",
+        "--from",
+        &from,
+        "--without-cluster",
+        "east-1",
+    ];
+    let after = predict(&mesh.fleet.dir, &args);
+    assert_eq!((after[EAST], after[WEST]), (70.0, 30.0), "{after:?}");
+
+    for backend in &mesh.fleet.backends[0] {
+        backend.stop();
+    }
+    support::send(&envoy, 300).await;
+    // 20,000 requests: the binomial spread of a 30% share is 0.3 points.
+    let tally = support::send(&envoy, 20_000).await;
+    let measured = tally.share(WEST);
+    eprintln!(
+        "predicted {:.2}% west, measured {measured:.2}% ({:?}, {} failed)",
+        after[WEST], tally.zones, tally.failed
+    );
+    assert!(
+        (measured - after[WEST]).abs() <= 1.0,
+        "predicted {:.2}% west, Envoy gave {measured:.2}%: {:?}",
+        after[WEST],
+        tally.zones
+    );
+}
