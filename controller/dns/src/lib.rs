@@ -5,12 +5,14 @@
 //!
 //! ```text
 //!  Mesh (virtual IPs from the catalog) ──NameTable::build (table: pure)──> NameTable
-//!    ──watch──> server::DnsHandler (UDP, TCP; a client's zone from `zones`)
+//!    ──watch──> server::DnsHandler (UDP: `udp`'s receive loops answer from the table in
+//!               place; TCP: hickory-server; a client's zone from `zones`)
 //!                                                              └─ other names: hickory-resolver
 //! ```
 
 pub mod server;
 pub mod table;
+pub mod udp;
 pub mod zones;
 
 pub use table::{Answer, NameTable, same_answers};

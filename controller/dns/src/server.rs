@@ -27,7 +27,7 @@ const TCP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one upstream query may take (tried twice).
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 /// EDNS payload size meshfleet advertises (the DNS flag day's 1232 bytes).
-const EDNS_PAYLOAD: u16 = 1232;
+pub(crate) const EDNS_PAYLOAD: u16 = 1232;
 /// Forwarded queries waiting for an upstream, over all clients and per client address: a
 /// flood of names outside the mesh is refused beyond these, instead of holding a task and a
 /// lookup per query for seconds. Answers from the table are never limited.
@@ -156,13 +156,50 @@ impl DnsHandler {
     }
 }
 
-/// Serves `handler` on `udp` and `tcp` until the process ends.
+/// Serves `handler` on `udp` and `tcp` until the process ends: UDP in meshfleet's own receive
+/// loops (`crate::udp`), TCP through hickory-server.
 pub async fn serve(udp: UdpSocket, tcp: TcpListener, handler: DnsHandler) {
-    let mut server = hickory_server::Server::new(handler);
-    server.register_socket(udp);
+    let handler = Arc::new(handler);
+    let mut server = hickory_server::Server::new(Shared(handler.clone()));
     server.register_listener(tcp, TCP_TIMEOUT, 64);
-    if let Err(error) = server.block_until_done().await {
-        tracing::error!(%error, "DNS server stopped");
+    tokio::select! {
+        () = crate::udp::serve_udp(udp, handler) => tracing::error!("DNS over UDP stopped"),
+        done = server.block_until_done() => if let Err(error) = done {
+            tracing::error!(%error, "DNS over TCP stopped");
+        },
+    }
+}
+
+/// The handler, shared by the UDP loops and hickory-server's TCP side.
+struct Shared(Arc<DnsHandler>);
+
+#[async_trait::async_trait]
+impl RequestHandler for Shared {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        self.0
+            .handle_request::<R, T>(request, response_handle)
+            .await
+    }
+}
+
+impl DnsHandler {
+    /// The zone of a client at `ip`, if known.
+    pub(crate) fn zone_of(&self, ip: std::net::IpAddr) -> Option<&str> {
+        self.zones.zone_of(ip)
+    }
+
+    /// The table as it is now.
+    pub(crate) fn table(&self) -> Arc<NameTable> {
+        self.table.borrow().clone()
+    }
+
+    /// Whether names outside the mesh are forwarded.
+    pub(crate) fn recursion_available(&self) -> bool {
+        self.upstream.is_some()
     }
 }
 
