@@ -1,5 +1,6 @@
-//! Any datagram through meshfleet's DNS query path (`server::answer_datagram`: hickory's
-//! decoding, the handler, the table, the encoding), against a table with a ClusterSetIP
+//! Any datagram through meshfleet's DNS query path as the UDP loop takes it: the table's
+//! answer in place (`udp::answer_from_table`), else the handler's (`server::answer_datagram`:
+//! hickory's decoding, the handler, the encoding), against a table with a ClusterSetIP
 //! dual-stack service and a headless one with named endpoints. It must not panic; a response
 //! must decode, carry the query's id, and fit the UDP size it was encoded for.
 
@@ -12,6 +13,7 @@ use hickory_proto::op::Message;
 use libfuzzer_sys::fuzz_target;
 use meshfleet_dns::NameTable;
 use meshfleet_dns::server::{DnsHandler, answer_datagram};
+use meshfleet_dns::udp::answer_from_table;
 use meshfleet_dns::zones::ClientZones;
 use meshfleet_model::{
     Endpoint, GlobalService, Locality, Mesh, NamedEndpoint, Protocol, ServiceDns, ServicePort,
@@ -50,7 +52,7 @@ fn service(name: &str, dns: ServiceDns, endpoints: Vec<Endpoint>) -> Arc<GlobalS
     })
 }
 
-static HANDLER: LazyLock<(tokio::runtime::Runtime, DnsHandler)> = LazyLock::new(|| {
+static HANDLER: LazyLock<(tokio::runtime::Runtime, DnsHandler, Arc<NameTable>)> = LazyLock::new(|| {
     let echo = service(
         "echo",
         ServiceDns {
@@ -81,19 +83,22 @@ static HANDLER: LazyLock<(tokio::runtime::Runtime, DnsHandler)> = LazyLock::new(
     let mesh = Mesh {
         services: [echo, db].into_iter().map(|s| (s.host.clone(), s)).collect(),
     };
-    let (tx, rx) = tokio::sync::watch::channel(Arc::new(NameTable::build(&mesh)));
+    let table = Arc::new(NameTable::build(&mesh));
+    let (tx, rx) = tokio::sync::watch::channel(table.clone());
     std::mem::forget(tx);
     let zones: ClientZones = "us-east-1a=127.0.0.0/8".parse().expect("zones");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a runtime");
-    (runtime, DnsHandler::new(rx, None).with_zones(zones))
+    (runtime, DnsHandler::new(rx, None).with_zones(zones), table)
 });
 
 fuzz_target!(|data: &[u8]| {
-    let (runtime, handler) = &*HANDLER;
+    let (runtime, handler, table) = &*HANDLER;
     let src = SocketAddr::from(([127, 0, 0, 1], 5353));
-    let Some(bytes) = runtime.block_on(answer_datagram(handler, data, src)) else {
+    let in_place = answer_from_table(table, data, Some("us-east-1a"), false);
+    let Some(bytes) = in_place.or_else(|| runtime.block_on(answer_datagram(handler, data, src)))
+    else {
         return;
     };
     let response = Message::from_vec(&bytes).expect("meshfleet's response decodes");
