@@ -20,7 +20,8 @@ fi
 # Debian packages of the peers the tests run: openssl (certificates are checked with it), dig
 # (DNS answers are checked with it), dnsmasq (the upstream resolver DNS forwarding is tested
 # against; the package without a system service), and ip and iptables (the virtual IP tests
-# route and capture the VIP range inside network namespaces of their own).
+# route and capture the VIP range inside network namespaces of their own), and headless
+# Chromium (the fleet view is tested in it).
 need_deb() {
   command -v "$1" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" -eq 0 ]; then
@@ -35,3 +36,5 @@ need_deb dig bind9-dnsutils
 need_deb dnsmasq dnsmasq-base
 need_deb ip iproute2
 need_deb iptables iptables
+# The fleet view's test loads the page in a real browser (headless, no display needed).
+need_deb chromium-headless-shell chromium-headless-shell

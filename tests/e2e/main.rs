@@ -20,4 +20,5 @@ mod propagation;
 mod rebalance;
 mod schedule_agrees;
 mod slow_client;
+mod view;
 mod vip;

@@ -344,7 +344,7 @@ fn relation(client: &Locality, locality: &Locality) -> &'static str {
 }
 
 /// The rule behind the service's locality weights and priorities, in words.
-fn rule(svc: &GlobalService) -> String {
+pub fn rule(svc: &GlobalService) -> String {
     match &svc.locality {
         LocalityPolicy::Tiers(t) => {
             let tier = |name: &str, v: Option<u32>| v.map(|v| format!("{name}={v}"));

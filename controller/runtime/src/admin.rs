@@ -45,6 +45,9 @@ fn router(state: Arc<State>, ads: AdsServer) -> Router {
         .route("/debug/catalog", get(catalog))
         .route("/debug/problems", get(problems))
         .route("/debug/bindings", get(bindings))
+        .route("/", get(page))
+        .route("/api/fleet", get(fleet))
+        .route("/api/services", get(services))
         .with_state(Admin {
             registry: Arc::new(registry(&state, &ads)),
             state,
@@ -93,6 +96,54 @@ async fn bindings(Extract(admin): Extract<Admin>) -> Response {
     let bindings = admin.state.bindings();
     let items: Vec<_> = bindings.values().collect();
     Json(serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})).into_response()
+}
+
+/// The fleet view (see [`crate::view`]).
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, PAGE_POLICY),
+        ],
+        crate::view::PAGE,
+    )
+        .into_response()
+}
+
+/// The page loads nothing from elsewhere and runs only its own inline script.
+const PAGE_POLICY: &str = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:";
+
+async fn fleet(Extract(admin): Extract<Admin>) -> Response {
+    let (state, clients) = (admin.state.clone(), admin.ads.status());
+    let built = tokio::task::spawn_blocking(move || {
+        crate::view::fleet(
+            &state.clusters(),
+            &state.catalog(),
+            &clients,
+            &state.bindings(),
+            &state.problems(),
+        )
+    })
+    .await;
+    match built {
+        Ok(fleet) => Json(fleet).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn services(
+    Extract(admin): Extract<Admin>,
+    axum::extract::Query(query): axum::extract::Query<crate::view::ServicesQuery>,
+) -> Response {
+    let (state, clients) = (admin.state.clone(), admin.ads.status());
+    let built = tokio::task::spawn_blocking(move || {
+        crate::view::services(&state.catalog(), &state.clusters(), &clients, &query)
+    })
+    .await;
+    match built {
+        Ok(services) => Json(services).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 async fn metrics(Extract(admin): Extract<Admin>) -> Response {

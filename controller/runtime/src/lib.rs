@@ -22,6 +22,7 @@ pub mod run;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod view;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -400,12 +400,17 @@ fn reconcile(
     let started = std::time::Instant::now();
     let mut incremental = catalog.lock().expect("catalog lock");
     // The index is locked only to read what changed; the services are built after.
-    let (work, index_problems) = {
+    let (work, index_problems, clusters) = {
         let mut index = index.lock().expect("index lock");
         let work = incremental.collect(&index);
         index.trim_changes(work.generation());
-        (work, index.problems())
+        let clusters: Vec<_> = index
+            .clusters()
+            .map(|c| crate::view::ClusterView::of(c))
+            .collect();
+        (work, index.problems(), clusters)
     };
+    state.set_clusters(clusters);
     let collected = started.elapsed();
     let rebuilt = work.len();
     let mut catalog = incremental.build(work);

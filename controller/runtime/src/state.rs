@@ -26,6 +26,8 @@ pub struct State {
     pub(crate) propagation_problems: RwLock<Arc<Vec<Problem>>>,
     /// The bindings of the last plan (empty without `--state-dir`).
     pub(crate) bindings: RwLock<Arc<Bindings>>,
+    /// The member clusters as the fleet view shows them, from the last reconcile.
+    pub(crate) clusters: RwLock<Arc<Vec<crate::view::ClusterView>>>,
     /// Set once the first catalog is served and the xDS port is bound.
     pub(crate) ready: AtomicBool,
     /// What `/metrics` shows of the controller itself, kept with the values above.
@@ -79,6 +81,14 @@ impl State {
 
     pub fn problems(&self) -> Arc<Vec<Problem>> {
         self.problems.read().expect("state lock").clone()
+    }
+
+    pub fn clusters(&self) -> Arc<Vec<crate::view::ClusterView>> {
+        self.clusters.read().expect("state lock").clone()
+    }
+
+    pub fn set_clusters(&self, clusters: Vec<crate::view::ClusterView>) {
+        *self.clusters.write().expect("state lock") = Arc::new(clusters);
     }
 
     pub fn bindings(&self) -> Arc<Bindings> {
