@@ -65,8 +65,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         controller.admin_addr,
         dir.display()
     );
+    say!("fleet view: http://{}/", controller.admin_addr);
     let envoys = start_envoys(&fleet, &controller).await?;
-    let result = phases(&args, &mut fleet, &envoys).await;
+    let result = phases(&args, &mut fleet, &envoys, &controller).await;
     for envoy in envoys {
         envoy.stop().await;
     }
@@ -111,12 +112,20 @@ async fn start_envoys(fleet: &Fleet, controller: &Controller) -> anyhow::Result<
     Ok(envoys)
 }
 
-async fn phases(args: &DemoArgs, fleet: &mut Fleet, envoys: &[Envoy]) -> anyhow::Result<()> {
+async fn phases(
+    args: &DemoArgs,
+    fleet: &mut Fleet,
+    envoys: &[Envoy],
+    controller: &Controller,
+) -> anyhow::Result<()> {
     let failed_zone = fleet.zones()[0].clone();
     say!("\n== steady: every Envoy keeps ~99% of its traffic in its own zone");
     traffic_for(args, envoys).await;
 
     say!("\n== zone {failed_zone} goes down: its backends die, then turn not-ready");
+    for line in predictions(controller, envoys, &failed_zone) {
+        say!("  predicted (meshfleet explain --without-zone {failed_zone}): {line}");
+    }
     fleet.stop_zone(&failed_zone);
     let half = args.phase_seconds / 2;
     traffic_for(
@@ -150,6 +159,41 @@ async fn phases(args: &DemoArgs, fleet: &mut Fleet, envoys: &[Envoy]) -> anyhow:
     );
     say!("\ndone: traffic is back in its zones");
     Ok(())
+}
+
+/// What `meshfleet explain --without-zone <zone>` says each Envoy will do, from the catalog
+/// the controller serves.
+fn predictions(controller: &Controller, envoys: &[Envoy], zone: &str) -> Vec<String> {
+    let catalog = controller.state.catalog();
+    let Some(svc) = catalog.services.iter().find(|s| s.service.host == HOST) else {
+        return Vec::new();
+    };
+    let failure = meshfleet_xds::explain::Failure {
+        zones: [zone.to_owned()].into(),
+        ..Default::default()
+    };
+    envoys
+        .iter()
+        .filter_map(|envoy| {
+            let key = meshfleet_model::ClientKey {
+                locality: envoy.config.locality.clone(),
+                network: envoy.config.network.clone(),
+                listener_port: u32::from(envoy.config.listener_port),
+                ..Default::default()
+            };
+            let split = meshfleet_xds::explain::split(&svc.service, None, &key, &failure).ok()?;
+            let zones: Vec<String> = split
+                .localities
+                .iter()
+                .map(|l| format!("{} {:5.1}%", l.locality.zone, l.percent))
+                .collect();
+            Some(format!(
+                "envoy@{}: {}",
+                envoy.config.locality.zone,
+                zones.join(" ")
+            ))
+        })
+        .collect()
 }
 
 /// Sends traffic through every Envoy for the phase, one printed line per second; returns the
