@@ -19,11 +19,15 @@ pub struct ExplainArgs {
     pub config: PathBuf,
     /// The service: `<svc>.<ns>.global` or `<svc>.<ns>.svc.clusterset.local`, with `:<port>`
     /// for a port other than its first.
-    #[arg(value_name = "HOST[:PORT]")]
-    pub host: String,
+    #[arg(value_name = "HOST[:PORT]", required_unless_present = "binding")]
+    pub host: Option<String>,
     /// The client's locality: `region/zone[/subzone]`.
-    #[arg(long, value_name = "LOCALITY")]
-    pub from: String,
+    #[arg(long, value_name = "LOCALITY", required_unless_present = "binding")]
+    pub from: Option<String>,
+    /// Propagation instead: why each cluster was chosen or filtered for the resource
+    /// `NAMESPACE/KIND/NAME`, and (with `--without-cluster`) where its replicas go then.
+    #[arg(long, value_name = "NS/KIND/NAME", conflicts_with_all = ["host", "from"])]
+    pub binding: Option<String>,
     /// The client's network (Istio's `NETWORK` node metadata).
     #[arg(long, default_value = "")]
     pub network: String,
@@ -51,11 +55,15 @@ pub struct Refused(pub String);
 
 /// Runs `meshfleet explain`.
 pub fn run(args: &ExplainArgs, index: &meshfleet_index::Index) -> anyhow::Result<String> {
+    if let Some(binding) = &args.binding {
+        return crate::explain_binding::run(args, binding, index);
+    }
     let catalog = Catalog::build(index);
     let mesh = catalog.mesh();
-    let (host, port) = split_port(&args.host)?;
+    let (host, port) = split_port(args.host.as_deref().unwrap_or_default())?;
     let svc = find(&mesh, &host)?;
-    let locality = Locality::parse(&args.from);
+    let from = args.from.as_deref().unwrap_or_default();
+    let locality = Locality::parse(from);
     let clusters: Vec<_> = index.clusters().collect();
     let known: BTreeSet<(String, String)> = clusters
         .iter()
@@ -69,8 +77,7 @@ pub fn run(args: &ExplainArgs, index: &meshfleet_index::Index) -> anyhow::Result
     if !known.contains(&(locality.region.clone(), locality.zone.clone())) {
         let list: Vec<String> = known.iter().map(|(r, z)| format!("{r}/{z}")).collect();
         return Err(Refused(format!(
-            "no cluster is in locality {:?} (known: {})",
-            args.from,
+            "no cluster is in locality {from:?} (known: {})",
             list.join(", ")
         ))
         .into());
@@ -97,7 +104,7 @@ pub fn run(args: &ExplainArgs, index: &meshfleet_index::Index) -> anyhow::Result
     let split = split(svc, port, &key, &failure).map_err(|e| Refused(e.to_string()))?;
     Ok(match args.output {
         Output::Json => serde_json::to_string_pretty(&split)? + "\n",
-        Output::Table => table(&split, args),
+        Output::Table => table(&split, args, from),
     })
 }
 
@@ -175,9 +182,9 @@ fn client_key(
     })
 }
 
-fn table(split: &Split, args: &ExplainArgs) -> String {
+fn table(split: &Split, args: &ExplainArgs, from: &str) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} from {}", split.cluster, args.from);
+    let _ = writeln!(out, "{} from {from}", split.cluster);
     let _ = writeln!(out, "rule: {}", split.rule);
     let mut what_if = Vec::new();
     what_if.extend(args.without_zone.iter().map(|z| format!("zone {z} down")));

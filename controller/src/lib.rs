@@ -5,3 +5,4 @@
 pub mod ca;
 pub mod cli;
 pub mod explain;
+pub mod explain_binding;

@@ -30,6 +30,28 @@ fn predict(config: &std::path::Path, args: &[&str]) -> std::collections::BTreeMa
     zones
 }
 
+/// Sends requests until Envoy's outlier detection has ejected `count` hosts of echo's
+/// cluster (each dead host is ejected when a request meets it): the split is measured after.
+async fn ejected(envoy: &meshfleet_demo::envoy::Envoy, count: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        support::send(envoy, 50).await;
+        let clusters = envoy.admin("/clusters").await.unwrap_or_default();
+        let now = clusters
+            .lines()
+            .filter(|l| l.starts_with("outbound|80||echo.demo.global::"))
+            .filter(|l| l.contains("health_flags::") && l.contains("failed_outlier_check"))
+            .count();
+        if now >= count {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Envoy ejected {now} of the {count} dead hosts"
+        );
+    }
+}
+
 /// Half of the client's zone dies (cluster east-1's three backends of six): the prediction,
 /// 99 × 0.7 against 1 (the zone's availability is 1.4 × 3/6), is what Envoy measures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,8 +77,7 @@ async fn the_predicted_split_after_a_cluster_fails_is_what_envoy_gives() {
     for backend in &mesh.fleet.backends[0] {
         backend.stop();
     }
-    // Outlier detection ejects the dead hosts as requests meet them.
-    support::send(&envoy, 300).await;
+    ejected(&envoy, 3).await;
     let tally = support::send(&envoy, 6000).await;
     let measured = tally.share(WEST);
     eprintln!(
@@ -154,7 +175,7 @@ async fn the_predicted_priority_spill_over_is_what_envoy_gives() {
     for backend in &mesh.fleet.backends[0] {
         backend.stop();
     }
-    support::send(&envoy, 300).await;
+    ejected(&envoy, 3).await;
     // 20,000 requests: the binomial spread of a 30% share is 0.3 points.
     let tally = support::send(&envoy, 20_000).await;
     let measured = tally.share(WEST);
@@ -167,5 +188,91 @@ async fn the_predicted_priority_spill_over_is_what_envoy_gives() {
         "predicted {:.2}% west, Envoy gave {measured:.2}%: {:?}",
         after[WEST],
         tally.zones
+    );
+}
+
+/// Karmada's nginx sample: why each cluster was chosen or filtered, and where the replicas go
+/// when a chosen cluster fails.
+#[test]
+fn a_binding_is_explained_cluster_by_cluster_and_after_a_failure() {
+    let karmada = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/karmada");
+    let run = |args: &[&str]| {
+        let out = Command::new(support::meshfleet_bin())
+            .arg("explain")
+            .arg("--config")
+            .arg(&karmada)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["--binding", "default/Deployment/nginx", "-o", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let e: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let verdicts: Vec<(String, String, i64)> = e["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["cluster"].as_str().unwrap().to_owned(),
+                c["verdict"].as_str().unwrap().to_owned(),
+                c["replicas"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("member1".to_owned(), "selected".to_owned(), 1),
+            ("member2".to_owned(), "selected".to_owned(), 1),
+            ("member3".to_owned(), "filtered".to_owned(), 0),
+        ]
+    );
+    assert_eq!(
+        e["clusters"][2]["reason"],
+        "did not match the placement cluster affinity constraint"
+    );
+
+    // member1 fails: past the not-ready toleration its replica goes to member2, the only other
+    // cluster the static weights name.
+    let (code, out, err) = run(&[
+        "--binding",
+        "default/deployment/nginx",
+        "--without-cluster",
+        "member1",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let e: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let after: Vec<i64> = e["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["after"].as_i64().unwrap())
+        .collect();
+    assert_eq!(after, [0, 2, 0]);
+
+    let (code, _, err) = run(&["--binding", "default/Deployment/nope"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("no propagated resource \"default/Deployment/nope\""),
+        "{err}"
+    );
+    let (code, _, err) = run(&[
+        "--binding",
+        "default/Deployment/nginx",
+        "--without-cluster",
+        "x",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("--without-cluster \"x\": no such Cluster"),
+        "{err}"
     );
 }

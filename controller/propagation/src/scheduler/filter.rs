@@ -15,7 +15,7 @@ use crate::selector::cluster_matches;
 use meshfleet_api::{ClusterAffinity, Taint, Toleration};
 
 /// Why a cluster was filtered out.
-enum Misfit<'a> {
+pub(super) enum Misfit<'a> {
     Taint(&'a Taint),
     Affinity,
     Field(&'static str),
@@ -25,7 +25,7 @@ enum Misfit<'a> {
 
 impl Misfit<'_> {
     /// Karmada's wording.
-    fn reason(&self) -> String {
+    pub(super) fn reason(&self) -> String {
         match self {
             Self::Taint(taint) => format!(
                 "cluster(s) had untolerated taint {{{}}}",
@@ -72,7 +72,7 @@ pub(super) fn diagnose(context: &Context<'_>, affinity: Option<&ClusterAffinity>
     )
 }
 
-fn check<'c>(
+pub(super) fn check<'c>(
     context: &Context<'c>,
     index: usize,
     affinity: Option<&ClusterAffinity>,

@@ -148,6 +148,46 @@ pub fn schedule(request: &Request<'_>) -> Result<Decision, Unschedulable> {
     Err(first_failure.unwrap_or_else(|| Unschedulable::select("no cluster affinity term")))
 }
 
+/// Why `cluster` cannot take a template placed by `placement` under `affinity` (Karmada's
+/// filter wording, without its count), or `None` when every filter passes. `held`: the
+/// cluster holds the previous result (a `NoSchedule` taint does not remove it); `evicting`:
+/// its copy is being evicted. The taints must be those in effect
+/// ([`crate::failover::with_health_taints`]).
+pub fn filter_reason(
+    placement: &Placement,
+    affinity: Option<&ClusterAffinity>,
+    cluster: &Arc<Cluster>,
+    held: bool,
+    evicting: bool,
+) -> Option<String> {
+    let previous: Vec<TargetCluster> = held
+        .then(|| TargetCluster {
+            name: cluster.name().to_owned(),
+            replicas: 0,
+        })
+        .into_iter()
+        .collect();
+    let evicting: BTreeSet<String> = evicting
+        .then(|| cluster.name().to_owned())
+        .into_iter()
+        .collect();
+    let requirements = workload::Requirements::default();
+    let request = Request {
+        placement,
+        replicas: 0,
+        requirements: &requirements,
+        clusters: std::slice::from_ref(cluster),
+        previous: &previous,
+        evicting: &evicting,
+        affinity: None,
+        fresh: false,
+    };
+    let context = Context::new(&request);
+    filter::check(&context, 0, affinity)
+        .err()
+        .map(|misfit| misfit.reason().trim_start_matches("cluster(s) ").to_owned())
+}
+
 /// How replicas are divided: Karmada's `assignState.strategyType`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Strategy<'a> {
