@@ -238,6 +238,24 @@ async fn bench(endpoints: usize) -> anyhow::Result<()> {
         "controller's resident memory with {STREAMS} streams: {}",
         memory_of(pid)
     );
+    let view = |path: &'static str| async move {
+        let mut took = Vec::new();
+        for _ in 0..10 {
+            let t0 = Instant::now();
+            let (status, _) = get(admin_addr, "localhost", path).await?;
+            anyhow::ensure!(status == 200, "{path}: {status}");
+            took.push(t0.elapsed());
+        }
+        took.sort();
+        anyhow::Ok(ms(took[took.len() / 2]))
+    };
+    println!(
+        "fleet view with {STREAMS} clients in {LOCALITIES} localities (median of 10): /api/fleet {:.1} ms, \
+         /api/services (a page of 25, a split per locality each) {:.1} ms, searched {:.1} ms",
+        view("/api/fleet").await?,
+        view("/api/services?limit=25").await?,
+        view("/api/services?limit=25&q=s99").await?,
+    );
     changes(dir.path(), endpoints, &mut seen_rx).await?;
     controller.kill().await?;
     Ok(())

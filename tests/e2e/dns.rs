@@ -116,6 +116,17 @@ pub(crate) fn header(output: &str) -> (String, String, u32, u32) {
     (status, flags, count("ANSWER"), count("AUTHORITY"))
 }
 
+/// [`FLEET`]'s echo service and its endpoints under the name `added`.
+fn added_service() -> String {
+    FLEET
+        .replace("name: echo\n", "name: added\n")
+        .replace("name: echo-east-1", "name: added-east-1")
+        .replace(
+            "kubernetes.io/service-name: echo",
+            "kubernetes.io/service-name: added",
+        )
+}
+
 /// dnsmasq answering on `addr` (loopback) from `records` (its `--address=/name/ip` flags)
 /// alone: no resolv.conf, no hosts file. Killed when dropped.
 pub(crate) fn dnsmasq(addr: SocketAddr, records: &[&str]) -> tokio::process::Child {
@@ -361,13 +372,7 @@ async fn a_change_reaches_dns_and_two_instances_answer_alike() {
     }
 
     // A new service in the directory is answered within moments.
-    let added = FLEET
-        .replace("name: echo\n", "name: added\n")
-        .replace("name: echo-east-1", "name: added-east-1")
-        .replace(
-            "kubernetes.io/service-name: echo",
-            "kubernetes.io/service-name: added",
-        );
+    let added = added_service();
     let started = Instant::now();
     std::fs::write(dir.path().join("added.yaml"), added).unwrap();
     loop {
@@ -530,13 +535,7 @@ async fn an_nds_subscriber_gets_the_name_table_and_its_updates() {
     assert!(!table.contains_key("db-2.east-1.db.shop.svc.clusterset.local"));
 
     // A new service appears in the next table.
-    let added = FLEET
-        .replace("name: echo\n", "name: added\n")
-        .replace("name: echo-east-1", "name: added-east-1")
-        .replace(
-            "kubernetes.io/service-name: echo",
-            "kubernetes.io/service-name: added",
-        );
+    let added = added_service();
     std::fs::write(dir.path().join("added.yaml"), added).unwrap();
     let table = nds.until(|t| t.contains_key("added.demo.global")).await;
     let vip = short(dns, "added.demo.global", "A");

@@ -63,9 +63,8 @@ async fn hosts(envoy: &Envoy) -> anyhow::Result<Vec<String>> {
     Ok(seen)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn example_bootstrap_gets_direct_and_gateway_endpoints() {
-    let (_controller, xds_addr, _admin) = support::serve(&example()).await;
+/// An Envoy in the example's us-east-1a, on net-east (as `examples/envoy-bootstrap.yaml`).
+async fn east_envoy(xds_addr: std::net::SocketAddr) -> Envoy {
     let config = EnvoyConfig {
         node_id: "envoy-us-east-1a".into(),
         locality: Locality::new("us-east", "us-east-1a", ""),
@@ -76,7 +75,13 @@ async fn example_bootstrap_gets_direct_and_gateway_endpoints() {
         api: AdsApi::Delta,
         certs: None,
     };
-    let envoy = Envoy::start(config, None).await.expect("envoy");
+    Envoy::start(config, None).await.expect("envoy")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_bootstrap_gets_direct_and_gateway_endpoints() {
+    let (_controller, xds_addr, _admin) = support::serve(&example()).await;
+    let envoy = east_envoy(xds_addr).await;
     let seen = eventually(Duration::from_secs(30), || hosts(&envoy))
         .await
         .unwrap();
@@ -115,17 +120,7 @@ async fn a_gateway_hostname_is_resolved_and_followed() {
     let up = upstream.to_string();
     let flags = ["--dns-upstream", &up, "--gateway-min-ttl", "500ms"];
     let (_controller, xds_addr, admin) = support::serve_with(dir.path(), &flags).await;
-    let config = EnvoyConfig {
-        node_id: "envoy-us-east-1a".into(),
-        locality: Locality::new("us-east", "us-east-1a", ""),
-        network: "net-east".into(),
-        xds_addr,
-        listener_port: free_port().unwrap(),
-        admin_port: free_port().unwrap(),
-        api: AdsApi::Delta,
-        certs: None,
-    };
-    let envoy = Envoy::start(config, None).await.expect("envoy");
+    let envoy = east_envoy(xds_addr).await;
     let through = |gateway: &'static str| {
         let envoy = &envoy;
         move || async move {

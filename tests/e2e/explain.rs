@@ -30,6 +30,31 @@ fn predict(config: &std::path::Path, args: &[&str]) -> std::collections::BTreeMa
     zones
 }
 
+/// Stops cluster east-1's backends, waits until Envoy has ejected them, sends `requests` and
+/// holds the share that reaches the west zone within a point of `predicted`.
+async fn fail_east_1_and_compare(
+    mesh: &Mesh,
+    envoy: &meshfleet_demo::envoy::Envoy,
+    predicted: f64,
+    requests: u64,
+) {
+    for backend in &mesh.fleet.backends[0] {
+        backend.stop();
+    }
+    ejected(envoy, 3).await;
+    let tally = support::send(envoy, requests).await;
+    let measured = tally.share(WEST);
+    eprintln!(
+        "predicted {predicted:.2}% west, measured {measured:.2}% ({:?}, {} failed)",
+        tally.zones, tally.failed
+    );
+    assert!(
+        (measured - predicted).abs() <= 1.0,
+        "predicted {predicted:.2}% west, Envoy gave {measured:.2}%: {:?}",
+        tally.zones
+    );
+}
+
 /// Sends requests until Envoy's outlier detection has ejected `count` hosts of echo's
 /// cluster (each dead host is ejected when a request meets it): the split is measured after.
 async fn ejected(envoy: &meshfleet_demo::envoy::Envoy, count: usize) {
@@ -74,22 +99,7 @@ async fn the_predicted_split_after_a_cluster_fails_is_what_envoy_gives() {
     let expected = 100.0 * 99.0 * 0.7 / (99.0 * 0.7 + 1.0);
     assert!((after[EAST] - expected).abs() < 0.05, "{after:?}");
 
-    for backend in &mesh.fleet.backends[0] {
-        backend.stop();
-    }
-    ejected(&envoy, 3).await;
-    let tally = support::send(&envoy, 6000).await;
-    let measured = tally.share(WEST);
-    eprintln!(
-        "predicted {:.2}% west, measured {measured:.2}% ({:?}, {} failed)",
-        after[WEST], tally.zones, tally.failed
-    );
-    assert!(
-        (measured - after[WEST]).abs() <= 1.0,
-        "predicted {:.2}% west, Envoy gave {measured:.2}%: {:?}",
-        after[WEST],
-        tally.zones
-    );
+    fail_east_1_and_compare(&mesh, &envoy, after[WEST], 6_000).await;
 }
 
 #[test]
@@ -172,23 +182,8 @@ async fn the_predicted_priority_spill_over_is_what_envoy_gives() {
     let after = predict(&mesh.fleet.dir, &args);
     assert_eq!((after[EAST], after[WEST]), (70.0, 30.0), "{after:?}");
 
-    for backend in &mesh.fleet.backends[0] {
-        backend.stop();
-    }
-    ejected(&envoy, 3).await;
     // 20,000 requests: the binomial spread of a 30% share is 0.3 points.
-    let tally = support::send(&envoy, 20_000).await;
-    let measured = tally.share(WEST);
-    eprintln!(
-        "predicted {:.2}% west, measured {measured:.2}% ({:?}, {} failed)",
-        after[WEST], tally.zones, tally.failed
-    );
-    assert!(
-        (measured - after[WEST]).abs() <= 1.0,
-        "predicted {:.2}% west, Envoy gave {measured:.2}%: {:?}",
-        after[WEST],
-        tally.zones
-    );
+    fail_east_1_and_compare(&mesh, &envoy, after[WEST], 20_000).await;
 }
 
 /// Karmada's nginx sample: why each cluster was chosen or filtered, and where the replicas go
