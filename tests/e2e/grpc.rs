@@ -92,11 +92,14 @@ async fn raw_requests_get_invalid_argument_and_resource_exhausted() {
     let python = find_python();
     let dir = tempfile::tempdir().unwrap();
     let (_controller, xds_addr, _admin) = support::serve(dir.path()).await;
-    let out = Command::new(&python)
+    let run = Command::new(&python)
         .arg(script("raw_status.py"))
         .arg(xds_addr.to_string())
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run)
         .await
+        .expect("raw_status.py ends within 60 s")
         .unwrap();
     assert!(
         out.status.success(),

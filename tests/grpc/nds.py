@@ -9,6 +9,7 @@ package.
 """
 
 import json
+import os
 import queue
 import sys
 import threading
@@ -104,4 +105,8 @@ def main(target, network):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else ""))
+    code = main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Straight out: grpcio's threads can hang the interpreter's shutdown.
+    os._exit(code)

@@ -10,6 +10,7 @@ encoded by hand: grpcio's generic calls need no protobuf package.
 """
 
 import json
+import os
 import sys
 
 import grpc
@@ -52,4 +53,8 @@ def main(target):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    code = main(sys.argv[1])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Straight out: grpcio's threads can hang the interpreter's shutdown.
+    os._exit(code)

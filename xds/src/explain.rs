@@ -23,7 +23,7 @@
 //! Hosts behind an east-west gateway are one Envoy host, the gateway: it fails only when
 //! everything behind it fails.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::common_lb_config::LocalityConfigSpecifier;
@@ -33,7 +33,7 @@ use prost::Message;
 use serde::Serialize;
 
 use crate::model::{ClientKey, Endpoint, GlobalService, Locality, LocalityPolicy};
-use crate::translate::{load_assignments, translate_shared};
+use crate::translate::{ServiceEndpoints, translate_shared};
 
 /// Envoy's default overprovisioning factor, in percent.
 const OVERPROVISIONING: u64 = 140;
@@ -115,34 +115,105 @@ pub fn split(
     key: &ClientKey,
     failure: &Failure,
 ) -> Result<Split, ExplainError> {
-    let ports: Vec<u32> = svc.ports.iter().map(|p| p.port).collect();
-    let port = port.or_else(|| ports.first().copied()).unwrap_or_default();
-    let Some(model_port) = svc.ports.iter().find(|p| p.port == port) else {
-        return Err(ExplainError::NoPort {
-            host: svc.host.clone(),
-            port,
-            ports,
-        });
-    };
-    let name = svc.cluster_name(port);
-    let decode_cluster = translate_shared(svc)
-        .clusters
-        .into_iter()
-        .find(|c| c.name == name)
-        .and_then(|c| Cluster::decode(&*c.body.to_vec()).ok())
-        .unwrap_or_default();
-    let cla = load_assignments(svc, key)
-        .into_iter()
-        .find(|r| r.name == name)
-        .and_then(|r| ClusterLoadAssignment::decode(&*r.body.to_vec()).ok())
-        .unwrap_or_default();
-    let lb = decode_cluster.common_lb_config.unwrap_or_default();
-    let locality_weighted = matches!(
-        lb.locality_config_specifier,
-        Some(LocalityConfigSpecifier::LocalityWeightedLbConfig(_))
-    );
-    let panic_threshold = lb.healthy_panic_threshold.map_or(50.0, |p| p.value);
+    Ok(Explainer::new(svc, port)?.split(key, failure))
+}
 
+/// Splits of one service port for many clients: what does not depend on the client (the
+/// cluster, the endpoints encoded per network, the endpoints by address) is done once.
+pub struct Explainer<'a> {
+    svc: &'a GlobalService,
+    name: String,
+    locality_weighted: bool,
+    panic_threshold: f64,
+    /// Encoded endpoints per client network.
+    views: HashMap<String, ServiceEndpoints>,
+    /// Ready endpoints by their own address and port.
+    direct: HashMap<(&'a str, u32), Vec<&'a Endpoint>>,
+    /// Ready endpoints behind a gateway, by the gateway's address and port and their locality.
+    behind: HashMap<(&'a str, u32, &'a Locality), Vec<&'a Endpoint>>,
+}
+
+impl<'a> Explainer<'a> {
+    /// # Errors
+    /// The service has no such port.
+    pub fn new(svc: &'a GlobalService, port: Option<u32>) -> Result<Self, ExplainError> {
+        let ports: Vec<u32> = svc.ports.iter().map(|p| p.port).collect();
+        let port = port.or_else(|| ports.first().copied()).unwrap_or_default();
+        let Some(model_port) = svc.ports.iter().find(|p| p.port == port) else {
+            return Err(ExplainError::NoPort {
+                host: svc.host.clone(),
+                port,
+                ports,
+            });
+        };
+        let name = svc.cluster_name(port);
+        let cluster = translate_shared(svc)
+            .clusters
+            .into_iter()
+            .find(|c| c.name == name)
+            .and_then(|c| Cluster::decode(&*c.body.to_vec()).ok())
+            .unwrap_or_default();
+        let lb = cluster.common_lb_config.unwrap_or_default();
+        let mut direct: HashMap<_, Vec<&Endpoint>> = HashMap::new();
+        let mut behind: HashMap<_, Vec<&Endpoint>> = HashMap::new();
+        for e in model_port.endpoints.iter().filter(|e| e.ready) {
+            direct
+                .entry((e.address.as_str(), e.port))
+                .or_default()
+                .push(e);
+            if let Some(g) = &e.gateway
+                && g.address != e.address
+            {
+                behind
+                    .entry((g.address.as_str(), g.port, &*e.locality))
+                    .or_default()
+                    .push(e);
+            }
+        }
+        Ok(Self {
+            svc,
+            locality_weighted: matches!(
+                lb.locality_config_specifier,
+                Some(LocalityConfigSpecifier::LocalityWeightedLbConfig(_))
+            ),
+            panic_threshold: lb.healthy_panic_threshold.map_or(50.0, |p| p.value),
+            name,
+            views: HashMap::new(),
+            direct,
+            behind,
+        })
+    }
+
+    /// The split `key`'s clients get after `failure`.
+    pub fn split(&mut self, key: &ClientKey, failure: &Failure) -> Split {
+        let svc = self.svc;
+        let view = self
+            .views
+            .entry(key.network.clone())
+            .or_insert_with(|| ServiceEndpoints::new(svc, &key.network));
+        let cla = view
+            .load_assignments(svc, key)
+            .into_iter()
+            .find(|r| r.name == self.name)
+            .and_then(|r| ClusterLoadAssignment::decode(&*r.body.to_vec()).ok())
+            .unwrap_or_default();
+        compute(self, &cla, key, failure)
+    }
+}
+
+/// The split from the load assignment `cla` one client got.
+fn compute(
+    x: &Explainer<'_>,
+    cla: &ClusterLoadAssignment,
+    key: &ClientKey,
+    failure: &Failure,
+) -> Split {
+    let (svc, name, locality_weighted, panic_threshold) = (
+        x.svc,
+        x.name.clone(),
+        x.locality_weighted,
+        x.panic_threshold,
+    );
     // Each Envoy host, with the model endpoints it stands for.
     let mut localities = Vec::new();
     for group in &cla.endpoints {
@@ -158,16 +229,19 @@ pub fn split(
             let Some((ip, ep_port)) = socket_of(lb_ep) else {
                 continue;
             };
-            let behind: Vec<&Endpoint> = model_port
-                .endpoints
-                .iter()
-                .filter(|e| e.ready && *e.locality == locality)
-                .filter(|e| match &e.gateway {
-                    Some(g) if g.address == ip && g.port == ep_port && e.address != ip => true,
-                    _ => e.address == ip && e.port == ep_port,
-                })
-                .collect();
-            let is_gateway = behind.iter().any(|e| e.address != ip);
+            let via = x.behind.get(&(ip.as_str(), ep_port, &locality));
+            let is_gateway = via.is_some_and(|v| !v.is_empty());
+            let behind: Vec<&Endpoint> = match via {
+                Some(v) if !v.is_empty() => v.clone(),
+                _ => x
+                    .direct
+                    .get(&(ip.as_str(), ep_port))
+                    .into_iter()
+                    .flatten()
+                    .filter(|e| *e.locality == locality)
+                    .copied()
+                    .collect(),
+            };
             if is_gateway {
                 via_gateway = Some(format!("{ip}:{ep_port}"));
             }
@@ -272,14 +346,14 @@ pub fn split(
             };
         }
     }
-    Ok(Split {
+    Split {
         cluster: name,
         rule: rule(svc),
         priority_load: load.into_iter().map(|l| l as u32).collect(),
         locality_weighted,
         localities: localities.into_iter().map(|l| l.share).collect(),
         total_panic,
-    })
+    }
 }
 
 /// A locality while its share is computed.

@@ -299,6 +299,8 @@ pub fn services(
                     zone.1 += 1;
                 }
             }
+            // The service is translated once for the page, each locality's load assignment on top.
+            let mut explainer = explain::Explainer::new(svc, None).ok();
             let splits = from
                 .iter()
                 .filter_map(|(locality, network)| {
@@ -308,7 +310,7 @@ pub fn services(
                         listener_port: 15001,
                         ..ClientKey::default()
                     };
-                    let split = explain::split(svc, None, &key, &failure).ok()?;
+                    let split = explainer.as_mut()?.split(&key, &failure);
                     let mut to: BTreeMap<String, f64> = BTreeMap::new();
                     for l in &split.localities {
                         let name = format!("{}/{}", l.locality.region, l.locality.zone);
