@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use meshfleet_catalog::Catalog;
 use meshfleet_model::{ClientKey, Locality, Mesh};
-use meshfleet_xds::cache::{failover_label_keys, restrict_labels};
+use meshfleet_xds::cache::failover_label_keys;
 use meshfleet_xds::explain::{Failure, Split, places, split};
 
 use crate::cli::Output;
@@ -26,7 +26,11 @@ pub struct ExplainArgs {
     pub from: Option<String>,
     /// Propagation instead: why each cluster was chosen or filtered for the resource
     /// `NAMESPACE/KIND/NAME`, and (with `--without-cluster`) where its replicas go then.
-    #[arg(long, value_name = "NS/KIND/NAME", conflicts_with_all = ["host", "from"])]
+    #[arg(
+        long,
+        value_name = "NS/KIND/NAME",
+        conflicts_with_all = ["host", "from", "network", "labels", "without_zone", "unready"]
+    )]
     pub binding: Option<String>,
     /// The client's network (Istio's `NETWORK` node metadata).
     #[arg(long, default_value = "")]
@@ -65,13 +69,17 @@ pub fn run(args: &ExplainArgs, index: &meshfleet_index::Index) -> anyhow::Result
     let from = args.from.as_deref().unwrap_or_default();
     let locality = Locality::parse(from);
     let clusters: Vec<_> = index.clusters().collect();
+    // Every zone a cluster names: a cluster spanning zones places its endpoints by node.
     let known: BTreeSet<(String, String)> = clusters
         .iter()
-        .filter_map(|c| {
-            Some((
-                c.region()?.to_owned(),
-                c.zone().unwrap_or_default().to_owned(),
-            ))
+        .filter_map(|c| Some((c.region()?.to_owned(), c.zones())))
+        .flat_map(|(region, zones)| {
+            let zones: Vec<String> = if zones.is_empty() {
+                vec![String::new()]
+            } else {
+                zones.into_iter().map(str::to_owned).collect()
+            };
+            zones.into_iter().map(move |z| (region.clone(), z))
         })
         .collect();
     if !known.contains(&(locality.region.clone(), locality.zone.clone())) {
@@ -159,27 +167,12 @@ fn client_key(
             .ok_or_else(|| Refused(format!("--labels: {pair:?} is not key=value")))?;
         all.insert(k.trim().to_owned(), v.trim().to_owned());
     }
-    for (k, v) in [
-        ("topology.kubernetes.io/region", &locality.region),
-        ("topology.kubernetes.io/zone", &locality.zone),
-        ("topology.istio.io/subzone", &locality.subzone),
-    ] {
-        if !v.is_empty() {
-            all.insert(k.to_owned(), v.clone());
-        }
-    }
-    if !network.is_empty() {
-        all.entry("topology.istio.io/network".to_owned())
-            .or_insert_with(|| network.to_owned());
-    }
-    Ok(ClientKey {
+    Ok(meshfleet_xds::explain::client_key(
         locality,
-        network: network.to_owned(),
-        listener_port: 15001,
-        labels: restrict_labels(&all, &failover_label_keys(mesh)),
-        secure: false,
-        bind_vips: false,
-    })
+        network,
+        all,
+        &failover_label_keys(mesh),
+    ))
 }
 
 fn table(split: &Split, args: &ExplainArgs, from: &str) -> String {
@@ -209,6 +202,20 @@ fn table(split: &Split, args: &ExplainArgs, from: &str) -> String {
         .map(|(p, l)| format!("P{p} {l}%"))
         .collect();
     let _ = writeln!(out, "priority load: {}", loads.join(", "));
+    if split.no_healthy_host {
+        let _ = writeln!(
+            out,
+            "no healthy host and panic mode off: requests fail (503, no healthy upstream)"
+        );
+    }
+    if split.not_ejected > 0 {
+        let _ = writeln!(
+            out,
+            "{} failed host(s) not ejected (outlier detection's max ejection percent, or none): \
+             they keep their share and the requests sent to them fail",
+            split.not_ejected
+        );
+    }
     if split.total_panic {
         let _ = writeln!(
             out,

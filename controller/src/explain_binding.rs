@@ -107,10 +107,7 @@ pub fn run(args: &ExplainArgs, wanted: &str, index: &Index) -> anyhow::Result<St
     let after = (!args.without_cluster.is_empty()).then(|| {
         let mut failed = index.snapshot_without(&[]);
         for name in &args.without_cluster {
-            let Some((key, cluster)) = index.objects().find_map(|(k, o)| match o {
-                meshfleet_api::Object::Cluster(c) if c.name() == name => Some((k.clone(), c)),
-                _ => None,
-            }) else {
+            let Some(cluster) = index.cluster(name) else {
                 continue;
             };
             let mut down = (**cluster).clone();
@@ -122,13 +119,13 @@ pub fn run(args: &ExplainArgs, wanted: &str, index: &Index) -> anyhow::Result<St
                 message: Some("meshfleet explain --without-cluster".to_owned()),
                 last_transition_time: Some(format_time(now)),
             });
-            let origins: Vec<_> = index.definers(&key).cloned().collect();
-            for origin in origins {
-                failed.apply(
-                    &origin,
-                    meshfleet_api::Object::Cluster(std::sync::Arc::new(down.clone())),
-                );
-            }
+            // Defined again from an origin that sorts after every file and watch, so that this
+            // definition is the one in effect whatever document defined the cluster.
+            let what_if = meshfleet_index::Origin::cluster("~meshfleet-explain-what-if");
+            failed.apply(
+                &what_if,
+                meshfleet_api::Object::Cluster(std::sync::Arc::new(down)),
+            );
         }
         let later = now + FAILOVER_WAIT;
         let planned = plan(&failed, &before.bindings, later);

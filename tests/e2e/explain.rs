@@ -252,6 +252,24 @@ fn a_binding_is_explained_cluster_by_cluster_and_after_a_failure() {
         .map(|c| c["after"].as_i64().unwrap())
         .collect();
     assert_eq!(after, [0, 2, 0]);
+    // The same for member2, the second document of its file.
+    let (code, out, err) = run(&[
+        "--binding",
+        "default/Deployment/nginx",
+        "--without-cluster",
+        "member2",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let e: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let after: Vec<i64> = e["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["after"].as_i64().unwrap())
+        .collect();
+    assert_eq!(after, [2, 0, 0]);
 
     let (code, _, err) = run(&["--binding", "default/Deployment/nope"]);
     assert_eq!(code, Some(2));

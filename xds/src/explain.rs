@@ -62,6 +62,11 @@ pub struct Split {
     pub localities: Vec<LocalityShare>,
     /// No host is healthy: Envoy spreads the load over all hosts anyway (total panic).
     pub total_panic: bool,
+    /// No host is healthy and panic mode is off: requests fail (503, no healthy upstream).
+    pub no_healthy_host: bool,
+    /// Failed hosts outlier detection does not eject (its `max_ejection_percent`, or none
+    /// configured): they keep their share, and the requests sent to them fail.
+    pub not_ejected: usize,
 }
 
 /// One locality's part of a [`Split`].
@@ -90,7 +95,10 @@ pub struct LocalityShare {
 pub struct HostHealth {
     /// `address:port`.
     pub address: String,
+    /// In rotation: up, or failed but not ejected.
     pub healthy: bool,
+    /// Down in the what-if.
+    pub failing: bool,
 }
 
 /// Why a split cannot be computed.
@@ -125,6 +133,9 @@ pub struct Explainer<'a> {
     name: String,
     locality_weighted: bool,
     panic_threshold: f64,
+    /// The cluster's outlier detection's `max_ejection_percent` (Envoy's default 10);
+    /// `None`: no outlier detection, nothing is ejected.
+    max_ejection_percent: Option<u32>,
     /// Encoded endpoints per client network.
     views: HashMap<String, ServiceEndpoints>,
     /// Ready endpoints by their own address and port.
@@ -153,7 +164,7 @@ impl<'a> Explainer<'a> {
             .find(|c| c.name == name)
             .and_then(|c| Cluster::decode(&*c.body.to_vec()).ok())
             .unwrap_or_default();
-        let lb = cluster.common_lb_config.unwrap_or_default();
+        let lb = cluster.common_lb_config.clone().unwrap_or_default();
         let mut direct: HashMap<_, Vec<&Endpoint>> = HashMap::new();
         let mut behind: HashMap<_, Vec<&Endpoint>> = HashMap::new();
         for e in model_port.endpoints.iter().filter(|e| e.ready) {
@@ -177,6 +188,10 @@ impl<'a> Explainer<'a> {
                 Some(LocalityConfigSpecifier::LocalityWeightedLbConfig(_))
             ),
             panic_threshold: lb.healthy_panic_threshold.map_or(50.0, |p| p.value),
+            max_ejection_percent: cluster
+                .outlier_detection
+                .as_ref()
+                .map(|od| od.max_ejection_percent.as_ref().map_or(10, |v| v.value)),
             name,
             views: HashMap::new(),
             direct,
@@ -249,15 +264,20 @@ fn compute(
             endpoints.push(HostHealth {
                 address: format!("{ip}:{ep_port}"),
                 healthy: !failed,
+                failing: failed,
             });
             host_weights.push(lb_ep.load_balancing_weight.as_ref().map_or(1, |w| w.value));
         }
-        // N% of the locality's hosts fail too: the last ones.
-        let unready = (endpoints.len() as f64 * f64::from(failure.unready_percent.min(100)) / 100.0)
-            .round() as usize;
-        let total = endpoints.len();
-        for host in endpoints.iter_mut().skip(total - unready.min(total)) {
-            host.healthy = false;
+        // N% of the locality's pods fail too: the last ones. A gateway stands for pods of
+        // another network and stays up while any of them does.
+        if via_gateway.is_none() {
+            let total = endpoints.len();
+            let unready = (total as f64 * f64::from(failure.unready_percent.min(100)) / 100.0)
+                .round() as usize;
+            for host in endpoints.iter_mut().skip(total - unready.min(total)) {
+                host.healthy = false;
+                host.failing = true;
+            }
         }
         localities.push(Draft {
             share: LocalityShare {
@@ -277,6 +297,26 @@ fn compute(
     localities.sort_by(|a, b| {
         (a.share.priority, &a.share.locality).cmp(&(b.share.priority, &b.share.locality))
     });
+    // Outlier detection ejects failed hosts only while fewer than `max_ejection_percent` of the
+    // cluster's hosts are ejected (none without outlier detection): the others stay in
+    // rotation, and requests sent to them fail.
+    let all_hosts: usize = localities.iter().map(|l| l.share.hosts).sum();
+    let may_eject = x.max_ejection_percent.map_or(0, |pct| {
+        (u64::from(pct.min(100)) * all_hosts as u64).div_ceil(100) as usize
+    });
+    let mut ejected = 0;
+    let mut not_ejected = 0;
+    for l in &mut localities {
+        for host in l.share.endpoints.iter_mut().filter(|h| h.failing) {
+            if ejected < may_eject {
+                ejected += 1;
+            } else {
+                host.healthy = true;
+                not_ejected += 1;
+            }
+        }
+        l.share.healthy = l.share.endpoints.iter().filter(|h| h.healthy).count();
+    }
 
     // Priorities: health, then load.
     let levels = localities
@@ -296,8 +336,12 @@ fn compute(
         .map(|(&n, &h)| (OVERPROVISIONING * h).checked_div(n).unwrap_or(0).min(100))
         .collect();
     let total_health = health.iter().sum::<u64>().min(100);
-    let total_panic = total_health == 0 && hosts.iter().any(|&n| n > 0);
-    let load: Vec<u64> = if total_panic {
+    let no_healthy = total_health == 0 && hosts.iter().any(|&n| n > 0);
+    // Panic mode is off at a threshold of 0 (Istio's default): no healthy host, no traffic.
+    let total_panic = no_healthy && panic_threshold > 0.0;
+    let load: Vec<u64> = if no_healthy && !total_panic {
+        vec![0; levels]
+    } else if total_panic {
         let all: u64 = hosts.iter().sum();
         let mut load: Vec<u64> = hosts.iter().map(|&n| n * 100 / all).collect();
         let rest = 100 - load.iter().sum::<u64>();
@@ -314,8 +358,12 @@ fn compute(
         let in_p: Vec<usize> = (0..localities.len())
             .filter(|&i| localities[i].share.priority as usize == p)
             .collect();
+        // As Envoy's recalculatePerPriorityPanic: a priority can be in panic only while the
+        // priorities together are less than fully available.
         let panic = total_panic
-            || (hosts[p] > 0 && (100.0 * healthy[p] as f64 / hosts[p] as f64) < panic_threshold);
+            || (total_health < 100
+                && hosts[p] > 0
+                && (100.0 * healthy[p] as f64 / hosts[p] as f64) < panic_threshold);
         let weights: Vec<f64> = in_p
             .iter()
             .map(|&i| {
@@ -353,6 +401,8 @@ fn compute(
         locality_weighted,
         localities: localities.into_iter().map(|l| l.share).collect(),
         total_panic,
+        no_healthy_host: no_healthy && !total_panic,
+        not_ejected,
     }
 }
 
@@ -456,6 +506,39 @@ pub fn rule(svc: &GlobalService) -> String {
         LocalityPolicy::Istio(_) => {
             "DestinationRule localityLbSetting (Istio's default: priority by proximity)".to_owned()
         }
+    }
+}
+
+/// The cache key of a client at `locality` on `network` with `labels`, as the ADS server keys
+/// it: the topology labels added as Istio's `AugmentLabels` adds them, then only those some
+/// `failoverPriority` names (`label_keys`) kept.
+pub fn client_key(
+    locality: Locality,
+    network: &str,
+    mut labels: BTreeMap<String, String>,
+    label_keys: &BTreeSet<String>,
+) -> ClientKey {
+    for (k, v) in [
+        ("topology.kubernetes.io/region", &locality.region),
+        ("topology.kubernetes.io/zone", &locality.zone),
+        ("topology.istio.io/subzone", &locality.subzone),
+    ] {
+        if !v.is_empty() {
+            labels.insert(k.to_owned(), v.clone());
+        }
+    }
+    if !network.is_empty() {
+        labels
+            .entry("topology.istio.io/network".to_owned())
+            .or_insert_with(|| network.to_owned());
+    }
+    ClientKey {
+        locality,
+        network: network.to_owned(),
+        listener_port: 15001,
+        labels: crate::cache::restrict_labels(&labels, label_keys),
+        secure: false,
+        bind_vips: false,
     }
 }
 
@@ -571,17 +654,42 @@ mod tests {
         // The local zone gone: all to the next priority.
         let p = shares(&svc, &failing(&[], &["us-east-1a"], 0));
         assert_eq!((p[EAST], p[WEST]), (0.0, 100.0));
-        // Everything gone: total panic, by host count over the priorities.
-        let split = super::split(
-            &svc,
-            None,
-            &key(EAST),
-            &failing(&[], &["us-east-1a", "us-west-2a"], 0),
-        )
-        .unwrap();
+        // Everything gone, panic off (meshfleet's and Istio's default threshold is 0): no
+        // healthy host, requests fail.
+        let everything = failing(&[], &["us-east-1a", "us-west-2a"], 0);
+        let split = super::split(&svc, None, &key(EAST), &everything).unwrap();
+        assert!(split.no_healthy_host && !split.total_panic);
+        let p = percents(&split);
+        assert_eq!((p[EAST], p[WEST]), (0.0, 0.0));
+        // With a panic threshold: total panic, by host count over the priorities.
+        let mut panicky = svc.clone();
+        panicky.outlier_detection = Some(OutlierDetection {
+            min_health_percent: 50,
+            ..OutlierDetection::default()
+        });
+        let split = super::split(&panicky, None, &key(EAST), &everything).unwrap();
         assert!(split.total_panic);
         let p = percents(&split);
         assert_eq!((p[EAST], p[WEST]), (50.0, 50.0));
+    }
+
+    #[test]
+    fn outlier_detection_ejects_no_more_than_its_max_ejection_percent() {
+        // 8 hosts, 10%: one ejection; the other dead local host stays in rotation.
+        let mut svc = fleet(4, 2, istio());
+        svc.outlier_detection = Some(OutlierDetection {
+            max_ejection_percent: 10,
+            ..OutlierDetection::default()
+        });
+        let split = split(&svc, None, &key(EAST), &failing(&["dead"], &[], 0)).unwrap();
+        assert_eq!(split.not_ejected, 1);
+        assert_eq!(split.localities[0].healthy, 3, "one ejected of the two");
+        // 140 × 3 / 4 = 105: nothing spills, and a quarter of the local requests fail.
+        assert_eq!(percents(&split)[EAST], 100.0);
+        // No outlier detection: nothing is ejected at all.
+        svc.outlier_detection = None;
+        let split = super::split(&svc, None, &key(EAST), &failing(&["dead"], &[], 0)).unwrap();
+        assert_eq!(split.not_ejected, 2);
     }
 
     #[test]
@@ -591,8 +699,8 @@ mod tests {
             min_health_percent: 50,
             ..OutlierDetection::default()
         });
-        // 1 of 4 healthy (25% < 50%): panic in priority 0, whose health is 140 × 1 / 4 = 35;
-        // the load it keeps is spread over all its hosts, so the local share stays 35%.
+        // 1 of 4 healthy: priority 0's health is 140 × 1 / 4 = 35, and with the next priority
+        // fully healthy the total is 100, so (as in Envoy) no priority is in panic: 35% stays.
         let p = shares(&svc, &failing(&["dead"], &[], 0));
         assert_eq!((p[EAST], p[WEST]), (35.0, 65.0));
     }

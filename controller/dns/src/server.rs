@@ -218,16 +218,31 @@ pub async fn answer_datagram(
     if request.metadata.message_type == MessageType::Response {
         return None;
     }
-    let capture = Captured::default();
+    // The client's size, within 512..=1232 (the response's own EDNS says 1232 to everyone).
+    let max = request
+        .edns
+        .as_ref()
+        .map_or(512, |e| e.max_payload().clamp(512, EDNS_PAYLOAD));
+    let capture = Captured {
+        max,
+        ..Captured::default()
+    };
     handler
         .handle_request::<_, TokioTime>(&request, capture.clone())
         .await;
-    capture.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    capture
+        .bytes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
 }
 
-/// A response handler that keeps the encoded response.
+/// A response handler that keeps the encoded response, encoded for `max` bytes.
 #[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Option<Vec<u8>>>>);
+struct Captured {
+    bytes: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+    max: u16,
+}
 
 #[async_trait::async_trait]
 impl ResponseHandler for Captured {
@@ -243,14 +258,14 @@ impl ResponseHandler for Captured {
         >,
     ) -> Result<ResponseInfo, hickory_server::net::NetError> {
         use hickory_proto::serialize::binary::BinEncoder;
-        let max = response.edns().map_or(512, |e| e.max_payload().max(512));
+        let max = self.max.max(512);
         let mut buf = Vec::with_capacity(512);
         let info = {
             let mut encoder = BinEncoder::new(&mut buf);
             encoder.set_max_size(max);
             response.destructive_emit(&mut encoder)?
         };
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(buf);
+        *self.bytes.lock().unwrap_or_else(|e| e.into_inner()) = Some(buf);
         Ok(info)
     }
 }

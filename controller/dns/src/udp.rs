@@ -22,26 +22,36 @@ use crate::table::{Answer, NameTable};
 
 /// The largest datagram read: EDNS allows up to 64 KiB, but a query is a few hundred bytes.
 const MAX_QUERY: usize = 4096;
+/// Queries on the slow path at once (each a task, some waiting seconds for an upstream);
+/// beyond this a datagram is dropped, as a full socket buffer would drop it.
+const MAX_SLOW: usize = 4096;
 
 /// Serves `handler` on `socket` until the socket fails.
 pub(crate) async fn serve_udp(socket: UdpSocket, handler: Arc<DnsHandler>) {
     let socket = Arc::new(socket);
+    let slow = Arc::new(tokio::sync::Semaphore::new(MAX_SLOW));
     let loops = std::thread::available_parallelism().map_or(1, usize::from);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..loops {
-        tasks.spawn(receive_loop(socket.clone(), handler.clone()));
+        tasks.spawn(receive_loop(socket.clone(), handler.clone(), slow.clone()));
     }
     while tasks.join_next().await.is_some() {}
 }
 
-async fn receive_loop(socket: Arc<UdpSocket>, handler: Arc<DnsHandler>) {
+async fn receive_loop(
+    socket: Arc<UdpSocket>,
+    handler: Arc<DnsHandler>,
+    slow: Arc<tokio::sync::Semaphore>,
+) {
     let mut buf = vec![0u8; MAX_QUERY];
     loop {
         let (n, src) = match socket.recv_from(&mut buf).await {
             Ok(got) => got,
             Err(error) => {
-                // ICMP errors from earlier sends surface here on some systems: keep going.
+                // ICMP errors from earlier sends surface here on some systems: keep going, but
+                // never spin on an error that repeats.
                 tracing::debug!(%error, "DNS: receiving over UDP");
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                 continue;
             }
         };
@@ -56,8 +66,13 @@ async fn receive_loop(socket: Arc<UdpSocket>, handler: Arc<DnsHandler>) {
             let _ = socket.send_to(&response, src).await;
             continue;
         }
+        let Ok(permit) = slow.clone().try_acquire_owned() else {
+            tracing::debug!(%src, "DNS: too many queries on the slow path, one dropped");
+            continue;
+        };
         let (socket, handler, packet) = (socket.clone(), handler.clone(), packet.to_vec());
         tokio::spawn(async move {
+            let _permit = permit;
             if let Some(response) = slow_path(&handler, &packet, src).await {
                 let _ = socket.send_to(&response, src).await;
             }

@@ -182,7 +182,10 @@ fn expired_taint(cluster: &Cluster, tolerations: &[Toleration], now: SystemTime)
                 .as_deref()
                 .and_then(parse_time)
                 .unwrap_or(now);
-            let until = added + Duration::from_secs(u64::try_from(seconds.max(0)).unwrap_or(0));
+            // A toleration too long to add to a time is one that never runs out.
+            let until = added.checked_add(Duration::from_secs(
+                u64::try_from(seconds.max(0)).unwrap_or(0),
+            ))?;
             (now >= until).then(|| {
                 format!(
                     "cluster {} has taint {} for longer than the {seconds}s tolerated",
@@ -250,6 +253,9 @@ pub fn parse_time(text: &str) -> Option<SystemTime> {
 /// RFC 3339 with a numeric offset (`2026-11-22T10:00:00+02:00`).
 fn parse_offset(text: &str) -> Option<SystemTime> {
     let split = text.len().checked_sub(6)?;
+    if !text.is_char_boundary(split) {
+        return None;
+    }
     let (local, offset) = text.split_at(split);
     let sign = match offset.as_bytes().first()? {
         b'+' => 1i64,

@@ -24,6 +24,8 @@ use tokio::time::Instant;
 
 /// Istio's `MinGatewayTTL`: the default least time between two lookups of a name.
 pub const MIN_TTL: Duration = Duration::from_secs(30);
+/// The least `--gateway-min-ttl` taken.
+const FLOOR_TTL: Duration = Duration::from_millis(100);
 /// Istio's `MaxGatewayTTL`.
 pub const MAX_TTL: Duration = Duration::from_secs(3600);
 
@@ -43,11 +45,20 @@ pub async fn resolve_loop(
     wake: Arc<Notify>,
     min_ttl: Duration,
 ) {
+    // A TTL of nothing would look the names up in a loop.
+    let min_ttl = min_ttl.max(FLOOR_TTL);
     let mut names: BTreeMap<String, Entry> = BTreeMap::new();
     loop {
+        // The index and the catalog are locked by the reconcile loop for a whole build: wait
+        // for them on a blocking thread, not on one of the runtime's workers.
         let wanted = {
-            let index = index.lock().unwrap_or_else(|e| e.into_inner());
-            gateway_hostnames(index.clusters())
+            let index = index.clone();
+            tokio::task::spawn_blocking(move || {
+                let index = index.lock().unwrap_or_else(|e| e.into_inner());
+                gateway_hostnames(index.clusters())
+            })
+            .await
+            .unwrap_or_default()
         };
         names.retain(|name, _| wanted.contains(name));
         let now = Instant::now();
@@ -65,10 +76,17 @@ pub async fn resolve_loop(
             .iter()
             .map(|(name, e)| (name.clone(), e.addresses.clone()))
             .collect();
-        let changed = catalog
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .set_gateway_addresses(addresses);
+        let changed = {
+            let catalog = catalog.clone();
+            tokio::task::spawn_blocking(move || {
+                catalog
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .set_gateway_addresses(addresses)
+            })
+            .await
+            .unwrap_or(false)
+        };
         if changed {
             wake.notify_one();
         }

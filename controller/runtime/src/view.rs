@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use meshfleet_api::Cluster;
 use meshfleet_catalog::{Catalog, PolicySource};
-use meshfleet_model::{ClientKey, Locality, LocalityPolicy};
+use meshfleet_model::{Locality, LocalityPolicy};
 use meshfleet_xds::explain::{self, Failure};
 use meshfleet_xds::pb::envoy::service::status::v3::ConfigStatus;
 use meshfleet_xds::server::ClientStatus;
@@ -28,6 +28,8 @@ pub const PAGE: &str = include_str!("view/index.html");
 
 /// Most services one `/api/services` call returns.
 pub const MAX_PAGE: usize = 200;
+/// Most client localities a page computes splits for.
+pub const MAX_LOCALITIES: usize = 50;
 
 /// One member cluster as the page shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -245,6 +247,8 @@ pub struct ServiceView {
 #[derive(Debug, Serialize)]
 pub struct SplitView {
     pub from: Locality,
+    /// The client's network; empty for the default one.
+    pub network: String,
     /// Percent per zone it sends to (by region/zone), in order.
     pub to: Vec<(String, f64)>,
     /// The split differs from what the `meshfleet.io/locality-weights` annotation asks for
@@ -277,6 +281,24 @@ pub fn services(
             .map(|c| (Locality::new(&c.region, &c.zone, ""), c.network.clone()))
             .collect();
     }
+    // The localities clients declare are theirs to choose: at most this many, the most
+    // populated first, so that a page costs the same whatever clients send.
+    if from.len() > MAX_LOCALITIES {
+        let mut counts: BTreeMap<&(Locality, String), usize> = BTreeMap::new();
+        for c in clients {
+            if let Some(key) = from.get(&(c.locality.clone(), c.network.clone())) {
+                *counts.entry(key).or_default() += 1;
+            }
+        }
+        let mut ranked: Vec<_> = counts.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        from = ranked
+            .into_iter()
+            .take(MAX_LOCALITIES)
+            .map(|(k, _)| k.clone())
+            .collect();
+    }
+    let label_keys = meshfleet_xds::cache::failover_label_keys(&catalog.mesh());
     let failure = Failure {
         zones: Some(query.without_zone.clone())
             .filter(|z| !z.is_empty())
@@ -304,12 +326,12 @@ pub fn services(
             let splits = from
                 .iter()
                 .filter_map(|(locality, network)| {
-                    let key = ClientKey {
-                        locality: locality.clone(),
-                        network: network.clone(),
-                        listener_port: 15001,
-                        ..ClientKey::default()
-                    };
+                    let key = explain::client_key(
+                        locality.clone(),
+                        network,
+                        BTreeMap::new(),
+                        &label_keys,
+                    );
                     let split = explainer.as_mut()?.split(&key, &failure);
                     let mut to: BTreeMap<String, f64> = BTreeMap::new();
                     for l in &split.localities {
@@ -319,6 +341,7 @@ pub fn services(
                     let differs = differs(&svc.locality, locality, &to, &endpoints, &failure);
                     Some(SplitView {
                         from: locality.clone(),
+                        network: network.clone(),
                         to: to
                             .into_iter()
                             .map(|(k, v)| (k, (v * 10.0).round() / 10.0))
@@ -376,7 +399,9 @@ fn differs(
         None => "no endpoint in the client's zone",
         Some((0, _)) => "no ready endpoint in the client's zone",
         Some((ready, all)) if ready < all => "part of the client's zone is not ready",
-        _ => "the zone's hosts are unhealthy in this what-if",
+        // Otherwise the tiers moved weight between themselves (a tier without endpoints gives
+        // its weight to the nearest with some): as the annotation means.
+        _ => return None,
     };
     Some(format!(
         "{got:.1}% stays in {}, the annotation asks {intended:.1}%: {why}",
