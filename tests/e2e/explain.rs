@@ -233,43 +233,29 @@ fn a_binding_is_explained_cluster_by_cluster_and_after_a_failure() {
         "did not match the placement cluster affinity constraint"
     );
 
-    // member1 fails: past the not-ready toleration its replica goes to member2, the only other
-    // cluster the static weights name.
-    let (code, out, err) = run(&[
-        "--binding",
-        "default/deployment/nginx",
-        "--without-cluster",
-        "member1",
-        "-o",
-        "json",
-    ]);
-    assert_eq!(code, Some(0), "{err}");
-    let e: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let after: Vec<i64> = e["clusters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["after"].as_i64().unwrap())
-        .collect();
-    assert_eq!(after, [0, 2, 0]);
-    // The same for member2, the second document of its file.
-    let (code, out, err) = run(&[
-        "--binding",
-        "default/Deployment/nginx",
-        "--without-cluster",
-        "member2",
-        "-o",
-        "json",
-    ]);
-    assert_eq!(code, Some(0), "{err}");
-    let e: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let after: Vec<i64> = e["clusters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["after"].as_i64().unwrap())
-        .collect();
-    assert_eq!(after, [2, 0, 0]);
+    // A cluster fails: past the not-ready toleration its replica goes to the other cluster
+    // the static weights name. member2 is the second document of its file.
+    let after_failing = |cluster: &str| -> Vec<i64> {
+        let args = [
+            "--binding",
+            "default/deployment/nginx",
+            "--without-cluster",
+            cluster,
+            "-o",
+            "json",
+        ];
+        let (code, out, err) = run(&args);
+        assert_eq!(code, Some(0), "{err}");
+        let e: serde_json::Value = serde_json::from_str(&out).unwrap();
+        e["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["after"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(after_failing("member1"), [0, 2, 0]);
+    assert_eq!(after_failing("member2"), [2, 0, 0]);
 
     let (code, _, err) = run(&["--binding", "default/Deployment/nope"]);
     assert_eq!(code, Some(2));
