@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use meshfleet_catalog::Catalog;
 use meshfleet_model::{ClientKey, Locality, Mesh};
 use meshfleet_xds::cache::failover_label_keys;
-use meshfleet_xds::explain::{Failure, Split, places, split};
+use meshfleet_xds::explain::{Failure, Split, split, zones};
 
 use crate::cli::Output;
 
@@ -90,7 +90,7 @@ pub fn run(args: &ExplainArgs, index: &meshfleet_index::Index) -> anyhow::Result
         ))
         .into());
     }
-    let (zones, _) = places(svc);
+    let zones = zones(svc);
     let all_zones: BTreeSet<String> = known.iter().map(|(_, z)| z.clone()).chain(zones).collect();
     for zone in &args.without_zone {
         if !all_zones.contains(zone) {

@@ -6,22 +6,28 @@ use std::process::Command;
 use meshfleet_demo::envoy::AdsApi;
 use meshfleet_testkit::{self as support, EAST, Mesh, WEST};
 
-/// `meshfleet explain --config DIR ARGS... -o json`: the percent per zone.
-fn predict(config: &std::path::Path, args: &[&str]) -> std::collections::BTreeMap<String, f64> {
+/// `meshfleet explain --config DIR ARGS...`: its exit code, stdout and stderr.
+fn explain(config: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(support::meshfleet_bin())
         .arg("explain")
         .arg("--config")
         .arg(config)
         .args(args)
-        .args(["-o", "json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let split: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `meshfleet explain --config DIR ARGS... -o json`: the percent per zone.
+fn predict(config: &std::path::Path, args: &[&str]) -> std::collections::BTreeMap<String, f64> {
+    let args: Vec<&str> = args.iter().copied().chain(["-o", "json"]).collect();
+    let (code, out, err) = explain(config, &args);
+    assert_eq!(code, Some(0), "{err}");
+    let split: serde_json::Value = serde_json::from_str(&out).unwrap();
     let mut zones = std::collections::BTreeMap::new();
     for l in split["localities"].as_array().unwrap() {
         let zone = l["locality"]["zone"].as_str().unwrap().to_owned();
@@ -106,17 +112,8 @@ async fn the_predicted_split_after_a_cluster_fails_is_what_envoy_gives() {
 fn bad_questions_exit_2_with_what_is_wrong() {
     let example = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/two-zone");
     let run = |args: &[&str]| {
-        let out = Command::new(support::meshfleet_bin())
-            .arg("explain")
-            .arg("--config")
-            .arg(&example)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let (code, _, err) = explain(&example, args);
+        (code, err)
     };
     let east = "us-east/us-east-1a";
     for (args, says) in [
@@ -191,20 +188,7 @@ async fn the_predicted_priority_spill_over_is_what_envoy_gives() {
 #[test]
 fn a_binding_is_explained_cluster_by_cluster_and_after_a_failure() {
     let karmada = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/karmada");
-    let run = |args: &[&str]| {
-        let out = Command::new(support::meshfleet_bin())
-            .arg("explain")
-            .arg("--config")
-            .arg(&karmada)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| explain(&karmada, args);
     let (code, out, err) = run(&["--binding", "default/Deployment/nginx", "-o", "json"]);
     assert_eq!(code, Some(0), "{err}");
     let e: serde_json::Value = serde_json::from_str(&out).unwrap();

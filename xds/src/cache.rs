@@ -247,8 +247,15 @@ impl SnapshotCache {
 
 /// Label keys named by some Istio `failoverPriority` (`key` or `key=value`) in `mesh`.
 pub fn failover_label_keys(mesh: &Mesh) -> BTreeSet<String> {
+    failover_label_keys_of(mesh.services.values().map(|s| &**s))
+}
+
+/// [`failover_label_keys`] of `services`, without a [`Mesh`] to hold them.
+pub fn failover_label_keys_of<'a>(
+    services: impl IntoIterator<Item = &'a GlobalService>,
+) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
-    for svc in mesh.services.values() {
+    for svc in services {
         if let LocalityPolicy::Istio(setting) = &svc.locality {
             for entry in &setting.failover_priority {
                 let key = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);

@@ -542,12 +542,14 @@ pub fn client_key(
     }
 }
 
-/// The zones and clusters the endpoints of `svc` are in: what a failure may name.
-pub fn places(svc: &GlobalService) -> (BTreeSet<String>, BTreeSet<String>) {
-    let eps = svc.ports.iter().flat_map(|p| &p.endpoints);
-    let zones = eps.clone().map(|e| e.locality.zone.clone()).collect();
-    let clusters = eps.map(|e| e.cluster.to_string()).collect();
-    (zones, clusters)
+/// The zones the endpoints of `svc` are in: what `--without-zone` may name besides the
+/// Clusters' zones.
+pub fn zones(svc: &GlobalService) -> BTreeSet<String> {
+    svc.ports
+        .iter()
+        .flat_map(|p| &p.endpoints)
+        .map(|e| e.locality.zone.clone())
+        .collect()
 }
 
 /// Per locality, the percent of a whole [`Split`] (rounded to 0.1), for display and tests.

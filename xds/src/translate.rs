@@ -142,7 +142,13 @@ pub fn translate_shared(svc: &GlobalService) -> SharedResources {
             .push(Resource::new(&name, resource::CLUSTER, &cluster));
         let http = port.protocol != Protocol::Tcp;
         if http {
-            out.add_http_routing(svc, port.port, Some(port.port) == default_port, &name);
+            out.add_http_routing(
+                svc,
+                &addresses,
+                port.port,
+                Some(port.port) == default_port,
+                &name,
+            );
         }
         if !addresses.is_empty() {
             for (bind, list) in [
@@ -185,19 +191,20 @@ impl SharedResources {
     fn add_http_routing(
         &mut self,
         svc: &GlobalService,
+        vips: &[String],
         port: u32,
         with_bare_names: bool,
         cluster: &str,
     ) {
         let names = service_names(svc);
         // Requests to a virtual IP carry it as their authority (IPv6 in brackets).
-        let vips: Vec<String> = virtual_ips(svc)
-            .into_iter()
+        let vips: Vec<String> = vips
+            .iter()
             .map(|ip| {
                 if ip.contains(':') {
                     format!("[{ip}]")
                 } else {
-                    ip
+                    ip.clone()
                 }
             })
             .collect();

@@ -298,7 +298,8 @@ pub fn services(
             .map(|(k, _)| k.clone())
             .collect();
     }
-    let label_keys = meshfleet_xds::cache::failover_label_keys(&catalog.mesh());
+    let label_keys =
+        meshfleet_xds::cache::failover_label_keys_of(catalog.services.iter().map(|s| &*s.service));
     let failure = Failure {
         zones: Some(query.without_zone.clone())
             .filter(|z| !z.is_empty())
