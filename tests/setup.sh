@@ -36,5 +36,7 @@ need_deb dig bind9-dnsutils
 need_deb dnsmasq dnsmasq-base
 need_deb ip iproute2
 need_deb iptables iptables
+# The install's test renders manifests/ as a user does (`kubectl kustomize`, offline).
+need_deb kubectl kubernetes-client
 # The fleet view's test loads the page in a real browser (headless, no display needed).
 need_deb chromium-headless-shell chromium-headless-shell

@@ -13,6 +13,8 @@ mod envoy;
 mod examples;
 mod explain;
 mod grpc;
+mod kube;
+mod manifests;
 mod metrics;
 mod mtls;
 mod policy;

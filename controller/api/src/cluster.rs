@@ -39,6 +39,29 @@ pub struct ClusterSpec {
     pub east_west_gateway: Option<EastWestGateway>,
     #[serde(default, deserialize_with = "nullable")]
     pub taints: Vec<Taint>,
+    /// Karmada's: the member's API server, reached with the credentials of `secretRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_endpoint: Option<String>,
+    /// Karmada's: the Secret (in the gateway cluster) with the credentials to reach the member:
+    /// a whole kubeconfig under `kubeconfig`, or Karmada's `token` and `caBundle` for
+    /// `apiEndpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretReference>,
+    /// Karmada's: skip verifying the member API server's certificate (with `secretRef`'s token).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_tls_verification: bool,
+    /// Karmada's `Push` (the default: meshfleet applies to the member) or `Pull` (`meshfleet
+    /// agent` inside the member pulls its manifests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_mode: Option<String>,
+}
+
+/// A Secret by namespace and name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub struct SecretReference {
+    #[serde(default)]
+    pub namespace: String,
+    pub name: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -110,6 +133,14 @@ pub struct ResourceSummary {
 impl Cluster {
     pub fn name(&self) -> &str {
         &self.metadata.name
+    }
+
+    /// Whether the member pulls its manifests (`spec.syncMode: Pull`) rather than being written to.
+    pub fn is_pull_mode(&self) -> bool {
+        self.spec
+            .sync_mode
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case("pull"))
     }
 
     /// Every zone of the cluster: `spec.zone` (Karmada's deprecated field), then `spec.zones`,

@@ -37,7 +37,7 @@ pub use binding::{
 };
 pub use cluster::{
     Cluster, ClusterSpec, ClusterStatus, Condition, EastWestGateway, GatewayError, ResourceSummary,
-    Taint,
+    SecretReference, Taint,
 };
 pub use istio::{
     DestinationRule, DestinationRuleSpec, Distribute, Duration, DurationError, Failover,

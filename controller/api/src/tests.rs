@@ -45,7 +45,9 @@ status:
     };
     let mut want = cluster_fixture_east();
     want.api_version = "cluster.karmada.io/v1alpha1".to_owned();
+    want.spec.sync_mode = Some("Push".to_owned());
     assert_eq!(**cluster, want);
+    assert!(!cluster.is_pull_mode());
     assert_eq!(cluster.zone(), Some("us-east-1a"));
     assert!(cluster.ready());
     assert_eq!(

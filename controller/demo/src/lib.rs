@@ -44,7 +44,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let mut fleet = Fleet::start(&dir, fleet::two_zones()).await?;
     let controller = Controller::start(&RunArgs {
-        config: dir.clone(),
+        config: Some(dir.clone()),
+        kube: Default::default(),
         xds_addr: "127.0.0.1:0".parse()?,
         admin_addr: "127.0.0.1:0".parse()?,
         state_dir: None,

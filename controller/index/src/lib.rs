@@ -274,6 +274,24 @@ impl Index {
         true
     }
 
+    /// Replaces `origin`'s problems and keeps its objects (a watch reports the objects it
+    /// refused this way: it has no [`Index::reset`]). `refused` counts them for
+    /// [`Index::refused`]. Returns whether anything changed.
+    pub fn set_problems(
+        &mut self,
+        origin: &Origin,
+        problems: Vec<Problem>,
+        refused: usize,
+    ) -> bool {
+        let held = self.origins.entry(origin.clone()).or_default();
+        if held.problems == problems && held.refused == refused {
+            return false;
+        }
+        held.problems = problems;
+        held.refused = refused;
+        true
+    }
+
     /// Drops everything `origin` held (a file removed, a cluster unregistered). Returns whether
     /// it held anything.
     pub fn forget(&mut self, origin: &Origin) -> bool {

@@ -441,3 +441,28 @@ fn a_snapshot_leaves_out_the_kinds_asked_and_shares_the_rest() {
     index.forget(&file);
     assert_eq!(snapshot.services().count(), 1);
 }
+
+#[test]
+fn a_watch_sets_its_problems_beside_its_objects() {
+    let mut index = Index::default();
+    let origin = Origin::cluster("east-1");
+    assert!(index.apply(
+        &origin,
+        service("team-a", "api").observed_in("east-1").into()
+    ));
+    let problem = Problem::new(
+        Source::object("Service", "team-a", "broken"),
+        "spec.ports: invalid type",
+    );
+    assert!(index.set_problems(&origin, vec![problem.clone()], 1));
+    assert!(
+        !index.set_problems(&origin, vec![problem.clone()], 1),
+        "the same problems again"
+    );
+    assert_eq!(index.problems(), vec![problem]);
+    assert_eq!(index.refused(), 1);
+    assert_eq!(index.services().count(), 1, "its objects stay");
+    assert!(index.set_problems(&origin, Vec::new(), 0));
+    assert!(index.problems().is_empty());
+    assert!(index.forget(&origin));
+}

@@ -16,6 +16,7 @@ pub mod bindings;
 pub mod cacerts;
 pub mod fs;
 pub mod gateways;
+pub mod kube;
 pub mod mtls;
 pub mod process;
 pub mod run;
@@ -31,8 +32,15 @@ use std::time::Duration;
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// Directory of YAML manifests, watched for changes.
-    #[arg(long, value_name = "DIR")]
-    pub config: PathBuf,
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "kube",
+        conflicts_with = "kube"
+    )]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub kube: kube::KubeArgs,
     /// ADS over plaintext gRPC.
     #[arg(long, default_value = "0.0.0.0:15010")]
     pub xds_addr: SocketAddr,
@@ -42,8 +50,9 @@ pub struct RunArgs {
     /// Propagate: write each member cluster's manifests under `DIR/clusters/`, kept up to date.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Propagate only to the clusters of this zone (every zone's instance plans alike).
-    #[arg(long, value_name = "ZONE", requires = "state_dir")]
+    /// Propagate only to the clusters of this zone (every zone's instance plans alike); with
+    /// `--state-dir` or `--kube`.
+    #[arg(long, value_name = "ZONE")]
     pub zone: Option<String>,
     /// The mesh CA (made by `meshfleet ca init`): serve ADS with SDS and Istio's CA API over
     /// mTLS on `--xds-tls-addr`, and, with `--state-dir`, give every member cluster its

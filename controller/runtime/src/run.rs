@@ -27,6 +27,7 @@ use crate::RunArgs;
 use crate::apply::apply_with;
 use crate::bindings::BindingStore;
 use crate::cacerts::ClusterCas;
+use crate::kube::sink::KubeSink;
 use crate::mtls::{CaSecrets, MeshCa};
 use crate::sink::{ApplyManifests, DirSink};
 use crate::source::ConfigDir;
@@ -57,36 +58,81 @@ pub struct Controller {
 impl Controller {
     /// Loads the config directory, builds the first catalog, binds the ports and starts serving.
     pub async fn start(args: &RunArgs) -> anyhow::Result<Self> {
-        crate::ensure_dir(&args.config)?;
         let index = Arc::new(Mutex::new(Index::default()));
         let state = Arc::new(State::default());
-        let mut source = ConfigDir::new(args.config.clone())
-            .with_limits(args.source_limits)
-            .reporting_to(state.source_up());
-        source.load(&mut index.lock().expect("index lock"));
-        let cache = SnapshotCache::default();
-        let propagation = args.state_dir.as_ref().map(|dir| {
-            // A restart schedules from the last bindings, not afresh.
-            let mut store = BindingStore::new(dir);
-            let previous = store.load();
-            if !previous.is_empty() {
-                tracing::info!(
-                    bindings = previous.len(),
-                    "starting from the stored bindings"
+        let (changed_tx, changed_rx) = watch::channel(0);
+        // The config directory (loaded before anything is served), or the kube watches.
+        let mut source = None;
+        let mut kube = None;
+        match &args.config {
+            Some(config) => {
+                crate::ensure_dir(config)?;
+                let mut dir = ConfigDir::new(config.clone())
+                    .with_limits(args.source_limits)
+                    .reporting_to(state.source_up());
+                dir.load(&mut index.lock().expect("index lock"));
+                source = Some(dir);
+            }
+            None => {
+                anyhow::ensure!(args.kube.kube, "either --config DIR or --kube is needed");
+                kube = Some(
+                    crate::kube::start(
+                        &args.kube,
+                        index.clone(),
+                        Arc::new(changed_tx.clone()),
+                        state.source_up(),
+                    )
+                    .await?,
                 );
             }
-            Arc::new(Mutex::new(Propagation {
-                planner: Planner::starting_from(previous),
-                store,
-                sink: Box::new(DirSink::new(dir)),
-                zone: args.zone.clone(),
-                retry: false,
-                cas: args
-                    .ca_dir
-                    .clone()
-                    .map(|dir| ClusterCas::new(dir, args.ca_check_interval)),
-            }))
-        });
+        }
+        anyhow::ensure!(
+            args.zone.is_none() || args.state_dir.is_some() || kube.is_some(),
+            "--zone needs --state-dir or --kube: it says which clusters to write to"
+        );
+        let cache = SnapshotCache::default();
+        let cas = || {
+            args.ca_dir
+                .clone()
+                .map(|dir| ClusterCas::new(dir, args.ca_check_interval))
+        };
+        let propagation = match (&args.state_dir, &kube) {
+            (_, Some(kube)) => {
+                // The bindings are kept under the state directory when one is given.
+                let mut store = args.state_dir.as_deref().map(BindingStore::new);
+                let previous = store.as_mut().map(BindingStore::load).unwrap_or_default();
+                Some(Arc::new(Mutex::new(Propagation {
+                    planner: Planner::starting_from(previous),
+                    store,
+                    sink: Box::new(KubeSink::new(kube.clients.clone(), kube.leader.clone())),
+                    zone: args.zone.clone(),
+                    retry: false,
+                    cas: cas(),
+                    gate: Some((kube.leader.clone(), kube.synced.clone())),
+                })))
+            }
+            (Some(dir), None) => {
+                // A restart schedules from the last bindings, not afresh.
+                let mut store = BindingStore::new(dir);
+                let previous = store.load();
+                if !previous.is_empty() {
+                    tracing::info!(
+                        bindings = previous.len(),
+                        "starting from the stored bindings"
+                    );
+                }
+                Some(Arc::new(Mutex::new(Propagation {
+                    planner: Planner::starting_from(previous),
+                    store: Some(store),
+                    sink: Box::new(DirSink::new(dir)),
+                    zone: args.zone.clone(),
+                    retry: false,
+                    cas: cas(),
+                    gate: None,
+                })))
+            }
+            (None, None) => None,
+        };
         let catalog = Arc::new(Mutex::new(Incremental::with_vip_ranges(
             args.dns.dns_vip_range,
             args.dns.dns_vip_range_v6,
@@ -146,7 +192,6 @@ impl Controller {
                 args.dns.dns_client_zone.iter().cloned(),
             ));
 
-        let (changed_tx, changed_rx) = watch::channel(0);
         // Woken when what the catalog is built from changes outside the index (gateway names).
         let wake = Arc::new(tokio::sync::Notify::new());
         let gateway_resolver = match meshfleet_dns::server::gateway_resolver(&args.dns.dns_upstream)
@@ -166,17 +211,13 @@ impl Controller {
         };
         let mut tasks = vec![
             tokio::spawn(while_alive(
-                state.alive("config source"),
-                source.watch(index.clone(), changed_tx),
-            )),
-            tokio::spawn(while_alive(
                 state.alive("reconcile loop"),
                 reconcile_loop(
                     Triggers {
                         changed: changed_rx,
                         wake,
                     },
-                    index,
+                    index.clone(),
                     catalog,
                     cache,
                     state.clone(),
@@ -194,6 +235,15 @@ impl Controller {
                 meshfleet_dns::server::serve(dns_udp, dns_tcp, dns_handler),
             )),
         ];
+        if let Some(source) = source {
+            tasks.push(tokio::spawn(while_alive(
+                state.alive("config source"),
+                source.watch(index.clone(), changed_tx),
+            )));
+        }
+        if let Some(kube) = kube {
+            tasks.extend(kube.tasks);
+        }
         if let Some(resolve) = gateway_resolver {
             tasks.push(tokio::spawn(while_alive(
                 state.alive("gateway resolver"),
@@ -214,7 +264,11 @@ impl Controller {
             )));
         }
         state.ready.store(true, Ordering::Release);
-        tracing::info!(%xds_addr, ?xds_tls_addr, %dns_addr, %admin_addr, config = %args.config.display(), "meshfleet is serving");
+        let config = args.config.as_ref().map_or_else(
+            || "the Kubernetes API (--kube)".to_owned(),
+            |c| c.display().to_string(),
+        );
+        tracing::info!(%xds_addr, ?xds_tls_addr, %dns_addr, %admin_addr, %config, "meshfleet is serving");
         Ok(Self {
             xds_addr,
             dns_addr,
@@ -263,8 +317,11 @@ struct Propagation {
     retry: bool,
     /// `--ca-dir`: each cluster's `cacerts` Secret goes with its manifests.
     cas: Option<ClusterCas>,
-    /// The bindings, kept under the state directory.
-    store: BindingStore,
+    /// The bindings, kept under the state directory (when there is one).
+    store: Option<BindingStore>,
+    /// With `--kube`: whether this replica holds the Lease, and whether the gateway's objects
+    /// have all been listed. Only then does it write.
+    gate: Option<(watch::Receiver<bool>, watch::Receiver<bool>)>,
 }
 
 /// What makes the reconcile loop build the catalog again.
@@ -331,7 +388,19 @@ fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &Sta
         retry,
         cas,
         store,
+        gate,
     } = &mut *propagation;
+    if let Some((leader, synced)) = gate {
+        if !*synced.borrow() {
+            // A partial view of the gateway's objects must not prune anything.
+            return;
+        }
+        if !*leader.borrow() {
+            // Planned again, and everything applied, once this replica holds the Lease.
+            *retry = true;
+            return;
+        }
+    }
     // The planner reads no EndpointSlice; what it reads is copied (shared objects) so that it
     // plans without holding the index's lock.
     let snapshot = index
@@ -379,7 +448,7 @@ fn propagate(index: &Mutex<Index>, propagation: &Mutex<Propagation>, state: &Sta
             tracing::error!(error = %anyhow::Error::from(error), "propagation not fully applied")
         }
     }
-    if let Err(error) = store.save(&plan.bindings) {
+    if let Some(Err(error)) = store.as_mut().map(|s| s.save(&plan.bindings)) {
         tracing::error!(%error, "cannot keep the bindings under the state directory");
     }
     state.set_bindings(plan.bindings.clone());
@@ -566,6 +635,11 @@ pub fn init_tracing(default_level: &str) {
         directives.push_str(
             ",hickory_server=warn,hickory_proto=warn,hickory_net=warn,hickory_resolver=warn",
         );
+    }
+    // kube-rs logs every failed request at error, and a watch's every reconnect: meshfleet
+    // reports what they mean (a member not ready, a problem naming the object) itself.
+    if !directives.contains("kube") {
+        directives.push_str(",kube_client=off,kube_runtime=warn");
     }
     let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));

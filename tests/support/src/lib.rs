@@ -145,6 +145,16 @@ pub async fn serve_logged(
     flags: &[&str],
     log: Option<&Path>,
 ) -> (Child, SocketAddr, SocketAddr) {
+    let dir = dir.to_str().expect("a UTF-8 path");
+    let mut args = vec!["--config", dir];
+    args.extend_from_slice(flags);
+    run_logged(&args, log).await
+}
+
+/// `meshfleet run ARGS` on free loopback ports (xDS, admin and, unless given, DNS), its log
+/// (stderr) written to `log` when given; waits until it is ready.
+pub async fn run_logged(args: &[&str], log: Option<&Path>) -> (Child, SocketAddr, SocketAddr) {
+    let flags = args;
     let stderr = match log {
         Some(path) => Stdio::from(std::fs::File::create(path).expect("creating the log")),
         None => Stdio::inherit(),
@@ -153,8 +163,6 @@ pub async fn serve_logged(
     let (xds_addr, admin_addr) = (addr(), addr());
     let controller = Command::new(meshfleet_bin())
         .arg("run")
-        .arg("--config")
-        .arg(dir)
         .args(["--xds-addr", &xds_addr.to_string()])
         .args(["--admin-addr", &admin_addr.to_string()])
         .args(

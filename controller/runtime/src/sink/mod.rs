@@ -65,6 +65,9 @@ pub enum SinkError {
         #[source]
         source: BoxError,
     },
+    /// This replica does not hold the Lease: another one writes. Nothing was written.
+    #[error("this replica does not hold the leader Lease; another one writes")]
+    Standby,
     /// Reading back what the sink holds failed.
     #[error("reading {location}")]
     ReadState {

@@ -1,0 +1,183 @@
+//! `meshfleet run --kube`: the gateway cluster's objects and every member's, watched through
+//! kube-rs into the same index the config directory feeds, and copies written to members by
+//! server-side apply through the same sink trait.
+//!
+//! ```text
+//!  gateway cluster ── policies, templates, ServiceExports, DestinationRules ──> Index (origin "(gateway)")
+//!    │  Clusters, remote secrets ──> members::Registry ──> Clusters (Ready, resourceSummary) ──┘
+//!    │                                  └─ per member: Session (watches) ──> Index (origin Cluster(name))
+//!    └─ Lease ──> lease::Elector ──> leader ──> sink::KubeSink (server-side apply), status writes
+//! ```
+//!
+//! Every replica watches and serves; only the Lease holder writes. Propagation waits until
+//! every gateway resource has been listed once, so a partial view never prunes a copy.
+
+pub mod feed;
+pub mod lease;
+pub mod members;
+pub mod objects;
+pub mod sink;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use meshfleet_index::Index;
+
+use feed::{Changes, Health, IndexFeed, Refused, Target};
+use members::{Clients, Registry};
+use objects::{DEFAULT_TEMPLATES, DESTINATION_RULES, GATEWAY_POLICIES, Resource};
+
+/// How `meshfleet run --kube` reaches the gateway cluster and its members.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KubeArgs {
+    /// Run in a gateway cluster: read meshfleet's objects from its API server (in-cluster
+    /// config, else `KUBECONFIG` or `--kubeconfig`), watch every member registered by an Istio
+    /// remote secret or a Cluster's `secretRef`, and apply copies to members.
+    #[arg(long)]
+    pub kube: bool,
+    /// The gateway cluster's kubeconfig, instead of the in-cluster config.
+    #[arg(long, value_name = "FILE", requires = "kube")]
+    pub kubeconfig: Option<PathBuf>,
+    /// meshfleet's namespace in the gateway cluster: where remote secrets are read and the
+    /// leader Lease is kept.
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "meshfleet-system",
+        value_name = "NS"
+    )]
+    pub kube_namespace: String,
+    /// How long the endpoints of a member whose API server cannot be reached are kept (it is
+    /// not ready at once).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub member_grace: Duration,
+    /// The Lease the replicas elect their writer with.
+    #[arg(long, default_value = "meshfleet-leader", value_name = "NAME")]
+    pub lease_name: String,
+    /// How long the Lease holds without renewal; the holder stops writing after two thirds
+    /// of it without renewal.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub lease_duration: Duration,
+}
+
+impl Default for KubeArgs {
+    fn default() -> Self {
+        Self {
+            kube: false,
+            kubeconfig: None,
+            kube_namespace: "meshfleet-system".to_owned(),
+            member_grace: Duration::from_secs(300),
+            lease_name: "meshfleet-leader".to_owned(),
+            lease_duration: lease::DURATION,
+        }
+    }
+}
+
+/// The kube sources and the election, started.
+pub struct Started {
+    pub tasks: Vec<JoinHandle<()>>,
+    /// Members' clients, for the sink.
+    pub clients: Clients,
+    /// Whether this replica writes.
+    pub leader: watch::Receiver<bool>,
+    /// Whether every gateway resource has been listed once.
+    pub synced: watch::Receiver<bool>,
+}
+
+/// The gateway cluster's client: `--kubeconfig`, else the in-cluster config, else `KUBECONFIG`
+/// or `~/.kube/config`.
+pub async fn gateway_client(args: &KubeArgs) -> anyhow::Result<kube::Client> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("--kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .with_context(|| format!("--kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no in-cluster config and no usable KUBECONFIG")?,
+    };
+    kube::Client::try_from(config).context("making the gateway cluster's client")
+}
+
+/// Starts watching the gateway cluster and its members into `index`, and the election.
+pub async fn start(
+    args: &KubeArgs,
+    index: Arc<Mutex<Index>>,
+    changed: Arc<watch::Sender<u64>>,
+    up: prometheus_client::metrics::gauge::Gauge,
+) -> anyhow::Result<Started> {
+    let client = gateway_client(args).await?;
+    let target = Target { index, changed };
+    let refused = Arc::new(Refused::default());
+    let health = Arc::new(Health::default());
+    let mut tasks = Vec::new();
+    let mut resources: Vec<Resource> = GATEWAY_POLICIES.to_vec();
+    resources.push(DESTINATION_RULES);
+    for template in DEFAULT_TEMPLATES {
+        if !resources.contains(&template) {
+            resources.push(template);
+        }
+    }
+    let (synced_tx, synced) = watch::channel(false);
+    let expected = resources.len();
+    for resource in resources {
+        let feed = IndexFeed::new(
+            target.clone(),
+            members::gateway_origin(),
+            resource,
+            None,
+            refused.clone(),
+        );
+        let changes = Changes::of(client.clone(), resource, None);
+        let health = health.clone();
+        let synced_tx = synced_tx.clone();
+        let up = up.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut changes, mut feed) = (changes, feed);
+            while let Some(batch) = changes.next().await {
+                feed.take(batch, &health);
+                if health.listed() >= expected && !*synced_tx.borrow() {
+                    tracing::info!("every gateway resource listed: propagation starts");
+                    synced_tx.send_replace(true);
+                    // Ready (`/readyz`) once the gateway's objects are all in.
+                    up.set(1);
+                }
+            }
+        }));
+    }
+    let (leader_tx, leader) = watch::channel(false);
+    let retry = (args.lease_duration / 7).max(Duration::from_millis(200));
+    let elector = lease::Elector::new(
+        client.clone(),
+        &args.kube_namespace,
+        &args.lease_name,
+        &lease::identity(),
+    )
+    .with_periods(args.lease_duration, args.lease_duration * 2 / 3, retry);
+    tasks.push(tokio::spawn(elector.run(leader_tx)));
+    let clients: Clients = Arc::new(RwLock::new(Default::default()));
+    let registry = Registry::new(members::Context {
+        target,
+        gateway: client,
+        namespace: args.kube_namespace.clone(),
+        grace: args.member_grace,
+        clients: clients.clone(),
+        refused,
+        leader: leader.clone(),
+    });
+    tasks.push(tokio::spawn(registry.run()));
+    Ok(Started {
+        tasks,
+        clients,
+        leader,
+        synced,
+    })
+}

@@ -1,0 +1,487 @@
+//! The Kubernetes sink: each member cluster is made to hold its manifests by server-side apply.
+//!
+//! - Every manifest is applied (`PATCH`, `application/apply-patch+yaml`) with field manager
+//!   `meshfleet` and without `force`: a field another manager owns is not taken from it; the
+//!   conflict is reported with the API server's words (the manager and the field), and the
+//!   other manifests are still applied.
+//! - Copies carry the label `meshfleet.io/managed: "true"`. Only such objects are ever
+//!   removed: what this sink applied and no longer wants, or, after a restart, what a list of
+//!   that label finds in the kinds it applies.
+//! - A workload whose replicas a member's HorizontalPodAutoscaler scales is applied without
+//!   `spec.replicas`, so the two do not fight over it.
+//! - A namespaced copy whose namespace does not exist gets it created first.
+//! - A manifest whose bytes did not change since it was applied is not sent again.
+//! - Only the replica that holds the Lease writes: the others answer [`SinkError::Standby`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PostParams,
+};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use meshfleet_propagation::manifest::{Keep, ManifestKey, Manifests};
+
+use super::members::Clients;
+use super::objects::{HPAS, NAMESPACES};
+use crate::sink::{Applied, ApplyManifests, BoxError, SinkError, SinkFuture};
+
+/// The field manager of every apply.
+pub const FIELD_MANAGER: &str = "meshfleet";
+/// The label on every copy meshfleet applies; only objects with it are ever removed.
+pub const LABEL_MANAGED: &str = "meshfleet.io/managed";
+
+/// Where a manifest goes: its resource, scope and version.
+#[derive(Clone, Debug)]
+struct Placed {
+    resource: ApiResource,
+    namespaced: bool,
+    hash: u64,
+}
+
+/// Server-side apply to member clusters. See the module docs.
+pub struct KubeSink {
+    clients: Clients,
+    leader: watch::Receiver<bool>,
+    /// Per cluster: what this sink applied, by key.
+    applied: BTreeMap<String, BTreeMap<ManifestKey, Placed>>,
+    /// Clusters whose labelled objects were listed since the start (to prune after a restart).
+    listed: BTreeSet<String>,
+}
+
+impl KubeSink {
+    pub fn new(clients: Clients, leader: watch::Receiver<bool>) -> Self {
+        Self {
+            clients,
+            leader,
+            applied: BTreeMap::new(),
+            listed: BTreeSet::new(),
+        }
+    }
+
+    fn client(&self, cluster: &str) -> Result<kube::Client, SinkError> {
+        self.clients
+            .read()
+            .expect("clients lock")
+            .get(cluster)
+            .cloned()
+            .ok_or_else(|| SinkError::WriteManifest {
+                location: format!("cluster {cluster}"),
+                source: "no client for the cluster: it is not registered, or its credentials cannot be used".into(),
+            })
+    }
+
+    fn check_leader(&self) -> Result<(), SinkError> {
+        if *self.leader.borrow() {
+            Ok(())
+        } else {
+            Err(SinkError::Standby)
+        }
+    }
+
+    async fn apply_now(
+        &mut self,
+        cluster: &str,
+        desired: &Manifests,
+        keep: Keep<'_>,
+        only: Option<&BTreeSet<ManifestKey>>,
+    ) -> Result<Applied, SinkError> {
+        self.check_leader()?;
+        let holds_nothing = self.applied.get(cluster).is_none_or(BTreeMap::is_empty);
+        if desired.is_empty()
+            && holds_nothing
+            && !self
+                .clients
+                .read()
+                .expect("clients lock")
+                .contains_key(cluster)
+        {
+            // Nothing to write where nothing was written (a member that cannot be reached yet).
+            return Ok(Applied::default());
+        }
+        let client = self.client(cluster)?;
+        let mut applied = Applied::default();
+        let mut first_error = None;
+        let scaled = match autoscaled(&client).await {
+            Ok(scaled) => scaled,
+            Err(error) => {
+                tracing::debug!(%cluster, %error, "cannot list HorizontalPodAutoscalers; applying replicas as rendered");
+                BTreeSet::new()
+            }
+        };
+        if !self.listed.contains(cluster) {
+            match self.adopt(&client, cluster, desired).await {
+                Ok(()) => {
+                    self.listed.insert(cluster.to_owned());
+                }
+                Err(error) => first_error = first_error.or(Some(error)),
+            }
+        }
+        let held = self.applied.entry(cluster.to_owned()).or_default();
+        let keys: Vec<&ManifestKey> = match only {
+            Some(keys) => keys.iter().filter(|k| desired.contains_key(*k)).collect(),
+            None => desired.keys().collect(),
+        };
+        for key in keys {
+            let manifest = &desired[key];
+            if held.get(key).is_some_and(|p| p.hash == manifest.hash) {
+                applied.unchanged += 1;
+                continue;
+            }
+            if !*self.leader.borrow() {
+                return Err(SinkError::Standby);
+            }
+            let location = location(cluster, key);
+            let value = match manifest.decode() {
+                Ok(v) => serde_json::to_value(v).unwrap_or(Value::Null),
+                Err(e) => {
+                    first_error = first_error.or(Some(SinkError::WriteManifest {
+                        location,
+                        source: e.into(),
+                    }));
+                    continue;
+                }
+            };
+            let body = prepared(value, key, &scaled);
+            match apply_one(&client, key, &body).await {
+                Ok(resource) => {
+                    held.insert(
+                        key.clone(),
+                        Placed {
+                            resource,
+                            namespaced: !key.namespace.is_empty(),
+                            hash: manifest.hash,
+                        },
+                    );
+                    applied.written += 1;
+                }
+                Err(source) => {
+                    tracing::warn!(%location, error = %source, "apply failed");
+                    first_error =
+                        first_error.or(Some(SinkError::WriteManifest { location, source }));
+                }
+            }
+        }
+        // Remove what this sink applied there and nobody wants any more.
+        let stale: Vec<ManifestKey> = held
+            .keys()
+            .filter(|k| !desired.contains_key(*k) && !keep.contains(k))
+            .filter(|k| only.is_none_or(|o| o.contains(*k)))
+            .cloned()
+            .collect();
+        for key in stale {
+            if !*self.leader.borrow() {
+                return Err(SinkError::Standby);
+            }
+            let placed = held[&key].clone();
+            let api: Api<DynamicObject> = if placed.namespaced {
+                Api::namespaced_with(client.clone(), &key.namespace, &placed.resource)
+            } else {
+                Api::all_with(client.clone(), &placed.resource)
+            };
+            match api.delete(&key.name, &DeleteParams::default()).await {
+                Ok(_) => {
+                    held.remove(&key);
+                    applied.removed += 1;
+                }
+                Err(kube::Error::Api(status)) if status.code == 404 => {
+                    held.remove(&key);
+                }
+                Err(error) => {
+                    first_error = first_error.or(Some(SinkError::RemoveManifest {
+                        location: location(cluster, &key),
+                        source: error.into(),
+                    }));
+                }
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(applied),
+        }
+    }
+
+    /// After a start: the objects carrying meshfleet's label in the kinds it applies there are
+    /// taken as applied by this sink (with no hash: they are applied again), so that what is
+    /// no longer wanted is removed.
+    async fn adopt(
+        &mut self,
+        client: &kube::Client,
+        cluster: &str,
+        desired: &Manifests,
+    ) -> Result<(), SinkError> {
+        let mut kinds: BTreeMap<(String, String), ApiResource> = BTreeMap::new();
+        for (key, manifest) in desired {
+            let version = manifest
+                .decode()
+                .ok()
+                .and_then(|v| {
+                    v.get("apiVersion")
+                        .and_then(|a| a.as_str().map(str::to_owned))
+                })
+                .unwrap_or_default();
+            kinds
+                .entry((key.group.clone(), key.kind.clone()))
+                .or_insert_with(|| resource_of(key, &version));
+        }
+        let held = self.applied.entry(cluster.to_owned()).or_default();
+        for ((_, _), resource) in kinds {
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            let listed = api
+                .list(&ListParams::default().labels(&format!("{LABEL_MANAGED}=true")))
+                .await
+                .map_err(|error| SinkError::ReadState {
+                    location: format!("cluster {cluster}: {}", resource.plural),
+                    source: error.into(),
+                })?;
+            for object in listed.items {
+                // The label selector may be ignored (kmock): filter here too.
+                let managed = object
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_MANAGED))
+                    .is_some_and(|v| v == "true");
+                if !managed {
+                    continue;
+                }
+                let namespace = object.metadata.namespace.clone().unwrap_or_default();
+                let key = ManifestKey {
+                    group: resource.group.clone(),
+                    kind: resource.kind.clone(),
+                    namespace: namespace.clone(),
+                    name: object.metadata.name.clone().unwrap_or_default(),
+                };
+                held.entry(key).or_insert(Placed {
+                    resource: resource.clone(),
+                    namespaced: !namespace.is_empty(),
+                    hash: 0,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ApplyManifests for KubeSink {
+    fn apply<'a>(
+        &'a mut self,
+        cluster: &'a str,
+        desired: &'a Manifests,
+        keep: Keep<'a>,
+    ) -> SinkFuture<'a, Applied> {
+        Box::pin(self.apply_now(cluster, desired, keep, None))
+    }
+
+    fn apply_keys<'a>(
+        &'a mut self,
+        cluster: &'a str,
+        desired: &'a Manifests,
+        keep: Keep<'a>,
+        keys: &'a BTreeSet<ManifestKey>,
+    ) -> SinkFuture<'a, Applied> {
+        Box::pin(self.apply_now(cluster, desired, keep, Some(keys)))
+    }
+
+    fn clusters(&mut self) -> SinkFuture<'_, Vec<String>> {
+        Box::pin(async move { Ok(self.applied.keys().cloned().collect()) })
+    }
+}
+
+fn location(cluster: &str, key: &ManifestKey) -> String {
+    format!("cluster {cluster}: {key}")
+}
+
+/// The resource of a manifest's kind (its plural guessed as the API server's conventions make
+/// it: `deployments`, `networkpolicies`, `ingresses`).
+fn resource_of(key: &ManifestKey, api_version: &str) -> ApiResource {
+    let version = api_version.rsplit('/').next().unwrap_or("v1");
+    ApiResource::from_gvk(&GroupVersionKind::gvk(&key.group, version, &key.kind))
+}
+
+/// The workloads an HPA scales in this cluster: (group, kind, namespace, name).
+async fn autoscaled(
+    client: &kube::Client,
+) -> Result<BTreeSet<(String, String, String, String)>, kube::Error> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &HPAS.api_resource());
+    let list = api.list(&ListParams::default()).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|hpa| {
+            let target = hpa.data.get("spec")?.get("scaleTargetRef")?;
+            let api_version = target
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("apps/v1");
+            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+            Some((
+                group.to_owned(),
+                target.get("kind")?.as_str()?.to_owned(),
+                hpa.metadata.namespace.clone().unwrap_or_default(),
+                target.get("name")?.as_str()?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
+/// The body applied for a manifest: labelled as meshfleet's, without `spec.replicas` when an
+/// HPA scales it, without what the API server sets.
+fn prepared(
+    mut value: Value,
+    key: &ManifestKey,
+    scaled: &BTreeSet<(String, String, String, String)>,
+) -> Value {
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        for server_set in [
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "managedFields",
+            "generation",
+        ] {
+            meta.remove(server_set);
+        }
+        let labels = meta.entry("labels").or_insert_with(|| json!({}));
+        if let Some(labels) = labels.as_object_mut() {
+            labels.insert(LABEL_MANAGED.to_owned(), json!("true"));
+        }
+    }
+    let target = (
+        key.group.clone(),
+        key.kind.clone(),
+        key.namespace.clone(),
+        key.name.clone(),
+    );
+    if scaled.contains(&target)
+        && let Some(spec) = value.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        spec.remove("replicas");
+    }
+    if let Some(map) = value.as_object_mut() {
+        map.remove("status");
+    }
+    value
+}
+
+/// Applies one manifest. A missing namespace is created and the apply tried again; an API that
+/// answers an apply of a new object with 404 (an emulator) gets it created.
+async fn apply_one(
+    client: &kube::Client,
+    key: &ManifestKey,
+    body: &Value,
+) -> Result<ApiResource, BoxError> {
+    let api_version = body
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("v1");
+    let resource = resource_of(key, api_version);
+    let api: Api<DynamicObject> = if key.namespace.is_empty() {
+        Api::all_with(client.clone(), &resource)
+    } else {
+        Api::namespaced_with(client.clone(), &key.namespace, &resource)
+    };
+    let params = PatchParams::apply(FIELD_MANAGER);
+    match api.patch(&key.name, &params, &Patch::Apply(body)).await {
+        Ok(_) => return Ok(resource),
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(error) => return Err(describe(error)),
+    }
+    if !key.namespace.is_empty() {
+        let namespaces: Api<DynamicObject> =
+            Api::all_with(client.clone(), &NAMESPACES.api_resource());
+        let namespace: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": key.namespace, "labels": {LABEL_MANAGED: "true"}}
+        }))?;
+        // Already there (409) or refused: the apply below says what matters.
+        let _ = namespaces.create(&PostParams::default(), &namespace).await;
+        match api.patch(&key.name, &params, &Patch::Apply(body)).await {
+            Ok(_) => return Ok(resource),
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => return Err(describe(error)),
+        }
+    }
+    let object: DynamicObject = serde_json::from_value(body.clone())?;
+    let post = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    api.create(&post, &object).await.map_err(describe)?;
+    Ok(resource)
+}
+
+/// An API error as the user needs it: a conflict names the other manager and field (the API
+/// server's message does), a refusal says it is RBAC.
+fn describe(error: kube::Error) -> BoxError {
+    match &error {
+        kube::Error::Api(status) if status.code == 409 => {
+            format!("conflict with another field manager: {}", status.message).into()
+        }
+        kube::Error::Api(status) if status.code == 403 => {
+            format!("forbidden (RBAC): {}", status.message).into()
+        }
+        _ => error.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(kind: &str, group: &str) -> ManifestKey {
+        ManifestKey {
+            group: group.into(),
+            kind: kind.into(),
+            namespace: "demo".into(),
+            name: "web".into(),
+        }
+    }
+
+    #[test]
+    fn a_copy_is_labelled_and_leaves_replicas_to_an_hpa() {
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "demo", "resourceVersion": "7", "uid": "u"},
+            "spec": {"replicas": 3}, "status": {"readyReplicas": 3}});
+        let k = key("Deployment", "apps");
+        let plain = prepared(deployment.clone(), &k, &BTreeSet::new());
+        assert_eq!(plain["metadata"]["labels"][LABEL_MANAGED], "true");
+        assert_eq!(plain["spec"]["replicas"], 3);
+        assert!(plain.get("status").is_none());
+        assert!(plain["metadata"].get("resourceVersion").is_none());
+        let scaled = BTreeSet::from([(
+            "apps".into(),
+            "Deployment".into(),
+            "demo".into(),
+            "web".into(),
+        )]);
+        let under_hpa = prepared(deployment, &k, &scaled);
+        assert!(under_hpa["spec"].get("replicas").is_none());
+    }
+
+    #[test]
+    fn plurals_follow_the_api_conventions() {
+        assert_eq!(
+            resource_of(&key("Deployment", "apps"), "apps/v1").plural,
+            "deployments"
+        );
+        assert_eq!(
+            resource_of(
+                &key("NetworkPolicy", "networking.k8s.io"),
+                "networking.k8s.io/v1"
+            )
+            .plural,
+            "networkpolicies"
+        );
+        assert_eq!(
+            resource_of(&key("Ingress", "networking.k8s.io"), "networking.k8s.io/v1").plural,
+            "ingresses"
+        );
+        assert_eq!(
+            resource_of(&key("ConfigMap", ""), "v1").plural,
+            "configmaps"
+        );
+    }
+}

@@ -1,0 +1,590 @@
+//! `meshfleet run --kube` against Kubernetes API emulators over HTTP: PyPI `kmock`'s
+//! `KubernetesEmulator` (pinned in tests/requirements.txt), one per cluster, started by
+//! `tests/kube/emulator.py`. No kube-apiserver can be installed on these machines; the emulator
+//! is the closest real thing. What it does not do (resourceVersions, field ownership,
+//! conflicts), the tests check in the exact requests meshfleet sends instead.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use meshfleet_demo::envoy::{AdsApi, Envoy, EnvoyConfig, eventually, free_port};
+use meshfleet_model::Locality;
+use meshfleet_runtime::kube::objects::{
+    CLUSTERS, ENDPOINT_SLICES, LEASES, NODES, PROPAGATION_POLICIES, Resource, SECRETS, SERVICES,
+};
+use serde_json::{Value, json};
+
+const NS: &str = "meshfleet-system";
+const DEPLOYMENTS: Resource = Resource::new("apps", "v1", "Deployment", "deployments");
+
+/// Emulated API servers, by name, in one Python process.
+struct Emulators {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    urls: BTreeMap<String, String>,
+    dir: tempfile::TempDir,
+}
+
+impl Emulators {
+    fn start(names: &[&str]) -> Self {
+        let python = crate::grpc::find_python();
+        let check = Command::new(&python)
+            .args(["-c", "import kmock"])
+            .output()
+            .expect("running python");
+        assert!(
+            check.status.success(),
+            "{} cannot import kmock: run `make setup` (installs tests/requirements.txt)",
+            python.display()
+        );
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/kube/emulator.py");
+        let mut child = Command::new(python)
+            .arg(script)
+            .args(names)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting the emulators");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("the emulators' addresses");
+        let urls = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        Self {
+            child,
+            stdin,
+            stdout,
+            urls,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A kubeconfig for one emulator.
+    fn kubeconfig(&self, name: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {}\nusers:\n- name: {name}\n  user: {{}}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: {name}\ncurrent-context: {name}\n",
+            self.urls[name]
+        )
+    }
+
+    fn kubeconfig_file(&self, name: &str) -> String {
+        let path = self.dir.path().join(format!("{name}.kubeconfig"));
+        std::fs::write(&path, self.kubeconfig(name)).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    async fn client(&self, name: &str) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&self.kubeconfig(name)).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+
+    /// Sends a command; returns the lines of its answer.
+    fn command(&mut self, command: &str) -> Vec<String> {
+        writeln!(self.stdin, "{command}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let read = self.stdout.read_line(&mut line).unwrap();
+            assert!(read > 0, "{command}: the emulators exited");
+            let line = line.trim_end().to_owned();
+            assert!(!line.starts_with("error"), "{command}: {line}");
+            if line == "ok" || line == "." {
+                return lines;
+            }
+            lines.push(line);
+        }
+    }
+
+    /// The requests an emulator served, as JSON.
+    fn requests(&mut self, name: &str) -> Vec<Value> {
+        self.command(&format!("requests {name}"))
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Emulators {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn api(client: &kube::Client, resource: &Resource, namespace: Option<&str>) -> Api<DynamicObject> {
+    let ar = resource.api_resource();
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    }
+}
+
+async fn create(client: &kube::Client, resource: &Resource, object: Value) {
+    let namespace = object["metadata"]["namespace"].as_str().map(str::to_owned);
+    let object: DynamicObject = serde_json::from_value(object).unwrap();
+    api(client, resource, namespace.as_deref())
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap_or_else(|e| panic!("creating {resource}: {e}"));
+}
+
+async fn get(
+    client: &kube::Client,
+    resource: &Resource,
+    namespace: Option<&str>,
+    name: &str,
+) -> Option<Value> {
+    api(client, resource, namespace)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .map(|o| serde_json::to_value(o).unwrap())
+}
+
+/// A member's node in `zone`, and an exported Service with endpoints on that node whose
+/// slice gives no zone (meshfleet takes it from the node).
+async fn member(client: &kube::Client, zone: &str, region: &str, address: &str) {
+    create(
+        client,
+        &NODES,
+        json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "node-1", "labels": {
+                "topology.kubernetes.io/region": region, "topology.kubernetes.io/zone": zone}},
+            "status": {"allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                "conditions": [{"type": "Ready", "status": "True"}]}}),
+    )
+    .await;
+    create(
+        client,
+        &SERVICES,
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "echo", "namespace": "demo",
+                "annotations": {"meshfleet.io/global": "true"}},
+            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}),
+    )
+    .await;
+    create(
+        client,
+        &ENDPOINT_SLICES,
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "echo-1", "namespace": "demo",
+                "labels": {"kubernetes.io/service-name": "echo"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [address], "nodeName": "node-1",
+                "conditions": {"ready": true}}]}),
+    )
+    .await;
+}
+
+/// The gateway cluster: east-1 registered by an Istio remote secret, west-1 by a Cluster's
+/// `secretRef` (Karmada's way), a remote secret whose kubeconfig is broken, and Karmada's
+/// nginx sample as a Deployment and its PropagationPolicy.
+async fn gateway(emulators: &Emulators, client: &kube::Client) {
+    create(
+        client,
+        &SECRETS,
+        json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "istio-remote-secret-east-1", "namespace": NS,
+            "labels": {"istio/multiCluster": "true"},
+            "annotations": {"networking.istio.io/cluster": "east-1"}},
+        "stringData": {"east-1": emulators.kubeconfig("east-1")}}),
+    )
+    .await;
+    create(client, &SECRETS, json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "istio-remote-secret-broken", "namespace": NS,
+            "labels": {"istio/multiCluster": "true"}},
+        "stringData": {"broken": "apiVersion: v1\nclusters: [{name: x, cluster: {server: 's3cr3t-token'}\n"}})).await;
+    create(
+        client,
+        &SECRETS,
+        json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "west-1-kubeconfig", "namespace": NS},
+        "stringData": {"kubeconfig": emulators.kubeconfig("west-1")}}),
+    )
+    .await;
+    create(
+        client,
+        &CLUSTERS,
+        json!({"apiVersion": "meshfleet.io/v1alpha1", "kind": "Cluster",
+        "metadata": {"name": "east-1"},
+        "spec": {"region": "us-east", "zones": ["us-east-1a"]}}),
+    )
+    .await;
+    create(
+        client,
+        &CLUSTERS,
+        json!({"apiVersion": "meshfleet.io/v1alpha1", "kind": "Cluster",
+        "metadata": {"name": "west-1"},
+        "spec": {"region": "us-west", "zones": ["us-west-2a"],
+            "secretRef": {"namespace": NS, "name": "west-1-kubeconfig"}}}),
+    )
+    .await;
+    create(
+        client,
+        &DEPLOYMENTS,
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "nginx", "namespace": "default", "labels": {"app": "nginx"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "nginx"}},
+            "template": {"metadata": {"labels": {"app": "nginx"}},
+                "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}}}}),
+    )
+    .await;
+    create(client, &PROPAGATION_POLICIES, json!({"apiVersion": "meshfleet.io/v1alpha1",
+        "kind": "PropagationPolicy",
+        "metadata": {"name": "nginx-propagation", "namespace": "default"},
+        "spec": {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx"}],
+            "placement": {"clusterAffinity": {"clusterNames": ["east-1", "west-1"]}}}})).await;
+}
+
+async fn fleet(admin_addr: std::net::SocketAddr) -> BTreeMap<String, Value> {
+    let body = meshfleet_testkit::admin(admin_addr, "/api/fleet")
+        .await
+        .unwrap_or_default();
+    let fleet: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let mut clusters = BTreeMap::new();
+    for zone in fleet["zones"].as_array().into_iter().flatten() {
+        for cluster in zone["clusters"].as_array().into_iter().flatten() {
+            clusters.insert(
+                cluster["name"].as_str().unwrap().to_owned(),
+                cluster.clone(),
+            );
+        }
+    }
+    clusters
+}
+
+async fn start_envoy(xds_addr: std::net::SocketAddr) -> Envoy {
+    let config = EnvoyConfig {
+        node_id: "envoy-kube".to_owned(),
+        locality: Locality::new("us-east", "us-east-1a", ""),
+        network: String::new(),
+        xds_addr,
+        listener_port: free_port().unwrap(),
+        admin_port: free_port().unwrap(),
+        api: AdsApi::Sotw,
+        certs: None,
+    };
+    Envoy::start(config, None)
+        .await
+        .expect("envoy not found: run `make setup` (tests/setup.sh) or set ENVOY_BIN")
+}
+
+/// Endpoints Envoy holds for the echo service.
+async fn envoy_endpoints(envoy: &Envoy) -> String {
+    envoy
+        .admin("/clusters")
+        .await
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("outbound|80||echo.demo.global::"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_feed_envoy_copies_are_applied_and_an_unreachable_member_goes_after_its_grace() {
+    let mut emulators = Emulators::start(&["gateway", "east-1", "west-1"]);
+    let gw = emulators.client("gateway").await;
+    let (east, west) = (
+        emulators.client("east-1").await,
+        emulators.client("west-1").await,
+    );
+    member(&east, "us-east-1a", "us-east", "127.0.0.41").await;
+    member(&west, "us-west-2a", "us-west", "127.0.0.42").await;
+    gateway(&emulators, &gw).await;
+
+    let kubeconfig = emulators.kubeconfig_file("gateway");
+    let (_controller, xds_addr, admin_addr) = meshfleet_testkit::run_logged(
+        &[
+            "--kube",
+            "--kubeconfig",
+            &kubeconfig,
+            "--kube-namespace",
+            NS,
+            "--member-grace",
+            "6s",
+        ],
+        None,
+    )
+    .await;
+
+    // Both members are watched: their endpoints reach a real Envoy, each with its zone.
+    let envoy = start_envoy(xds_addr).await;
+    let endpoints = eventually(Duration::from_secs(30), || async {
+        let endpoints = envoy_endpoints(&envoy).await;
+        anyhow::ensure!(
+            endpoints.contains("127.0.0.41:8080") && endpoints.contains("127.0.0.42:8080"),
+            "envoy has {endpoints:?}"
+        );
+        Ok(endpoints)
+    })
+    .await
+    .unwrap();
+    let zone_of = |address: &str| {
+        endpoints
+            .lines()
+            .find(|l| l.contains(address) && l.contains("::zone::"))
+            .map(|l| l.rsplit("::").next().unwrap_or_default().to_owned())
+    };
+    assert_eq!(
+        zone_of("127.0.0.41").as_deref(),
+        Some("us-east-1a"),
+        "{endpoints}"
+    );
+    assert_eq!(
+        zone_of("127.0.0.42").as_deref(),
+        Some("us-west-2a"),
+        "{endpoints}"
+    );
+
+    // Both are ready, with their nodes' capacity; the status is written back to the gateway.
+    eventually(Duration::from_secs(20), || async {
+        let clusters = fleet(admin_addr).await;
+        for name in ["east-1", "west-1"] {
+            let cluster = clusters
+                .get(name)
+                .ok_or_else(|| anyhow::anyhow!("no {name}"))?;
+            anyhow::ensure!(cluster["ready"] == true, "{cluster}");
+            anyhow::ensure!(cluster["allocatable"]["cpu"] == "8", "{cluster}");
+        }
+        let east = get(&gw, &CLUSTERS, None, "east-1")
+            .await
+            .unwrap_or_default();
+        let ready = east["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
+            .unwrap_or_default();
+        anyhow::ensure!(
+            ready["status"] == "True" && ready["reason"] == "ClusterReady",
+            "{east}"
+        );
+        anyhow::ensure!(
+            east["status"]["resourceSummary"]["allocatable"]["pods"] == "110",
+            "{east}"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    // The broken remote secret is reported by name, without its contents; the rest goes on.
+    let problems = meshfleet_testkit::admin(admin_addr, "/debug/problems")
+        .await
+        .unwrap();
+    assert!(
+        problems.contains("istio-remote-secret-broken"),
+        "{problems}"
+    );
+    assert!(problems.contains("not a kubeconfig"), "{problems}");
+    assert!(!problems.contains("s3cr3t"), "{problems}");
+
+    // Karmada's nginx sample is applied to both members by server-side apply.
+    for member in [&east, &west] {
+        eventually(Duration::from_secs(20), || async {
+            let copy = get(member, &DEPLOYMENTS, Some("default"), "nginx").await;
+            let copy = copy.ok_or_else(|| anyhow::anyhow!("no copy yet"))?;
+            anyhow::ensure!(
+                copy["metadata"]["labels"]["meshfleet.io/managed"] == "true",
+                "{copy}"
+            );
+            anyhow::ensure!(copy["spec"]["replicas"] == 2, "{copy}");
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+    let applies = |requests: &[Value]| -> Vec<Value> {
+        requests
+            .iter()
+            .filter(|r| {
+                r["method"] == "PATCH"
+                    && r["path"] == "/apis/apps/v1/namespaces/default/deployments/nginx"
+            })
+            .cloned()
+            .collect()
+    };
+    let first = applies(&emulators.requests("east-1"));
+    let apply = first.first().expect("an apply of nginx");
+    assert_eq!(
+        apply["content_type"], "application/apply-patch+yaml",
+        "{apply}"
+    );
+    assert_eq!(apply["query"]["fieldManager"], "meshfleet", "{apply}");
+    assert!(
+        apply["query"].get("force").is_none(),
+        "never forced: {apply}"
+    );
+    // Propagation runs again on its 5 s tick; the same input sends nothing again.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(applies(&emulators.requests("east-1")).len(), first.len());
+
+    // east-1's API server goes away: not ready at once, its endpoints kept for the grace period.
+    eprintln!("east-1 goes away");
+    emulators.command("stop east-1");
+    eventually(Duration::from_secs(20), || async {
+        let east = fleet(admin_addr).await.remove("east-1").unwrap_or_default();
+        anyhow::ensure!(east["ready"] == false, "{east}");
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert!(
+        envoy_endpoints(&envoy).await.contains("127.0.0.41:8080"),
+        "kept during the grace period"
+    );
+    eventually(Duration::from_secs(30), || async {
+        let endpoints = envoy_endpoints(&envoy).await;
+        anyhow::ensure!(!endpoints.contains("127.0.0.41:8080"), "{endpoints}");
+        anyhow::ensure!(
+            endpoints.contains("127.0.0.42:8080"),
+            "west-1 stays: {endpoints}"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap();
+    // Nothing applied to west-1 was removed meanwhile.
+    assert!(
+        get(&west, &DEPLOYMENTS, Some("default"), "nginx")
+            .await
+            .is_some()
+    );
+
+    // It comes back: watched afresh, its endpoints return, ready again.
+    eprintln!("east-1 comes back");
+    emulators.command("start east-1");
+    eprintln!("east-1 is back");
+    eventually(Duration::from_secs(60), || async {
+        let endpoints = envoy_endpoints(&envoy).await;
+        anyhow::ensure!(endpoints.contains("127.0.0.41:8080"), "{endpoints}");
+        let east = fleet(admin_addr).await.remove("east-1").unwrap_or_default();
+        anyhow::ensure!(east["ready"] == true, "{east}");
+        Ok(())
+    })
+    .await
+    .unwrap();
+    envoy.stop().await;
+}
+
+/// Every replica serves; only the Lease holder writes, and a replica that loses the Lease
+/// stops writing until it can take it again.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_lease_holder_writes() {
+    let emulators = Emulators::start(&["gateway", "east-1", "west-1"]);
+    let gw = emulators.client("gateway").await;
+    let (east, west) = (
+        emulators.client("east-1").await,
+        emulators.client("west-1").await,
+    );
+    member(&east, "us-east-1a", "us-east", "127.0.0.41").await;
+    member(&west, "us-west-2a", "us-west", "127.0.0.42").await;
+    gateway(&emulators, &gw).await;
+    let kubeconfig = emulators.kubeconfig_file("gateway");
+    let (_controller, _, _) = meshfleet_testkit::run_logged(
+        &[
+            "--kube",
+            "--kubeconfig",
+            &kubeconfig,
+            "--kube-namespace",
+            NS,
+            "--lease-duration",
+            "3s",
+        ],
+        None,
+    )
+    .await;
+    let leases = api(&gw, &LEASES, Some(NS));
+    let holder = eventually(Duration::from_secs(20), || async {
+        let lease = leases.get("meshfleet-leader").await?;
+        let spec = &lease.data["spec"];
+        anyhow::ensure!(spec["holderIdentity"].is_string(), "{spec}");
+        anyhow::ensure!(spec["leaseDurationSeconds"] == 3, "{spec}");
+        Ok(spec["holderIdentity"].as_str().unwrap().to_owned())
+    })
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(20), || async {
+        get(&east, &DEPLOYMENTS, Some("default"), "nginx")
+            .await
+            .ok_or_else(|| anyhow::anyhow!("not applied by the holder"))
+    })
+    .await
+    .unwrap();
+
+    // Another replica takes the Lease and keeps renewing it.
+    let renew = || async {
+        let now = meshfleet_runtime::kube::lease::micro_time(std::time::SystemTime::now());
+        let patch = json!({"spec": {"holderIdentity": "other-replica", "renewTime": now}});
+        leases
+            .patch(
+                "meshfleet-leader",
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .unwrap();
+    };
+    renew().await;
+    let deployments = api(&gw, &DEPLOYMENTS, Some("default"));
+    let scale = |replicas: i64| {
+        let deployments = deployments.clone();
+        async move {
+            deployments
+                .patch(
+                    "nginx",
+                    &PatchParams::default(),
+                    &Patch::Merge(&json!({"spec": {"replicas": replicas}})),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    // Past the renew period (1/7 of 3 s): this replica has seen the other holder.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        renew().await;
+    }
+    scale(5).await;
+    for _ in 0..16 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        renew().await;
+    }
+    let copy = get(&east, &DEPLOYMENTS, Some("default"), "nginx")
+        .await
+        .unwrap();
+    assert_eq!(
+        copy["spec"]["replicas"], 2,
+        "written while another replica held the Lease"
+    );
+
+    // The other replica stops renewing: after the Lease's duration this one takes it and writes.
+    eventually(Duration::from_secs(30), || async {
+        let lease = leases.get("meshfleet-leader").await?;
+        anyhow::ensure!(
+            lease.data["spec"]["holderIdentity"] == holder.as_str(),
+            "{:?}",
+            lease.data
+        );
+        let copy = get(&east, &DEPLOYMENTS, Some("default"), "nginx")
+            .await
+            .unwrap_or_default();
+        anyhow::ensure!(copy["spec"]["replicas"] == 5, "{copy}");
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
