@@ -250,6 +250,18 @@ async fn gateway(emulators: &Emulators, client: &kube::Client) {
             "placement": {"clusterAffinity": {"clusterNames": ["east-1", "west-1"]}}}})).await;
 }
 
+/// The emulators, holding the gateway's objects and two members'.
+async fn emulated_fleet() -> (Emulators, kube::Client, kube::Client, kube::Client) {
+    let emulators = Emulators::start(&["gateway", "east-1", "west-1"]);
+    let gw = emulators.client("gateway").await;
+    let east = emulators.client("east-1").await;
+    let west = emulators.client("west-1").await;
+    member(&east, "us-east-1a", "us-east", "127.0.0.41").await;
+    member(&west, "us-west-2a", "us-west", "127.0.0.42").await;
+    gateway(&emulators, &gw).await;
+    (emulators, gw, east, west)
+}
+
 async fn fleet(admin_addr: std::net::SocketAddr) -> BTreeMap<String, Value> {
     let body = meshfleet_testkit::admin(admin_addr, "/api/fleet")
         .await
@@ -297,15 +309,7 @@ async fn envoy_endpoints(envoy: &Envoy) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn members_feed_envoy_copies_are_applied_and_an_unreachable_member_goes_after_its_grace() {
-    let mut emulators = Emulators::start(&["gateway", "east-1", "west-1"]);
-    let gw = emulators.client("gateway").await;
-    let (east, west) = (
-        emulators.client("east-1").await,
-        emulators.client("west-1").await,
-    );
-    member(&east, "us-east-1a", "us-east", "127.0.0.41").await;
-    member(&west, "us-west-2a", "us-west", "127.0.0.42").await;
-    gateway(&emulators, &gw).await;
+    let (mut emulators, gw, east, west) = emulated_fleet().await;
 
     let kubeconfig = emulators.kubeconfig_file("gateway");
     let (_controller, xds_addr, admin_addr) = meshfleet_testkit::run_logged(
@@ -484,15 +488,7 @@ async fn members_feed_envoy_copies_are_applied_and_an_unreachable_member_goes_af
 /// stops writing until it can take it again.
 #[tokio::test(flavor = "multi_thread")]
 async fn only_the_lease_holder_writes() {
-    let emulators = Emulators::start(&["gateway", "east-1", "west-1"]);
-    let gw = emulators.client("gateway").await;
-    let (east, west) = (
-        emulators.client("east-1").await,
-        emulators.client("west-1").await,
-    );
-    member(&east, "us-east-1a", "us-east", "127.0.0.41").await;
-    member(&west, "us-west-2a", "us-west", "127.0.0.42").await;
-    gateway(&emulators, &gw).await;
+    let (emulators, gw, east, _west) = emulated_fleet().await;
     let kubeconfig = emulators.kubeconfig_file("gateway");
     let (_controller, _, _) = meshfleet_testkit::run_logged(
         &[

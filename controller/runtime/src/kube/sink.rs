@@ -462,6 +462,34 @@ mod tests {
     }
 
     #[test]
+    fn a_conflict_names_the_other_manager_and_a_refusal_says_rbac() {
+        // The API server's words for a server-side apply conflict (kube-apiserver 1.3x).
+        let conflict = kube::Error::Api(
+            kube::core::Status::failure(
+                "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using apps/v1: .spec.replicas",
+                "Conflict",
+            )
+            .with_code(409)
+            .boxed(),
+        );
+        let text = describe(conflict).to_string();
+        assert!(
+            text.starts_with("conflict with another field manager"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kubectl-edit") && text.contains(".spec.replicas"),
+            "{text}"
+        );
+        let denied = kube::Error::Api(
+            kube::core::Status::failure("deployments.apps \"web\" is forbidden", "Forbidden")
+                .with_code(403)
+                .boxed(),
+        );
+        assert!(describe(denied).to_string().starts_with("forbidden (RBAC)"));
+    }
+
+    #[test]
     fn plurals_follow_the_api_conventions() {
         assert_eq!(
             resource_of(&key("Deployment", "apps"), "apps/v1").plural,
