@@ -30,6 +30,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve the mesh: xDS to Envoy and proxyless gRPC, admin and metrics.
     Run(Box<meshfleet_runtime::RunArgs>),
+    /// Pull mode, inside a member cluster: apply the manifests the gateway cluster holds for
+    /// it (its Works), and report their status and the cluster's back.
+    Agent(meshfleet_runtime::kube::agent::AgentArgs),
     /// Dry run of propagation: one ResourceBinding per propagated resource.
     Schedule(ScheduleArgs),
     /// Write what propagation would apply, per member cluster, under `<out>/clusters/`.
@@ -102,6 +105,9 @@ pub fn main() -> ExitCode {
             rt.shutdown_timeout(std::time::Duration::from_secs(2));
             result
         }),
+        Command::Agent(args) => {
+            runtime().and_then(|rt| rt.block_on(meshfleet_runtime::kube::agent::run(args)))
+        }
         Command::Schedule(args) => schedule(&args),
         Command::Render(args) => render(&args),
         Command::Catalog(args) => catalog(&args),

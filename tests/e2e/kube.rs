@@ -15,6 +15,7 @@ use meshfleet_demo::envoy::{AdsApi, Envoy, EnvoyConfig, eventually, free_port};
 use meshfleet_model::Locality;
 use meshfleet_runtime::kube::objects::{
     CLUSTERS, ENDPOINT_SLICES, LEASES, NODES, PROPAGATION_POLICIES, Resource, SECRETS, SERVICES,
+    WORKS,
 };
 use serde_json::{Value, json};
 
@@ -579,6 +580,131 @@ async fn only_the_lease_holder_writes() {
             .await
             .unwrap_or_default();
         anyhow::ensure!(copy["spec"]["replicas"] == 5, "{copy}");
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+/// Pull mode: the gateway writes an edge cluster's manifests as Works; `meshfleet agent`
+/// inside the edge cluster applies them there and reports back.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_pulls_applies_and_reports() {
+    let emulators = Emulators::start(&["gateway", "edge-1"]);
+    let gw = emulators.client("gateway").await;
+    let edge = emulators.client("edge-1").await;
+    create(
+        &edge,
+        &NODES,
+        json!({"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": "node-1", "labels": {"topology.kubernetes.io/zone": "edge-a"}},
+        "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True"}]}}),
+    )
+    .await;
+    create(
+        &gw,
+        &CLUSTERS,
+        json!({"apiVersion": "meshfleet.io/v1alpha1", "kind": "Cluster",
+        "metadata": {"name": "edge-1"},
+        "spec": {"region": "edge", "zones": ["edge-a"], "syncMode": "Pull"}}),
+    )
+    .await;
+    create(
+        &gw,
+        &DEPLOYMENTS,
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "nginx", "namespace": "default", "labels": {"app": "nginx"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "nginx"}},
+            "template": {"metadata": {"labels": {"app": "nginx"}},
+                "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}}}}),
+    )
+    .await;
+    create(&gw, &PROPAGATION_POLICIES, json!({"apiVersion": "meshfleet.io/v1alpha1",
+        "kind": "PropagationPolicy",
+        "metadata": {"name": "nginx-propagation", "namespace": "default"},
+        "spec": {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx"}],
+            "placement": {"clusterAffinity": {"clusterNames": ["edge-1"]}}}}))
+    .await;
+    let gateway_kubeconfig = emulators.kubeconfig_file("gateway");
+    let edge_kubeconfig = emulators.kubeconfig_file("edge-1");
+    let (_controller, _, admin_addr) = meshfleet_testkit::run_logged(
+        &[
+            "--kube",
+            "--kubeconfig",
+            &gateway_kubeconfig,
+            "--kube-namespace",
+            NS,
+        ],
+        None,
+    )
+    .await;
+    let _agent = tokio::process::Command::new(meshfleet_testkit::meshfleet_bin())
+        .args(["agent", "--cluster", "edge-1", "--resync", "2s"])
+        .args([
+            "--gateway-kubeconfig",
+            &gateway_kubeconfig,
+            "--kubeconfig",
+            &edge_kubeconfig,
+        ])
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting meshfleet agent");
+
+    // The gateway holds the Work; the agent applied its manifest and reported.
+    let works = api(&gw, &WORKS, Some("meshfleet-es-edge-1"));
+    eventually(Duration::from_secs(30), || async {
+        let list = works.list(&Default::default()).await?;
+        let work = list
+            .items
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("no Work yet"))?;
+        let manifest = &work.data["spec"]["workload"]["manifests"][0];
+        anyhow::ensure!(
+            manifest["kind"] == "Deployment" && manifest["metadata"]["name"] == "nginx",
+            "{manifest}"
+        );
+        let applied = &work.data["status"]["conditions"][0];
+        anyhow::ensure!(
+            applied["type"] == "Applied" && applied["status"] == "True",
+            "{}",
+            work.data
+        );
+        let copy = get(&edge, &DEPLOYMENTS, Some("default"), "nginx").await;
+        let copy = copy.ok_or_else(|| anyhow::anyhow!("not applied in the edge cluster"))?;
+        anyhow::ensure!(
+            copy["metadata"]["labels"]["meshfleet.io/managed"] == "true",
+            "{copy}"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap();
+    // The agent's report makes the Cluster ready, with its nodes' capacity.
+    eventually(Duration::from_secs(30), || async {
+        let edge = fleet(admin_addr).await.remove("edge-1").unwrap_or_default();
+        anyhow::ensure!(
+            edge["ready"] == true && edge["allocatable"]["cpu"] == "4",
+            "{edge}"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap();
+    // A change to the template reaches the edge cluster through its Work.
+    api(&gw, &DEPLOYMENTS, Some("default"))
+        .patch(
+            "nginx",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(30), || async {
+        let copy = get(&edge, &DEPLOYMENTS, Some("default"), "nginx")
+            .await
+            .unwrap_or_default();
+        anyhow::ensure!(copy["spec"]["replicas"] == 3, "{copy}");
         Ok(())
     })
     .await

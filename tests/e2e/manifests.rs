@@ -91,7 +91,7 @@ fn the_gateway_install_is_least_privilege_and_covers_what_meshfleet_watches() {
     assert!(allows(&docs, "Role", &SECRETS, "watch"));
     assert!(allows(&docs, "Role", &LEASES, "create"));
     // Every CRD is there, and every namespaced object lands in meshfleet-system.
-    assert_eq!(of_kind(&docs, "CustomResourceDefinition").count(), 7);
+    assert_eq!(of_kind(&docs, "CustomResourceDefinition").count(), 8);
     let deployment = of_kind(&docs, "Deployment").next().expect("a Deployment");
     assert_eq!(deployment["metadata"]["namespace"], "meshfleet-system");
     assert_eq!(deployment["spec"]["replicas"], 2);
@@ -146,4 +146,37 @@ fn the_member_install_allows_the_watches_and_the_copies() {
     }
     let cacerts = of_kind(&docs, "Role").next().expect("the cacerts Role");
     assert_eq!(cacerts["metadata"]["namespace"], "istio-system");
+}
+
+#[test]
+fn the_agent_install_runs_the_agent_with_the_members_rights_and_little_in_the_gateway() {
+    let docs = kustomize("manifests/agent");
+    least_privilege(&docs);
+    let agent = of_kind(&docs, "Deployment")
+        .next()
+        .expect("the agent's Deployment");
+    let container = &agent["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(strings(&container["args"])[0], "agent");
+    assert_eq!(
+        agent["spec"]["template"]["spec"]["serviceAccountName"],
+        "meshfleet-reader"
+    );
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/agent/gateway-rbac.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let gateway: Vec<Value> = serde_norway::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).unwrap())
+        .collect();
+    least_privilege(&gateway);
+    // The agent only reads its Works and reports: nothing else is writable.
+    for role in of_kind(&gateway, "Role").chain(of_kind(&gateway, "ClusterRole")) {
+        for rule in role["rules"].as_array().unwrap() {
+            for verb in strings(&rule["verbs"]) {
+                let status = strings(&rule["resources"])
+                    .iter()
+                    .all(|r| r.ends_with("/status"));
+                assert!(matches!(verb, "get" | "list" | "watch") || status, "{rule}");
+            }
+        }
+    }
 }

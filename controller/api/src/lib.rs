@@ -24,6 +24,7 @@ mod policy;
 mod service;
 mod unsupported;
 mod validate;
+pub mod work;
 pub mod yaml;
 
 use std::sync::Arc;
@@ -58,6 +59,7 @@ pub use service::{
     EndpointConditions, EndpointPort, EndpointSlice, EndpointTargetRef, IntOrString, Service,
     ServiceExport, ServicePortSpec, ServiceSpec, SliceEndpoint,
 };
+pub use work::{ManifestStatus, ResourceIdentifier, Work, WorkSpec, WorkStatus, WorkloadTemplate};
 
 /// Annotation that exports a Service: `"true"`.
 pub const ANNOTATION_GLOBAL: &str = "meshfleet.io/global";

@@ -104,7 +104,10 @@ impl Controller {
                 Some(Arc::new(Mutex::new(Propagation {
                     planner: Planner::starting_from(previous),
                     store,
-                    sink: Box::new(KubeSink::new(kube.clients.clone(), kube.leader.clone())),
+                    sink: Box::new(
+                        KubeSink::new(kube.clients.clone(), kube.leader.clone())
+                            .with_pull_mode(kube.pull.clone()),
+                    ),
                     zone: args.zone.clone(),
                     retry: false,
                     cas: cas(),
@@ -298,7 +301,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("installing the SIGTERM handler");
     tokio::select! {

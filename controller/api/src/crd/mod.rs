@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 pub use structural::{StructuralError, structural};
 
-use crate::{Cluster, OverridePolicy, PropagationPolicy, ResourceBinding};
+use crate::{Cluster, OverridePolicy, PropagationPolicy, ResourceBinding, Work};
 
 /// The API group of meshfleet's own kinds.
 pub const GROUP: &str = "meshfleet.io";
@@ -176,6 +176,31 @@ pub fn cluster_resource_bindings() -> Result<Value, StructuralError> {
     ))
 }
 
+/// `works.meshfleet.io`: one manifest for a pull-mode member, in its execution namespace of
+/// the gateway cluster, for its `meshfleet agent` (Karmada's Work).
+///
+/// # Errors
+/// The schema of the Rust type has no structural form.
+pub fn works() -> Result<Value, StructuralError> {
+    crd::<Work>(&Names {
+        kind: "Work",
+        plural: "works",
+        short_name: None,
+        scope: Scope::Namespaced,
+        status: true,
+        description: "One propagated manifest for a member cluster in pull mode, for its \
+                      meshfleet agent to apply and report on (Karmada's Work).",
+        columns: json!([
+            column(
+                "APPLIED",
+                ".status.conditions[?(@.type==\"Applied\")].status",
+                "string"
+            ),
+            age(),
+        ]),
+    })
+}
+
 /// Every meshfleet CRD, in a fixed order.
 ///
 /// # Errors
@@ -189,6 +214,7 @@ pub fn all() -> Result<Vec<Value>, StructuralError> {
         cluster_override_policies,
         resource_bindings,
         cluster_resource_bindings,
+        works,
     ]
     .iter()
     .map(|build| build())

@@ -70,7 +70,17 @@ pub struct Context {
     pub refused: Arc<Refused>,
     /// Whether this replica writes (holds the Lease): only then is status written back.
     pub leader: watch::Receiver<bool>,
+    /// The Clusters in pull mode (`spec.syncMode: Pull`), for the sink.
+    pub pull: Arc<RwLock<BTreeSet<String>>>,
 }
+
+/// How long a pull-mode cluster's agent may go without reporting before the cluster is taken
+/// as not ready (the agent reports every [`AGENT_REPORT`]).
+pub const AGENT_SILENCE: Duration = Duration::from_secs(40);
+/// How often `meshfleet agent` reports its cluster's readiness and capacity.
+pub const AGENT_REPORT: Duration = Duration::from_secs(10);
+/// The Ready condition's reason when a pull-mode cluster's agent stopped reporting.
+pub const REASON_AGENT_SILENT: &str = "AgentNotReporting";
 
 /// A member's nodes, summed up.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -567,6 +577,13 @@ impl Registry {
     }
 
     async fn reconcile(&mut self) {
+        let pull: BTreeSet<String> = self
+            .gateway_clusters
+            .iter()
+            .filter(|(_, c)| is_pull(c))
+            .map(|(n, _)| n.clone())
+            .collect();
+        *self.cx.pull.write().expect("pull lock") = pull;
         let (wanted, mut problems) = self.credentials().await;
         // Members gone, or reached differently now.
         let stale: Vec<String> = self
@@ -749,6 +766,9 @@ impl Registry {
                 Some(c) => c.clone(),
                 None => synthesized(name, nodes.as_deref()),
             };
+            if is_pull(&cluster) && member.is_none() {
+                agent_silence(&mut cluster, SystemTime::now());
+            }
             if let Some(member) = member {
                 let (status, reason, message) = &member.ready;
                 let condition = json!({
@@ -999,6 +1019,29 @@ fn synthesized(name: &str, nodes: Option<&Nodes>) -> Value {
     })
 }
 
+/// A pull-mode cluster whose agent has not reported (its Ready condition's
+/// `lastHeartbeatTime`) for [`AGENT_SILENCE`] is not known to be ready any more.
+pub fn agent_silence(cluster: &mut Value, now: SystemTime) {
+    let heartbeat = cluster["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .and_then(|c| c["lastHeartbeatTime"].as_str())
+        .and_then(|t| humantime::parse_rfc3339_weak(t).ok());
+    let silent =
+        heartbeat.is_none_or(|at| now.duration_since(at).unwrap_or_default() >= AGENT_SILENCE);
+    if silent {
+        set_condition(
+            cluster,
+            json!({
+                "type": "Ready",
+                "status": "Unknown",
+                "reason": REASON_AGENT_SILENT,
+                "message": format!("meshfleet agent has not reported for {}s", AGENT_SILENCE.as_secs()),
+            }),
+        );
+    }
+}
+
 fn set_condition(cluster: &mut Value, condition: Value) {
     if !cluster["status"].is_object() {
         cluster["status"] = json!({});
@@ -1044,6 +1087,29 @@ mod tests {
         assert_eq!(summary.allocatable["memory"], (4u64 << 30).to_string());
         assert_eq!(summary.allocatable["pods"], "220");
         assert_eq!(summary.zone_of["c"], "us-east-1b");
+    }
+
+    #[test]
+    fn a_pull_clusters_readiness_lasts_as_long_as_its_agent_reports() {
+        let now = SystemTime::now();
+        let reported = |ago: u64| {
+            json!({"spec": {"syncMode": "Pull"}, "status": {"conditions": [{"type": "Ready",
+                "status": "True", "reason": REASON_READY,
+                "lastHeartbeatTime": humantime::format_rfc3339_seconds(now - Duration::from_secs(ago)).to_string()}]}})
+        };
+        let mut fresh = reported(5);
+        agent_silence(&mut fresh, now);
+        assert_eq!(fresh["status"]["conditions"][0]["status"], "True");
+        let mut silent = reported(AGENT_SILENCE.as_secs() + 1);
+        agent_silence(&mut silent, now);
+        assert_eq!(silent["status"]["conditions"][0]["status"], "Unknown");
+        assert_eq!(
+            silent["status"]["conditions"][0]["reason"],
+            REASON_AGENT_SILENT
+        );
+        let mut never = json!({"spec": {"syncMode": "Pull"}});
+        agent_silence(&mut never, now);
+        assert_eq!(never["status"]["conditions"][0]["status"], "Unknown");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! Every replica watches and serves; only the Lease holder writes. Propagation waits until
 //! every gateway resource has been listed once, so a partial view never prunes a copy.
 
+pub mod agent;
 pub mod feed;
 pub mod lease;
 pub mod members;
@@ -87,6 +88,8 @@ pub struct Started {
     pub leader: watch::Receiver<bool>,
     /// Whether every gateway resource has been listed once.
     pub synced: watch::Receiver<bool>,
+    /// Pull-mode clusters and the gateway cluster their Works go to.
+    pub pull: sink::PullMode,
 }
 
 /// The gateway cluster's client: `--kubeconfig`, else the in-cluster config, else `KUBECONFIG`
@@ -164,8 +167,13 @@ pub async fn start(
     .with_periods(args.lease_duration, args.lease_duration * 2 / 3, retry);
     tasks.push(tokio::spawn(elector.run(leader_tx)));
     let clients: Clients = Arc::new(RwLock::new(Default::default()));
+    let pull = sink::PullMode {
+        clusters: Arc::new(RwLock::new(Default::default())),
+        gateway: client.clone(),
+    };
     let registry = Registry::new(members::Context {
         target,
+        pull: pull.clusters.clone(),
         gateway: client,
         namespace: args.kube_namespace.clone(),
         grace: args.member_grace,
@@ -179,5 +187,6 @@ pub async fn start(
         clients,
         leader,
         synced,
+        pull,
     })
 }

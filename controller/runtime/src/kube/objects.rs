@@ -94,6 +94,7 @@ pub const RESOURCE_BINDINGS: Resource = Resource::new(
     "ResourceBinding",
     "resourcebindings",
 );
+pub const WORKS: Resource = Resource::new("meshfleet.io", "v1alpha1", "Work", "works");
 pub const SERVICES: Resource = Resource::new("", "v1", "Service", "services");
 pub const SECRETS: Resource = Resource::new("", "v1", "Secret", "secrets");
 pub const NODES: Resource = Resource::new("", "v1", "Node", "nodes");

@@ -12,8 +12,12 @@
 //! - A namespaced copy whose namespace does not exist gets it created first.
 //! - A manifest whose bytes did not change since it was applied is not sent again.
 //! - Only the replica that holds the Lease writes: the others answer [`SinkError::Standby`].
+//! - A cluster in pull mode (`spec.syncMode: Pull`) is not written to: each of its manifests
+//!   becomes a `Work` in the gateway cluster's namespace `meshfleet-es-<cluster>`, applied,
+//!   pruned and skipped when unchanged the same way, for its `meshfleet agent` to pull.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
 
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
@@ -33,22 +37,34 @@ pub const FIELD_MANAGER: &str = "meshfleet";
 /// The label on every copy meshfleet applies; only objects with it are ever removed.
 pub const LABEL_MANAGED: &str = "meshfleet.io/managed";
 
-/// Where a manifest goes: its resource, scope and version.
+/// Where a manifest went: its resource, scope, hash, and the propagated manifest it is (itself,
+/// or the one a pull-mode cluster's Work carries).
 #[derive(Clone, Debug)]
 struct Placed {
     resource: ApiResource,
     namespaced: bool,
     hash: u64,
+    source: ManifestKey,
+}
+
+/// Pull-mode clusters: their names, and the gateway cluster their Works are written to.
+#[derive(Clone)]
+pub struct PullMode {
+    pub clusters: Arc<RwLock<BTreeSet<String>>>,
+    pub gateway: kube::Client,
 }
 
 /// Server-side apply to member clusters. See the module docs.
 pub struct KubeSink {
     clients: Clients,
     leader: watch::Receiver<bool>,
-    /// Per cluster: what this sink applied, by key.
+    pull: Option<PullMode>,
+    /// Per cluster: what this sink applied, by key where it went.
     applied: BTreeMap<String, BTreeMap<ManifestKey, Placed>>,
     /// Clusters whose labelled objects were listed since the start (to prune after a restart).
     listed: BTreeSet<String>,
+    /// Per cluster: why each manifest that failed last did, by its propagated key.
+    failed: BTreeMap<String, BTreeMap<ManifestKey, String>>,
 }
 
 impl KubeSink {
@@ -56,9 +72,22 @@ impl KubeSink {
         Self {
             clients,
             leader,
+            pull: None,
             applied: BTreeMap::new(),
             listed: BTreeSet::new(),
+            failed: BTreeMap::new(),
         }
+    }
+
+    /// Clusters in pull mode get their manifests as Works in the gateway cluster instead.
+    pub fn with_pull_mode(mut self, pull: PullMode) -> Self {
+        self.pull = Some(pull);
+        self
+    }
+
+    /// Why each manifest of `cluster` that failed in the last apply did.
+    pub fn failures(&self, cluster: &str) -> Option<&BTreeMap<ManifestKey, String>> {
+        self.failed.get(cluster)
     }
 
     fn client(&self, cluster: &str) -> Result<kube::Client, SinkError> {
@@ -81,6 +110,16 @@ impl KubeSink {
         }
     }
 
+    /// The gateway's client when `cluster` pulls its manifests.
+    fn pulling(&self, cluster: &str) -> Option<kube::Client> {
+        let pull = self.pull.as_ref()?;
+        pull.clusters
+            .read()
+            .expect("pull lock")
+            .contains(cluster)
+            .then(|| pull.gateway.clone())
+    }
+
     async fn apply_now(
         &mut self,
         cluster: &str,
@@ -89,9 +128,11 @@ impl KubeSink {
         only: Option<&BTreeSet<ManifestKey>>,
     ) -> Result<Applied, SinkError> {
         self.check_leader()?;
+        let pull = self.pulling(cluster);
         let holds_nothing = self.applied.get(cluster).is_none_or(BTreeMap::is_empty);
         if desired.is_empty()
             && holds_nothing
+            && pull.is_none()
             && !self
                 .clients
                 .read()
@@ -101,18 +142,51 @@ impl KubeSink {
             // Nothing to write where nothing was written (a member that cannot be reached yet).
             return Ok(Applied::default());
         }
-        let client = self.client(cluster)?;
+        let client = match &pull {
+            Some(gateway) => gateway.clone(),
+            None => self.client(cluster)?,
+        };
         let mut applied = Applied::default();
         let mut first_error = None;
-        let scaled = match autoscaled(&client).await {
-            Ok(scaled) => scaled,
-            Err(error) => {
-                tracing::debug!(%cluster, %error, "cannot list HorizontalPodAutoscalers; applying replicas as rendered");
-                BTreeSet::new()
+        let scaled = if pull.is_some() {
+            // The agent applies in the member; an HPA there is its to respect.
+            BTreeSet::new()
+        } else {
+            match autoscaled(&client).await {
+                Ok(scaled) => scaled,
+                Err(error) => {
+                    tracing::debug!(%cluster, %error, "cannot list HorizontalPodAutoscalers; applying replicas as rendered");
+                    BTreeSet::new()
+                }
             }
         };
+        // Each wanted manifest where it goes: itself, or a Work carrying it.
+        let mut wanted: BTreeMap<ManifestKey, (ManifestKey, Value, u64)> = BTreeMap::new();
+        let failed = self.failed.entry(cluster.to_owned()).or_default();
+        for (key, manifest) in desired {
+            if only.is_some_and(|o| !o.contains(key)) {
+                continue;
+            }
+            let value = match manifest.decode() {
+                Ok(v) => serde_json::to_value(v).unwrap_or(Value::Null),
+                Err(e) => {
+                    failed.insert(key.clone(), e.to_string());
+                    first_error = first_error.or(Some(SinkError::WriteManifest {
+                        location: location(cluster, key),
+                        source: e.into(),
+                    }));
+                    continue;
+                }
+            };
+            let body = prepared(value, key, &scaled);
+            let (target, body) = match &pull {
+                Some(_) => work_for(cluster, key, body),
+                None => (key.clone(), body),
+            };
+            wanted.insert(target, (key.clone(), body, manifest.hash));
+        }
         if !self.listed.contains(cluster) {
-            match self.adopt(&client, cluster, desired).await {
+            match self.adopt(&client, cluster, &wanted).await {
                 Ok(()) => {
                     self.listed.insert(cluster.to_owned());
                 }
@@ -120,56 +194,50 @@ impl KubeSink {
             }
         }
         let held = self.applied.entry(cluster.to_owned()).or_default();
-        let keys: Vec<&ManifestKey> = match only {
-            Some(keys) => keys.iter().filter(|k| desired.contains_key(*k)).collect(),
-            None => desired.keys().collect(),
-        };
-        for key in keys {
-            let manifest = &desired[key];
-            if held.get(key).is_some_and(|p| p.hash == manifest.hash) {
+        let failed = self.failed.entry(cluster.to_owned()).or_default();
+        for (target, (source, body, hash)) in &wanted {
+            if held.get(target).is_some_and(|p| p.hash == *hash) {
                 applied.unchanged += 1;
                 continue;
             }
             if !*self.leader.borrow() {
                 return Err(SinkError::Standby);
             }
-            let location = location(cluster, key);
-            let value = match manifest.decode() {
-                Ok(v) => serde_json::to_value(v).unwrap_or(Value::Null),
-                Err(e) => {
-                    first_error = first_error.or(Some(SinkError::WriteManifest {
-                        location,
-                        source: e.into(),
-                    }));
-                    continue;
-                }
-            };
-            let body = prepared(value, key, &scaled);
-            match apply_one(&client, key, &body).await {
+            let location = location(cluster, target);
+            match apply_one(&client, target, body).await {
                 Ok(resource) => {
                     held.insert(
-                        key.clone(),
+                        target.clone(),
                         Placed {
                             resource,
-                            namespaced: !key.namespace.is_empty(),
-                            hash: manifest.hash,
+                            namespaced: !target.namespace.is_empty(),
+                            hash: *hash,
+                            source: source.clone(),
                         },
                     );
+                    failed.remove(source);
                     applied.written += 1;
                 }
-                Err(source) => {
-                    tracing::warn!(%location, error = %source, "apply failed");
-                    first_error =
-                        first_error.or(Some(SinkError::WriteManifest { location, source }));
+                Err(error) => {
+                    tracing::warn!(%location, %error, "apply failed");
+                    failed.insert(source.clone(), error.to_string());
+                    first_error = first_error.or(Some(SinkError::WriteManifest {
+                        location,
+                        source: error,
+                    }));
                 }
             }
         }
         // Remove what this sink applied there and nobody wants any more.
         let stale: Vec<ManifestKey> = held
-            .keys()
-            .filter(|k| !desired.contains_key(*k) && !keep.contains(k))
-            .filter(|k| only.is_none_or(|o| o.contains(*k)))
-            .cloned()
+            .iter()
+            .filter(|(target, placed)| {
+                !wanted.contains_key(*target)
+                    && !desired.contains_key(&placed.source)
+                    && !keep.contains(&placed.source)
+                    && only.is_none_or(|o| o.contains(&placed.source))
+            })
+            .map(|(target, _)| target.clone())
             .collect();
         for key in stale {
             if !*self.leader.borrow() {
@@ -197,6 +265,7 @@ impl KubeSink {
                 }
             }
         }
+        failed.retain(|k, _| desired.contains_key(k));
         match first_error {
             Some(error) => Err(error),
             None => Ok(applied),
@@ -210,24 +279,17 @@ impl KubeSink {
         &mut self,
         client: &kube::Client,
         cluster: &str,
-        desired: &Manifests,
+        wanted: &BTreeMap<ManifestKey, (ManifestKey, Value, u64)>,
     ) -> Result<(), SinkError> {
         let mut kinds: BTreeMap<(String, String), ApiResource> = BTreeMap::new();
-        for (key, manifest) in desired {
-            let version = manifest
-                .decode()
-                .ok()
-                .and_then(|v| {
-                    v.get("apiVersion")
-                        .and_then(|a| a.as_str().map(str::to_owned))
-                })
-                .unwrap_or_default();
+        for (target, (_, body, _)) in wanted {
+            let version = body["apiVersion"].as_str().unwrap_or_default();
             kinds
-                .entry((key.group.clone(), key.kind.clone()))
-                .or_insert_with(|| resource_of(key, &version));
+                .entry((target.group.clone(), target.kind.clone()))
+                .or_insert_with(|| resource_of(target, version));
         }
         let held = self.applied.entry(cluster.to_owned()).or_default();
-        for ((_, _), resource) in kinds {
+        for resource in kinds.into_values() {
             let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
             let listed = api
                 .list(&ListParams::default().labels(&format!("{LABEL_MANAGED}=true")))
@@ -238,13 +300,8 @@ impl KubeSink {
                 })?;
             for object in listed.items {
                 // The label selector may be ignored (kmock): filter here too.
-                let managed = object
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(LABEL_MANAGED))
-                    .is_some_and(|v| v == "true");
-                if !managed {
+                let labels = object.metadata.labels.clone().unwrap_or_default();
+                if labels.get(LABEL_MANAGED).is_none_or(|v| v != "true") {
                     continue;
                 }
                 let namespace = object.metadata.namespace.clone().unwrap_or_default();
@@ -254,15 +311,67 @@ impl KubeSink {
                     namespace: namespace.clone(),
                     name: object.metadata.name.clone().unwrap_or_default(),
                 };
+                // A Work stands for the manifest it carries.
+                let source = match object.data["spec"]["workload"]["manifests"].get(0) {
+                    Some(manifest) if resource.kind == "Work" => {
+                        key_of_manifest(manifest).unwrap_or_else(|| key.clone())
+                    }
+                    _ => key.clone(),
+                };
                 held.entry(key).or_insert(Placed {
                     resource: resource.clone(),
                     namespaced: !namespace.is_empty(),
                     hash: 0,
+                    source,
                 });
             }
         }
         Ok(())
     }
+}
+
+/// The key of a manifest as propagation addresses it.
+pub fn key_of_manifest(manifest: &Value) -> Option<ManifestKey> {
+    let api_version = manifest["apiVersion"].as_str()?;
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    Some(ManifestKey {
+        group: group.to_owned(),
+        kind: manifest["kind"].as_str()?.to_owned(),
+        namespace: manifest["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        name: manifest["metadata"]["name"].as_str()?.to_owned(),
+    })
+}
+
+/// The Work that carries `manifest` to a pull-mode `cluster`: in its execution namespace,
+/// named after the manifest (readable, with a hash of its whole key so that names never
+/// collide).
+fn work_for(cluster: &str, key: &ManifestKey, manifest: Value) -> (ManifestKey, Value) {
+    let namespace = meshfleet_api::work::execution_namespace(cluster);
+    let readable: String = format!("{}-{}", key.kind, key.name)
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(40)
+        .collect();
+    let hash = xxhash_rust::xxh3::xxh3_64(key.to_string().as_bytes());
+    let name = format!("{}-{:08x}", readable.trim_matches('-'), hash as u32);
+    let work = json!({
+        "apiVersion": "meshfleet.io/v1alpha1",
+        "kind": "Work",
+        "metadata": {"name": name, "namespace": namespace,
+            "labels": {LABEL_MANAGED: "true", "meshfleet.io/cluster": cluster}},
+        "spec": {"workload": {"manifests": [manifest]}},
+    });
+    let key = ManifestKey {
+        group: "meshfleet.io".to_owned(),
+        kind: "Work".to_owned(),
+        namespace,
+        name,
+    };
+    (key, work)
 }
 
 impl ApplyManifests for KubeSink {

@@ -172,6 +172,7 @@ fn names_scopes_and_subresources_follow_karmada() {
             ]),
             json!(["resourcebindings.meshfleet.io", "Namespaced", ["rb"], { "status": {} }]),
             json!(["clusterresourcebindings.meshfleet.io", "Cluster", ["crb"], { "status": {} }]),
+            json!(["works.meshfleet.io", "Namespaced", null, { "status": {} }]),
         ]
     );
     for crd in crds() {
