@@ -14,8 +14,8 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use meshfleet_demo::envoy::{AdsApi, Envoy, EnvoyConfig, eventually, free_port};
 use meshfleet_model::Locality;
 use meshfleet_runtime::kube::objects::{
-    CLUSTERS, ENDPOINT_SLICES, LEASES, NODES, PROPAGATION_POLICIES, Resource, SECRETS, SERVICES,
-    WORKS,
+    CLUSTERS, ENDPOINT_SLICES, LEASES, NODES, PROPAGATION_POLICIES, RESOURCE_BINDINGS, Resource,
+    SECRETS, SERVICES, WORKS,
 };
 use serde_json::{Value, json};
 
@@ -433,6 +433,57 @@ async fn members_feed_envoy_copies_are_applied_and_an_unreachable_member_goes_af
         apply["query"].get("force").is_none(),
         "never forced: {apply}"
     );
+    // The members' controllers report the copies' status; it comes back to the gateway: the
+    // binding's aggregatedStatus per cluster, and the template's replicas summed.
+    for (member, ready) in [(&east, 2), (&west, 1)] {
+        let status = json!({"status": {"replicas": 2, "readyReplicas": ready,
+            "updatedReplicas": 2, "availableReplicas": ready}});
+        api(member, &DEPLOYMENTS, Some("default"))
+            .patch_status("nginx", &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap();
+    }
+    eventually(Duration::from_secs(30), || async {
+        let bindings = api(&gw, &RESOURCE_BINDINGS, Some("default"))
+            .list(&Default::default())
+            .await?;
+        let binding = bindings
+            .items
+            .iter()
+            .find(|b| b.data["spec"]["resource"]["name"] == "nginx")
+            .ok_or_else(|| anyhow::anyhow!("no binding in the gateway yet"))?;
+        let items = binding.data["status"]["aggregatedStatus"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let of = |name: &str| {
+            items
+                .iter()
+                .find(|i| i["clusterName"] == name)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (east, west) = (of("east-1"), of("west-1"));
+        anyhow::ensure!(
+            east["applied"] == true && east["health"] == "Healthy",
+            "{}",
+            binding.data
+        );
+        anyhow::ensure!(east["status"]["readyReplicas"] == 2, "{east}");
+        anyhow::ensure!(
+            west["applied"] == true && west["health"] == "Unhealthy",
+            "{west}"
+        );
+        let template = get(&gw, &DEPLOYMENTS, Some("default"), "nginx")
+            .await
+            .unwrap_or_default();
+        anyhow::ensure!(template["status"]["readyReplicas"] == 3, "{template}");
+        anyhow::ensure!(template["status"]["replicas"] == 4, "{template}");
+        Ok(())
+    })
+    .await
+    .unwrap();
+
     // Propagation runs again on its 5 s tick; the same input sends nothing again.
     tokio::time::sleep(Duration::from_secs(7)).await;
     assert_eq!(applies(&emulators.requests("east-1")).len(), first.len());

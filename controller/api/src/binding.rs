@@ -163,6 +163,33 @@ pub struct ResourceBindingStatus {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub conditions: Vec<BindingCondition>,
+    /// Per target cluster: whether the copy was applied, and its status there (Karmada's
+    /// `aggregatedStatus`). Written back by `meshfleet run --kube`.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub aggregated_status: Vec<AggregatedStatusItem>,
+}
+
+/// One cluster's part of a binding's status (Karmada's `AggregatedStatusItem`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AggregatedStatusItem {
+    pub cluster_name: String,
+    /// The copy's `status` in that cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub status: Option<serde_json::Value>,
+    #[serde(default)]
+    pub applied: bool,
+    /// Why it was not applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_message: Option<String>,
+    /// `Healthy` (ready replicas as wanted), `Unhealthy` or `Unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
 }
 
 /// `Scheduled` = `True` with the result, or `False` with why not.

@@ -33,8 +33,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 pub use binding::{
-    BindingCondition, BindingSnapshot, GracefulEvictionTask, ObjectReference, ReplicaRequirements,
-    ResourceBinding, ResourceBindingSpec, ResourceBindingStatus, TargetCluster,
+    AggregatedStatusItem, BindingCondition, BindingSnapshot, GracefulEvictionTask, ObjectReference,
+    ReplicaRequirements, ResourceBinding, ResourceBindingSpec, ResourceBindingStatus,
+    TargetCluster,
 };
 pub use cluster::{
     Cluster, ClusterSpec, ClusterStatus, Condition, EastWestGateway, GatewayError, ResourceSummary,

@@ -96,18 +96,27 @@ impl Controller {
                 .clone()
                 .map(|dir| ClusterCas::new(dir, args.ca_check_interval))
         };
+        let mut kube_status = None;
         let propagation = match (&args.state_dir, &kube) {
             (_, Some(kube)) => {
                 // The bindings are kept under the state directory when one is given.
                 let mut store = args.state_dir.as_deref().map(BindingStore::new);
                 let previous = store.as_mut().map(BindingStore::load).unwrap_or_default();
+                let sink = KubeSink::new(kube.clients.clone(), kube.leader.clone())
+                    .with_pull_mode(kube.pull.clone());
+                // Bindings and templates get their status from the copies.
+                kube_status = Some(crate::kube::status::Reporter::new(
+                    kube.pull.gateway.clone(),
+                    kube.clients.clone(),
+                    kube.pull.clone(),
+                    sink.failures_handle(),
+                    state.clone(),
+                    kube.leader.clone(),
+                ));
                 Some(Arc::new(Mutex::new(Propagation {
                     planner: Planner::starting_from(previous),
                     store,
-                    sink: Box::new(
-                        KubeSink::new(kube.clients.clone(), kube.leader.clone())
-                            .with_pull_mode(kube.pull.clone()),
-                    ),
+                    sink: Box::new(sink),
                     zone: args.zone.clone(),
                     retry: false,
                     cas: cas(),
@@ -246,6 +255,9 @@ impl Controller {
         }
         if let Some(kube) = kube {
             tasks.extend(kube.tasks);
+        }
+        if let Some(reporter) = kube_status {
+            tasks.push(tokio::spawn(reporter.run()));
         }
         if let Some(resolve) = gateway_resolver {
             tasks.push(tokio::spawn(while_alive(

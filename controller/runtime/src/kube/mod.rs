@@ -18,6 +18,7 @@ pub mod lease;
 pub mod members;
 pub mod objects;
 pub mod sink;
+pub mod status;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};

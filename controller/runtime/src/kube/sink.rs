@@ -65,7 +65,12 @@ pub struct KubeSink {
     listed: BTreeSet<String>,
     /// Per cluster: why each manifest that failed last did, by its propagated key.
     failed: BTreeMap<String, BTreeMap<ManifestKey, String>>,
+    /// The same, for readers elsewhere (status written back).
+    shared_failures: Failures,
 }
+
+/// Per cluster: why each manifest that failed in the last apply did, by its propagated key.
+pub type Failures = Arc<RwLock<BTreeMap<String, BTreeMap<ManifestKey, String>>>>;
 
 impl KubeSink {
     pub fn new(clients: Clients, leader: watch::Receiver<bool>) -> Self {
@@ -76,6 +81,7 @@ impl KubeSink {
             applied: BTreeMap::new(),
             listed: BTreeSet::new(),
             failed: BTreeMap::new(),
+            shared_failures: Failures::default(),
         }
     }
 
@@ -83,6 +89,11 @@ impl KubeSink {
     pub fn with_pull_mode(mut self, pull: PullMode) -> Self {
         self.pull = Some(pull);
         self
+    }
+
+    /// [`KubeSink::failures`] for every cluster, kept up to date, to be read elsewhere.
+    pub fn failures_handle(&self) -> Failures {
+        self.shared_failures.clone()
     }
 
     /// Why each manifest of `cluster` that failed in the last apply did.
@@ -266,6 +277,10 @@ impl KubeSink {
             }
         }
         failed.retain(|k, _| desired.contains_key(k));
+        self.shared_failures
+            .write()
+            .expect("failures lock")
+            .insert(cluster.to_owned(), failed.clone());
         match first_error {
             Some(error) => Err(error),
             None => Ok(applied),
@@ -405,7 +420,7 @@ fn location(cluster: &str, key: &ManifestKey) -> String {
 
 /// The resource of a manifest's kind (its plural guessed as the API server's conventions make
 /// it: `deployments`, `networkpolicies`, `ingresses`).
-fn resource_of(key: &ManifestKey, api_version: &str) -> ApiResource {
+pub(crate) fn resource_of(key: &ManifestKey, api_version: &str) -> ApiResource {
     let version = api_version.rsplit('/').next().unwrap_or("v1");
     ApiResource::from_gvk(&GroupVersionKind::gvk(&key.group, version, &key.kind))
 }
@@ -477,7 +492,7 @@ fn prepared(
 
 /// Applies one manifest. A missing namespace is created and the apply tried again; an API that
 /// answers an apply of a new object with 404 (an emulator) gets it created.
-async fn apply_one(
+pub(crate) async fn apply_one(
     client: &kube::Client,
     key: &ManifestKey,
     body: &Value,
