@@ -14,8 +14,8 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use meshfleet_demo::envoy::{AdsApi, Envoy, EnvoyConfig, eventually, free_port};
 use meshfleet_model::Locality;
 use meshfleet_runtime::kube::objects::{
-    CLUSTERS, ENDPOINT_SLICES, LEASES, NODES, PROPAGATION_POLICIES, RESOURCE_BINDINGS, Resource,
-    SECRETS, SERVICES, WORKS,
+    CLUSTERS, ENDPOINT_SLICES, EVENTS, LEASES, NODES, PROPAGATION_POLICIES, RESOURCE_BINDINGS,
+    Resource, SECRETS, SERVICES, WORKS,
 };
 use serde_json::{Value, json};
 
@@ -396,6 +396,63 @@ async fn members_feed_envoy_copies_are_applied_and_an_unreachable_member_goes_af
     );
     assert!(problems.contains("not a kubeconfig"), "{problems}");
     assert!(!problems.contains("s3cr3t"), "{problems}");
+
+    // A policy with a misspelt field is refused; an Event on it says why, as does one on the
+    // broken remote secret.
+    create(
+        &gw,
+        &PROPAGATION_POLICIES,
+        json!({"apiVersion": "meshfleet.io/v1alpha1",
+        "kind": "PropagationPolicy",
+        "metadata": {"name": "bad-policy", "namespace": "default"},
+        "spec": {"resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap"}],
+            "placement": {"clusterAfinity": {"clusterNames": ["east-1"]}}}}),
+    )
+    .await;
+    eventually(Duration::from_secs(30), || async {
+        let mut events = api(&gw, &EVENTS, Some("default"))
+            .list(&Default::default())
+            .await?
+            .items;
+        events.extend(
+            api(&gw, &EVENTS, Some(NS))
+                .list(&Default::default())
+                .await?
+                .items,
+        );
+        let about = |kind: &str, name: &str| {
+            events
+                .iter()
+                .find(|e| {
+                    e.data["involvedObject"]["kind"] == kind
+                        && e.data["involvedObject"]["name"] == name
+                })
+                .map(|e| e.data.clone())
+        };
+        let policy = about("PropagationPolicy", "bad-policy")
+            .ok_or_else(|| anyhow::anyhow!("no event on the policy"))?;
+        anyhow::ensure!(
+            policy["reason"] == "InvalidObject" && policy["type"] == "Warning",
+            "{policy}"
+        );
+        anyhow::ensure!(
+            policy["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("clusterAfinity"),
+            "{policy}"
+        );
+        let secret = about("Secret", "istio-remote-secret-broken")
+            .ok_or_else(|| anyhow::anyhow!("no event on the secret"))?;
+        let message = secret["message"].as_str().unwrap_or_default();
+        anyhow::ensure!(
+            message.contains("not a kubeconfig") && !message.contains("s3cr3t"),
+            "{secret}"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap();
 
     // Karmada's nginx sample is applied to both members by server-side apply.
     for member in [&east, &west] {

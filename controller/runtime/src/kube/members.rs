@@ -378,6 +378,8 @@ struct Credentials {
     kubeconfig: String,
     /// `Secret istio-system/istio-remote-secret-east-1, key east-1`.
     from: String,
+    /// The object that registers the member: its remote secret, or its Cluster.
+    registered_by: Source,
 }
 
 struct Member {
@@ -512,6 +514,11 @@ impl Registry {
                     Credentials {
                         kubeconfig: kubeconfig.clone(),
                         from,
+                        registered_by: Source::object(
+                            "Secret",
+                            secret_ns(secret),
+                            secret_nm(secret),
+                        ),
                     },
                 );
             }
@@ -563,6 +570,7 @@ impl Registry {
                             Credentials {
                                 kubeconfig,
                                 from: format!("Secret {key}"),
+                                registered_by: source.clone(),
                             },
                         );
                     }
@@ -645,12 +653,14 @@ impl Registry {
             if let Member {
                 session: None,
                 ready: (_, _, message),
+                credentials,
                 ..
             } = member
             {
+                // Told on the object that registers it (a remote secret, a Cluster).
                 problems.push(Problem::new(
-                    Source::Cluster { name: name.clone() },
-                    message.clone(),
+                    credentials.registered_by.clone(),
+                    format!("cluster {name}: {message}"),
                 ));
             }
         }

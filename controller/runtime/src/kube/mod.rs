@@ -13,6 +13,7 @@
 //! every gateway resource has been listed once, so a partial view never prunes a copy.
 
 pub mod agent;
+pub mod events;
 pub mod feed;
 pub mod lease;
 pub mod members;

@@ -6,6 +6,9 @@
 //! - each workload template's `status` (Deployments, StatefulSets: replicas, ready, updated and
 //!   available replicas summed over the clusters), as Karmada aggregates it.
 //!
+//! - Events for what is wrong with the gateway's objects and for copies that failed
+//!   ([`super::events`]).
+//!
 //! The copies' statuses are read with one list per member and kind (the labelled copies), or,
 //! for a pull-mode cluster, from its Works' status as its agent reported it: the number of
 //! requests grows with clusters and kinds, not with templates.
@@ -46,6 +49,7 @@ pub struct Reporter {
     pub leader: watch::Receiver<bool>,
     /// What was last written, so that nothing is written twice.
     written: BTreeMap<String, Value>,
+    events: super::events::Recorder,
 }
 
 impl Reporter {
@@ -58,6 +62,7 @@ impl Reporter {
         leader: watch::Receiver<bool>,
     ) -> Self {
         Self {
+            events: super::events::Recorder::new(gateway.clone(), super::lease::identity()),
             gateway,
             clients,
             pull,
@@ -117,6 +122,9 @@ impl Reporter {
             self.write_binding(binding, &items).await;
             self.write_template(binding, &items).await;
         }
+        let mut notes = super::events::from_problems(&self.state.problems());
+        notes.extend(super::events::from_failures(&failures));
+        self.events.record(notes).await;
     }
 
     /// The labelled copies of `kinds` in `cluster`, or its Works' reported status.
