@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 const NS: &str = "meshfleet-system";
 const DEPLOYMENTS: Resource = Resource::new("apps", "v1", "Deployment", "deployments");
+const CONFIG_MAPS: Resource = Resource::new("", "v1", "ConfigMap", "configmaps");
 
 /// Emulated API servers, by name, in one Python process.
 struct Emulators {
@@ -817,4 +818,158 @@ async fn the_agent_pulls_applies_and_reports() {
     })
     .await
     .unwrap();
+}
+
+/// A copy that a member refuses (a conflict with another field manager, an RBAC refusal) is
+/// told as an Event on its template and in the binding's status, naming the cluster and the
+/// API server's reason; every other copy is applied; only meshfleet's own copies are pruned.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_copy_is_told_and_costs_only_itself() {
+    let (mut emulators, gw, east, west) = emulated_fleet().await;
+    let nginx = "/apis/apps/v1/namespaces/default/deployments/nginx";
+    emulators.command(&format!(
+        "refuse east-1 409 PATCH {nginx} Apply failed with 1 conflict: conflict with \"kubectl-edit\" using apps/v1: .spec.replicas"
+    ));
+    emulators.command(&format!(
+        "refuse west-1 403 PATCH {nginx} deployments.apps \"nginx\" is forbidden: User \"system:serviceaccount:meshfleet-system:meshfleet-reader\" cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"default\""
+    ));
+    create(
+        &gw,
+        &CONFIG_MAPS,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "default"}, "data": {"level": "info"}}),
+    )
+    .await;
+    create(&gw, &PROPAGATION_POLICIES, json!({"apiVersion": "meshfleet.io/v1alpha1",
+        "kind": "PropagationPolicy",
+        "metadata": {"name": "settings-propagation", "namespace": "default"},
+        "spec": {"resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "settings"}],
+            "placement": {"clusterAffinity": {"clusterNames": ["east-1", "west-1"]}}}}))
+    .await;
+    // The members already hold an nginx someone else made (`kubectl create`): kmock answers a
+    // PATCH of an object it does not hold with 404 before any refusal.
+    for member in [&east, &west] {
+        create(
+            member,
+            &DEPLOYMENTS,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "nginx", "namespace": "default"}, "spec": {"replicas": 1}}),
+        )
+        .await;
+    }
+    // In west-1, a copy meshfleet applied before a restart and no longer wants, and an object
+    // of the same kind that is not meshfleet's.
+    create(&west, &CONFIG_MAPS, json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "leftover", "namespace": "default", "labels": {"meshfleet.io/managed": "true"}}}))
+    .await;
+    create(
+        &west,
+        &CONFIG_MAPS,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "users-own", "namespace": "default"}}),
+    )
+    .await;
+    let kubeconfig = emulators.kubeconfig_file("gateway");
+    let (_controller, _, _) = meshfleet_testkit::run_logged(
+        &[
+            "--kube",
+            "--kubeconfig",
+            &kubeconfig,
+            "--kube-namespace",
+            NS,
+        ],
+        None,
+    )
+    .await;
+
+    eventually(Duration::from_secs(30), || async {
+        let events = api(&gw, &EVENTS, Some("default"))
+            .list(&Default::default())
+            .await?
+            .items;
+        let failed: Vec<String> = events
+            .iter()
+            .filter(|e| {
+                e.data["reason"] == "ApplyFailed" && e.data["involvedObject"]["name"] == "nginx"
+            })
+            .filter_map(|e| e.data["message"].as_str().map(str::to_owned))
+            .collect();
+        let told = |cluster: &str, words: &[&str]| {
+            failed.iter().any(|m| {
+                m.contains(&format!("cluster {cluster}")) && words.iter().all(|w| m.contains(w))
+            })
+        };
+        anyhow::ensure!(
+            told(
+                "east-1",
+                &[
+                    "conflict with another field manager",
+                    "kubectl-edit",
+                    ".spec.replicas"
+                ]
+            ),
+            "{failed:?}"
+        );
+        anyhow::ensure!(
+            told("west-1", &["forbidden (RBAC)", "cannot patch"]),
+            "{failed:?}"
+        );
+        // The other template went everywhere.
+        for member in [&east, &west] {
+            anyhow::ensure!(
+                get(member, &CONFIG_MAPS, Some("default"), "settings")
+                    .await
+                    .is_some(),
+                "settings not applied"
+            );
+        }
+        // What meshfleet owned and no longer wants is gone; what it never owned stays.
+        anyhow::ensure!(
+            get(&west, &CONFIG_MAPS, Some("default"), "leftover")
+                .await
+                .is_none(),
+            "leftover kept"
+        );
+        anyhow::ensure!(
+            get(&west, &CONFIG_MAPS, Some("default"), "users-own")
+                .await
+                .is_some(),
+            "users-own removed"
+        );
+        // The binding says so per cluster.
+        let bindings = api(&gw, &RESOURCE_BINDINGS, Some("default"))
+            .list(&Default::default())
+            .await?;
+        let binding = bindings
+            .items
+            .iter()
+            .find(|b| b.data["spec"]["resource"]["name"] == "nginx")
+            .ok_or_else(|| anyhow::anyhow!("no binding yet"))?;
+        let east = binding.data["status"]["aggregatedStatus"]
+            .as_array()
+            .and_then(|items| items.iter().find(|i| i["clusterName"] == "east-1").cloned())
+            .unwrap_or_default();
+        anyhow::ensure!(east["applied"] == false, "{east}");
+        anyhow::ensure!(
+            east["appliedMessage"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("kubectl-edit"),
+            "{east}"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap();
+    // Never forced: the conflict stays the other manager's to resolve.
+    let patches: Vec<Value> = emulators
+        .requests("east-1")
+        .into_iter()
+        .filter(|r| r["method"] == "PATCH" && r["path"] == nginx)
+        .collect();
+    assert!(!patches.is_empty());
+    assert!(
+        patches.iter().all(|r| r["query"].get("force").is_none()),
+        "{patches:?}"
+    );
 }

@@ -9,6 +9,9 @@ reads commands from stdin, one per line, answering each with a line:
     start NAME     it listens again, on the same port, with the same objects
     requests NAME  the requests it has served so far, as JSON lines of method, path, query,
                    content type and body, then a line "."
+    refuse NAME STATUS METHOD PATH MESSAGE...
+                   requests of METHOD on PATH are answered with a Status of that code and
+                   message (kmock still stores what they write: only the answer is refused)
 
 Every write gives the object a new `metadata.resourceVersion` (kmock sets none). It ends
 when stdin closes. Every resource meshfleet lists or watches is declared, so a list
@@ -124,7 +127,8 @@ async def main(names):
         line = await reader.readline()
         if not line:
             break
-        command, _, name = line.decode().strip().partition(" ")
+        parts = line.decode().strip().split(" ")
+        command, name = parts[0], (parts[1] if len(parts) > 1 else "")
         emulator = emulators.get(name)
         if not command:
             continue
@@ -135,6 +139,16 @@ async def main(names):
             print("ok", flush=True)
         elif command == "start":
             await emulator.start()
+            print("ok", flush=True)
+        elif command == "refuse" and len(parts) >= 6:
+            # refuse NAME STATUS METHOD PATH MESSAGE...: the API server answers such requests
+            # with that Status (an RBAC refusal, a field manager conflict), as kube-apiserver
+            # words it.
+            status, method, path, message = int(parts[2]), parts[3].lower(), parts[4], " ".join(parts[5:])
+            reason = {403: "Forbidden", 409: "Conflict"}.get(status, "Failure")
+            emulator.handler[f"{method} {path}"] << kmock.KubernetesError(
+                status=status, reason=reason, message=message
+            )
             print("ok", flush=True)
         elif command == "requests":
             for request in list(emulator.handler):

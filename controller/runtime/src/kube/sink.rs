@@ -61,8 +61,9 @@ pub struct KubeSink {
     pull: Option<PullMode>,
     /// Per cluster: what this sink applied, by key where it went.
     applied: BTreeMap<String, BTreeMap<ManifestKey, Placed>>,
-    /// Clusters whose labelled objects were listed since the start (to prune after a restart).
-    listed: BTreeSet<String>,
+    /// (cluster, group, kind) whose labelled objects were listed since the start (to prune
+    /// after a restart what an earlier run applied).
+    listed: BTreeSet<(String, String, String)>,
     /// Per cluster: why each manifest that failed last did, by its propagated key.
     failed: BTreeMap<String, BTreeMap<ManifestKey, String>>,
     /// The same, for readers elsewhere (status written back).
@@ -196,10 +197,41 @@ impl KubeSink {
             };
             wanted.insert(target, (key.clone(), body, manifest.hash));
         }
-        if !self.listed.contains(cluster) {
-            match self.adopt(&client, cluster, &wanted).await {
+        // Every kind this cluster gets (whatever changed this time) not listed yet.
+        let mut kinds: BTreeMap<(String, String), ApiResource> = BTreeMap::new();
+        for (key, manifest) in desired {
+            if pull.is_some() {
+                let (work, _) = work_for(cluster, key, Value::Null);
+                kinds.insert(
+                    (work.group.clone(), work.kind.clone()),
+                    resource_of(&work, "meshfleet.io/v1alpha1"),
+                );
+                break;
+            }
+            let version = manifest
+                .decode()
+                .ok()
+                .and_then(|v| {
+                    v.get("apiVersion")
+                        .and_then(|a| a.as_str().map(str::to_owned))
+                })
+                .unwrap_or_default();
+            kinds
+                .entry((key.group.clone(), key.kind.clone()))
+                .or_insert_with(|| resource_of(key, &version));
+        }
+        kinds.retain(|(group, kind), _| {
+            !self
+                .listed
+                .contains(&(cluster.to_owned(), group.clone(), kind.clone()))
+        });
+        if !kinds.is_empty() {
+            let names: Vec<(String, String)> = kinds.keys().cloned().collect();
+            match self.adopt(&client, cluster, kinds).await {
                 Ok(()) => {
-                    self.listed.insert(cluster.to_owned());
+                    for (group, kind) in names {
+                        self.listed.insert((cluster.to_owned(), group, kind));
+                    }
                 }
                 Err(error) => first_error = first_error.or(Some(error)),
             }
@@ -294,15 +326,8 @@ impl KubeSink {
         &mut self,
         client: &kube::Client,
         cluster: &str,
-        wanted: &BTreeMap<ManifestKey, (ManifestKey, Value, u64)>,
+        kinds: BTreeMap<(String, String), ApiResource>,
     ) -> Result<(), SinkError> {
-        let mut kinds: BTreeMap<(String, String), ApiResource> = BTreeMap::new();
-        for (target, (_, body, _)) in wanted {
-            let version = body["apiVersion"].as_str().unwrap_or_default();
-            kinds
-                .entry((target.group.clone(), target.kind.clone()))
-                .or_insert_with(|| resource_of(target, version));
-        }
         let held = self.applied.entry(cluster.to_owned()).or_default();
         for resource in kinds.into_values() {
             let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
