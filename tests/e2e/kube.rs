@@ -5,9 +5,6 @@
 //! conflicts), the tests check in the exact requests meshfleet sends instead.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
@@ -17,113 +14,12 @@ use meshfleet_runtime::kube::objects::{
     CLUSTERS, ENDPOINT_SLICES, EVENTS, LEASES, NODES, PROPAGATION_POLICIES, RESOURCE_BINDINGS,
     Resource, SECRETS, SERVICES, WORKS,
 };
+use meshfleet_testkit::kube::Emulators;
 use serde_json::{Value, json};
 
 const NS: &str = "meshfleet-system";
 const DEPLOYMENTS: Resource = Resource::new("apps", "v1", "Deployment", "deployments");
 const CONFIG_MAPS: Resource = Resource::new("", "v1", "ConfigMap", "configmaps");
-
-/// Emulated API servers, by name, in one Python process.
-struct Emulators {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    urls: BTreeMap<String, String>,
-    dir: tempfile::TempDir,
-}
-
-impl Emulators {
-    fn start(names: &[&str]) -> Self {
-        let python = crate::grpc::find_python();
-        let check = Command::new(&python)
-            .args(["-c", "import kmock"])
-            .output()
-            .expect("running python");
-        assert!(
-            check.status.success(),
-            "{} cannot import kmock: run `make setup` (installs tests/requirements.txt)",
-            python.display()
-        );
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/kube/emulator.py");
-        let mut child = Command::new(python)
-            .arg(script)
-            .args(names)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting the emulators");
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout
-            .read_line(&mut line)
-            .expect("the emulators' addresses");
-        let urls = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-        Self {
-            child,
-            stdin,
-            stdout,
-            urls,
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// A kubeconfig for one emulator.
-    fn kubeconfig(&self, name: &str) -> String {
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {}\nusers:\n- name: {name}\n  user: {{}}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: {name}\ncurrent-context: {name}\n",
-            self.urls[name]
-        )
-    }
-
-    fn kubeconfig_file(&self, name: &str) -> String {
-        let path = self.dir.path().join(format!("{name}.kubeconfig"));
-        std::fs::write(&path, self.kubeconfig(name)).unwrap();
-        path.to_str().unwrap().to_owned()
-    }
-
-    async fn client(&self, name: &str) -> kube::Client {
-        let kubeconfig = kube::config::Kubeconfig::from_yaml(&self.kubeconfig(name)).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .unwrap();
-        kube::Client::try_from(config).unwrap()
-    }
-
-    /// Sends a command; returns the lines of its answer.
-    fn command(&mut self, command: &str) -> Vec<String> {
-        writeln!(self.stdin, "{command}").unwrap();
-        self.stdin.flush().unwrap();
-        let mut lines = Vec::new();
-        loop {
-            let mut line = String::new();
-            let read = self.stdout.read_line(&mut line).unwrap();
-            assert!(read > 0, "{command}: the emulators exited");
-            let line = line.trim_end().to_owned();
-            assert!(!line.starts_with("error"), "{command}: {line}");
-            if line == "ok" || line == "." {
-                return lines;
-            }
-            lines.push(line);
-        }
-    }
-
-    /// The requests an emulator served, as JSON.
-    fn requests(&mut self, name: &str) -> Vec<Value> {
-        self.command(&format!("requests {name}"))
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Emulators {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn api(client: &kube::Client, resource: &Resource, namespace: Option<&str>) -> Api<DynamicObject> {
     let ar = resource.api_resource();

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod kube;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;

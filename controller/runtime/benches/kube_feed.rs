@@ -1,5 +1,5 @@
 //! The kube source's costs, as a bench binary that prints its figures:
-//! `cargo bench -p meshfleet-runtime --bench kube [-- CLUSTERS]`.
+//! `cargo bench -p meshfleet-runtime --bench kube_feed [-- CLUSTERS]`.
 //!
 //! - **Watch events into the index**: CLUSTERS members (100 by default), each with 100
 //!   exported Services and one EndpointSlice of 10 endpoints per Service, listed (as a watch's
