@@ -59,6 +59,13 @@ pub struct KubeArgs {
     /// not ready at once).
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub member_grace: Duration,
+    /// Another kind of resource template to read from the gateway cluster, beside
+    /// Deployments, StatefulSets, DaemonSets, Services, ConfigMaps, ServiceAccounts and
+    /// ServiceExports: `KIND.VERSION[.GROUP]`, as `Secret.v1` or
+    /// `Guestbook.v1alpha1.webapp.my.domain` (repeatable; meshfleet's ClusterRole must allow
+    /// listing and watching it).
+    #[arg(long = "template-kind", value_name = "KIND.VERSION[.GROUP]", value_parser = parse_template_kind)]
+    pub template_kinds: Vec<Resource>,
     /// The Lease the replicas elect their writer with.
     #[arg(long, default_value = "meshfleet-leader", value_name = "NAME")]
     pub lease_name: String,
@@ -74,11 +81,48 @@ impl Default for KubeArgs {
             kube: false,
             kubeconfig: None,
             kube_namespace: "meshfleet-system".to_owned(),
+            template_kinds: Vec::new(),
             member_grace: Duration::from_secs(300),
             lease_name: "meshfleet-leader".to_owned(),
             lease_duration: lease::DURATION,
         }
     }
+}
+
+/// `Guestbook.v1alpha1.webapp.my.domain` → that kind's resource (its plural as the API
+/// server's conventions make it).
+///
+/// # Errors
+/// Not `KIND.VERSION[.GROUP]`.
+pub fn parse_template_kind(text: &str) -> Result<Resource, String> {
+    let mut parts = text.splitn(3, '.');
+    let (Some(kind), Some(version)) = (parts.next(), parts.next()) else {
+        return Err(format!(
+            "{text:?}: expected KIND.VERSION[.GROUP], as Secret.v1 or Deployment.v1.apps"
+        ));
+    };
+    let group = parts.next().unwrap_or_default();
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    };
+    if !valid(kind) || !valid(version) || !(group.is_empty() || valid(group)) {
+        return Err(format!(
+            "{text:?}: expected KIND.VERSION[.GROUP], as Secret.v1 or Deployment.v1.apps"
+        ));
+    }
+    let plural =
+        kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(group, version, kind))
+            .plural;
+    // Read once at start: the strings live as long as the process.
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    Ok(Resource::new(
+        leak(group.to_owned()),
+        leak(version.to_owned()),
+        leak(kind.to_owned()),
+        leak(plural),
+    ))
 }
 
 /// The kube sources and the election, started.
@@ -126,7 +170,10 @@ pub async fn start(
     let mut tasks = Vec::new();
     let mut resources: Vec<Resource> = GATEWAY_POLICIES.to_vec();
     resources.push(DESTINATION_RULES);
-    for template in DEFAULT_TEMPLATES {
+    for template in DEFAULT_TEMPLATES
+        .into_iter()
+        .chain(args.template_kinds.iter().copied())
+    {
         if !resources.contains(&template) {
             resources.push(template);
         }
@@ -191,4 +238,24 @@ pub async fn start(
         synced,
         pull,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_kinds_name_kind_version_and_group() {
+        let secret = parse_template_kind("Secret.v1").unwrap();
+        assert_eq!(
+            (secret.group, secret.version, secret.kind, secret.plural),
+            ("", "v1", "Secret", "secrets")
+        );
+        let guestbook = parse_template_kind("Guestbook.v1alpha1.webapp.my.domain").unwrap();
+        assert_eq!(guestbook.group, "webapp.my.domain");
+        assert_eq!(guestbook.plural, "guestbooks");
+        assert_eq!(guestbook.api_version(), "webapp.my.domain/v1alpha1");
+        assert!(parse_template_kind("Secret").is_err());
+        assert!(parse_template_kind("Se/cret.v1").is_err());
+    }
 }
