@@ -236,7 +236,9 @@ async fn run(clusters: usize) {
     )
     .await;
     let wanted = APPLIES * clusters;
+    // Counted every second: the emulators serve the counting lists too.
     eventually(Duration::from_secs(1200), || async {
+        tokio::time::sleep(Duration::from_millis(900)).await;
         let mut copies = 0;
         for member in &members {
             let api: Api<DynamicObject> =

@@ -208,6 +208,10 @@ async fn envoy_endpoints(envoy: &Envoy) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn members_feed_envoy_copies_are_applied_and_an_unreachable_member_goes_after_its_grace() {
     let (mut emulators, gw, east, west) = emulated_fleet().await;
+    // RBAC keeps one template kind from meshfleet: told, and the rest goes on.
+    emulators.command(
+        "refuse gateway 403 GET /api/v1/serviceaccounts serviceaccounts is forbidden: User \"system:serviceaccount:meshfleet-system:meshfleet\" cannot list resource \"serviceaccounts\" in API group \"\" at the cluster scope",
+    );
 
     let kubeconfig = emulators.kubeconfig_file("gateway");
     let (_controller, xds_addr, admin_addr) = meshfleet_testkit::run_logged(
@@ -293,6 +297,10 @@ async fn members_feed_envoy_copies_are_applied_and_an_unreachable_member_goes_af
     );
     assert!(problems.contains("not a kubeconfig"), "{problems}");
     assert!(!problems.contains("s3cr3t"), "{problems}");
+    assert!(
+        problems.contains("cannot list or watch serviceaccounts") && problems.contains("forbidden"),
+        "{problems}"
+    );
 
     // A policy with a misspelt field is refused; an Event on it says why, as does one on the
     // broken remote secret.

@@ -182,8 +182,9 @@ impl Health {
             state.failing.get(&name).cloned(),
             state.listed.contains(&name),
         );
-        // A resource the API does not serve has nothing to list: it counts as listed.
-        let listed = listed || failure == Some(Failure::Absent);
+        // A resource the API does not serve, or that RBAC keeps from this replica, has nothing
+        // to list: it counts as listed (a refusal is reported by whoever reads the health).
+        let listed = listed || matches!(failure, Some(Failure::Absent | Failure::Denied(_)));
         match &failure {
             Some(f) => {
                 state.failing.insert(name.clone(), f.clone());

@@ -711,7 +711,11 @@ impl Registry {
             };
             if next.0 != member.ready.0 {
                 member.since = SystemTime::now();
-                tracing::warn!(cluster = %name, ready = %next.0, reason = %next.1, message = %next.2, "member cluster readiness changed");
+                if next.0 == "True" {
+                    tracing::info!(cluster = %name, reason = %next.1, "member cluster ready");
+                } else {
+                    tracing::warn!(cluster = %name, ready = %next.0, reason = %next.1, message = %next.2, "member cluster not ready");
+                }
             }
             member.ready = next;
             for (resource, message) in session.health.denied() {

@@ -196,6 +196,28 @@ pub async fn start(
             let (mut changes, mut feed) = (changes, feed);
             while let Some(batch) = changes.next().await {
                 feed.take(batch, &health);
+                // A kind RBAC keeps from meshfleet is told, not taken as empty silently.
+                let denied = health
+                    .denied()
+                    .into_iter()
+                    .find(|(r, _)| *r == resource.name());
+                let problem = denied.map(|(r, message)| {
+                    meshfleet_model::problem::Problem::new(
+                        meshfleet_model::problem::Source::Cluster {
+                            name: "(gateway)".to_owned(),
+                        },
+                        format!("cannot list or watch {r}: {message}; its objects are not read"),
+                    )
+                });
+                let source = meshfleet_model::problem::Source::Cluster {
+                    name: format!("(gateway) {}", resource.name()),
+                };
+                if feed.refused.set("access", source, problem) {
+                    let mut index = feed.target.index.lock().expect("index lock");
+                    feed.refused.publish(&mut index, &feed.origin);
+                    drop(index);
+                    feed.target.bump();
+                }
                 if health.listed() >= expected && !*synced_tx.borrow() {
                     tracing::info!("every gateway resource listed: propagation starts");
                     synced_tx.send_replace(true);

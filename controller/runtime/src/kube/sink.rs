@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
+use futures::StreamExt;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
     PatchParams, PostParams,
@@ -31,6 +32,9 @@ use meshfleet_propagation::manifest::{Keep, ManifestKey, Manifests};
 use super::members::Clients;
 use super::objects::{HPAS, NAMESPACES};
 use crate::sink::{Applied, ApplyManifests, BoxError, SinkError, SinkFuture};
+
+/// Applies in flight at once to one cluster.
+const APPLY_CONCURRENCY: usize = 16;
 
 /// The field manager of every apply.
 pub const FIELD_MANAGER: &str = "meshfleet";
@@ -236,40 +240,62 @@ impl KubeSink {
                 Err(error) => first_error = first_error.or(Some(error)),
             }
         }
+        // What changed since it was applied, applied a few at a time.
+        let pending: Vec<(ManifestKey, ManifestKey, Value, u64)> = {
+            let held = self.applied.get(cluster);
+            wanted
+                .iter()
+                .filter(|(target, (_, _, hash))| {
+                    held.and_then(|h| h.get(*target))
+                        .is_none_or(|p| p.hash != *hash)
+                })
+                .map(|(target, (source, body, hash))| {
+                    (target.clone(), source.clone(), body.clone(), *hash)
+                })
+                .collect()
+        };
+        applied.unchanged += wanted.len() - pending.len();
+        let leader = self.leader.clone();
+        let mut results: Vec<_> =
+            futures::stream::iter(pending.into_iter().map(|(target, source, body, hash)| {
+                apply_checked(client.clone(), leader.clone(), target, source, body, hash)
+            }))
+            .buffer_unordered(APPLY_CONCURRENCY)
+            .collect()
+            .await;
+        results.sort_by(|a, b| a.0.cmp(&b.0));
         let held = self.applied.entry(cluster.to_owned()).or_default();
         let failed = self.failed.entry(cluster.to_owned()).or_default();
-        for (target, (source, body, hash)) in &wanted {
-            if held.get(target).is_some_and(|p| p.hash == *hash) {
-                applied.unchanged += 1;
-                continue;
-            }
-            if !*self.leader.borrow() {
-                return Err(SinkError::Standby);
-            }
-            let location = location(cluster, target);
-            match apply_one(&client, target, body).await {
-                Ok(resource) => {
+        let mut standby = false;
+        for (target, source, hash, result) in results {
+            let location = location(cluster, &target);
+            match result {
+                None => standby = true,
+                Some(Ok(resource)) => {
+                    failed.remove(&source);
                     held.insert(
                         target.clone(),
                         Placed {
                             resource,
                             namespaced: !target.namespace.is_empty(),
-                            hash: *hash,
-                            source: source.clone(),
+                            hash,
+                            source,
                         },
                     );
-                    failed.remove(source);
                     applied.written += 1;
                 }
-                Err(error) => {
+                Some(Err(error)) => {
                     tracing::warn!(%location, %error, "apply failed");
-                    failed.insert(source.clone(), error.to_string());
+                    failed.insert(source, error.to_string());
                     first_error = first_error.or(Some(SinkError::WriteManifest {
                         location,
                         source: error,
                     }));
                 }
             }
+        }
+        if standby {
+            return Err(SinkError::Standby);
         }
         // Remove what this sink applied there and nobody wants any more.
         let stale: Vec<ManifestKey> = held
@@ -368,6 +394,28 @@ impl KubeSink {
         }
         Ok(())
     }
+}
+
+/// One apply, unless this replica no longer holds the Lease when its turn comes (`None`).
+async fn apply_checked(
+    client: kube::Client,
+    leader: watch::Receiver<bool>,
+    target: ManifestKey,
+    source: ManifestKey,
+    body: Value,
+    hash: u64,
+) -> (
+    ManifestKey,
+    ManifestKey,
+    u64,
+    Option<Result<ApiResource, BoxError>>,
+) {
+    let result = if *leader.borrow() {
+        Some(apply_one(&client, &target, &body).await)
+    } else {
+        None
+    };
+    (target, source, hash, result)
 }
 
 /// The key of a manifest as propagation addresses it.
