@@ -1,15 +1,17 @@
-//! `meshfleet run`: wires the config-directory source, the index, the catalog, the xDS cache,
-//! propagation and the servers (ADS, admin) together.
+//! `meshfleet run`: wires the sources (the config directory, or with `--kube` the Kubernetes
+//! watches), the index, the catalog, the xDS cache, propagation and the servers (ADS, DNS,
+//! admin) together.
 //!
 //! ```text
-//!  ConfigDir::watch ──changed──> reconcile: Catalog::build ──> SnapshotCache::set_mesh ──> ADS streams
-//!                                   │      └──> State (admin: /debug/catalog, /debug/problems)
-//!                    tick (5 s) ──> └─> Planner::plan ──> apply ──> DirSink (--state-dir, --zone)
-//!                                              └──> State (admin: /debug/bindings)
+//!  ConfigDir::watch | kube feeds ──changed──> reconcile loop: Catalog ──> SnapshotCache ──> ADS streams
+//!                                   │                          └──> DNS table, State (admin)
+//!                    tick (5 s) ──> └─> propagation loop: Planner::plan ──> apply ──> DirSink | KubeSink
+//!                                                         └──> State (admin: /debug/bindings)
 //! ```
 //!
-//! Propagation also runs on a tick: failover is a matter of time (a toleration runs out, a grace
-//! period ends) as well as of change.
+//! The two loops run apart: a member API server that answers slowly holds back propagation,
+//! never what proxies are served. Propagation also runs on a tick: failover is a matter of time
+//! (a toleration runs out, a grace period ends) as well as of change.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -226,14 +228,13 @@ impl Controller {
                 state.alive("reconcile loop"),
                 reconcile_loop(
                     Triggers {
-                        changed: changed_rx,
+                        changed: changed_rx.clone(),
                         wake,
                     },
                     index.clone(),
                     catalog,
                     cache,
                     state.clone(),
-                    propagation,
                     dns,
                 ),
             )),
@@ -247,6 +248,12 @@ impl Controller {
                 meshfleet_dns::server::serve(dns_udp, dns_tcp, dns_handler),
             )),
         ];
+        if let Some(propagation) = propagation {
+            tasks.push(tokio::spawn(while_alive(
+                state.alive("propagation loop"),
+                propagation_loop(changed_rx, index.clone(), state.clone(), propagation),
+            )));
+        }
         if let Some(source) = source {
             tasks.push(tokio::spawn(while_alive(
                 state.alive("config source"),
@@ -347,46 +354,64 @@ struct Triggers {
     wake: Arc<tokio::sync::Notify>,
 }
 
-/// Rebuilds the catalog (and propagates) whenever the index changes, and propagates again on a
-/// tick. Bursts of changes are coalesced by the watch channel: only the latest state is built.
+/// Rebuilds the catalog whenever the index changes (or what else it reads: gateway addresses).
+/// Bursts of changes are coalesced by the watch channel: only the latest state is built.
 async fn reconcile_loop(
     Triggers { mut changed, wake }: Triggers,
     index: Arc<Mutex<Index>>,
     catalog: Arc<Mutex<Incremental>>,
     cache: SnapshotCache,
     state: Arc<State>,
-    propagation: Option<Arc<Mutex<Propagation>>>,
     dns: Arc<Dns>,
 ) {
-    let mut tick = tokio::time::interval(PROPAGATION_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let catalog_too = tokio::select! {
+        tokio::select! {
             changed = changed.changed() => {
                 if changed.is_err() {
                     return;
                 }
-                true
             }
-            () = wake.notified() => true,
-            _ = tick.tick(), if propagation.is_some() => false,
-        };
+            () = wake.notified() => {}
+        }
         let (index, catalog) = (index.clone(), catalog.clone());
-        let (cache, state) = (cache.clone(), state.clone());
-        let (propagation, dns) = (propagation.clone(), dns.clone());
-        // Building the catalog, translating and planning is CPU work: keep it off the async
-        // workers.
-        let done = tokio::task::spawn_blocking(move || {
-            if catalog_too {
-                reconcile(&index, &catalog, &cache, &state, &dns);
-            }
-            if let Some(propagation) = &propagation {
-                propagate(&index, propagation, &state, !catalog_too);
-            }
-        })
-        .await;
+        let (cache, state, dns) = (cache.clone(), state.clone(), dns.clone());
+        // Building the catalog and translating is CPU work: keep it off the async workers.
+        let done =
+            tokio::task::spawn_blocking(move || reconcile(&index, &catalog, &cache, &state, &dns))
+                .await;
         if let Err(error) = done {
-            tracing::error!(%error, "reconcile panicked; keeping the last catalog and bindings");
+            tracing::error!(%error, "reconcile panicked; keeping the last catalog");
+        }
+    }
+}
+
+/// Plans and applies whenever the index changes, and again on a tick (failover runs on the
+/// clock). Apart from the catalog's loop: a member API server that answers slowly holds back
+/// propagation, never what is served to proxies.
+async fn propagation_loop(
+    mut changed: watch::Receiver<u64>,
+    index: Arc<Mutex<Index>>,
+    state: Arc<State>,
+    propagation: Arc<Mutex<Propagation>>,
+) {
+    let mut tick = tokio::time::interval(PROPAGATION_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let full = tokio::select! {
+            changed = changed.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                false
+            }
+            _ = tick.tick() => true,
+        };
+        let (index, state, propagation) = (index.clone(), state.clone(), propagation.clone());
+        let done =
+            tokio::task::spawn_blocking(move || propagate(&index, &propagation, &state, full))
+                .await;
+        if let Err(error) = done {
+            tracing::error!(%error, "propagation panicked; keeping the last bindings");
         }
     }
 }

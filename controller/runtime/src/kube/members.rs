@@ -778,7 +778,16 @@ impl Registry {
                 .map(|s| s.nodes.borrow().clone());
             let mut cluster = match self.gateway_clusters.get(name) {
                 Some(c) => c.clone(),
-                None => synthesized(name, nodes.as_deref()),
+                // Made from its nodes once they are listed (or once it is known unreachable),
+                // not before: a Cluster without its region would be scheduled and reported
+                // as such for a moment.
+                None if nodes.as_ref().is_some_and(|n| n.listed)
+                    || member
+                        .is_some_and(|m| m.session.is_none() || m.unreachable_since.is_some()) =>
+                {
+                    synthesized(name, nodes.as_deref())
+                }
+                None => continue,
             };
             if is_pull(&cluster) && member.is_none() {
                 agent_silence(&mut cluster, SystemTime::now());

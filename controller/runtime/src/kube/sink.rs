@@ -27,7 +27,7 @@ use kube::api::{
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use meshfleet_propagation::manifest::{Keep, ManifestKey, Manifests};
+use meshfleet_propagation::manifest::{Keep, Manifest, ManifestKey, Manifests};
 
 use super::members::Clients;
 use super::objects::{HPAS, NAMESPACES};
@@ -164,8 +164,35 @@ impl KubeSink {
         };
         let mut applied = Applied::default();
         let mut first_error = None;
-        let scaled = if pull.is_some() {
-            // The agent applies in the member; an HPA there is its to respect.
+        // What differs from what was applied (the bytes of each rendering are hashed): only
+        // that is decoded, prepared and sent.
+        let mut changed: Vec<(&ManifestKey, &Arc<Manifest>)> = Vec::new();
+        {
+            let held = self.applied.get(cluster);
+            for (key, manifest) in desired {
+                if only.is_some_and(|o| !o.contains(key)) {
+                    continue;
+                }
+                let target = match &pull {
+                    Some(_) => work_for(cluster, key, Value::Null).0,
+                    None => key.clone(),
+                };
+                if held
+                    .and_then(|h| h.get(&target))
+                    .is_some_and(|p| p.hash == manifest.hash)
+                {
+                    applied.unchanged += 1;
+                } else {
+                    changed.push((key, manifest));
+                }
+            }
+        }
+        // The HPAs are asked about only when a workload is to be applied.
+        let scalable = changed
+            .iter()
+            .any(|(k, _)| matches!(k.kind.as_str(), "Deployment" | "StatefulSet" | "ReplicaSet"));
+        let scaled = if pull.is_some() || !scalable {
+            // In pull mode the agent applies in the member; an HPA there is its to respect.
             BTreeSet::new()
         } else {
             match autoscaled(&client).await {
@@ -176,13 +203,10 @@ impl KubeSink {
                 }
             }
         };
-        // Each wanted manifest where it goes: itself, or a Work carrying it.
+        // Each changed manifest where it goes: itself, or a Work carrying it.
         let mut wanted: BTreeMap<ManifestKey, (ManifestKey, Value, u64)> = BTreeMap::new();
         let failed = self.failed.entry(cluster.to_owned()).or_default();
-        for (key, manifest) in desired {
-            if only.is_some_and(|o| !o.contains(key)) {
-                continue;
-            }
+        for (key, manifest) in changed {
             let value = match manifest.decode() {
                 Ok(v) => serde_json::to_value(v).unwrap_or(Value::Null),
                 Err(e) => {
@@ -212,6 +236,14 @@ impl KubeSink {
                 );
                 break;
             }
+            let kind = (key.group.clone(), key.kind.clone());
+            if kinds.contains_key(&kind)
+                || self
+                    .listed
+                    .contains(&(cluster.to_owned(), kind.0.clone(), kind.1.clone()))
+            {
+                continue;
+            }
             let version = manifest
                 .decode()
                 .ok()
@@ -220,9 +252,7 @@ impl KubeSink {
                         .and_then(|a| a.as_str().map(str::to_owned))
                 })
                 .unwrap_or_default();
-            kinds
-                .entry((key.group.clone(), key.kind.clone()))
-                .or_insert_with(|| resource_of(key, &version));
+            kinds.insert(kind, resource_of(key, &version));
         }
         kinds.retain(|(group, kind), _| {
             !self
@@ -240,21 +270,13 @@ impl KubeSink {
                 Err(error) => first_error = first_error.or(Some(error)),
             }
         }
-        // What changed since it was applied, applied a few at a time.
-        let pending: Vec<(ManifestKey, ManifestKey, Value, u64)> = {
-            let held = self.applied.get(cluster);
-            wanted
-                .iter()
-                .filter(|(target, (_, _, hash))| {
-                    held.and_then(|h| h.get(*target))
-                        .is_none_or(|p| p.hash != *hash)
-                })
-                .map(|(target, (source, body, hash))| {
-                    (target.clone(), source.clone(), body.clone(), *hash)
-                })
-                .collect()
-        };
-        applied.unchanged += wanted.len() - pending.len();
+        // Applied a few at a time.
+        let pending: Vec<(ManifestKey, ManifestKey, Value, u64)> = wanted
+            .iter()
+            .map(|(target, (source, body, hash))| {
+                (target.clone(), source.clone(), body.clone(), *hash)
+            })
+            .collect();
         let leader = self.leader.clone();
         let mut results: Vec<_> =
             futures::stream::iter(pending.into_iter().map(|(target, source, body, hash)| {
