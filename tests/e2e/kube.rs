@@ -131,6 +131,11 @@ async fn gateway(emulators: &Emulators, client: &kube::Client) {
             "secretRef": {"namespace": NS, "name": "west-1-kubeconfig"}}}),
     )
     .await;
+    nginx(client, &["east-1", "west-1"]).await;
+}
+
+/// Karmada's nginx sample: the Deployment (2 replicas) and its PropagationPolicy to `clusters`.
+async fn nginx(client: &kube::Client, clusters: &[&str]) {
     create(
         client,
         &DEPLOYMENTS,
@@ -145,7 +150,20 @@ async fn gateway(emulators: &Emulators, client: &kube::Client) {
         "kind": "PropagationPolicy",
         "metadata": {"name": "nginx-propagation", "namespace": "default"},
         "spec": {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx"}],
-            "placement": {"clusterAffinity": {"clusterNames": ["east-1", "west-1"]}}}})).await;
+            "placement": {"clusterAffinity": {"clusterNames": clusters}}}})).await;
+}
+
+/// Waits until `member`'s copy of nginx has `replicas`.
+async fn copy_has_replicas(member: &kube::Client, replicas: i64) {
+    eventually(Duration::from_secs(30), || async {
+        let copy = get(member, &DEPLOYMENTS, Some("default"), "nginx")
+            .await
+            .unwrap_or_default();
+        anyhow::ensure!(copy["spec"]["replicas"] == replicas, "{copy}");
+        Ok(())
+    })
+    .await
+    .unwrap();
 }
 
 /// The emulators, holding the gateway's objects and two members'.
@@ -623,22 +641,7 @@ async fn the_agent_pulls_applies_and_reports() {
         "spec": {"region": "edge", "zones": ["edge-a"], "syncMode": "Pull"}}),
     )
     .await;
-    create(
-        &gw,
-        &DEPLOYMENTS,
-        json!({"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "nginx", "namespace": "default", "labels": {"app": "nginx"}},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "nginx"}},
-            "template": {"metadata": {"labels": {"app": "nginx"}},
-                "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}}}}),
-    )
-    .await;
-    create(&gw, &PROPAGATION_POLICIES, json!({"apiVersion": "meshfleet.io/v1alpha1",
-        "kind": "PropagationPolicy",
-        "metadata": {"name": "nginx-propagation", "namespace": "default"},
-        "spec": {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx"}],
-            "placement": {"clusterAffinity": {"clusterNames": ["edge-1"]}}}}))
-    .await;
+    nginx(&gw, &["edge-1"]).await;
     let gateway_kubeconfig = emulators.kubeconfig_file("gateway");
     let edge_kubeconfig = emulators.kubeconfig_file("edge-1");
     let (_controller, _, admin_addr) = meshfleet_testkit::run_logged(
@@ -713,15 +716,7 @@ async fn the_agent_pulls_applies_and_reports() {
         )
         .await
         .unwrap();
-    eventually(Duration::from_secs(30), || async {
-        let copy = get(&edge, &DEPLOYMENTS, Some("default"), "nginx")
-            .await
-            .unwrap_or_default();
-        anyhow::ensure!(copy["spec"]["replicas"] == 3, "{copy}");
-        Ok(())
-    })
-    .await
-    .unwrap();
+    copy_has_replicas(&edge, 3).await;
 }
 
 /// A copy that a member refuses (a conflict with another field manager, an RBAC refusal) is
