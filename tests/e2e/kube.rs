@@ -153,6 +153,22 @@ async fn nginx(client: &kube::Client, clusters: &[&str]) {
             "placement": {"clusterAffinity": {"clusterNames": clusters}}}})).await;
 }
 
+/// The nginx binding's `aggregatedStatus` item for `cluster`, as the gateway holds it.
+async fn nginx_status_in(gw: &kube::Client, cluster: &str) -> anyhow::Result<Value> {
+    let bindings = api(gw, &RESOURCE_BINDINGS, Some("default"))
+        .list(&Default::default())
+        .await?;
+    let binding = bindings
+        .items
+        .iter()
+        .find(|b| b.data["spec"]["resource"]["name"] == "nginx")
+        .ok_or_else(|| anyhow::anyhow!("no binding in the gateway yet"))?;
+    Ok(binding.data["status"]["aggregatedStatus"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["clusterName"] == cluster).cloned())
+        .unwrap_or_default())
+}
+
 /// Waits until `member`'s copy of nginx has `replicas`.
 async fn copy_has_replicas(member: &kube::Client, replicas: i64) {
     eventually(Duration::from_secs(30), || async {
@@ -424,30 +440,11 @@ async fn members_feed_envoy_copies_are_applied_and_an_unreachable_member_goes_af
             .unwrap();
     }
     eventually(Duration::from_secs(30), || async {
-        let bindings = api(&gw, &RESOURCE_BINDINGS, Some("default"))
-            .list(&Default::default())
-            .await?;
-        let binding = bindings
-            .items
-            .iter()
-            .find(|b| b.data["spec"]["resource"]["name"] == "nginx")
-            .ok_or_else(|| anyhow::anyhow!("no binding in the gateway yet"))?;
-        let items = binding.data["status"]["aggregatedStatus"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let of = |name: &str| {
-            items
-                .iter()
-                .find(|i| i["clusterName"] == name)
-                .cloned()
-                .unwrap_or_default()
-        };
-        let (east, west) = (of("east-1"), of("west-1"));
+        let east = nginx_status_in(&gw, "east-1").await?;
+        let west = nginx_status_in(&gw, "west-1").await?;
         anyhow::ensure!(
             east["applied"] == true && east["health"] == "Healthy",
-            "{}",
-            binding.data
+            "{east}"
         );
         anyhow::ensure!(east["status"]["readyReplicas"] == 2, "{east}");
         anyhow::ensure!(
@@ -836,18 +833,7 @@ async fn a_refused_copy_is_told_and_costs_only_itself() {
             "users-own removed"
         );
         // The binding says so per cluster.
-        let bindings = api(&gw, &RESOURCE_BINDINGS, Some("default"))
-            .list(&Default::default())
-            .await?;
-        let binding = bindings
-            .items
-            .iter()
-            .find(|b| b.data["spec"]["resource"]["name"] == "nginx")
-            .ok_or_else(|| anyhow::anyhow!("no binding yet"))?;
-        let east = binding.data["status"]["aggregatedStatus"]
-            .as_array()
-            .and_then(|items| items.iter().find(|i| i["clusterName"] == "east-1").cloned())
-            .unwrap_or_default();
+        let east = nginx_status_in(&gw, "east-1").await?;
         anyhow::ensure!(east["applied"] == false, "{east}");
         anyhow::ensure!(
             east["appliedMessage"]
