@@ -125,6 +125,11 @@ impl Recorder {
         }
     }
 
+    /// Takes nothing as written any more (this replica just took the Lease).
+    pub fn forget(&mut self) {
+        self.written.clear();
+    }
+
     /// Writes the Events of `notes` not written yet; forgets those no longer meant (so that a
     /// problem that comes back is told again).
     pub async fn record(&mut self, notes: Vec<Note>) {

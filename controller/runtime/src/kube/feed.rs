@@ -148,6 +148,9 @@ impl Changes {
 #[derive(Debug, Default)]
 pub struct Health {
     inner: Mutex<HealthState>,
+    /// Resources that count as listed only once listed: RBAC refusing them is not "nothing
+    /// there" (the gateway's policies: without them copies would be pruned).
+    must_list: BTreeSet<String>,
 }
 
 #[derive(Debug, Default)]
@@ -172,6 +175,14 @@ pub enum Reachability {
 }
 
 impl Health {
+    /// A health where `resources` count as listed only once they are.
+    pub fn requiring(resources: &[Resource]) -> Self {
+        Self {
+            must_list: resources.iter().map(Resource::name).collect(),
+            ..Self::default()
+        }
+    }
+
     pub fn record(&self, resource: &Resource, failure: Option<Failure>, listed: bool) {
         let mut state = self
             .inner
@@ -182,9 +193,13 @@ impl Health {
             state.failing.get(&name).cloned(),
             state.listed.contains(&name),
         );
-        // A resource the API does not serve, or that RBAC keeps from this replica, has nothing
-        // to list: it counts as listed (a refusal is reported by whoever reads the health).
-        let listed = listed || matches!(failure, Some(Failure::Absent | Failure::Denied(_)));
+        // A resource the API does not serve, or (unless it must be listed) that RBAC keeps
+        // from this replica, has nothing to list: it counts as listed (a refusal is reported
+        // by whoever reads the health).
+        let refused_counts = !self.must_list.contains(&name);
+        let listed = listed
+            || matches!(failure, Some(Failure::Absent))
+            || (refused_counts && matches!(failure, Some(Failure::Denied(_))));
         match &failure {
             Some(f) => {
                 state.failing.insert(name.clone(), f.clone());
@@ -219,6 +234,22 @@ impl Health {
             Reachability::Connecting
         } else {
             Reachability::Reachable
+        }
+    }
+
+    /// The API server answered (a probe): failures for want of an answer are over, even for
+    /// resources whose watch resumed without an event to say so.
+    pub fn answered(&self) {
+        let mut state = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = state.failing.len();
+        state
+            .failing
+            .retain(|_, f| !matches!(f, Failure::Unreachable(_)));
+        if state.failing.len() != before {
+            state.generation += 1;
         }
     }
 
@@ -472,5 +503,50 @@ impl IndexFeed {
 pub async fn follow(mut changes: Changes, mut feed: IndexFeed, health: Arc<Health>) {
     while let Some(batch) = changes.next().await {
         feed.take(batch, &health);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::objects::{PROPAGATION_POLICIES, SERVICES};
+
+    #[test]
+    fn a_refused_policy_is_not_taken_as_none_but_a_refused_template_kind_is() {
+        let health = Health::requiring(&[PROPAGATION_POLICIES]);
+        health.record(&SERVICES, Some(Failure::Denied("forbidden".into())), false);
+        assert_eq!(
+            health.listed(),
+            1,
+            "a template kind refused counts as listed"
+        );
+        health.record(
+            &PROPAGATION_POLICIES,
+            Some(Failure::Denied("forbidden".into())),
+            false,
+        );
+        assert_eq!(
+            health.listed(),
+            1,
+            "a refused policy kind holds propagation back"
+        );
+        assert_eq!(health.denied().len(), 2);
+    }
+
+    #[test]
+    fn an_answer_ends_failures_of_watches_that_resumed_quietly() {
+        let health = Health::default();
+        health.record(&SERVICES, None, true);
+        health.record(
+            &PROPAGATION_POLICIES,
+            Some(Failure::Unreachable("refused".into())),
+            false,
+        );
+        assert!(matches!(
+            health.reachability(),
+            Reachability::Unreachable(_)
+        ));
+        health.answered();
+        assert_eq!(health.reachability(), Reachability::Reachable);
     }
 }

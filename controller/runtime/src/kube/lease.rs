@@ -37,8 +37,11 @@ pub struct Elector {
     retry: Duration,
     /// The Lease as last observed (holder, renewTime, resourceVersion) and when it last changed.
     observed: Option<(Value, Instant)>,
-    /// When this replica last renewed successfully.
+    /// When the request of this replica's last successful renewal was sent (not answered:
+    /// the Lease counts from when the API server may have written it).
     renewed: Option<Instant>,
+    /// When the attempt under way started.
+    attempt_started: Instant,
 }
 
 impl Elector {
@@ -52,6 +55,7 @@ impl Elector {
             retry: RETRY,
             observed: None,
             renewed: None,
+            attempt_started: Instant::now(),
         }
     }
 
@@ -75,7 +79,18 @@ impl Elector {
     /// Takes part until aborted, saying through `leader` whether this replica may write.
     pub async fn run(mut self, leader: watch::Sender<bool>) {
         loop {
-            let holds = self.try_once().await;
+            // One attempt, bounded by the retry period: with the sleep after it, leadership is
+            // judged at least every two retry periods, so a holder whose renewals hang stops
+            // writing by renewed + renew deadline + 2 × retry, before the Lease can expire
+            // for the others (2/3 + 2/7 of its duration).
+            self.attempt_started = Instant::now();
+            let holds = match tokio::time::timeout(self.retry, self.try_once()).await {
+                Ok(holds) => holds,
+                Err(_) => {
+                    tracing::debug!("the leader Lease did not answer in time");
+                    self.renewed.is_some()
+                }
+            };
             let lost = self
                 .renewed
                 .is_none_or(|at| at.elapsed() >= self.renew_deadline);
@@ -128,7 +143,7 @@ impl Elector {
         if holder == self.identity {
             let patch = json!({
                 "metadata": {"resourceVersion": version},
-                "spec": {"renewTime": now, "leaseDurationSeconds": self.duration.as_secs()},
+                "spec": {"renewTime": now, "leaseDurationSeconds": seconds(self.duration)},
             });
             return self.write(&patch).await;
         }
@@ -141,7 +156,7 @@ impl Elector {
             "metadata": {"resourceVersion": version},
             "spec": {
                 "holderIdentity": self.identity,
-                "leaseDurationSeconds": self.duration.as_secs(),
+                "leaseDurationSeconds": seconds(self.duration),
                 "acquireTime": now,
                 "renewTime": now,
                 "leaseTransitions": transitions + 1,
@@ -157,7 +172,7 @@ impl Elector {
             "metadata": {"name": self.name},
             "spec": {
                 "holderIdentity": self.identity,
-                "leaseDurationSeconds": self.duration.as_secs(),
+                "leaseDurationSeconds": seconds(self.duration),
                 "acquireTime": now,
                 "renewTime": now,
                 "leaseTransitions": 0,
@@ -168,7 +183,7 @@ impl Elector {
         };
         match self.api.create(&PostParams::default(), &lease).await {
             Ok(_) => {
-                self.renewed = Some(Instant::now());
+                self.renewed = Some(self.attempt_started);
                 true
             }
             Err(error) => {
@@ -186,7 +201,7 @@ impl Elector {
             .await
         {
             Ok(_) => {
-                self.renewed = Some(Instant::now());
+                self.renewed = Some(self.attempt_started);
                 true
             }
             Err(kube::Error::Api(status)) if status.code == 409 => {
@@ -200,6 +215,11 @@ impl Elector {
             }
         }
     }
+}
+
+/// Whole seconds, rounded up: a Lease's `leaseDurationSeconds` never says less than meant.
+fn seconds(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
 /// A Lease's MicroTime: RFC 3339 with microseconds, UTC.
@@ -220,4 +240,20 @@ pub fn identity() -> String {
         })
         .unwrap_or_else(|| "meshfleet".to_owned());
     format!("{host}_{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_never_says_less_than_meant() {
+        assert_eq!(seconds(Duration::from_secs(15)), 15);
+        assert_eq!(seconds(Duration::from_millis(1500)), 2);
+        assert!(super::super::parse_lease_duration("500ms").is_err());
+        assert_eq!(
+            super::super::parse_lease_duration("3s"),
+            Ok(Duration::from_secs(3))
+        );
+    }
 }

@@ -38,6 +38,10 @@ use super::objects::{self, CLUSTERS, ENDPOINT_SLICES, MEMBER_OBSERVED, NODES, SE
 pub const LABEL_MULTI_CLUSTER: &str = "istio/multiCluster";
 /// How often a Secret named by a Cluster's `secretRef` is read again (rotated credentials).
 const SECRET_REFRESH: Duration = Duration::from_secs(30);
+/// How often an unreachable member's API server is asked whether it answers again.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// How long such a probe waits for its answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often members are looked at without a change (grace periods run on the clock).
 const TICK: Duration = Duration::from_secs(1);
 /// Ready condition reasons, as Karmada's cluster status controller words them.
@@ -72,7 +76,13 @@ pub struct Context {
     pub leader: watch::Receiver<bool>,
     /// The Clusters in pull mode (`spec.syncMode: Pull`), for the sink.
     pub pull: Arc<RwLock<BTreeSet<String>>>,
+    /// Set once the fleet is known: Clusters and remote secrets listed, and every member
+    /// connected or found unreachable (or [`FLEET_WAIT`] passed).
+    pub fleet_known: watch::Sender<bool>,
 }
+
+/// The longest propagation waits for members still connecting at start.
+pub const FLEET_WAIT: Duration = Duration::from_secs(20);
 
 /// How long a pull-mode cluster's agent may go without reporting before the cluster is taken
 /// as not ready (the agent reports every [`AGENT_REPORT`]).
@@ -392,6 +402,8 @@ struct Member {
     unreachable_since: Option<Instant>,
     /// Its objects were dropped after the grace period.
     dropped: bool,
+    /// When it was last probed while unreachable.
+    probed: Option<Instant>,
 }
 
 /// A Secret's values, or why it could not be read.
@@ -439,14 +451,38 @@ impl Registry {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let wake = self.wake.clone();
+        let started = Instant::now();
+        let (mut clusters_listed, mut secrets_listed) = (false, false);
         loop {
             tokio::select! {
-                Some(batch) = clusters.next() => self.take_clusters(batch),
-                Some(batch) = secrets.next() => self.take_secrets(batch),
+                Some(batch) = clusters.next() => {
+                    clusters_listed |= batch.iter().any(|c| matches!(c, Change::Relist(_)));
+                    self.take_clusters(batch);
+                }
+                Some(batch) = secrets.next() => {
+                    secrets_listed |= batch.iter().any(|c| matches!(c, Change::Relist(_)));
+                    self.take_secrets(batch);
+                }
                 _ = tick.tick() => {}
                 () = wake.notified() => {}
             }
             self.reconcile().await;
+            if !*self.cx.fleet_known.borrow() && clusters_listed && secrets_listed {
+                let connecting = self
+                    .members
+                    .values()
+                    .filter(|m| m.ready.1 == REASON_CONNECTING)
+                    .count();
+                if connecting == 0 || started.elapsed() >= FLEET_WAIT {
+                    if connecting > 0 {
+                        tracing::warn!(
+                            connecting,
+                            "members still connecting; propagation starts without them"
+                        );
+                    }
+                    self.cx.fleet_known.send_replace(true);
+                }
+            }
         }
     }
 
@@ -554,7 +590,18 @@ impl Registry {
                     Err(kube::Error::Api(status)) if status.code == 404 => {
                         Err("not found".to_owned())
                     }
-                    Err(error) => Err(error.to_string()),
+                    Err(error) => {
+                        // A read that failed for want of an answer keeps the last good
+                        // credentials: the member stays registered (its watches say whether it
+                        // is reachable).
+                        match self.secret_refs.get(&key) {
+                            Some((_, Ok(last))) => {
+                                tracing::warn!(secret = %key, %error, "cannot read the Secret again; keeping what it held");
+                                Ok(last.clone())
+                            }
+                            _ => Err(error.to_string()),
+                        }
+                    }
                 };
                 self.secret_refs.insert(key.clone(), (Instant::now(), read));
             }
@@ -646,6 +693,7 @@ impl Registry {
                     since: SystemTime::now(),
                     unreachable_since: None,
                     dropped: false,
+                    probed: None,
                 },
             );
         }
@@ -664,9 +712,43 @@ impl Registry {
                 ));
             }
         }
+        self.probe_unreachable().await;
         self.watch_members(&mut problems);
         self.publish(problems);
         self.write_status().await;
+    }
+
+    /// Asks each member the watches find unreachable for its version: a watch that resumed
+    /// after the API server came back says nothing until something changes, so the answer to
+    /// this probe is what ends the failure. At most one probe per member every [`PROBE_EVERY`].
+    async fn probe_unreachable(&mut self) {
+        let due: Vec<(String, Arc<Health>)> = self
+            .members
+            .iter_mut()
+            .filter_map(|(name, member)| {
+                let session = member.session.as_ref()?;
+                let unreachable =
+                    matches!(session.health.reachability(), Reachability::Unreachable(_));
+                let due = member.probed.is_none_or(|at| at.elapsed() >= PROBE_EVERY);
+                (unreachable && due).then(|| {
+                    member.probed = Some(Instant::now());
+                    (name.clone(), session.health.clone())
+                })
+            })
+            .collect();
+        let clients = self.cx.clients.read().expect("clients lock").clone();
+        // All at once: many members down together must not slow the registry down.
+        let probes = due.into_iter().filter_map(|(name, health)| {
+            let client = clients.get(&name)?.clone();
+            Some(async move {
+                if let Ok(Ok(_)) =
+                    tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await
+                {
+                    health.answered();
+                }
+            })
+        });
+        futures::future::join_all(probes).await;
     }
 
     /// Readiness from each member's watches; endpoints dropped after the grace period.

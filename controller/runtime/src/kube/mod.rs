@@ -71,7 +71,7 @@ pub struct KubeArgs {
     pub lease_name: String,
     /// How long the Lease holds without renewal; the holder stops writing after two thirds
     /// of it without renewal.
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "15s", value_parser = parse_lease_duration, value_name = "DURATION")]
     pub lease_duration: Duration,
 }
 
@@ -87,6 +87,18 @@ impl Default for KubeArgs {
             lease_duration: lease::DURATION,
         }
     }
+}
+
+/// A Lease duration: at least a second (a Lease counts in whole seconds).
+///
+/// # Errors
+/// Not a duration, or under a second.
+pub fn parse_lease_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration < Duration::from_secs(1) {
+        return Err(format!("{text}: a Lease lasts at least a second"));
+    }
+    Ok(duration)
 }
 
 /// `Guestbook.v1alpha1.webapp.my.domain` → that kind's resource (its plural as the API
@@ -166,7 +178,8 @@ pub async fn start(
     let client = gateway_client(args).await?;
     let target = Target { index, changed };
     let refused = Arc::new(Refused::default());
-    let health = Arc::new(Health::default());
+    // Without the policies, propagation would prune what they placed: they must be listed.
+    let health = Arc::new(Health::requiring(&GATEWAY_POLICIES));
     let mut tasks = Vec::new();
     let mut resources: Vec<Resource> = GATEWAY_POLICIES.to_vec();
     resources.push(DESTINATION_RULES);
@@ -178,7 +191,7 @@ pub async fn start(
             resources.push(template);
         }
     }
-    let (synced_tx, synced) = watch::channel(false);
+    let (synced_tx, listed) = watch::channel(false);
     let expected = resources.len();
     for resource in resources {
         let feed = IndexFeed::new(
@@ -219,7 +232,7 @@ pub async fn start(
                     feed.target.bump();
                 }
                 if health.listed() >= expected && !*synced_tx.borrow() {
-                    tracing::info!("every gateway resource listed: propagation starts");
+                    tracing::info!("every gateway resource listed");
                     synced_tx.send_replace(true);
                     // Ready (`/readyz`) once the gateway's objects are all in.
                     up.set(1);
@@ -242,7 +255,22 @@ pub async fn start(
         clusters: Arc::new(RwLock::new(Default::default())),
         gateway: client.clone(),
     };
+    // Propagation waits for the gateway's objects and for the fleet: the Clusters and remote
+    // secrets listed, and every member connected or found unreachable (at most
+    // `members::FLEET_WAIT`), so that its first plan sees every cluster as it is.
+    let (fleet_tx, mut fleet) = watch::channel(false);
+    let (both_tx, synced) = watch::channel(false);
+    let mut gateway_listed = listed.clone();
+    tasks.push(tokio::spawn(async move {
+        let _ = gateway_listed.wait_for(|listed| *listed).await;
+        let _ = fleet.wait_for(|known| *known).await;
+        tracing::info!("the gateway's objects and the fleet are known: propagation starts");
+        both_tx.send_replace(true);
+        // Held until the task is aborted, so that the receivers keep the last value.
+        std::future::pending::<()>().await;
+    }));
     let registry = Registry::new(members::Context {
+        fleet_known: fleet_tx,
         target,
         pull: pull.clusters.clone(),
         gateway: client,

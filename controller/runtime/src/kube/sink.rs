@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{
@@ -40,6 +41,14 @@ const APPLY_CONCURRENCY: usize = 16;
 pub const FIELD_MANAGER: &str = "meshfleet";
 /// The label on every copy meshfleet applies; only objects with it are ever removed.
 pub const LABEL_MANAGED: &str = "meshfleet.io/managed";
+/// The label on a Work naming the pull-mode cluster it is for.
+pub const LABEL_CLUSTER: &str = "meshfleet.io/cluster";
+/// The label on a namespace meshfleet created because a copy needed it: it is never pruned
+/// (what else lives there is not meshfleet's).
+pub const LABEL_CREATED_NAMESPACE: &str = "meshfleet.io/created-namespace";
+/// How long one apply may take before it counts as failed (a member that accepts the
+/// connection and then stalls must not hold propagation up).
+const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where a manifest went: its resource, scope, hash, and the propagated manifest it is (itself,
 /// or the one a pull-mode cluster's Work carries).
@@ -72,6 +81,8 @@ pub struct KubeSink {
     failed: BTreeMap<String, BTreeMap<ManifestKey, String>>,
     /// The same, for readers elsewhere (status written back).
     shared_failures: Failures,
+    /// Whether each cluster was last written in pull mode.
+    modes: BTreeMap<String, bool>,
 }
 
 /// Per cluster: why each manifest that failed in the last apply did, by its propagated key.
@@ -87,6 +98,7 @@ impl KubeSink {
             listed: BTreeSet::new(),
             failed: BTreeMap::new(),
             shared_failures: Failures::default(),
+            modes: BTreeMap::new(),
         }
     }
 
@@ -99,6 +111,17 @@ impl KubeSink {
     /// [`KubeSink::failures`] for every cluster, kept up to date, to be read elsewhere.
     pub fn failures_handle(&self) -> Failures {
         self.shared_failures.clone()
+    }
+
+    /// Forgets what this sink applied to `cluster` (it no longer removes any of it).
+    fn forget(&mut self, cluster: &str) {
+        self.applied.remove(cluster);
+        self.listed.retain(|(c, _, _)| c != cluster);
+        self.failed.remove(cluster);
+        self.shared_failures
+            .write()
+            .expect("failures lock")
+            .remove(cluster);
     }
 
     /// Why each manifest of `cluster` that failed in the last apply did.
@@ -145,6 +168,32 @@ impl KubeSink {
     ) -> Result<Applied, SinkError> {
         self.check_leader()?;
         let pull = self.pulling(cluster);
+        // A cluster that switched between push and pull: what was applied the other way is
+        // not this client's to remove (a pushed copy's key would name the template itself in
+        // the gateway). It is forgotten, not deleted.
+        let mode = pull.is_some();
+        if self
+            .modes
+            .insert(cluster.to_owned(), mode)
+            .is_some_and(|before| before != mode)
+        {
+            tracing::warn!(%cluster, pull = mode, "the cluster switched between push and pull: what was applied the other way is left as it is");
+            self.forget(cluster);
+        }
+        let has_client = self
+            .clients
+            .read()
+            .expect("clients lock")
+            .contains_key(cluster);
+        if desired.is_empty() && pull.is_none() && !has_client {
+            // A cluster gone from the fleet (or not reachable yet): nothing can be removed
+            // there any more; what this sink held for it is forgotten.
+            if self.applied.get(cluster).is_some_and(|h| !h.is_empty()) {
+                tracing::warn!(%cluster, "the cluster is gone: its copies are left as they are");
+            }
+            self.forget(cluster);
+            return Ok(Applied::default());
+        }
         let holds_nothing = self.applied.get(cluster).is_none_or(BTreeMap::is_empty);
         if desired.is_empty()
             && holds_nothing
@@ -378,7 +427,15 @@ impl KubeSink {
     ) -> Result<(), SinkError> {
         let held = self.applied.entry(cluster.to_owned()).or_default();
         for resource in kinds.into_values() {
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            // A pull-mode cluster's Works live in its own namespace of the gateway: never
+            // another cluster's.
+            let works = resource.kind == "Work" && resource.group == meshfleet_api::crd::GROUP;
+            let api: Api<DynamicObject> = if works {
+                let namespace = meshfleet_api::work::execution_namespace(cluster);
+                Api::namespaced_with(client.clone(), &namespace, &resource)
+            } else {
+                Api::all_with(client.clone(), &resource)
+            };
             let listed = api
                 .list(&ListParams::default().labels(&format!("{LABEL_MANAGED}=true")))
                 .await
@@ -390,6 +447,9 @@ impl KubeSink {
                 // The label selector may be ignored (kmock): filter here too.
                 let labels = object.metadata.labels.clone().unwrap_or_default();
                 if labels.get(LABEL_MANAGED).is_none_or(|v| v != "true") {
+                    continue;
+                }
+                if works && labels.get(LABEL_CLUSTER).is_none_or(|c| c != cluster) {
                     continue;
                 }
                 let namespace = object.metadata.namespace.clone().unwrap_or_default();
@@ -433,7 +493,10 @@ async fn apply_checked(
     Option<Result<ApiResource, BoxError>>,
 ) {
     let result = if *leader.borrow() {
-        Some(apply_one(&client, &target, &body).await)
+        let applied = tokio::time::timeout(APPLY_TIMEOUT, apply_one(&client, &target, &body)).await;
+        Some(applied.unwrap_or_else(|_| {
+            Err(format!("no answer within {}s", APPLY_TIMEOUT.as_secs()).into())
+        }))
     } else {
         None
     };
@@ -472,7 +535,7 @@ fn work_for(cluster: &str, key: &ManifestKey, manifest: Value) -> (ManifestKey, 
         "apiVersion": "meshfleet.io/v1alpha1",
         "kind": "Work",
         "metadata": {"name": name, "namespace": namespace,
-            "labels": {LABEL_MANAGED: "true", "meshfleet.io/cluster": cluster}},
+            "labels": {LABEL_MANAGED: "true", LABEL_CLUSTER: cluster}},
         "spec": {"workload": {"manifests": [manifest]}},
     });
     let key = ManifestKey {
@@ -613,7 +676,7 @@ pub(crate) async fn apply_one(
             Api::all_with(client.clone(), &NAMESPACES.api_resource());
         let namespace: DynamicObject = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": key.namespace, "labels": {LABEL_MANAGED: "true"}}
+            "metadata": {"name": key.namespace, "labels": {LABEL_CREATED_NAMESPACE: "true"}}
         }))?;
         // Already there (409) or refused: the apply below says what matters.
         let _ = namespaces.create(&PostParams::default(), &namespace).await;

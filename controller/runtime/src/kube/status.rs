@@ -76,9 +76,17 @@ impl Reporter {
     pub async fn run(mut self) {
         let mut tick = tokio::time::interval(INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut was_leader = false;
         loop {
             tick.tick().await;
-            if *self.leader.borrow() {
+            let leader = *self.leader.borrow();
+            if leader && !was_leader {
+                // Another replica may have written meanwhile: nothing is taken as written.
+                self.written.clear();
+                self.events.forget();
+            }
+            was_leader = leader;
+            if leader {
                 self.pass().await;
             }
         }
@@ -124,7 +132,9 @@ impl Reporter {
         }
         let mut notes = super::events::from_problems(&self.state.problems());
         notes.extend(super::events::from_failures(&failures));
-        self.events.record(notes).await;
+        if *self.leader.borrow() {
+            self.events.record(notes).await;
+        }
     }
 
     /// The labelled copies of `kinds` in `cluster`, or its Works' reported status.
@@ -238,7 +248,7 @@ impl Reporter {
         });
         let id = format!("{key}");
         let written = json!([body, status]);
-        if self.written.get(&id) == Some(&written) {
+        if self.written.get(&id) == Some(&written) || !*self.leader.borrow() {
             return;
         }
         let resource = match apply_one(&self.gateway, &key, &body).await {
@@ -290,7 +300,7 @@ impl Reporter {
         let status = json!(sums);
         let key = key_of(binding);
         let id = format!("template {key}");
-        if self.written.get(&id) == Some(&status) {
+        if self.written.get(&id) == Some(&status) || !*self.leader.borrow() {
             return;
         }
         let resource = resource_of(&key, &reference.api_version);
