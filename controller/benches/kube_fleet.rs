@@ -20,12 +20,12 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use kube::api::ListParams;
 use meshfleet_demo::envoy::{eventually, free_port};
 use meshfleet_runtime::kube::objects::{
     ENDPOINT_SLICES, NODES, PROPAGATION_POLICIES, Resource, SECRETS, SERVICES,
 };
-use meshfleet_testkit::kube::Emulators;
+use meshfleet_testkit::kube::{Emulators, create};
 use serde_json::{Value, json};
 
 const SERVICES_PER_CLUSTER: usize = 20;
@@ -60,19 +60,6 @@ fn rss_kib(pid: u32) -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0.0)
-}
-
-async fn create(client: &kube::Client, resource: &Resource, object: Value) {
-    let namespace = object["metadata"]["namespace"].as_str().map(str::to_owned);
-    let ar = resource.api_resource();
-    let api: Api<DynamicObject> = match &namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-        None => Api::all_with(client.clone(), &ar),
-    };
-    let object: DynamicObject = serde_json::from_value(object).unwrap();
-    api.create(&PostParams::default(), &object)
-        .await
-        .unwrap_or_else(|e| panic!("creating {resource}: {e}"));
 }
 
 async fn populate(client: kube::Client, cluster: usize) {
@@ -267,8 +254,7 @@ async fn run(clusters: usize) {
         tokio::time::sleep(Duration::from_millis(900)).await;
         let mut copies = 0;
         for member in &members {
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(member.clone(), "default", &CONFIG_MAPS.api_resource());
+            let api = CONFIG_MAPS.api(member, "default");
             copies += api
                 .list(&ListParams::default())
                 .await?

@@ -7,14 +7,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use meshfleet_demo::envoy::{AdsApi, Envoy, EnvoyConfig, eventually, free_port};
 use meshfleet_model::Locality;
 use meshfleet_runtime::kube::objects::{
     CLUSTERS, ENDPOINT_SLICES, EVENTS, LEASES, NODES, PROPAGATION_POLICIES, RESOURCE_BINDINGS,
     Resource, SECRETS, SERVICES, WORKS,
 };
-use meshfleet_testkit::kube::Emulators;
+use meshfleet_testkit::kube::{Emulators, create, get};
 use serde_json::{Value, json};
 
 const NS: &str = "meshfleet-system";
@@ -22,34 +22,7 @@ const DEPLOYMENTS: Resource = Resource::new("apps", "v1", "Deployment", "deploym
 const CONFIG_MAPS: Resource = Resource::new("", "v1", "ConfigMap", "configmaps");
 
 fn api(client: &kube::Client, resource: &Resource, namespace: Option<&str>) -> Api<DynamicObject> {
-    let ar = resource.api_resource();
-    match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-        None => Api::all_with(client.clone(), &ar),
-    }
-}
-
-async fn create(client: &kube::Client, resource: &Resource, object: Value) {
-    let namespace = object["metadata"]["namespace"].as_str().map(str::to_owned);
-    let object: DynamicObject = serde_json::from_value(object).unwrap();
-    api(client, resource, namespace.as_deref())
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap_or_else(|e| panic!("creating {resource}: {e}"));
-}
-
-async fn get(
-    client: &kube::Client,
-    resource: &Resource,
-    namespace: Option<&str>,
-    name: &str,
-) -> Option<Value> {
-    api(client, resource, namespace)
-        .get_opt(name)
-        .await
-        .ok()
-        .flatten()
-        .map(|o| serde_json::to_value(o).unwrap())
+    resource.api(client, namespace.unwrap_or_default())
 }
 
 /// A member's node in `zone`, and an exported Service with endpoints on that node whose
@@ -182,6 +155,21 @@ async fn copy_has_replicas(member: &kube::Client, replicas: i64) {
     .unwrap();
 }
 
+/// `meshfleet run --kube` against the gateway emulator whose kubeconfig is `kubeconfig`, in
+/// meshfleet's namespace, with `flags` besides.
+async fn run_kube(
+    kubeconfig: &str,
+    flags: &[&str],
+) -> (
+    tokio::process::Child,
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+) {
+    let mut args = vec!["--kube", "--kubeconfig", kubeconfig, "--kube-namespace", NS];
+    args.extend_from_slice(flags);
+    meshfleet_testkit::run_logged(&args, None).await
+}
+
 /// The emulators, holding the gateway's objects and two members'.
 async fn emulated_fleet() -> (Emulators, kube::Client, kube::Client, kube::Client) {
     let emulators = Emulators::start(&["gateway", "east-1", "west-1"]);
@@ -248,19 +236,8 @@ async fn members_feed_envoy_copies_are_applied_and_an_unreachable_member_goes_af
     );
 
     let kubeconfig = emulators.kubeconfig_file("gateway");
-    let (_controller, xds_addr, admin_addr) = meshfleet_testkit::run_logged(
-        &[
-            "--kube",
-            "--kubeconfig",
-            &kubeconfig,
-            "--kube-namespace",
-            NS,
-            "--member-grace",
-            "6s",
-        ],
-        None,
-    )
-    .await;
+    let (_controller, xds_addr, admin_addr) =
+        run_kube(&kubeconfig, &["--member-grace", "6s"]).await;
 
     // Both members are watched: their endpoints reach a real Envoy, each with its zone.
     let envoy = start_envoy(xds_addr).await;
@@ -519,19 +496,7 @@ async fn members_feed_envoy_copies_are_applied_and_an_unreachable_member_goes_af
 async fn only_the_lease_holder_writes() {
     let (emulators, gw, east, _west) = emulated_fleet().await;
     let kubeconfig = emulators.kubeconfig_file("gateway");
-    let (_controller, _, _) = meshfleet_testkit::run_logged(
-        &[
-            "--kube",
-            "--kubeconfig",
-            &kubeconfig,
-            "--kube-namespace",
-            NS,
-            "--lease-duration",
-            "3s",
-        ],
-        None,
-    )
-    .await;
+    let (_controller, _, _) = run_kube(&kubeconfig, &["--lease-duration", "3s"]).await;
     let leases = api(&gw, &LEASES, Some(NS));
     let holder = eventually(Duration::from_secs(20), || async {
         let lease = leases.get("meshfleet-leader").await?;
@@ -641,17 +606,7 @@ async fn the_agent_pulls_applies_and_reports() {
     nginx(&gw, &["edge-1"]).await;
     let gateway_kubeconfig = emulators.kubeconfig_file("gateway");
     let edge_kubeconfig = emulators.kubeconfig_file("edge-1");
-    let (_controller, _, admin_addr) = meshfleet_testkit::run_logged(
-        &[
-            "--kube",
-            "--kubeconfig",
-            &gateway_kubeconfig,
-            "--kube-namespace",
-            NS,
-        ],
-        None,
-    )
-    .await;
+    let (_controller, _, admin_addr) = run_kube(&gateway_kubeconfig, &[]).await;
     let _agent = tokio::process::Command::new(meshfleet_testkit::meshfleet_bin())
         .args(["agent", "--cluster", "edge-1", "--resync", "2s"])
         .args([
@@ -766,17 +721,7 @@ async fn a_refused_copy_is_told_and_costs_only_itself() {
     )
     .await;
     let kubeconfig = emulators.kubeconfig_file("gateway");
-    let (_controller, _, _) = meshfleet_testkit::run_logged(
-        &[
-            "--kube",
-            "--kubeconfig",
-            &kubeconfig,
-            "--kube-namespace",
-            NS,
-        ],
-        None,
-    )
-    .await;
+    let (_controller, _, _) = run_kube(&kubeconfig, &[]).await;
 
     eventually(Duration::from_secs(30), || async {
         let events = api(&gw, &EVENTS, Some("default"))

@@ -7,6 +7,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
+use kube::api::{DynamicObject, PostParams};
+use meshfleet_runtime::kube::objects::Resource;
 use serde_json::Value;
 
 /// `PYTHON`, else `.venv/bin/python` in this directory or a parent; it must import `module`.
@@ -126,4 +128,35 @@ impl Drop for Emulators {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Creates `object` (its namespace from its metadata) as an API client would; panics if the
+/// API server refuses it.
+pub async fn create(client: &kube::Client, resource: &Resource, object: Value) {
+    let namespace = object["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let object: DynamicObject = serde_json::from_value(object).expect("an object");
+    resource
+        .api(client, &namespace)
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap_or_else(|e| panic!("creating {resource}: {e}"));
+}
+
+/// The object, as JSON, if the API server has it.
+pub async fn get(
+    client: &kube::Client,
+    resource: &Resource,
+    namespace: Option<&str>,
+    name: &str,
+) -> Option<Value> {
+    resource
+        .api(client, namespace.unwrap_or_default())
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .map(|o| serde_json::to_value(o).expect("JSON"))
 }

@@ -19,16 +19,16 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use meshfleet_propagation::manifest::{Keep, Manifest, ManifestKey, Manifests};
 
-use super::feed::{Change, Changes};
+use super::feed::{Change, Changes, keep_by_name};
 use super::members::{self, AGENT_REPORT, REASON_READY};
-use super::objects::{CLUSTERS, NODES, Resource, WORKS};
-use super::sink::{KubeSink, key_of_manifest};
+use super::objects::{self, CLUSTERS, NODES, Resource, WORKS};
+use super::sink::{KubeSink, key_of_manifest, resource_of};
 use crate::sink::ApplyManifests;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -137,7 +137,8 @@ impl Agent {
     /// Applies every Work's manifests, then reports each Work's status.
     async fn apply(&mut self) {
         let mut desired = Manifests::new();
-        let mut carried: BTreeMap<String, Vec<ManifestKey>> = BTreeMap::new();
+        // Each Work's manifests, by key and the apiVersion they were written in.
+        let mut carried: BTreeMap<String, Vec<(ManifestKey, String)>> = BTreeMap::new();
         for (name, work) in &self.works {
             let manifests = work["spec"]["workload"]["manifests"].as_array();
             for manifest in manifests.into_iter().flatten() {
@@ -146,7 +147,11 @@ impl Agent {
                 else {
                     continue;
                 };
-                carried.entry(name.clone()).or_default().push(key.clone());
+                let api_version = manifest["apiVersion"].as_str().unwrap_or("v1").to_owned();
+                carried
+                    .entry(name.clone())
+                    .or_default()
+                    .push((key.clone(), api_version));
                 desired.insert(key, Arc::new(encoded));
             }
         }
@@ -171,8 +176,7 @@ impl Agent {
                 continue;
             }
             let namespace = meshfleet_api::work::execution_namespace(&cluster);
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(self.gateway.clone(), &namespace, &WORKS.api_resource());
+            let api = WORKS.api(&self.gateway, &namespace);
             let patch = json!({"status": status});
             match api
                 .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -192,12 +196,12 @@ impl Agent {
     /// A Work's status: `Applied`, and each manifest's status in this cluster.
     async fn work_status(
         &self,
-        keys: &[ManifestKey],
+        keys: &[(ManifestKey, String)],
         failures: &BTreeMap<ManifestKey, String>,
     ) -> Value {
         let failed: Vec<String> = keys
             .iter()
-            .filter_map(|k| failures.get(k).map(|why| format!("{k}: {why}")))
+            .filter_map(|(k, _)| failures.get(k).map(|why| format!("{k}: {why}")))
             .collect();
         let applied = if failed.is_empty() {
             json!({"type": "Applied", "status": "True", "reason": "AppliedSuccessful",
@@ -207,17 +211,9 @@ impl Agent {
                 "message": failed.join("; ")})
         };
         let mut statuses = Vec::new();
-        for (ordinal, key) in keys.iter().enumerate() {
-            let ar = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
-                &key.group,
-                &self.version_of(key),
-                &key.kind,
-            ));
-            let api: Api<DynamicObject> = if key.namespace.is_empty() {
-                Api::all_with(self.local.clone(), &ar)
-            } else {
-                Api::namespaced_with(self.local.clone(), &key.namespace, &ar)
-            };
+        for (ordinal, (key, api_version)) in keys.iter().enumerate() {
+            let ar = resource_of(key, api_version);
+            let api = objects::api(&self.local, &ar, &key.namespace);
             let status = match api.get_opt(&key.name).await {
                 Ok(Some(object)) => object.data.get("status").cloned(),
                 _ => None,
@@ -231,25 +227,6 @@ impl Agent {
         json!({"conditions": [applied], "manifestStatuses": statuses})
     }
 
-    /// The version a carried manifest was written in.
-    fn version_of(&self, key: &ManifestKey) -> String {
-        self.works
-            .values()
-            .flat_map(|w| {
-                w["spec"]["workload"]["manifests"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .find(|m| key_of_manifest(m).as_ref() == Some(key))
-            .and_then(|m| {
-                m["apiVersion"]
-                    .as_str()
-                    .map(|v| v.rsplit('/').next().unwrap_or(v).to_owned())
-            })
-            .unwrap_or_else(|| "v1".to_owned())
-    }
-
     /// Tells the gateway this cluster is ready (with a heartbeat) and what its nodes offer.
     async fn report_cluster(&self) {
         let summary = members::summarize(&self.nodes, true);
@@ -260,7 +237,7 @@ impl Agent {
                 "lastHeartbeatTime": now}],
             "resourceSummary": {"allocatable": summary.allocatable},
         });
-        let api: Api<DynamicObject> = Api::all_with(self.gateway.clone(), &CLUSTERS.api_resource());
+        let api = CLUSTERS.api(&self.gateway, "");
         let patch = json!({"status": status});
         if let Err(error) = api
             .patch_status(
@@ -275,33 +252,13 @@ impl Agent {
     }
 }
 
-/// Keeps `objects` (by name) as a watch says; returns whether anything was said.
+/// Keeps `objects` (by name) as a watch says, telling its failures; returns whether anything
+/// was said.
 fn take(objects: &mut BTreeMap<String, Value>, batch: Vec<Change>, resource: &Resource) -> bool {
-    let name = |v: &Value| {
-        v["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let mut any = false;
-    for change in batch {
-        match change {
-            Change::Relist(values) => {
-                *objects = values.into_iter().map(|v| (name(&v), v)).collect();
-                any = true;
-            }
-            Change::Apply(v) => {
-                objects.insert(name(&v), v);
-                any = true;
-            }
-            Change::Delete(v) => {
-                objects.remove(&name(&v));
-                any = true;
-            }
-            Change::Failed(failure) => {
-                tracing::warn!(%resource, ?failure, "cannot list or watch; trying again");
-            }
+    for change in &batch {
+        if let Change::Failed(failure) = change {
+            tracing::warn!(%resource, ?failure, "cannot list or watch; trying again");
         }
     }
-    any
+    keep_by_name(objects, batch)
 }

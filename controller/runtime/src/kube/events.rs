@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{DynamicObject, PostParams};
 use serde_json::json;
 
 use meshfleet_model::problem::{Problem, Source};
@@ -169,8 +169,7 @@ impl Recorder {
                 Ok(event) => event,
                 Err(_) => continue,
             };
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(self.client.clone(), &namespace, &EVENTS.api_resource());
+            let api = EVENTS.api(&self.client, &namespace);
             match api.create(&PostParams::default(), &event).await {
                 Ok(_) => {
                     self.written.insert(name);

@@ -101,12 +101,10 @@ impl Changes {
 
     /// Watches `resource` in every namespace (or in `namespace`) of the cluster `client` talks to.
     pub fn of(client: kube::Client, resource: Resource, namespace: Option<&str>) -> Self {
-        let ar = resource.api_resource();
-        let api = match namespace {
-            Some(ns) => Api::namespaced_with(client, ns, &ar),
-            None => Api::all_with(client, &ar),
-        };
-        Self::new(api, resource)
+        Self::new(
+            resource.api(&client, namespace.unwrap_or_default()),
+            resource,
+        )
     }
 
     pub fn resource(&self) -> Resource {
@@ -180,6 +178,20 @@ impl Health {
         Self {
             must_list: resources.iter().map(Resource::name).collect(),
             ..Self::default()
+        }
+    }
+
+    /// Records what a batch of changes says of `resource`: its last failure, or that it
+    /// answered (and was listed, if it relisted) after it.
+    pub fn record_batch(&self, resource: &Resource, changes: &[Change]) {
+        let listed = changes.iter().any(|c| matches!(c, Change::Relist(_)));
+        // The last word of the batch: a failure, or an answer after it.
+        if let Some(last) = changes.last() {
+            let failure = match last {
+                Change::Failed(f) => Some(f.clone()),
+                _ => None,
+            };
+            self.record(resource, failure, listed);
         }
     }
 
@@ -422,12 +434,10 @@ impl IndexFeed {
 
     /// Puts a batch of changes into the index under one lock. Returns whether anything changed.
     pub fn take(&mut self, changes: Vec<Change>, health: &Health) -> bool {
+        health.record_batch(&self.resource, &changes);
         let target = self.target.clone();
         let mut index = target.index.lock().expect("index lock");
         let mut changed = false;
-        let mut failure = None;
-        let mut answered = false;
-        let mut listed = false;
         for change in changes {
             match change {
                 Change::Relist(values) => {
@@ -441,14 +451,9 @@ impl IndexFeed {
                         changed |= index.delete(&self.origin, &gone);
                         self.known.remove(&gone);
                     }
-                    listed = true;
-                    answered = true;
-                    failure = None;
                 }
                 Change::Apply(value) => {
                     self.apply_one(&mut index, value, &mut changed);
-                    answered = true;
-                    failure = None;
                 }
                 Change::Delete(value) => {
                     let value = self.prepare(value);
@@ -459,17 +464,9 @@ impl IndexFeed {
                         changed |= index.delete(&self.origin, &key);
                         self.known.remove(&key);
                     }
-                    answered = true;
-                    failure = None;
                 }
-                Change::Failed(f) => {
-                    failure = Some(f);
-                    answered = false;
-                }
+                Change::Failed(_) => {}
             }
-        }
-        if failure.is_some() || answered {
-            health.record(&self.resource, failure, listed);
         }
         if changed {
             // Problems are published only when something changed (a refused object is a change).
@@ -497,6 +494,35 @@ impl IndexFeed {
         }
         changed
     }
+}
+
+/// Keeps `objects`, by name, as a batch of changes says (for what is not put into the
+/// index: the gateway's Clusters, a member's Nodes, an agent's Works); returns whether any
+/// change was said.
+pub fn keep_by_name(objects: &mut BTreeMap<String, Value>, changes: Vec<Change>) -> bool {
+    let name = |v: &Value| {
+        v["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut any = false;
+    for change in changes {
+        match change {
+            Change::Relist(values) => {
+                *objects = values.into_iter().map(|v| (name(&v), v)).collect();
+            }
+            Change::Apply(v) => {
+                objects.insert(name(&v), v);
+            }
+            Change::Delete(v) => {
+                objects.remove(&name(&v));
+            }
+            Change::Failed(_) => continue,
+        }
+        any = true;
+    }
+    any
 }
 
 /// Follows one resource into the index until the task is aborted.

@@ -47,7 +47,7 @@ pub struct Elector {
 impl Elector {
     pub fn new(client: kube::Client, namespace: &str, name: &str, identity: &str) -> Self {
         Self {
-            api: Api::namespaced_with(client, namespace, &LEASES.api_resource()),
+            api: LEASES.api(&client, namespace),
             name: name.to_owned(),
             identity: identity.to_owned(),
             duration: DURATION,

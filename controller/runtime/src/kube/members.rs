@@ -23,7 +23,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -31,7 +31,9 @@ use tokio::task::JoinHandle;
 use meshfleet_index::Origin;
 use meshfleet_model::problem::{Problem, Source};
 
-use super::feed::{Change, Changes, Failure, Health, IndexFeed, Reachability, Refused, Target};
+use super::feed::{
+    Change, Changes, Failure, Health, IndexFeed, Reachability, Refused, Target, keep_by_name,
+};
 use super::objects::{self, CLUSTERS, ENDPOINT_SLICES, MEMBER_OBSERVED, NODES, SECRETS};
 
 /// The label of Istio's remote secrets (`istioctl create-remote-secret`).
@@ -269,56 +271,13 @@ async fn follow_nodes(
     let mut nodes: BTreeMap<String, Value> = BTreeMap::new();
     let mut listed = false;
     while let Some(batch) = changes.next().await {
-        let mut failure = None;
-        let mut answered = false;
-        let mut relisted = false;
-        for change in batch {
-            match change {
-                Change::Relist(values) => {
-                    nodes.clear();
-                    for v in values {
-                        nodes.insert(
-                            v["metadata"]["name"]
-                                .as_str()
-                                .unwrap_or_default()
-                                .to_owned(),
-                            v,
-                        );
-                    }
-                    listed = true;
-                    relisted = true;
-                    answered = true;
-                    failure = None;
-                }
-                Change::Apply(v) => {
-                    nodes.insert(
-                        v["metadata"]["name"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_owned(),
-                        v,
-                    );
-                    answered = true;
-                    failure = None;
-                }
-                Change::Delete(v) => {
-                    nodes.remove(v["metadata"]["name"].as_str().unwrap_or_default());
-                    answered = true;
-                    failure = None;
-                }
-                Change::Failed(f) => {
-                    failure = Some(f);
-                    answered = false;
-                }
-            }
+        listed |= batch.iter().any(|c| matches!(c, Change::Relist(_)));
+        let generation = health.generation();
+        health.record_batch(&resource, &batch);
+        if health.generation() != generation {
+            wake.notify_one();
         }
-        if failure.is_some() || answered {
-            let generation = health.generation();
-            health.record(&resource, failure, relisted);
-            if health.generation() != generation {
-                wake.notify_one();
-            }
-        }
+        keep_by_name(&mut nodes, batch);
         let next = summarize(&nodes, listed);
         if **summary.borrow() != next {
             summary.send_replace(Arc::new(next));
@@ -487,20 +446,12 @@ impl Registry {
     }
 
     fn take_clusters(&mut self, batch: Vec<Change>) {
-        for change in batch {
-            match change {
-                Change::Relist(values) => {
-                    self.gateway_clusters = values.into_iter().map(|v| (name_of(&v), v)).collect();
-                }
-                Change::Apply(v) => {
-                    self.gateway_clusters.insert(name_of(&v), v);
-                }
-                Change::Delete(v) => {
-                    self.gateway_clusters.remove(&name_of(&v));
-                }
-                Change::Failed(failure) => report_gateway_failure(&self.cx, &CLUSTERS, &failure),
+        for change in &batch {
+            if let Change::Failed(failure) = change {
+                report_gateway_failure(&CLUSTERS, failure);
             }
         }
+        keep_by_name(&mut self.gateway_clusters, batch);
     }
 
     fn take_secrets(&mut self, batch: Vec<Change>) {
@@ -516,7 +467,7 @@ impl Registry {
                 Change::Delete(v) => {
                     self.remote.remove(&secret_name(&v));
                 }
-                Change::Failed(failure) => report_gateway_failure(&self.cx, &SECRETS, &failure),
+                Change::Failed(failure) => report_gateway_failure(&SECRETS, &failure),
             }
         }
     }
@@ -583,8 +534,7 @@ impl Registry {
                 .get(&key)
                 .is_none_or(|(at, _)| at.elapsed() >= SECRET_REFRESH);
             if stale {
-                let api: Api<DynamicObject> =
-                    Api::namespaced_with(self.cx.gateway.clone(), ns, &SECRETS.api_resource());
+                let api = SECRETS.api(&self.cx.gateway, ns);
                 let read = match api.get(name).await {
                     Ok(secret) => Ok(secret_data(&objects::to_json(&secret, &SECRETS))),
                     Err(kube::Error::Api(status)) if status.code == 404 => {
@@ -948,8 +898,7 @@ impl Registry {
         if !*self.cx.leader.borrow() {
             return;
         }
-        let api: Api<DynamicObject> =
-            Api::all_with(self.cx.gateway.clone(), &CLUSTERS.api_resource());
+        let api = CLUSTERS.api(&self.cx.gateway, "");
         for (name, cluster) in &self.published {
             if !self.members.contains_key(name) {
                 continue;
@@ -984,8 +933,7 @@ fn ready(status: &str, reason: &str, message: &str) -> (String, String, String) 
     (status.to_owned(), reason.to_owned(), message.to_owned())
 }
 
-fn report_gateway_failure(cx: &Context, resource: &objects::Resource, failure: &Failure) {
-    let _ = cx;
+fn report_gateway_failure(resource: &objects::Resource, failure: &Failure) {
     tracing::warn!(resource = %resource, ?failure, "cannot list or watch in the gateway cluster; trying again");
 }
 

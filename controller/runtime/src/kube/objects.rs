@@ -2,7 +2,7 @@
 //! meshfleet watches, and the conversion of one served object (JSON) into an [`Object`] or a
 //! [`Problem`] naming it.
 
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::Value;
 
 use meshfleet_api::{LABEL_SOURCE_CLUSTER, Object, ObjectKey};
@@ -30,6 +30,11 @@ impl Resource {
             kind,
             plural,
         }
+    }
+
+    /// This resource's API in `namespace` (empty: every namespace, or a cluster-scoped kind).
+    pub fn api(&self, client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+        api(client, &self.api_resource(), namespace)
     }
 
     pub fn api_resource(&self) -> ApiResource {
@@ -149,6 +154,16 @@ pub const DEFAULT_TEMPLATES: [Resource; 7] = [
     Resource::new("", "v1", "ServiceAccount", "serviceaccounts"),
     SERVICE_EXPORTS,
 ];
+
+/// The API of `resource` in `namespace`; empty: across every namespace, or a cluster-scoped
+/// kind.
+pub fn api(client: &kube::Client, resource: &ApiResource, namespace: &str) -> Api<DynamicObject> {
+    if namespace.is_empty() {
+        Api::all_with(client.clone(), resource)
+    } else {
+        Api::namespaced_with(client.clone(), namespace, resource)
+    }
+}
 
 /// A served object as JSON, with the `apiVersion` and `kind` a list's items may lack, and
 /// without `managedFields` (bookkeeping of the API server's, large and of no use here).

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
-    PatchParams, PostParams,
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+    PostParams,
 };
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use meshfleet_propagation::manifest::{Keep, Manifest, ManifestKey, Manifests};
 
 use super::members::Clients;
-use super::objects::{HPAS, NAMESPACES};
+use super::objects::{self, HPAS, NAMESPACES};
 use crate::sink::{Applied, ApplyManifests, BoxError, SinkError, SinkFuture};
 
 /// Applies in flight at once to one cluster.
@@ -55,7 +55,6 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug)]
 struct Placed {
     resource: ApiResource,
-    namespaced: bool,
     hash: u64,
     source: ManifestKey,
 }
@@ -223,7 +222,7 @@ impl KubeSink {
                     continue;
                 }
                 let target = match &pull {
-                    Some(_) => work_for(cluster, key, Value::Null).0,
+                    Some(_) => work_key(cluster, key),
                     None => key.clone(),
                 };
                 if held
@@ -278,7 +277,7 @@ impl KubeSink {
         let mut kinds: BTreeMap<(String, String), ApiResource> = BTreeMap::new();
         for (key, manifest) in desired {
             if pull.is_some() {
-                let (work, _) = work_for(cluster, key, Value::Null);
+                let work = work_key(cluster, key);
                 kinds.insert(
                     (work.group.clone(), work.kind.clone()),
                     resource_of(&work, "meshfleet.io/v1alpha1"),
@@ -348,7 +347,6 @@ impl KubeSink {
                         target.clone(),
                         Placed {
                             resource,
-                            namespaced: !target.namespace.is_empty(),
                             hash,
                             source,
                         },
@@ -384,11 +382,7 @@ impl KubeSink {
                 return Err(SinkError::Standby);
             }
             let placed = held[&key].clone();
-            let api: Api<DynamicObject> = if placed.namespaced {
-                Api::namespaced_with(client.clone(), &key.namespace, &placed.resource)
-            } else {
-                Api::all_with(client.clone(), &placed.resource)
-            };
+            let api = objects::api(&client, &placed.resource, &key.namespace);
             match api.delete(&key.name, &DeleteParams::default()).await {
                 Ok(_) => {
                     held.remove(&key);
@@ -430,12 +424,12 @@ impl KubeSink {
             // A pull-mode cluster's Works live in its own namespace of the gateway: never
             // another cluster's.
             let works = resource.kind == "Work" && resource.group == meshfleet_api::crd::GROUP;
-            let api: Api<DynamicObject> = if works {
-                let namespace = meshfleet_api::work::execution_namespace(cluster);
-                Api::namespaced_with(client.clone(), &namespace, &resource)
+            let namespace = if works {
+                meshfleet_api::work::execution_namespace(cluster)
             } else {
-                Api::all_with(client.clone(), &resource)
+                String::new()
             };
+            let api = objects::api(client, &resource, &namespace);
             let listed = api
                 .list(&ListParams::default().labels(&format!("{LABEL_MANAGED}=true")))
                 .await
@@ -468,7 +462,6 @@ impl KubeSink {
                 };
                 held.entry(key).or_insert(Placed {
                     resource: resource.clone(),
-                    namespaced: !namespace.is_empty(),
                     hash: 0,
                     source,
                 });
@@ -522,7 +515,19 @@ pub fn key_of_manifest(manifest: &Value) -> Option<ManifestKey> {
 /// named after the manifest (readable, with a hash of its whole key so that names never
 /// collide).
 fn work_for(cluster: &str, key: &ManifestKey, manifest: Value) -> (ManifestKey, Value) {
-    let namespace = meshfleet_api::work::execution_namespace(cluster);
+    let target = work_key(cluster, key);
+    let work = json!({
+        "apiVersion": "meshfleet.io/v1alpha1",
+        "kind": "Work",
+        "metadata": {"name": target.name, "namespace": target.namespace,
+            "labels": {LABEL_MANAGED: "true", LABEL_CLUSTER: cluster}},
+        "spec": {"workload": {"manifests": [manifest]}},
+    });
+    (target, work)
+}
+
+/// Where the Work carrying `key` to `cluster` lives.
+fn work_key(cluster: &str, key: &ManifestKey) -> ManifestKey {
     let readable: String = format!("{}-{}", key.kind, key.name)
         .to_ascii_lowercase()
         .chars()
@@ -530,21 +535,12 @@ fn work_for(cluster: &str, key: &ManifestKey, manifest: Value) -> (ManifestKey, 
         .take(40)
         .collect();
     let hash = xxhash_rust::xxh3::xxh3_64(key.to_string().as_bytes());
-    let name = format!("{}-{:08x}", readable.trim_matches('-'), hash as u32);
-    let work = json!({
-        "apiVersion": "meshfleet.io/v1alpha1",
-        "kind": "Work",
-        "metadata": {"name": name, "namespace": namespace,
-            "labels": {LABEL_MANAGED: "true", LABEL_CLUSTER: cluster}},
-        "spec": {"workload": {"manifests": [manifest]}},
-    });
-    let key = ManifestKey {
-        group: "meshfleet.io".to_owned(),
+    ManifestKey {
+        group: meshfleet_api::crd::GROUP.to_owned(),
         kind: "Work".to_owned(),
-        namespace,
-        name,
-    };
-    (key, work)
+        namespace: meshfleet_api::work::execution_namespace(cluster),
+        name: format!("{}-{:08x}", readable.trim_matches('-'), hash as u32),
+    }
 }
 
 impl ApplyManifests for KubeSink {
@@ -587,7 +583,7 @@ pub(crate) fn resource_of(key: &ManifestKey, api_version: &str) -> ApiResource {
 async fn autoscaled(
     client: &kube::Client,
 ) -> Result<BTreeSet<(String, String, String, String)>, kube::Error> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &HPAS.api_resource());
+    let api = HPAS.api(client, "");
     let list = api.list(&ListParams::default()).await?;
     Ok(list
         .items
@@ -660,11 +656,7 @@ pub(crate) async fn apply_one(
         .and_then(Value::as_str)
         .unwrap_or("v1");
     let resource = resource_of(key, api_version);
-    let api: Api<DynamicObject> = if key.namespace.is_empty() {
-        Api::all_with(client.clone(), &resource)
-    } else {
-        Api::namespaced_with(client.clone(), &key.namespace, &resource)
-    };
+    let api = objects::api(client, &resource, &key.namespace);
     let params = PatchParams::apply(FIELD_MANAGER);
     match api.patch(&key.name, &params, &Patch::Apply(body)).await {
         Ok(_) => return Ok(resource),
@@ -672,8 +664,7 @@ pub(crate) async fn apply_one(
         Err(error) => return Err(describe(error)),
     }
     if !key.namespace.is_empty() {
-        let namespaces: Api<DynamicObject> =
-            Api::all_with(client.clone(), &NAMESPACES.api_resource());
+        let namespaces = NAMESPACES.api(client, "");
         let namespace: DynamicObject = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": key.namespace, "labels": {LABEL_CREATED_NAMESPACE: "true"}}

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -25,7 +25,7 @@ use meshfleet_api::{AggregatedStatusItem, ResourceBinding};
 use meshfleet_propagation::manifest::ManifestKey;
 
 use super::members::Clients;
-use super::objects::WORKS;
+use super::objects::{self, WORKS};
 use super::sink::{Failures, LABEL_MANAGED, PullMode, apply_one, key_of_manifest, resource_of};
 use crate::state::State;
 
@@ -152,8 +152,7 @@ impl Reporter {
             .contains(cluster);
         if pulled {
             let namespace = meshfleet_api::work::execution_namespace(cluster);
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(self.gateway.clone(), &namespace, &WORKS.api_resource());
+            let api = WORKS.api(&self.gateway, &namespace);
             for work in api.list(&ListParams::default()).await?.items {
                 let Some(key) = work.data["spec"]["workload"]["manifests"]
                     .get(0)
@@ -199,7 +198,7 @@ impl Reporter {
                 name: String::new(),
             };
             let resource = resource_of(&probe, api_version);
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            let api = objects::api(&client, &resource, "");
             let params = ListParams::default().labels(&format!("{LABEL_MANAGED}=true"));
             for object in api.list(&params).await?.items {
                 let key = ManifestKey {
@@ -258,11 +257,7 @@ impl Reporter {
                 return;
             }
         };
-        let api: Api<DynamicObject> = if namespaced {
-            Api::namespaced_with(self.gateway.clone(), &namespace, &resource)
-        } else {
-            Api::all_with(self.gateway.clone(), &resource)
-        };
+        let api = objects::api(&self.gateway, &resource, &namespace);
         let patch = json!({"status": status});
         match api
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -304,10 +299,7 @@ impl Reporter {
             return;
         }
         let resource = resource_of(&key, &reference.api_version);
-        let api: Api<DynamicObject> = match &reference.namespace {
-            Some(ns) => Api::namespaced_with(self.gateway.clone(), ns, &resource),
-            None => Api::all_with(self.gateway.clone(), &resource),
-        };
+        let api = objects::api(&self.gateway, &resource, &key.namespace);
         let patch = json!({"status": status});
         match api
             .patch_status(
